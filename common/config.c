@@ -1,0 +1,105 @@
+/*
+ * config.c -- the configuration's defaults and small accessors.
+ *
+ * config_new_empty() returns a configuration with every default of
+ * portcullis.conf(5) filled in and empty lists; parse.y starts from it.
+ * config_free() releases one, whoever built it (the parser or
+ * config_imsg.c); it closes no descriptor, see config_close_fds().
+ * listener_address() and listener_port() give a listener's numeric
+ * address and port for logs and messages.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct portcullis_conf *
+config_new_empty(void)
+{
+	struct portcullis_conf	*conf;
+
+	if ((conf = calloc(1, sizeof(*conf))) == NULL)
+		return NULL;
+
+	/* gethostname(2) need not terminate a truncated name. */
+	if (gethostname(conf->hostname, sizeof(conf->hostname) - 1) == -1 ||
+	    conf->hostname[0] == '\0')
+		(void)strlcpy(conf->hostname, "localhost",
+		    sizeof(conf->hostname));
+	conf->hostname[sizeof(conf->hostname) - 1] = '\0';
+
+	(void)strlcpy(conf->user, PORTCULLIS_USER, sizeof(conf->user));
+	(void)strlcpy(conf->auth_user, PORTCULLIS_AUTH_USER,
+	    sizeof(conf->auth_user));
+	(void)strlcpy(conf->chroot, PORTCULLIS_CHROOT, sizeof(conf->chroot));
+	(void)strlcpy(conf->spool, PORTCULLIS_SPOOL, sizeof(conf->spool));
+	conf->workers = 0;
+	conf->grace_period = DEFAULT_GRACE_PERIOD;
+	conf->max_message_size = DEFAULT_MAX_MSG_SIZE;
+	conf->deliver = DELIVER_SPOOL;
+	conf->relay_url[0] = '\0';
+	conf->failure_delay = DEFAULT_FAILURE_DELAY;
+
+	TAILQ_INIT(&conf->listeners);
+	TAILQ_INIT(&conf->pkis);
+	TAILQ_INIT(&conf->checkers);
+	return conf;
+}
+
+void
+config_free(struct portcullis_conf *conf)
+{
+	struct listener		*l;
+	struct pki		*p;
+	struct checker_conf	*c;
+
+	if (conf == NULL)
+		return;
+	while ((l = TAILQ_FIRST(&conf->listeners)) != NULL) {
+		TAILQ_REMOVE(&conf->listeners, l, entry);
+		free(l);
+	}
+	while ((p = TAILQ_FIRST(&conf->pkis)) != NULL) {
+		TAILQ_REMOVE(&conf->pkis, p, entry);
+		free(p);
+	}
+	while ((c = TAILQ_FIRST(&conf->checkers)) != NULL) {
+		TAILQ_REMOVE(&conf->checkers, c, entry);
+		free(c);
+	}
+	free(conf);
+}
+
+/* A static buffer: good until the next call, as inet_ntoa(3). */
+const char *
+listener_address(const struct listener *l)
+{
+	static char	 host[NI_MAXHOST];
+
+	if (getnameinfo((const struct sockaddr *)&l->ss, l->sslen, host,
+	    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+		(void)strlcpy(host, "?", sizeof(host));
+	return host;
+}
+
+int
+listener_port(const struct listener *l)
+{
+	switch (l->ss.ss_family) {
+	case AF_INET:
+		return ntohs(((const struct sockaddr_in *)&l->ss)->sin_port);
+	case AF_INET6:
+		return ntohs(((const struct sockaddr_in6 *)&l->ss)->sin6_port);
+	}
+	return -1;
+}

@@ -1,0 +1,108 @@
+/*
+ * config.h -- the parsed configuration of portcullis.
+ *
+ * parse.y turns portcullis.conf(5) into one struct portcullis_conf.
+ * master parses the file; children never open it: master sends them
+ * the struct piece by piece over imsg (config_imsg.c), so every member
+ * here is a fixed-size value that can be copied as it is.
+ */
+#ifndef PORTCULLIS_CONFIG_H
+#define PORTCULLIS_CONFIG_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
+
+#define PORTCULLIS_CONF_FILE	"/etc/portcullis.conf"
+#define PORTCULLIS_USER		"_portcullis"
+#define PORTCULLIS_AUTH_USER	"_portcullis_auth"
+#define PORTCULLIS_CHROOT	"/var/empty"
+#define PORTCULLIS_SPOOL	"/var/spool/portcullis"
+#define PORTCULLIS_DB		"/var/db/portcullis"
+
+#define CONF_NAME_MAX		64	/* listener, pki and checker names */
+#define CONF_HOST_MAX		256	/* host names, with the NUL */
+#define CONF_USER_MAX		33	/* user names, with the NUL */
+#define CONF_URL_MAX		1024	/* relay URLs */
+#define CONF_LISTENERS_MAX	32
+#define CONF_CHECKERS_MAX	16
+
+#define DEFAULT_GRACE_PERIOD	30		/* seconds */
+#define DEFAULT_MAX_MSG_SIZE	(35 * 1024 * 1024)
+#define DEFAULT_FAILURE_DELAY	2000		/* milliseconds */
+
+/* listener flags */
+#define LISTEN_STARTTLS		0x0001	/* offer STARTTLS */
+#define LISTEN_TLS_REQUIRE	0x0002	/* no MAIL or AUTH before TLS */
+#define LISTEN_SMTPS		0x0004	/* implicit TLS, RFC 8314 */
+#define LISTEN_AUTH_REQUIRE	0x0008	/* no MAIL before AUTH */
+#define LISTEN_AUTH_OPTIONAL	0x0010	/* AUTH offered, not needed */
+
+struct listener {
+	TAILQ_ENTRY(listener)	 entry;
+	char			 name[CONF_NAME_MAX];	/* for logs */
+	struct sockaddr_storage	 ss;			/* address, port set */
+	socklen_t		 sslen;
+	char			 pki[CONF_HOST_MAX];	/* "" unless tls or smtps */
+	uint32_t		 flags;
+	int			 fd;	/* master: bound socket, else -1 */
+};
+TAILQ_HEAD(listenerlist, listener);
+
+struct pki {
+	TAILQ_ENTRY(pki)	 entry;
+	char			 name[CONF_HOST_MAX];	/* also SNI name */
+	char			 cert_file[PATH_MAX];
+	char			 key_file[PATH_MAX];
+};
+TAILQ_HEAD(pkilist, pki);
+
+enum checker_type {
+	CHECKER_LMDB = 1,
+};
+
+struct checker_conf {
+	TAILQ_ENTRY(checker_conf) entry;
+	char			 name[CONF_NAME_MAX];
+	enum checker_type	 type;
+	char			 path[PATH_MAX];	/* lmdb: environment */
+};
+TAILQ_HEAD(checkerlist, checker_conf);
+
+enum deliver_method {
+	DELIVER_SPOOL = 1,
+	DELIVER_RELAY,
+	DELIVER_CONSOLE,
+};
+
+struct portcullis_conf {
+	char			 hostname[CONF_HOST_MAX];
+	char			 user[CONF_USER_MAX];	/* workers */
+	char			 auth_user[CONF_USER_MAX];	/* authd */
+	char			 chroot[PATH_MAX];	/* workers' root */
+	char			 spool[PATH_MAX];
+	int			 workers;		/* 0: one per core */
+	int			 grace_period;		/* seconds */
+	uint64_t		 max_message_size;	/* octets */
+	enum deliver_method	 deliver;
+	char			 relay_url[CONF_URL_MAX];
+	int			 failure_delay;		/* milliseconds */
+
+	struct listenerlist	 listeners;
+	struct pkilist		 pkis;
+	struct checkerlist	 checkers;
+};
+
+/* parse.y */
+struct portcullis_conf	*parse_config(const char *file);
+const char		*config_errmsg(void);	/* first error of the last parse */
+struct portcullis_conf	*config_new_empty(void);
+void			 config_free(struct portcullis_conf *);
+const char		*listener_address(const struct listener *);
+int			 listener_port(const struct listener *);
+
+#endif /* PORTCULLIS_CONFIG_H */

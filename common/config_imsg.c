@@ -1,0 +1,218 @@
+/*
+ * config_imsg.c -- carry the configuration from master to a child.
+ *
+ * Children never read the configuration file: master parsed it, and
+ * sends the result as CONF_START, one message per listener, pki and
+ * checker, then CONF_END.  Each piece is a fixed-size struct; the
+ * receiver checks its exact length, ignores the list pointers that
+ * came along, and terminates every string, so a bad message cannot
+ * make a child read out of bounds.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_imsg.h"
+#include "log.h"
+#include "proto.h"
+
+#define TERMINATE(s)	((s)[sizeof(s) - 1] = '\0')
+
+/*
+ * A copy waits in the write queue until the child has read it; if
+ * master forks another child meanwhile, a plain dup() would leak the
+ * socket into that child across exec.
+ */
+static int
+dup_cloexec(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+int
+config_send(struct imsgev *iev, const struct portcullis_conf *conf,
+    int listener_fds, int spool_fd)
+{
+	struct portcullis_conf	 head;
+	struct listener		*l;
+	struct pki		*p;
+	struct checker_conf	*c;
+	int			 fd;
+
+	head = *conf;
+	TAILQ_INIT(&head.listeners);
+	TAILQ_INIT(&head.pkis);
+	TAILQ_INIT(&head.checkers);
+	if (imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
+	    sizeof(head)) == -1)
+		return -1;
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		fd = -1;
+		if (listener_fds && l->fd != -1 && (fd = dup_cloexec(l->fd)) == -1)
+			return -1;
+		if (imsgev_compose(iev, IMSG_CONF_LISTENER, 0, fd, l,
+		    sizeof(*l)) == -1)
+			return -1;
+	}
+	TAILQ_FOREACH(p, &conf->pkis, entry)
+		if (imsgev_compose(iev, IMSG_CONF_PKI, 0, -1, p,
+		    sizeof(*p)) == -1)
+			return -1;
+	TAILQ_FOREACH(c, &conf->checkers, entry)
+		if (imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, c,
+		    sizeof(*c)) == -1)
+			return -1;
+	if (spool_fd != -1) {
+		if ((fd = dup_cloexec(spool_fd)) == -1)
+			return -1;
+		if (imsgev_compose(iev, IMSG_CONF_SPOOL, 0, fd, NULL, 0) == -1)
+			return -1;
+	}
+	return imsgev_compose(iev, IMSG_CONF_END, 0, -1, NULL, 0);
+}
+
+void
+config_close_fds(struct portcullis_conf *conf)
+{
+	struct listener	*l;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		if (l->fd != -1)
+			close(l->fd);
+		l->fd = -1;
+	}
+}
+
+void
+config_recv_reset(struct config_recv *cr)
+{
+	if (cr->conf != NULL) {
+		config_close_fds(cr->conf);
+		config_free(cr->conf);
+	}
+	cr->conf = NULL;
+	if (cr->spool_fd >= 0)
+		close(cr->spool_fd);
+	cr->spool_fd = -1;
+}
+
+static int
+recv_start(struct config_recv *cr, struct imsg *imsg)
+{
+	struct portcullis_conf	*conf;
+
+	config_recv_reset(cr);
+	if ((conf = calloc(1, sizeof(*conf))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, conf, sizeof(*conf)) == -1) {
+		free(conf);
+		return -1;
+	}
+	TAILQ_INIT(&conf->listeners);
+	TAILQ_INIT(&conf->pkis);
+	TAILQ_INIT(&conf->checkers);
+	TERMINATE(conf->hostname);
+	TERMINATE(conf->user);
+	TERMINATE(conf->auth_user);
+	TERMINATE(conf->chroot);
+	TERMINATE(conf->spool);
+	TERMINATE(conf->relay_url);
+	cr->conf = conf;
+	return 0;
+}
+
+static int
+recv_listener(struct config_recv *cr, struct imsg *imsg)
+{
+	struct listener	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, l, sizeof(*l)) == -1 ||
+	    l->sslen > sizeof(l->ss)) {
+		free(l);
+		return -1;
+	}
+	TERMINATE(l->name);
+	TERMINATE(l->pki);
+	l->fd = imsg_get_fd(imsg);
+	TAILQ_INSERT_TAIL(&cr->conf->listeners, l, entry);
+	return 0;
+}
+
+static int
+recv_pki(struct config_recv *cr, struct imsg *imsg)
+{
+	struct pki	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, p, sizeof(*p)) == -1) {
+		free(p);
+		return -1;
+	}
+	TERMINATE(p->name);
+	TERMINATE(p->cert_file);
+	TERMINATE(p->key_file);
+	TAILQ_INSERT_TAIL(&cr->conf->pkis, p, entry);
+	return 0;
+}
+
+static int
+recv_checker(struct config_recv *cr, struct imsg *imsg)
+{
+	struct checker_conf	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, c, sizeof(*c)) == -1) {
+		free(c);
+		return -1;
+	}
+	TERMINATE(c->name);
+	TERMINATE(c->path);
+	TAILQ_INSERT_TAIL(&cr->conf->checkers, c, entry);
+	return 0;
+}
+
+/*
+ * Feed one CONF_* message.  Returns 1 when CONF_END completed a
+ * configuration (cr->conf is then the caller's), 0 when more is to
+ * come, -1 on a malformed or out-of-order message.
+ */
+int
+config_recv(struct config_recv *cr, struct imsg *imsg)
+{
+	uint32_t	 type = imsg_get_type(imsg);
+
+	if (type == IMSG_CONF_START)
+		return recv_start(cr, imsg);
+	if (cr->conf == NULL) {
+		errno = EBADMSG;
+		return -1;
+	}
+	switch (type) {
+	case IMSG_CONF_LISTENER:
+		return recv_listener(cr, imsg);
+	case IMSG_CONF_PKI:
+		return recv_pki(cr, imsg);
+	case IMSG_CONF_CHECKER:
+		return recv_checker(cr, imsg);
+	case IMSG_CONF_SPOOL:
+		if (imsg_get_len(imsg) != 0)
+			return -1;
+		if (cr->spool_fd != -1)
+			close(cr->spool_fd);
+		cr->spool_fd = imsg_get_fd(imsg);
+		return 0;
+	case IMSG_CONF_END:
+		if (imsg_get_len(imsg) != 0)
+			return -1;
+		return 1;
+	}
+	errno = EBADMSG;
+	return -1;
+}

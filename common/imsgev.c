@@ -1,0 +1,182 @@
+/*
+ * imsgev.c -- imsg channels on a libevent loop.
+ *
+ * The closed callback runs exactly once per channel and only when no
+ * handler of that channel is on the stack, so an owner may free the
+ * channel from it.  A handler that wants to drop its peer calls
+ * imsgev_close(); the close is then reported after the handler
+ * returns.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imsgev.h"
+#include "log.h"
+#include "proto.h"
+
+static void	imsgev_dispatch(evutil_socket_t, short, void *);
+static void	imsgev_update(struct imsgev *);
+
+int
+imsgev_init(struct imsgev *iev, struct event_base *base, int fd, int fdpass,
+    const char *name, imsgev_handler handler, imsgev_closed closed, void *arg)
+{
+	int	 flags;
+
+	memset(iev, 0, sizeof(*iev));
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+		return -1;
+	if (imsgbuf_init(&iev->ibuf, fd) == -1)
+		return -1;
+	if (fdpass)
+		imsgbuf_allow_fdpass(&iev->ibuf);
+	iev->base = base;
+	iev->handler = handler;
+	iev->closed = closed;
+	iev->arg = arg;
+	iev->name = name;
+	iev->ev = event_new(base, fd, EV_READ, imsgev_dispatch, iev);
+	if (iev->ev == NULL) {
+		imsgbuf_clear(&iev->ibuf);
+		return -1;
+	}
+	iev->open = 1;
+	imsgev_update(iev);
+	return 0;
+}
+
+static void
+imsgev_update(struct imsgev *iev)
+{
+	short	 events = EV_READ;
+
+	if (!iev->open)
+		return;
+	if (imsgbuf_queuelen(&iev->ibuf) > 0)
+		events |= EV_WRITE;
+	if (events == iev->events && event_pending(iev->ev, events, NULL))
+		return;
+	event_del(iev->ev);
+	event_assign(iev->ev, iev->base, iev->ibuf.fd, events,
+	    imsgev_dispatch, iev);
+	iev->events = events;
+	event_add(iev->ev, NULL);
+}
+
+/* Tear down; report to the owner unless a handler is running. */
+void
+imsgev_close(struct imsgev *iev)
+{
+	if (!iev->open)
+		return;
+	iev->open = 0;
+	event_del(iev->ev);
+	event_free(iev->ev);
+	iev->ev = NULL;
+	close(iev->ibuf.fd);
+	imsgbuf_clear(&iev->ibuf);
+	iev->ibuf.fd = -1;
+	if (iev->dispatching)
+		iev->close_pending = 1;
+	else if (iev->closed != NULL)
+		iev->closed(iev);
+}
+
+int
+imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	if (!iev->open) {
+		if (fd != -1)
+			close(fd);
+		errno = EPIPE;
+		return -1;
+	}
+	if (imsg_compose(&iev->ibuf, type, peerid, 0, fd, data, len) == -1) {
+		/* imsg_compose leaves the descriptor to us when it fails. */
+		log_warn("%s: compose %s", iev->name, imsg_type_name(type));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	imsgev_update(iev);
+	return 0;
+}
+
+/* Blocking write of everything queued; for the last words before exit. */
+int
+imsgev_flush(struct imsgev *iev)
+{
+	int	 flags, rv;
+
+	if (!iev->open)
+		return -1;
+	flags = fcntl(iev->ibuf.fd, F_GETFL);
+	if (flags != -1)
+		fcntl(iev->ibuf.fd, F_SETFL, flags & ~O_NONBLOCK);
+	rv = imsgbuf_flush(&iev->ibuf);
+	if (flags != -1)
+		fcntl(iev->ibuf.fd, F_SETFL, flags);
+	return rv;
+}
+
+static void
+imsgev_read(struct imsgev *iev)
+{
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	switch (imsgbuf_read(&iev->ibuf)) {
+	case -1:
+		if (errno != EAGAIN && errno != EINTR) {
+			log_warn("%s: read", iev->name);
+			imsgev_close(iev);
+		}
+		return;
+	case 0:
+		log_debug("%s: channel closed by peer", iev->name);
+		imsgev_close(iev);
+		return;
+	}
+	while (iev->open) {
+		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1) {
+			log_warn("%s: malformed message, closing channel",
+			    iev->name);
+			imsgev_close(iev);
+			return;
+		}
+		if (n == 0)
+			break;
+		iev->handler(iev, &imsg);
+		imsg_free(&imsg);
+	}
+}
+
+static void
+imsgev_dispatch(evutil_socket_t fd, short events, void *arg)
+{
+	struct imsgev	*iev = arg;
+
+	(void)fd;
+	iev->dispatching = 1;
+	if ((events & EV_WRITE) && iev->open &&
+	    imsgbuf_write(&iev->ibuf) == -1 && errno != EAGAIN) {
+		if (errno != EPIPE)
+			log_warn("%s: write", iev->name);
+		imsgev_close(iev);
+	}
+	if ((events & EV_READ) && iev->open)
+		imsgev_read(iev);
+	iev->dispatching = 0;
+	if (iev->close_pending) {
+		iev->close_pending = 0;
+		if (iev->closed != NULL)
+			iev->closed(iev);
+		return;
+	}
+	imsgev_update(iev);
+}

@@ -1,0 +1,1663 @@
+/*
+ * parse.y -- the portcullis.conf(5) grammar.
+ *
+ * parse_config() reads one configuration file, and the files it
+ * includes, into a struct portcullis_conf.  It follows the OpenBSD
+ * parse.y template: a sorted keyword table searched with bsearch(3),
+ * macros ("name = value", expanded by "$name" outside quotes),
+ * "include", "#" comments and a line number in every error.
+ *
+ * Guarantees:
+ * - every error is logged as "FILE:LINE: message" with log_warnx(), and
+ *   the first one of a parse is kept for config_errmsg() ("" after a
+ *   parse without error);
+ * - on any error nothing is returned and nothing is leaked: every
+ *   string the lexer makes lives in a pool freed when the parse ends,
+ *   because yacc's error recovery discards tokens without telling us;
+ * - a file that is group or world writable, or owned by neither root
+ *   nor the invoking user, is refused before a byte of it is read;
+ * - the parser opens no certificate, key, spool or database: master
+ *   does that, so "portcullisd -n" checks the grammar and the
+ *   cross-references only.
+ */
+
+%{
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#define LEX_MAX			8192	/* longest token, with the NUL */
+#define UNGET_MAX		(2 * LEX_MAX)
+#define INCLUDE_DEPTH_MAX	10
+#define MACRO_END		256	/* pushback marker: expansion ends */
+
+#define WORKERS_MAX		256
+#define GRACE_PERIOD_MAX	(24 * 3600)		/* seconds */
+#define FAILURE_DELAY_MAX	(60 * 1000)		/* milliseconds */
+#define MSG_SIZE_MAX		(4ULL * 1024 * 1024 * 1024)
+
+struct file {
+	TAILQ_ENTRY(file)	 entry;
+	FILE			*stream;
+	char			*name;
+	int			 lineno;
+	int			 lastc;		/* to end the file with '\n' */
+	size_t			 ungetlen;
+	int			 ungetbuf[UNGET_MAX];
+};
+TAILQ_HEAD(files, file);
+
+struct sym {
+	TAILQ_ENTRY(sym)	 entry;
+	char			*name;
+	char			*value;
+};
+TAILQ_HEAD(syms, sym);
+
+struct pooled_string {
+	SLIST_ENTRY(pooled_string) entry;
+	char			 s[];
+};
+SLIST_HEAD(string_pool, pooled_string);
+
+/* Where a listener was declared, for the checks made at the end. */
+struct listener_origin {
+	struct listener		*listener;
+	char			*file;
+	int			 line;
+};
+
+/* Listener options collected while "listen on" is parsed. */
+struct listen_opts {
+	char			*name;
+	char			*pki;
+	uint32_t		 flags;
+	int			 tls;		/* tls or tls require given */
+	int			 smtps;
+	int			 auth_require;
+	int			 auth_optional;
+};
+
+/* A pki statement being parsed. */
+struct pki_opts {
+	char			*name;
+	char			*cert;
+	char			*key;
+};
+
+typedef struct {
+	union {
+		int64_t		 number;
+		char		*string;
+	} v;
+	int lineno;
+} YYSTYPE;
+#define YYSTYPE_IS_DECLARED 1
+
+int		 yyparse(void);
+int		 yylex(void);
+static void	 yyerror(const char *);
+
+static int	 lex_token(void);
+static int	 lgetc(int);
+static int	 lungetc(int);
+static int	 findeol(void);
+static int	 lookup(const char *);
+static void	 lex_error(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2)));
+static void	 conf_error(const char *, ...)
+		    __attribute__((__format__ (printf, 1, 2)));
+static void	 conf_error_at(const char *, int, const char *, ...)
+		    __attribute__((__format__ (printf, 3, 4)));
+static void	 conf_verror(const char *, int, const char *, va_list)
+		    __attribute__((__format__ (printf, 3, 0)));
+
+static struct file *pushfile(const char *, const char **);
+static void	 popfile(void);
+static int	 include_file(const char *);
+static const char *file_secrecy(int);
+
+static int	 symset(const char *, const char *);
+static const char *symget(const char *);
+static void	 symfree(void);
+static char	*pool_strdup(const char *);
+static void	 pool_free(void);
+
+static int	 copy_value(char *, size_t, const char *, const char *);
+static int	 copy_path(char *, size_t, const char *, const char *);
+static int	 valid_macro_name(const char *);
+static int	 valid_hostname(const char *);
+static int	 valid_relay_url(const char *);
+static int64_t	 parse_duration(const char *);
+static int64_t	 parse_size(const char *);
+static int	 set_user(char *, size_t, const char *, const char *);
+static int	 listener_add(const char *, int64_t, struct listen_opts *);
+static int	 listener_resolve(struct listener *, const char *, int);
+static int	 sockaddr_equal(const struct sockaddr_storage *,
+		    const struct sockaddr_storage *);
+static int	 pki_add(struct pki_opts *);
+static int	 checker_add(const char *, int64_t, const char *);
+static void	 check_listeners(void);
+static void	 parse_reset(void);
+static void	 parse_cleanup(void);
+
+static struct portcullis_conf	*conf;
+static struct files		 files = TAILQ_HEAD_INITIALIZER(files);
+static struct file		*file, *topfile;
+static int			 include_depth;
+static struct syms		 symhead = TAILQ_HEAD_INITIALIZER(symhead);
+static struct string_pool	 string_pool =
+				    SLIST_HEAD_INITIALIZER(string_pool);
+static struct listener_origin	 origins[CONF_LISTENERS_MAX];
+static int			 norigins;
+static struct listen_opts	 lopts;
+static struct pki_opts		 popts;
+
+static int			 errors;
+static char			 errmsg[1024];
+
+/* Lexer state, also read by yyerror() to say what went wrong. */
+static int			 expanding;	/* inside a macro's value */
+static int			 stmt_start = 1; /* next token starts one */
+static int			 lexerr_pending; /* lexer said it already */
+static int			 cur_tok;
+static int			 prev_is_keyword;
+static char			 cur_text[64], prev_text[64], stmt_keyword[64];
+%}
+
+%token	AUTH AUTHUSER CERT CHECKER CHROOT CONSOLE DELIVER FAILUREDELAY
+%token	GRACEPERIOD HOSTNAME INCLUDE KEY LISTEN LMDB MAXMESSAGESIZE NAME ON
+%token	OPTIONAL PKI PORT RELAY REQUIRE SMTPS SPOOL TLS TO USER WORKERS
+%token	ERROR
+%token	<v.string>	STRING
+%token	<v.number>	NUMBER
+%type	<v.string>	address optpath macrovalue
+%type	<v.number>	port duration size checkertype
+
+%%
+
+grammar		: /* empty */
+		| grammar '\n'
+		| grammar include '\n'
+		| grammar varset '\n'
+		| grammar main '\n'
+		| grammar error '\n'		{ yyerrok; }
+		;
+
+include		: INCLUDE STRING		{
+			if (include_file($2) == -1)
+				YYERROR;
+		}
+		;
+
+varset		: STRING '=' macrovalue	{
+			if (!valid_macro_name($1)) {
+				conf_error("invalid macro name \"%s\"", $1);
+				YYERROR;
+			}
+			if (symset($1, $3) == -1) {
+				conf_error("out of memory");
+				YYERROR;
+			}
+		}
+		;
+
+/* "port = 587" is as good as "port = \"587\"". */
+macrovalue	: STRING			{ $$ = $1; }
+		| NUMBER			{
+			char	 buf[32];
+
+			(void)snprintf(buf, sizeof(buf), "%lld", (long long)$1);
+			if (($$ = pool_strdup(buf)) == NULL) {
+				conf_error("out of memory");
+				YYERROR;
+			}
+		}
+		;
+
+main		: HOSTNAME STRING		{
+			if (!valid_hostname($2)) {
+				conf_error("invalid hostname \"%s\"", $2);
+				YYERROR;
+			}
+			if (copy_value(conf->hostname, sizeof(conf->hostname),
+			    $2, "hostname") == -1)
+				YYERROR;
+		}
+		| USER STRING			{
+			if (set_user(conf->user, sizeof(conf->user), $2,
+			    "user") == -1)
+				YYERROR;
+		}
+		| AUTHUSER STRING		{
+			if (set_user(conf->auth_user, sizeof(conf->auth_user),
+			    $2, "auth-user") == -1)
+				YYERROR;
+		}
+		| CHROOT STRING			{
+			if (copy_path(conf->chroot, sizeof(conf->chroot), $2,
+			    "chroot") == -1)
+				YYERROR;
+		}
+		| SPOOL STRING			{
+			if (copy_path(conf->spool, sizeof(conf->spool), $2,
+			    "spool") == -1)
+				YYERROR;
+		}
+		| WORKERS NUMBER		{
+			if ($2 < 1 || $2 > WORKERS_MAX) {
+				conf_error("workers must be between 1 and %d",
+				    WORKERS_MAX);
+				YYERROR;
+			}
+			conf->workers = $2;
+		}
+		| GRACEPERIOD duration		{
+			if ($2 % 1000 != 0) {
+				conf_error("grace-period must be a whole "
+				    "number of seconds");
+				YYERROR;
+			}
+			if ($2 / 1000 > GRACE_PERIOD_MAX) {
+				conf_error("grace-period must be between 0s "
+				    "and 24h");
+				YYERROR;
+			}
+			conf->grace_period = $2 / 1000;
+		}
+		| MAXMESSAGESIZE size		{
+			conf->max_message_size = $2;
+		}
+		| PKI STRING {
+			memset(&popts, 0, sizeof(popts));
+			popts.name = $2;
+		} pkiopts {
+			if (pki_add(&popts) == -1)
+				YYERROR;
+		}
+		| LISTEN ON address PORT port {
+			memset(&lopts, 0, sizeof(lopts));
+		} listenopts {
+			if (listener_add($3, $5, &lopts) == -1)
+				YYERROR;
+		}
+		| DELIVER TO delivery
+		| AUTH '{' authlines '}'
+		| AUTH '{' authlines authopt '}'
+		| AUTH '{' authlines error '}'	{ yyerrok; }
+		;
+
+pkiopts		: /* empty */
+		| pkiopts pkiopt
+		;
+
+pkiopt		: CERT STRING			{
+			if (popts.cert != NULL) {
+				conf_error("pki \"%s\": cert given twice",
+				    popts.name);
+				YYERROR;
+			}
+			popts.cert = $2;
+		}
+		| KEY STRING			{
+			if (popts.key != NULL) {
+				conf_error("pki \"%s\": key given twice",
+				    popts.name);
+				YYERROR;
+			}
+			popts.key = $2;
+		}
+		;
+
+address		: STRING			{ $$ = $1; }
+		| '*'				{ $$ = "*"; }
+		;
+
+port		: NUMBER			{
+			if ($1 < 1 || $1 > 65535) {
+				conf_error("port %lld out of range (1-65535)",
+				    (long long)$1);
+				YYERROR;
+			}
+			$$ = $1;
+		}
+		| STRING			{
+			struct servent	*se;
+
+			if ((se = getservbyname($1, "tcp")) == NULL) {
+				conf_error("unknown port \"%s\"", $1);
+				YYERROR;
+			}
+			$$ = ntohs(se->s_port);
+		}
+		;
+
+listenopts	: /* empty */
+		| listenopts listenopt
+		;
+
+listenopt	: NAME STRING			{
+			if (lopts.name != NULL) {
+				conf_error("listen: name given twice");
+				YYERROR;
+			}
+			lopts.name = $2;
+		}
+		| TLS				{
+			lopts.tls = 1;
+			lopts.flags |= LISTEN_STARTTLS;
+		}
+		| TLS REQUIRE			{
+			lopts.tls = 1;
+			lopts.flags |= LISTEN_STARTTLS | LISTEN_TLS_REQUIRE;
+		}
+		| SMTPS				{
+			lopts.smtps = 1;
+			lopts.flags |= LISTEN_SMTPS;
+		}
+		| PKI STRING			{
+			if (lopts.pki != NULL) {
+				conf_error("listen: pki given twice");
+				YYERROR;
+			}
+			lopts.pki = $2;
+		}
+		| AUTH REQUIRE			{
+			lopts.auth_require = 1;
+			lopts.flags |= LISTEN_AUTH_REQUIRE;
+		}
+		| AUTH OPTIONAL			{
+			lopts.auth_optional = 1;
+			lopts.flags |= LISTEN_AUTH_OPTIONAL;
+		}
+		;
+
+delivery	: SPOOL				{
+			conf->deliver = DELIVER_SPOOL;
+			conf->relay_url[0] = '\0';
+		}
+		| CONSOLE			{
+			conf->deliver = DELIVER_CONSOLE;
+			conf->relay_url[0] = '\0';
+		}
+		| RELAY STRING			{
+			if (!valid_relay_url($2)) {
+				conf_error("invalid relay URL \"%s\": want "
+				    "smtp://host:port or lmtp://host:port", $2);
+				YYERROR;
+			}
+			if (copy_value(conf->relay_url, sizeof(conf->relay_url),
+			    $2, "relay URL") == -1)
+				YYERROR;
+			conf->deliver = DELIVER_RELAY;
+		}
+		;
+
+/*
+ * The block's lines end with '\n', except that the last statement may
+ * share its line with the closing brace: "auth { failure-delay 2s }".
+ */
+authlines	: /* empty */
+		| authlines '\n'
+		| authlines authopt '\n'
+		| authlines error '\n'		{ yyerrok; }
+		;
+
+authopt		: CHECKER STRING checkertype optpath {
+			if (checker_add($2, $3, $4) == -1)
+				YYERROR;
+		}
+		| FAILUREDELAY duration		{
+			if ($2 > FAILURE_DELAY_MAX) {
+				conf_error("failure-delay must be between 0 "
+				    "and 60s");
+				YYERROR;
+			}
+			conf->failure_delay = $2;
+		}
+		;
+
+checkertype	: LMDB				{ $$ = CHECKER_LMDB; }
+		| STRING			{
+			conf_error("unknown checker type \"%s\"", $1);
+			YYERROR;
+		}
+		;
+
+optpath		: /* empty */			{ $$ = NULL; }
+		| STRING			{ $$ = $1; }
+		;
+
+/* In milliseconds; a bare number is seconds. */
+duration	: NUMBER			{
+			if ($1 < 0 || $1 > INT64_MAX / 1000) {
+				conf_error("invalid duration \"%lld\"",
+				    (long long)$1);
+				YYERROR;
+			}
+			$$ = $1 * 1000;
+		}
+		| STRING			{
+			if (($$ = parse_duration($1)) == -1) {
+				conf_error("invalid duration \"%s\"", $1);
+				YYERROR;
+			}
+		}
+		;
+
+/* In octets; K, M and G multiply by 1024, 1024^2 and 1024^3. */
+size		: NUMBER			{
+			if ($1 < 1 || (uint64_t)$1 > MSG_SIZE_MAX) {
+				conf_error("max-message-size must be between "
+				    "1 and 4G");
+				YYERROR;
+			}
+			$$ = $1;
+		}
+		| STRING			{
+			if (($$ = parse_size($1)) == -1) {
+				conf_error("invalid size \"%s\"", $1);
+				YYERROR;
+			}
+			if ($$ < 1 || (uint64_t)$$ > MSG_SIZE_MAX) {
+				conf_error("max-message-size must be between "
+				    "1 and 4G");
+				YYERROR;
+			}
+		}
+		;
+
+%%
+
+struct keyword {
+	const char	*name;
+	int		 token;
+};
+
+/* Sorted by strcmp(3): lookup() uses bsearch(3). */
+static const struct keyword keywords[] = {
+	{ "auth",		AUTH },
+	{ "auth-user",		AUTHUSER },
+	{ "cert",		CERT },
+	{ "checker",		CHECKER },
+	{ "chroot",		CHROOT },
+	{ "console",		CONSOLE },
+	{ "deliver",		DELIVER },
+	{ "failure-delay",	FAILUREDELAY },
+	{ "grace-period",	GRACEPERIOD },
+	{ "hostname",		HOSTNAME },
+	{ "include",		INCLUDE },
+	{ "key",		KEY },
+	{ "listen",		LISTEN },
+	{ "lmdb",		LMDB },
+	{ "max-message-size",	MAXMESSAGESIZE },
+	{ "name",		NAME },
+	{ "on",			ON },
+	{ "optional",		OPTIONAL },
+	{ "pki",		PKI },
+	{ "port",		PORT },
+	{ "relay",		RELAY },
+	{ "require",		REQUIRE },
+	{ "smtps",		SMTPS },
+	{ "spool",		SPOOL },
+	{ "tls",		TLS },
+	{ "to",			TO },
+	{ "user",		USER },
+	{ "workers",		WORKERS },
+};
+
+static int
+keyword_cmp(const void *k, const void *e)
+{
+	return strcmp(k, ((const struct keyword *)e)->name);
+}
+
+static int
+lookup(const char *s)
+{
+	const struct keyword	*kw;
+
+	kw = bsearch(s, keywords, sizeof(keywords) / sizeof(keywords[0]),
+	    sizeof(keywords[0]), keyword_cmp);
+	return kw != NULL ? kw->token : STRING;
+}
+
+/*
+ * Errors.  The first of a parse is kept for config_errmsg(): master
+ * shows it to the administrator who asked for a reload, while the log
+ * has them all.
+ */
+static void
+conf_verror(const char *name, int line, const char *fmt, va_list ap)
+{
+	char	 msg[1024], full[1200];
+
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (name == NULL)
+		(void)snprintf(full, sizeof(full), "%s", msg);
+	else if (line <= 0)
+		(void)snprintf(full, sizeof(full), "%s: %s", name, msg);
+	else
+		(void)snprintf(full, sizeof(full), "%s:%d: %s", name, line,
+		    msg);
+	log_warnx("%s", full);
+	if (errors++ == 0)
+		(void)strlcpy(errmsg, full, sizeof(errmsg));
+}
+
+static void
+conf_error_at(const char *name, int line, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	conf_verror(name, line, fmt, ap);
+	va_end(ap);
+}
+
+/* An error on the line being parsed. */
+static void
+conf_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	conf_verror(file->name, yylval.lineno, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The lexer reports its own errors and returns ERROR, which the
+ * grammar cannot shift: the "syntax error" that follows says nothing
+ * new, so yyerror() drops it.
+ */
+static void
+lex_error(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	conf_verror(file->name, yylval.lineno, fmt, ap);
+	va_end(ap);
+	lexerr_pending = 1;
+}
+
+/*
+ * Called by the generated parser only.  A bare "syntax error" helps
+ * nobody, so say what was missing or where the parse stopped.
+ */
+static void
+yyerror(const char *msg)
+{
+	if (lexerr_pending) {
+		lexerr_pending = 0;
+		return;
+	}
+	if (strcmp(msg, "syntax error") != 0) {
+		conf_error("%s", msg);
+		return;
+	}
+	if ((cur_tok == '\n' || cur_tok == 0) && stmt_keyword[0] != '\0') {
+		if (prev_is_keyword && strcmp(prev_text, stmt_keyword) != 0)
+			conf_error("%s: missing value after \"%s\"",
+			    stmt_keyword, prev_text);
+		else
+			conf_error("%s: missing value", stmt_keyword);
+	} else if (cur_tok == '\n')
+		conf_error("syntax error at end of line");
+	else if (cur_tok == 0)
+		conf_error("syntax error at end of file");
+	else
+		conf_error("syntax error near \"%s\"", cur_text);
+}
+
+/*
+ * The input.  Each file has its own pushback so that an include can
+ * start the new file with a '\n' of its own (the parser wants one
+ * after "include FILE") while the including file keeps what it had
+ * pushed back.
+ */
+static int
+file_getc(void)
+{
+	int	 c;
+
+	if ((c = getc(file->stream)) == EOF) {
+		/* A last line without '\n' still ends its statement. */
+		if (file->lastc != '\n' && !ferror(file->stream)) {
+			file->lastc = '\n';
+			return '\n';
+		}
+		return EOF;
+	}
+	file->lastc = c;
+	return c;
+}
+
+static int
+lgetc(int quotec)
+{
+	int	 c, next;
+
+ again:
+	while (file->ungetlen > 0) {
+		c = file->ungetbuf[--file->ungetlen];
+		if (c != MACRO_END)
+			return c;
+		expanding--;
+	}
+
+	c = file_getc();
+	if (quotec != 0)
+		return c;
+
+	/* A backslash at the end of a line continues it. */
+	while (c == '\\') {
+		if ((next = file_getc()) != '\n') {
+			lungetc(next);
+			break;
+		}
+		file->lineno++;
+		c = file_getc();
+	}
+
+	if (c == EOF && file != topfile) {
+		popfile();
+		goto again;
+	}
+	return c;
+}
+
+static int
+lungetc(int c)
+{
+	if (c == EOF)
+		return EOF;
+	if (file->ungetlen >= UNGET_MAX)
+		return EOF;
+	file->ungetbuf[file->ungetlen++] = c;
+	return c;
+}
+
+/* Skip to the end of the line, and leave the '\n' for the grammar. */
+static int
+findeol(void)
+{
+	int	 c;
+
+	while ((c = lgetc(0)) != EOF) {
+		if (c == '\n') {
+			lungetc(c);
+			break;
+		}
+	}
+	return ERROR;
+}
+
+/*
+ * A bare word that starts a statement and is no keyword is either a
+ * macro definition ("name = value") or a typo: look past the blanks
+ * for the '='.
+ */
+static int
+followed_by_equal(void)
+{
+	int	 c;
+
+	while ((c = lgetc(0)) == ' ' || c == '\t')
+		;
+	lungetc(c);
+	return c == '=';
+}
+
+static int
+expand_macro(void)
+{
+	char		 name[LEX_MAX];
+	const char	*val;
+	size_t		 len = 0, i;
+	int		 c;
+
+	while ((c = lgetc(0)) != EOF && (isalnum(c) || c == '_')) {
+		if (len + 1 >= sizeof(name)) {
+			lex_error("macro name too long");
+			return -1;
+		}
+		name[len++] = c;
+	}
+	lungetc(c);
+	name[len] = '\0';
+
+	if ((val = symget(name)) == NULL) {
+		lex_error("macro \"%s\" not defined", name);
+		return -1;
+	}
+	if (file->ungetlen + strlen(val) + 1 > UNGET_MAX) {
+		lex_error("macro \"%s\" too long", name);
+		return -1;
+	}
+	/* Its value is read as it is: a macro in it is not expanded. */
+	lungetc(MACRO_END);
+	expanding++;
+	for (i = strlen(val); i > 0; i--)
+		lungetc((unsigned char)val[i - 1]);
+	return 0;
+}
+
+#define allowed_to_end_number(x) \
+	(isspace(x) || x == ')' || x == ',' || x == '/' || x == '}' || \
+	x == '=' || x == '#')
+
+#define allowed_in_string(x) \
+	(isalnum(x) || (ispunct(x) && x != '(' && x != ')' && \
+	x != '{' && x != '}' && x != '<' && x != '>' && \
+	x != '!' && x != '=' && x != '#' && x != ',' && x != ';' && \
+	x != '"' && x != '\''))
+
+static int
+lex_quoted(int quotec)
+{
+	char	 buf[LEX_MAX];
+	char	*p = buf;
+	int	 c, next;
+
+	for (;;) {
+		c = lgetc(quotec);
+		if (c == EOF || c == '\n') {
+			lungetc(c);
+			lex_error("unterminated quoted string");
+			return ERROR;
+		}
+		if (c == '\\') {
+			next = lgetc(quotec);
+			if (next == quotec || next == '\\')
+				c = next;
+			else if (next == '\n') {
+				file->lineno++;
+				continue;
+			} else
+				lungetc(next);
+		} else if (c == quotec)
+			break;
+		if (p + 1 >= buf + sizeof(buf)) {
+			lex_error("string too long");
+			return findeol();
+		}
+		*p++ = c;
+	}
+	*p = '\0';
+	if ((yylval.v.string = pool_strdup(buf)) == NULL) {
+		lex_error("out of memory");
+		return findeol();
+	}
+	return STRING;
+}
+
+/* Digits make a NUMBER unless more follows: "30s" is a STRING. */
+static int
+lex_number(int c)
+{
+	char		 buf[LEX_MAX];
+	char		*p = buf;
+	const char	*errstr;
+
+	do {
+		*p++ = c;
+		if ((size_t)(p - buf) >= sizeof(buf)) {
+			lex_error("string too long");
+			return findeol();
+		}
+	} while ((c = lgetc(0)) != EOF && isdigit(c));
+	lungetc(c);
+	if (!(p == buf + 1 && buf[0] == '-') &&
+	    (c == EOF || allowed_to_end_number(c))) {
+		*p = '\0';
+		yylval.v.number = strtonum(buf, LLONG_MIN, LLONG_MAX, &errstr);
+		if (errstr != NULL) {
+			lex_error("invalid number \"%s\": %s", buf, errstr);
+			return findeol();
+		}
+		return NUMBER;
+	}
+	/* Not a number: give the characters back to the word lexer. */
+	while (p > buf)
+		lungetc((unsigned char)*--p);
+	return -1;
+}
+
+static int
+lex_word(int c)
+{
+	char	 buf[LEX_MAX];
+	char	*p = buf;
+	int	 token;
+
+	do {
+		*p++ = c;
+		if ((size_t)(p - buf) >= sizeof(buf)) {
+			lex_error("string too long");
+			return findeol();
+		}
+	} while ((c = lgetc(0)) != EOF && allowed_in_string(c));
+	lungetc(c);
+	*p = '\0';
+
+	if ((token = lookup(buf)) != STRING)
+		return token;
+	if (stmt_start && !followed_by_equal()) {
+		lex_error("unknown keyword \"%s\"", buf);
+		return findeol();
+	}
+	if ((yylval.v.string = pool_strdup(buf)) == NULL) {
+		lex_error("out of memory");
+		return findeol();
+	}
+	return STRING;
+}
+
+static int
+lex_token(void)
+{
+	int	 c, token;
+
+ top:
+	while ((c = lgetc(0)) == ' ' || c == '\t')
+		;
+	yylval.lineno = file->lineno;
+	if (c == '#')
+		while ((c = lgetc(0)) != '\n' && c != EOF)
+			;
+	if (c == '$' && !expanding) {
+		if (expand_macro() == -1)
+			return findeol();
+		goto top;
+	}
+
+	switch (c) {
+	case '\'':
+	case '"':
+		return lex_quoted(c);
+	case '\n':
+		file->lineno++;
+		return c;
+	case EOF:
+		/* The file ended with '\n': the last line is the one before. */
+		if (file->lineno > 1)
+			yylval.lineno = file->lineno - 1;
+		return 0;
+	}
+
+	if (c == '-' || isdigit(c)) {
+		if ((token = lex_number(c)) != -1)
+			return token;
+		c = lgetc(0);
+		if (c == '-')
+			return c;
+	}
+	if (isalnum(c) || c == ':' || c == '_' || c == '/' || c == '.')
+		return lex_word(c);
+	return c;
+}
+
+/* Remembers enough of the last two tokens for yyerror(). */
+int
+yylex(void)
+{
+	int	 tok;
+
+	if (stmt_start) {
+		lexerr_pending = 0;
+		stmt_keyword[0] = '\0';
+	}
+
+	tok = lex_token();
+
+	(void)strlcpy(prev_text, cur_text, sizeof(prev_text));
+	prev_is_keyword = cur_tok > 255 && cur_tok != STRING &&
+	    cur_tok != NUMBER && cur_tok != ERROR;
+	cur_tok = tok;
+	if (tok == STRING)
+		(void)strlcpy(cur_text, yylval.v.string, sizeof(cur_text));
+	else if (tok == NUMBER)
+		(void)snprintf(cur_text, sizeof(cur_text), "%lld",
+		    (long long)yylval.v.number);
+	else if (tok > 255 && tok != ERROR) {
+		const struct keyword	*kw;
+
+		cur_text[0] = '\0';
+		for (kw = keywords; kw < keywords +
+		    sizeof(keywords) / sizeof(keywords[0]); kw++)
+			if (kw->token == tok)
+				(void)strlcpy(cur_text, kw->name,
+				    sizeof(cur_text));
+		if (stmt_start)
+			(void)strlcpy(stmt_keyword, cur_text,
+			    sizeof(stmt_keyword));
+	} else
+		(void)snprintf(cur_text, sizeof(cur_text), "%c",
+		    tok > 0 && tok < 256 ? tok : '?');
+
+	stmt_start = tok == '\n' || tok == '{';
+	return tok;
+}
+
+/*
+ * Files.  The configuration holds no secret, but it names the users
+ * and the files that master opens as root: whoever can write it owns
+ * the daemon.
+ */
+static const char *
+file_secrecy(int fd)
+{
+	struct stat	 st;
+
+	if (fstat(fd, &st) == -1)
+		return strerror(errno);
+	if (S_ISDIR(st.st_mode))
+		return "is a directory";
+	if (st.st_uid != 0 && st.st_uid != getuid())
+		return "refusing to read: not owned by root or the current "
+		    "user";
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return "refusing to read: group or world writable";
+	return NULL;
+}
+
+static struct file *
+pushfile(const char *name, const char **why)
+{
+	struct file	*nfile;
+
+	if ((nfile = calloc(1, sizeof(*nfile))) == NULL) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	if ((nfile->name = strdup(name)) == NULL) {
+		*why = strerror(errno);
+		free(nfile);
+		return NULL;
+	}
+	if ((nfile->stream = fopen(nfile->name, "r")) == NULL) {
+		*why = strerror(errno);
+		free(nfile->name);
+		free(nfile);
+		return NULL;
+	}
+	if ((*why = file_secrecy(fileno(nfile->stream))) != NULL) {
+		fclose(nfile->stream);
+		free(nfile->name);
+		free(nfile);
+		return NULL;
+	}
+	/* An included file starts with a '\n' of ours: see include_file(). */
+	nfile->lineno = TAILQ_EMPTY(&files) ? 1 : 0;
+	nfile->lastc = '\n';
+	TAILQ_INSERT_TAIL(&files, nfile, entry);
+	return nfile;
+}
+
+static void
+popfile(void)
+{
+	struct file	*prev;
+
+	prev = TAILQ_PREV(file, files, entry);
+	while (file->ungetlen > 0)
+		if (file->ungetbuf[--file->ungetlen] == MACRO_END)
+			expanding--;
+	TAILQ_REMOVE(&files, file, entry);
+	fclose(file->stream);
+	free(file->name);
+	free(file);
+	if (file == topfile)
+		topfile = NULL;
+	file = prev;
+	if (include_depth > 0)
+		include_depth--;
+}
+
+/*
+ * A relative name is taken from the including file's directory, so a
+ * configuration and its parts can move together.
+ */
+static int
+include_file(const char *name)
+{
+	struct file	*nfile;
+	const char	*slash, *why;
+	char		 path[PATH_MAX];
+	int		 len;
+
+	if (include_depth >= INCLUDE_DEPTH_MAX) {
+		conf_error("include \"%s\": nested too deeply", name);
+		return -1;
+	}
+	if (name[0] != '/' && (slash = strrchr(file->name, '/')) != NULL)
+		len = snprintf(path, sizeof(path), "%.*s/%s",
+		    (int)(slash - file->name), file->name, name);
+	else
+		len = snprintf(path, sizeof(path), "%s", name);
+	if (len < 0 || (size_t)len >= sizeof(path)) {
+		conf_error("include \"%s\": path too long", name);
+		return -1;
+	}
+	if ((nfile = pushfile(path, &why)) == NULL) {
+		conf_error("include \"%s\": %s", name, why);
+		return -1;
+	}
+	include_depth++;
+	file = nfile;
+	/* The grammar wants "include FILE" to end with '\n'. */
+	lungetc('\n');
+	return 0;
+}
+
+/* Macros. */
+static int
+symset(const char *name, const char *value)
+{
+	struct sym	*sym;
+	char		*v;
+
+	TAILQ_FOREACH(sym, &symhead, entry)
+		if (strcmp(sym->name, name) == 0)
+			break;
+	if (sym != NULL) {
+		if ((v = strdup(value)) == NULL)
+			return -1;
+		free(sym->value);
+		sym->value = v;
+		return 0;
+	}
+	if ((sym = calloc(1, sizeof(*sym))) == NULL)
+		return -1;
+	if ((sym->name = strdup(name)) == NULL ||
+	    (sym->value = strdup(value)) == NULL) {
+		free(sym->name);
+		free(sym);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&symhead, sym, entry);
+	return 0;
+}
+
+static const char *
+symget(const char *name)
+{
+	struct sym	*sym;
+
+	TAILQ_FOREACH(sym, &symhead, entry)
+		if (strcmp(sym->name, name) == 0)
+			return sym->value;
+	return NULL;
+}
+
+static void
+symfree(void)
+{
+	struct sym	*sym;
+
+	while ((sym = TAILQ_FIRST(&symhead)) != NULL) {
+		TAILQ_REMOVE(&symhead, sym, entry);
+		free(sym->name);
+		free(sym->value);
+		free(sym);
+	}
+}
+
+static char *
+pool_strdup(const char *s)
+{
+	struct pooled_string	*ps;
+	size_t			 len = strlen(s) + 1;
+
+	if ((ps = malloc(sizeof(*ps) + len)) == NULL)
+		return NULL;
+	memcpy(ps->s, s, len);
+	SLIST_INSERT_HEAD(&string_pool, ps, entry);
+	return ps->s;
+}
+
+static void
+pool_free(void)
+{
+	struct pooled_string	*ps;
+
+	while ((ps = SLIST_FIRST(&string_pool)) != NULL) {
+		SLIST_REMOVE_HEAD(&string_pool, entry);
+		free(ps);
+	}
+}
+
+/* Values. */
+static int
+copy_value(char *dst, size_t size, const char *src, const char *what)
+{
+	if (src[0] == '\0') {
+		conf_error("%s: empty value", what);
+		return -1;
+	}
+	if (strlcpy(dst, src, size) >= size) {
+		conf_error("%s: too long (max %zu)", what, size - 1);
+		return -1;
+	}
+	return 0;
+}
+
+/* master may chdir("/") before it opens anything: insist on "/". */
+static int
+copy_path(char *dst, size_t size, const char *src, const char *what)
+{
+	if (src[0] != '/') {
+		conf_error("%s: \"%s\" is not an absolute path", what, src);
+		return -1;
+	}
+	return copy_value(dst, size, src, what);
+}
+
+static int
+valid_macro_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
+}
+
+/* It goes into EHLO and Received: letters, digits, '-' and '.'. */
+static int
+valid_hostname(const char *s)
+{
+	if (*s == '\0' || *s == '.' || *s == '-')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.')
+			return 0;
+	return 1;
+}
+
+/* smtp://host:port or lmtp://host:port; an IPv6 host is bracketed. */
+static int
+valid_relay_url(const char *url)
+{
+	const char	*host, *end, *p;
+	char		 addr[INET6_ADDRSTRLEN];
+	struct in6_addr	 in6;
+	size_t		 len;
+
+	if (strncmp(url, "smtp://", 7) != 0 && strncmp(url, "lmtp://", 7) != 0)
+		return 0;
+	host = url + 7;
+	if (*host == '[') {
+		if ((end = strchr(host, ']')) == NULL)
+			return 0;
+		len = end - host - 1;
+		if (len == 0 || len >= sizeof(addr))
+			return 0;
+		memcpy(addr, host + 1, len);
+		addr[len] = '\0';
+		if (inet_pton(AF_INET6, addr, &in6) != 1)
+			return 0;
+		p = end + 1;
+	} else {
+		for (p = host; *p != '\0' && *p != ':'; p++)
+			if (!isalnum((unsigned char)*p) && *p != '-' &&
+			    *p != '.' && *p != '_')
+				return 0;
+		if (p == host)
+			return 0;
+	}
+	if (*p++ != ':')
+		return 0;
+	for (len = 0; isdigit((unsigned char)p[len]); len++)
+		;
+	if (len == 0 || len > 5 || p[len] != '\0')
+		return 0;
+	return atoi(p) >= 1 && atoi(p) <= 65535;
+}
+
+/* Digits then a unit; -1 if malformed or too large. */
+static int64_t
+parse_unit(const char *s, const char **unit)
+{
+	int64_t	 n = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		if (n > (INT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (*s - '0');
+	}
+	*unit = s;
+	return n;
+}
+
+static int64_t
+parse_duration(const char *s)
+{
+	const char	*unit;
+	int64_t		 n, mult;
+
+	if ((n = parse_unit(s, &unit)) == -1)
+		return -1;
+	if (strcmp(unit, "ms") == 0)
+		mult = 1;
+	else if (strcmp(unit, "s") == 0 || *unit == '\0')
+		mult = 1000;
+	else if (strcmp(unit, "m") == 0)
+		mult = 60 * 1000;
+	else if (strcmp(unit, "h") == 0)
+		mult = 3600 * 1000;
+	else
+		return -1;
+	if (n > INT64_MAX / mult)
+		return -1;
+	return n * mult;
+}
+
+static int64_t
+parse_size(const char *s)
+{
+	const char	*unit;
+	int64_t		 n, mult;
+
+	if ((n = parse_unit(s, &unit)) == -1)
+		return -1;
+	if (*unit == '\0')
+		mult = 1;
+	else if (unit[1] != '\0')
+		return -1;
+	else if (*unit == 'K' || *unit == 'k')
+		mult = 1024;
+	else if (*unit == 'M' || *unit == 'm')
+		mult = 1024 * 1024;
+	else if (*unit == 'G' || *unit == 'g')
+		mult = 1024 * 1024 * 1024;
+	else
+		return -1;
+	if (n > INT64_MAX / mult)
+		return -1;
+	return n * mult;
+}
+
+/* Privileges are dropped to this user: a typo must not wait for it. */
+static int
+set_user(char *dst, size_t size, const char *name, const char *what)
+{
+	if (copy_value(dst, size, name, what) == -1)
+		return -1;
+	if (getpwnam(name) == NULL) {
+		conf_error("unknown user \"%s\"", name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Numeric addresses only, besides "localhost" and "*": a name that
+ * resolves differently tomorrow must not move a listening socket.
+ */
+static int
+listener_resolve(struct listener *l, const char *address, int port)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&l->ss;
+	struct addrinfo		 hints, *res;
+	char			 portstr[8];
+
+	if (strcmp(address, "*") == 0)
+		address = "0.0.0.0";
+	else if (strcmp(address, "localhost") == 0)
+		address = "127.0.0.1";
+
+	memset(&l->ss, 0, sizeof(l->ss));
+	if (strchr(address, ':') == NULL) {
+		/* inet_pton: getaddrinfo would take "127.1" too. */
+		if (inet_pton(AF_INET, address, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		l->sslen = sizeof(*sin);
+		return 0;
+	}
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET6;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	(void)snprintf(portstr, sizeof(portstr), "%d", port);
+	if (getaddrinfo(address, portstr, &hints, &res) != 0)
+		return -1;
+	if (res->ai_addrlen > sizeof(l->ss)) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	memcpy(&l->ss, res->ai_addr, res->ai_addrlen);
+	l->sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+sockaddr_equal(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in	*a4, *b4;
+	const struct sockaddr_in6	*a6, *b6;
+
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)a;
+		b4 = (const struct sockaddr_in *)b;
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	}
+	a6 = (const struct sockaddr_in6 *)a;
+	b6 = (const struct sockaddr_in6 *)b;
+	return a6->sin6_port == b6->sin6_port &&
+	    a6->sin6_scope_id == b6->sin6_scope_id &&
+	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+}
+
+static int
+listener_add(const char *address, int64_t port, struct listen_opts *lo)
+{
+	struct listener		*l, *o;
+	char			 name[CONF_NAME_MAX];
+
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		conf_error("out of memory");
+		return -1;
+	}
+	l->fd = -1;
+	l->flags = lo->flags;
+	if (listener_resolve(l, address, port) == -1) {
+		conf_error("invalid listen address \"%s\"", address);
+		goto fail;
+	}
+	if (lo->name != NULL) {
+		if (copy_value(l->name, sizeof(l->name), lo->name,
+		    "listener name") == -1)
+			goto fail;
+	} else {
+		if (l->ss.ss_family == AF_INET6)
+			(void)snprintf(name, sizeof(name), "[%s]:%d",
+			    listener_address(l), listener_port(l));
+		else
+			(void)snprintf(name, sizeof(name), "%s:%d",
+			    listener_address(l), listener_port(l));
+		(void)strlcpy(l->name, name, sizeof(l->name));
+	}
+	if (lo->pki != NULL && copy_value(l->pki, sizeof(l->pki), lo->pki,
+	    "listener pki") == -1)
+		goto fail;
+
+	if (lo->tls && lo->smtps) {
+		conf_error("listener \"%s\": tls and smtps are mutually "
+		    "exclusive", l->name);
+		goto fail;
+	}
+	if (lo->auth_require && lo->auth_optional) {
+		conf_error("listener \"%s\": auth require and auth optional "
+		    "are mutually exclusive", l->name);
+		goto fail;
+	}
+	TAILQ_FOREACH(o, &conf->listeners, entry) {
+		if (sockaddr_equal(&o->ss, &l->ss)) {
+			conf_error("duplicate listener on %s port %d",
+			    listener_address(l), listener_port(l));
+			goto fail;
+		}
+		if (strcmp(o->name, l->name) == 0) {
+			conf_error("duplicate listener name \"%s\"", l->name);
+			goto fail;
+		}
+	}
+	if (norigins >= CONF_LISTENERS_MAX) {
+		conf_error("too many listeners (max %d)", CONF_LISTENERS_MAX);
+		goto fail;
+	}
+	if ((origins[norigins].file = strdup(file->name)) == NULL) {
+		conf_error("out of memory");
+		goto fail;
+	}
+	origins[norigins].listener = l;
+	origins[norigins].line = yylval.lineno;
+	norigins++;
+	TAILQ_INSERT_TAIL(&conf->listeners, l, entry);
+	return 0;
+
+ fail:
+	free(l);
+	return -1;
+}
+
+static int
+pki_add(struct pki_opts *po)
+{
+	struct pki	*p, *o;
+
+	TAILQ_FOREACH(o, &conf->pkis, entry)
+		if (strcmp(o->name, po->name) == 0) {
+			conf_error("duplicate pki \"%s\"", po->name);
+			return -1;
+		}
+	if (po->cert == NULL) {
+		conf_error("pki \"%s\": missing cert", po->name);
+		return -1;
+	}
+	if (po->key == NULL) {
+		conf_error("pki \"%s\": missing key", po->name);
+		return -1;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		conf_error("out of memory");
+		return -1;
+	}
+	if (copy_value(p->name, sizeof(p->name), po->name, "pki name") == -1 ||
+	    copy_path(p->cert_file, sizeof(p->cert_file), po->cert,
+	    "cert") == -1 ||
+	    copy_path(p->key_file, sizeof(p->key_file), po->key,
+	    "key") == -1) {
+		free(p);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&conf->pkis, p, entry);
+	return 0;
+}
+
+static int
+checker_add(const char *name, int64_t type, const char *path)
+{
+	struct checker_conf	*c, *o;
+	int			 n = 0;
+
+	TAILQ_FOREACH(o, &conf->checkers, entry) {
+		if (strcmp(o->name, name) == 0) {
+			conf_error("duplicate checker \"%s\"", name);
+			return -1;
+		}
+		n++;
+	}
+	if (n >= CONF_CHECKERS_MAX) {
+		conf_error("too many checkers (max %d)", CONF_CHECKERS_MAX);
+		return -1;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		conf_error("out of memory");
+		return -1;
+	}
+	c->type = type;
+	if (path == NULL)
+		path = PORTCULLIS_DB;
+	if (copy_value(c->name, sizeof(c->name), name, "checker name") == -1 ||
+	    copy_path(c->path, sizeof(c->path), path, "lmdb") == -1) {
+		free(c);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&conf->checkers, c, entry);
+	return 0;
+}
+
+static struct pki *
+pki_find(const char *name)
+{
+	struct pki	*p;
+
+	TAILQ_FOREACH(p, &conf->pkis, entry)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * Made at the end because a pki may be declared after the listener
+ * that uses it, and the hostname after both.  A TLS listener leaves
+ * with the name of its pki filled in, so nobody has to guess again.
+ */
+static void
+check_listeners(void)
+{
+	struct listener_origin	*lo;
+	struct listener		*l;
+	struct pki		*p;
+	int			 i;
+
+	for (i = 0; i < norigins; i++) {
+		lo = &origins[i];
+		l = lo->listener;
+		if ((l->flags & (LISTEN_STARTTLS | LISTEN_SMTPS)) == 0) {
+			if (l->pki[0] != '\0')
+				conf_error_at(lo->file, lo->line,
+				    "listener \"%s\": pki without tls or "
+				    "smtps", l->name);
+		} else if (l->pki[0] != '\0') {
+			if (pki_find(l->pki) == NULL)
+				conf_error_at(lo->file, lo->line,
+				    "listener \"%s\": unknown pki \"%s\"",
+				    l->name, l->pki);
+		} else if ((p = pki_find(conf->hostname)) != NULL ||
+		    ((p = TAILQ_FIRST(&conf->pkis)) != NULL &&
+		    TAILQ_NEXT(p, entry) == NULL))
+			(void)strlcpy(l->pki, p->name, sizeof(l->pki));
+		else if (TAILQ_EMPTY(&conf->pkis))
+			conf_error_at(lo->file, lo->line,
+			    "listener \"%s\": tls requires a pki", l->name);
+		else
+			conf_error_at(lo->file, lo->line,
+			    "listener \"%s\": several pkis and none named "
+			    "\"%s\": choose one with \"pki NAME\"", l->name,
+			    conf->hostname);
+
+		if ((l->flags & (LISTEN_AUTH_REQUIRE | LISTEN_AUTH_OPTIONAL)) &&
+		    TAILQ_EMPTY(&conf->checkers))
+			conf_error_at(lo->file, lo->line,
+			    "listener \"%s\": auth needs a checker in the "
+			    "auth block", l->name);
+	}
+}
+
+static void
+parse_reset(void)
+{
+	errors = 0;
+	errmsg[0] = '\0';
+	file = topfile = NULL;
+	include_depth = 0;
+	norigins = 0;
+	expanding = 0;
+	stmt_start = 1;
+	lexerr_pending = 0;
+	cur_tok = '\n';
+	prev_is_keyword = 0;
+	cur_text[0] = prev_text[0] = stmt_keyword[0] = '\0';
+	memset(&lopts, 0, sizeof(lopts));
+	memset(&popts, 0, sizeof(popts));
+}
+
+static void
+parse_cleanup(void)
+{
+	int	 i;
+
+	while ((file = TAILQ_LAST(&files, files)) != NULL)
+		popfile();
+	topfile = NULL;
+	for (i = 0; i < norigins; i++)
+		free(origins[i].file);
+	norigins = 0;
+	symfree();
+	pool_free();
+	memset(&lopts, 0, sizeof(lopts));
+	memset(&popts, 0, sizeof(popts));
+}
+
+struct portcullis_conf *
+parse_config(const char *filename)
+{
+	struct portcullis_conf	*result;
+	const char		*why;
+	int			 lastline;
+
+	parse_reset();
+	if ((conf = config_new_empty()) == NULL) {
+		conf_error_at(filename, 0, "%s", strerror(errno));
+		return NULL;
+	}
+	if ((file = pushfile(filename, &why)) == NULL) {
+		conf_error_at(filename, 0, "%s", why);
+		config_free(conf);
+		conf = NULL;
+		return NULL;
+	}
+	topfile = file;
+
+	if (yyparse() != 0 && errors == 0)
+		conf_error_at(filename, 0, "cannot parse");
+	if (topfile != NULL && ferror(topfile->stream))
+		conf_error_at(filename, 0, "read error");
+	lastline = topfile != NULL && topfile->lineno > 1 ?
+	    topfile->lineno - 1 : 1;
+
+	if (errors == 0)
+		check_listeners();
+	if (errors == 0 && TAILQ_EMPTY(&conf->listeners))
+		conf_error_at(filename, lastline, "no listener configured");
+
+	parse_cleanup();
+	result = conf;
+	conf = NULL;
+	if (errors != 0) {
+		config_free(result);
+		return NULL;
+	}
+	return result;
+}
+
+const char *
+config_errmsg(void)
+{
+	return errmsg;
+}

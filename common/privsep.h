@@ -1,0 +1,11 @@
+/*
+ * privsep.h -- how a child gives up root.
+ */
+#ifndef PORTCULLIS_PRIVSEP_H
+#define PORTCULLIS_PRIVSEP_H
+
+int	privsep_drop(const char *user, const char *chroot_dir);
+void	privsep_title_init(int argc, char *argv[]);
+void	privsep_child_init(const char *role, int debug, int verbose);
+
+#endif /* PORTCULLIS_PRIVSEP_H */

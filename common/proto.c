@@ -1,0 +1,35 @@
+/*
+ * proto.c -- names of the imsg types, for log lines.
+ */
+
+#include <stdio.h>
+
+#include "proto.h"
+
+static const char *const imsg_names[IMSG_TYPE_MAX] = {
+	[IMSG_NONE] = "NONE",
+	[IMSG_CONF_START] = "CONF_START",
+	[IMSG_CONF_LISTENER] = "CONF_LISTENER",
+	[IMSG_CONF_PKI] = "CONF_PKI",
+	[IMSG_CONF_CHECKER] = "CONF_CHECKER",
+	[IMSG_CONF_SPOOL] = "CONF_SPOOL",
+	[IMSG_CONF_END] = "CONF_END",
+	[IMSG_CHILD_READY] = "CHILD_READY",
+	[IMSG_CTL_SHUTDOWN] = "CTL_SHUTDOWN",
+	[IMSG_CTL_VERBOSE] = "CTL_VERBOSE",
+	[IMSG_AUTHD_CHANNEL] = "AUTHD_CHANNEL",
+	[IMSG_PING] = "PING",
+	[IMSG_PONG] = "PONG",
+	[IMSG_PING_RESULT] = "PING_RESULT",
+};
+
+const char *
+imsg_type_name(uint32_t type)
+{
+	static char	 unknown[32];
+
+	if (type < IMSG_TYPE_MAX && imsg_names[type] != NULL)
+		return imsg_names[type];
+	snprintf(unknown, sizeof(unknown), "UNKNOWN(%u)", type);
+	return unknown;
+}

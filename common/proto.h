@@ -1,0 +1,62 @@
+/*
+ * proto.h -- the imsg catalogue: every message the portcullis
+ * processes exchange, and the payload each one carries.
+ *
+ * One line of documentation per message: who sends it, to whom, what
+ * the payload is, whether a descriptor rides with it.  A receiver
+ * checks the payload length against what is written here before it
+ * reads a single field; a message from a worker is hostile until its
+ * length and fields are checked.
+ */
+#ifndef PORTCULLIS_PROTO_H
+#define PORTCULLIS_PROTO_H
+
+#include <stdint.h>
+
+/* Every child finds its channel to master on this descriptor. */
+#define PROC_PARENT_FD		3
+
+enum imsg_type {
+	IMSG_NONE = 0,
+
+	/* configuration, master -> child, in this order */
+	IMSG_CONF_START,	/* struct portcullis_conf, lists empty */
+	IMSG_CONF_LISTENER,	/* struct listener; worker: + bound socket */
+	IMSG_CONF_PKI,		/* struct pki (file names only) */
+	IMSG_CONF_CHECKER,	/* struct checker_conf */
+	IMSG_CONF_SPOOL,	/* worker: empty + spool directory fd */
+	IMSG_CONF_END,		/* empty; the child applies what it got */
+
+	/* life cycle */
+	IMSG_CHILD_READY,	/* child -> master: empty; privileges dropped */
+	IMSG_CTL_SHUTDOWN,	/* master -> child: empty; stop accepting,
+				   close after the grace period */
+	IMSG_CTL_VERBOSE,	/* master -> child: int, the new verbosity */
+
+	/* worker <-> authd channel set-up and liveness */
+	IMSG_AUTHD_CHANNEL,	/* master -> worker: empty + fd to authd;
+				   master -> authd: struct authd_channel + fd */
+	IMSG_PING,		/* worker -> authd: struct ping */
+	IMSG_PONG,		/* authd -> worker: struct ping, echoed */
+	IMSG_PING_RESULT,	/* worker -> master: struct ping; authd
+				   answered the first ping on a channel */
+
+	IMSG_TYPE_MAX
+};
+
+/* IMSG_AUTHD_CHANNEL to authd: which worker the descriptor serves. */
+struct authd_channel {
+	uint32_t	worker_id;
+	uint32_t	generation;
+};
+
+/* IMSG_PING, IMSG_PONG, IMSG_PING_RESULT */
+struct ping {
+	uint64_t	seq;
+	uint32_t	worker_id;
+	uint32_t	rtt_usec;	/* PING_RESULT: round trip */
+};
+
+const char	*imsg_type_name(uint32_t);
+
+#endif /* PORTCULLIS_PROTO_H */

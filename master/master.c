@@ -1,0 +1,337 @@
+/*
+ * master.c -- portcullisd: the root process.
+ *
+ * It reads the configuration, opens what needs root (the listening
+ * sockets, the spool), starts authd and the workers, and then only
+ * supervises: it restarts children that die, reloads on SIGHUP, and
+ * stops on SIGTERM or SIGINT.  It never parses a byte from the
+ * network.
+ *
+ * A reload that fails to parse, or whose sockets cannot be bound,
+ * changes nothing.  A good one starts a new generation of workers on
+ * the new configuration and lets the old generation drain; authd takes
+ * the new configuration in place.
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <err.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config_imsg.h"
+#include "log.h"
+#include "master.h"
+#include "privsep.h"
+#include "proto.h"
+
+#define SHUTDOWN_SLACK_SEC	5	/* past the grace period */
+
+struct master	*master;
+
+static __attribute__((__noreturn__)) void
+usage(void)
+{
+	fprintf(stderr, "usage: portcullisd [-dnv] [-f file]\n");
+	exit(1);
+}
+
+static void
+libexec_init(void)
+{
+	const char	*dir, *roles[] = { "worker", "authd" };
+	char		 path[PATH_MAX];
+
+	if ((dir = getenv("PORTCULLIS_LIBEXEC")) == NULL || *dir == '\0')
+		dir = LIBEXECDIR;
+	if (strlcpy(master->libexec, dir, sizeof(master->libexec)) >=
+	    sizeof(master->libexec))
+		fatalx("libexec directory name too long");
+	for (size_t i = 0; i < 2; i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/portcullis-%s",
+		    dir, roles[i]) >= sizeof(path))
+			fatalx("libexec directory name too long");
+		if (access(path, X_OK) == -1)
+			fatal("%s", path);
+	}
+}
+
+static int
+workers_count(const struct portcullis_conf *conf)
+{
+	long	 n;
+
+	if (conf->workers > 0)
+		return conf->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+}
+
+static void
+workers_start(void)
+{
+	struct child	*c;
+	int		 n = workers_count(master->conf);
+
+	for (int i = 0; i < n; i++) {
+		c = child_new(ROLE_WORKER, (uint32_t)i);
+		TAILQ_INSERT_TAIL(&master->workers, c, entry);
+		child_start(c);
+	}
+}
+
+/* Everything a configuration needs from root, checked before use. */
+static int
+conf_prepare(struct portcullis_conf *conf)
+{
+	if (!master->privileged)
+		return 0;
+	if (users_check(conf) == -1 || chroot_check(conf->chroot) == -1)
+		return -1;
+	return 0;
+}
+
+static void
+master_reload(void)
+{
+	struct portcullis_conf	*conf, *old = master->conf;
+	struct child		*c, *next;
+	int			 spool_fd;
+
+	log_info("reloading %s", master->conffile);
+	if ((conf = parse_config(master->conffile)) == NULL) {
+		log_warnx("reload failed: %s; still running the previous "
+		    "configuration", config_errmsg());
+		return;
+	}
+	if (conf_prepare(conf) == -1 ||
+	    (spool_fd = spool_open(conf)) == -1) {
+		log_warnx("reload failed; still running the previous "
+		    "configuration");
+		config_free(conf);
+		return;
+	}
+	if (listeners_open(conf, old) == -1) {
+		log_warnx("reload failed; still running the previous "
+		    "configuration");
+		close(spool_fd);
+		config_free(conf);
+		return;
+	}
+	config_close_fds(old);
+	config_free(old);
+	close(master->spool_fd);
+	master->conf = conf;
+	master->spool_fd = spool_fd;
+	master->generation++;
+
+	/* The old generation drains; the new one starts now. */
+	TAILQ_FOREACH_SAFE(c, &master->workers, entry, next) {
+		if (!child_running(c)) {
+			TAILQ_REMOVE(&master->workers, c, entry);
+			child_free(c);
+			continue;
+		}
+		c->retiring = 1;
+		imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
+	}
+	workers_start();
+	if (master->authd != NULL && child_running(master->authd))
+		config_send(&master->authd->iev, conf, 0, -1);
+	log_info("configuration reloaded, generation %u", master->generation);
+}
+
+void
+master_maybe_exit(void)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &master->workers, entry)
+		if (child_running(c))
+			return;
+	if (master->authd != NULL && child_running(master->authd)) {
+		if (master->authd->iev.open)
+			imsgev_compose(&master->authd->iev, IMSG_CTL_SHUTDOWN,
+			    0, -1, NULL, 0);
+		else
+			kill(master->authd->pid, SIGTERM);
+		return;
+	}
+	log_info("all children gone, exiting");
+	event_base_loopexit(master->base, NULL);
+}
+
+static void
+shutdown_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	struct child	*c;
+
+	(void)fd; (void)ev; (void)arg;
+	log_warnx("children did not stop in time, killing them");
+	TAILQ_FOREACH(c, &master->workers, entry)
+		if (child_running(c))
+			kill(c->pid, SIGKILL);
+	if (master->authd != NULL && child_running(master->authd))
+		kill(master->authd->pid, SIGKILL);
+}
+
+static void
+master_shutdown(int sig)
+{
+	struct timeval	 tv;
+
+	if (master->shutting_down) {
+		log_info("%s: already shutting down", strsignal(sig));
+		return;
+	}
+	master->shutting_down = 1;
+	log_info("%s: shutting down, grace period %d s", strsignal(sig),
+	    master->conf->grace_period);
+	/* Our copies of the sockets go now; the workers close theirs. */
+	config_close_fds(master->conf);
+	children_stop_workers();
+	if (master->authd != NULL)
+		evtimer_del(master->authd->respawn_ev);
+	tv.tv_sec = master->conf->grace_period + SHUTDOWN_SLACK_SEC;
+	tv.tv_usec = 0;
+	master->deadline_ev = evtimer_new(master->base, shutdown_deadline,
+	    NULL);
+	evtimer_add(master->deadline_ev, &tv);
+	master_maybe_exit();
+}
+
+static void
+master_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	(void)ev; (void)arg;
+	switch (sig) {
+	case SIGCHLD:
+		child_reap();
+		break;
+	case SIGHUP:
+		if (!master->shutting_down)
+			master_reload();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		master_shutdown(sig);
+		break;
+	}
+}
+
+static void
+signals_init(void)
+{
+	const int	 sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
+	struct event	*ev;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev = evsignal_new(master->base, sigs[i], master_signal, NULL);
+		if (ev == NULL || evsignal_add(ev, NULL) == -1)
+			fatalx("signal %d", sigs[i]);
+	}
+}
+
+static struct portcullis_conf *
+conf_load(int checkonly)
+{
+	struct portcullis_conf	*conf;
+
+	if ((conf = parse_config(master->conffile)) == NULL) {
+		if (checkonly)
+			fprintf(stderr, "%s: configuration has errors\n",
+			    master->conffile);
+		exit(1);
+	}
+	if (checkonly) {
+		fprintf(stderr, "%s: configuration OK\n", master->conffile);
+		exit(0);
+	}
+	return conf;
+}
+
+static void
+master_init(void)
+{
+	if (master->privileged) {
+		if (conf_prepare(master->conf) == -1)
+			fatalx("cannot start");
+	} else
+		log_info("not started as root: no privilege drop and no "
+		    "chroot; every process runs as uid %d", (int)getuid());
+	libexec_init();
+	if (listeners_open(master->conf, NULL) == -1)
+		fatalx("cannot open the listeners");
+	if ((master->spool_fd = spool_open(master->conf)) == -1)
+		fatalx("cannot open the spool %s", master->conf->spool);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct listener	*l;
+	int		 ch, checkonly = 0;
+
+	privsep_title_init(argc, argv);
+
+	if ((master = calloc(1, sizeof(*master))) == NULL)
+		err(1, "calloc");
+	master->conffile = SYSCONFDIR "/portcullis.conf";
+	TAILQ_INIT(&master->workers);
+	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
+		switch (ch) {
+		case 'd':
+			master->debug = 1;
+			break;
+		case 'f':
+			/* setproctitle() may reuse argv's memory. */
+			if ((master->conffile = strdup(optarg)) == NULL)
+				err(1, "strdup");
+			break;
+		case 'n':
+			checkonly = 1;
+			break;
+		case 'v':
+			master->verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	/* Configuration errors always reach the terminal. */
+	log_init(1, LOG_MAIL);
+	log_setverbose(master->verbose);
+	master->conf = conf_load(checkonly);
+	master->privileged = geteuid() == 0;
+
+	log_init(master->debug, LOG_MAIL);
+	log_procinit("master");
+	master_init();
+	if (!master->debug && daemon(0, 0) == -1)
+		fatal("daemon");
+	setproctitle("master");
+
+	if ((master->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	signals_init();
+	master->authd = child_new(ROLE_AUTHD, 0);
+	child_start(master->authd);
+	workers_start();
+	TAILQ_FOREACH(l, &master->conf->listeners, entry)
+		log_info("listening on %s port %d (%s)", listener_address(l),
+		    listener_port(l), l->name);
+
+	event_base_dispatch(master->base);
+	log_info("exiting");
+	return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * master.h -- state shared by the files of portcullisd.
+ */
+#ifndef PORTCULLIS_MASTER_H
+#define PORTCULLIS_MASTER_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <limits.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "imsgev.h"
+
+enum proc_role {
+	ROLE_AUTHD,
+	ROLE_WORKER,
+};
+
+struct child {
+	TAILQ_ENTRY(child)	 entry;
+	enum proc_role		 role;
+	uint32_t		 id;		/* worker slot */
+	uint32_t		 generation;	/* configuration it runs */
+	pid_t			 pid;		/* -1 while not running */
+	struct imsgev		 iev;
+	char			 name[32];
+	int			 ready;
+	int			 retiring;	/* old generation, draining */
+	unsigned int		 failures;	/* quick deaths in a row */
+	struct timespec		 started;
+	struct event		*respawn_ev;
+};
+TAILQ_HEAD(childlist, child);
+
+struct master {
+	struct event_base	*base;
+	struct portcullis_conf	*conf;
+	const char		*conffile;
+	int			 debug;
+	int			 verbose;
+	int			 privileged;	/* started as root */
+	char			 libexec[PATH_MAX];
+	uint32_t		 generation;
+	struct child		*authd;
+	struct childlist	 workers;
+	int			 spool_fd;
+	int			 shutting_down;
+	struct event		*deadline_ev;
+};
+
+extern struct master	*master;
+
+/* proc.c */
+struct child	*child_new(enum proc_role, uint32_t id);
+void		 child_start(struct child *);
+void		 child_reap(void);
+void		 child_free(struct child *);
+int		 child_running(const struct child *);
+void		 children_stop_workers(void);
+void		 master_maybe_exit(void);
+
+/* listen.c */
+int		 listeners_open(struct portcullis_conf *,
+		    struct portcullis_conf *old);
+int		 spool_open(const struct portcullis_conf *);
+int		 users_check(const struct portcullis_conf *);
+int		 chroot_check(const char *);
+
+#endif /* PORTCULLIS_MASTER_H */

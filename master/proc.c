@@ -1,0 +1,339 @@
+/*
+ * proc.c -- master's children: start, watch, restart.
+ *
+ * Every child is fork+exec'd from the libexec directory, so each one
+ * gets a fresh address-space layout, with its channel to master on
+ * PROC_PARENT_FD.  A child that dies is logged and started again after
+ * a back-off that doubles with each quick death, so a crash loop does
+ * not spin.  A worker and authd are introduced to each other, through
+ * a socketpair master creates, as soon as both are ready; when authd
+ * is restarted every worker gets a new channel.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_imsg.h"
+#include "log.h"
+#include "master.h"
+#include "proto.h"
+
+#define RESPAWN_BASE_MS		100
+#define RESPAWN_MAX_MS		30000
+#define RESPAWN_STABLE_SEC	10	/* alive this long: not a crash loop */
+
+static void	child_dispatch(struct imsgev *, struct imsg *);
+static void	child_closed(struct imsgev *);
+static void	child_respawn(evutil_socket_t, short, void *);
+
+static const char *
+role_name(enum proc_role role)
+{
+	return role == ROLE_AUTHD ? "authd" : "worker";
+}
+
+struct child *
+child_new(enum proc_role role, uint32_t id)
+{
+	struct child	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("calloc");
+	c->role = role;
+	c->id = id;
+	c->pid = -1;
+	c->generation = master->generation;
+	if (role == ROLE_AUTHD)
+		strlcpy(c->name, "authd", sizeof(c->name));
+	else
+		snprintf(c->name, sizeof(c->name), "worker %u", id);
+	c->respawn_ev = evtimer_new(master->base, child_respawn, c);
+	if (c->respawn_ev == NULL)
+		fatalx("evtimer_new");
+	return c;
+}
+
+void
+child_free(struct child *c)
+{
+	if (c->iev.open) {
+		c->iev.closed = NULL;
+		imsgev_close(&c->iev);
+	}
+	evtimer_del(c->respawn_ev);
+	event_free(c->respawn_ev);
+	free(c);
+}
+
+int
+child_running(const struct child *c)
+{
+	return c->pid != -1;
+}
+
+static __attribute__((__noreturn__)) void
+child_exec(struct child *c, int fd)
+{
+	char		 path[PATH_MAX], id[16];
+	char		*argv[8];
+	int		 argc = 0;
+
+	if (fd == PROC_PARENT_FD) {
+		if (fcntl(fd, F_SETFD, 0) == -1)
+			_exit(127);
+	} else if (dup2(fd, PROC_PARENT_FD) == -1)
+		_exit(127);
+	if ((size_t)snprintf(path, sizeof(path), "%s/portcullis-%s",
+	    master->libexec, role_name(c->role)) >= sizeof(path))
+		_exit(127);
+	/* argv[0] "portcullis" makes ps(1) show "portcullis: ROLE". */
+	argv[argc++] = "portcullis";
+	if (master->debug)
+		argv[argc++] = "-d";
+	if (master->verbose > 0)
+		argv[argc++] = master->verbose > 1 ? "-vv" : "-v";
+	if (c->role == ROLE_WORKER) {
+		snprintf(id, sizeof(id), "%u", c->id);
+		argv[argc++] = "-i";
+		argv[argc++] = id;
+	}
+	argv[argc] = NULL;
+	execv(path, argv);
+	fprintf(stderr, "portcullisd: exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+void
+child_start(struct child *c)
+{
+	int	 sp[2];
+	pid_t	 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		fatal("socketpair");
+	switch ((pid = fork())) {
+	case -1:
+		fatal("fork");
+	case 0:
+		close(sp[0]);
+		child_exec(c, sp[1]);
+	}
+	close(sp[1]);
+	c->pid = pid;
+	c->ready = 0;
+	c->generation = c->retiring ? c->generation : master->generation;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	/* imsg(3): a channel sends descriptors only where fdpass is on. */
+	if (imsgev_init(&c->iev, master->base, sp[0], 1, c->name,
+	    child_dispatch, child_closed, c) == -1)
+		fatal("%s: channel", c->name);
+	if (config_send(&c->iev, master->conf, c->role == ROLE_WORKER,
+	    c->role == ROLE_WORKER ? master->spool_fd : -1) == -1)
+		fatal("%s: sending configuration", c->name);
+	log_debug("%s started, pid %d", c->name, (int)pid);
+}
+
+/* Introduce a worker and authd to each other. */
+static void
+channel_create(struct child *w)
+{
+	struct authd_channel	 ac;
+	int			 sp[2];
+
+	if (master->authd == NULL || !master->authd->ready || !w->ready)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("%s: authd channel", w->name);
+		return;
+	}
+	memset(&ac, 0, sizeof(ac));
+	ac.worker_id = w->id;
+	ac.generation = w->generation;
+	imsgev_compose(&master->authd->iev, IMSG_AUTHD_CHANNEL, w->id, sp[1],
+	    &ac, sizeof(ac));
+	imsgev_compose(&w->iev, IMSG_AUTHD_CHANNEL, w->id, sp[0], NULL, 0);
+}
+
+static void
+child_ready(struct child *c)
+{
+	struct child	*w;
+
+	c->ready = 1;
+	log_info("%s ready, pid %d, generation %u", c->name, (int)c->pid,
+	    c->generation);
+	if (c->role == ROLE_WORKER) {
+		if (master->shutting_down || c->retiring)
+			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
+			    NULL, 0);
+		channel_create(c);
+		return;
+	}
+	TAILQ_FOREACH(w, &master->workers, entry)
+		if (child_running(w))
+			channel_create(w);
+}
+
+static void
+child_ping_result(struct child *c, struct imsg *imsg)
+{
+	struct ping	 ping;
+
+	if (imsg_get_data(imsg, &ping, sizeof(ping)) == -1) {
+		log_warnx("%s: malformed PING_RESULT", c->name);
+		kill(c->pid, SIGKILL);
+		return;
+	}
+	log_info("%s: authd ping ok, %u us", c->name, ping.rtt_usec);
+}
+
+/*
+ * Children run with less privilege than master: a message master does
+ * not expect from that child is a sign of compromise, and the child is
+ * killed (and later replaced).
+ */
+static void
+child_dispatch(struct imsgev *iev, struct imsg *imsg)
+{
+	struct child	*c = iev->arg;
+	uint32_t	 type = imsg_get_type(imsg);
+
+	if (type == IMSG_CHILD_READY && imsg_get_len(imsg) == 0 && !c->ready)
+		child_ready(c);
+	else if (type == IMSG_PING_RESULT && c->role == ROLE_WORKER)
+		child_ping_result(c, imsg);
+	else {
+		log_warnx("%s: unexpected %s, killing pid %d", c->name,
+		    imsg_type_name(type), (int)c->pid);
+		if (c->pid != -1)
+			kill(c->pid, SIGKILL);
+		imsgev_close(iev);
+	}
+}
+
+static void
+child_closed(struct imsgev *iev)
+{
+	struct child	*c = iev->arg;
+
+	log_debug("%s: channel closed", c->name);
+}
+
+static long
+respawn_delay_ms(struct child *c)
+{
+	struct timespec	 now;
+	long		 ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - c->started.tv_sec >= RESPAWN_STABLE_SEC)
+		c->failures = 0;
+	ms = RESPAWN_BASE_MS;
+	for (unsigned int i = 0; i < c->failures && ms < RESPAWN_MAX_MS; i++)
+		ms *= 2;
+	if (ms > RESPAWN_MAX_MS)
+		ms = RESPAWN_MAX_MS;
+	c->failures++;
+	return ms;
+}
+
+static void
+child_respawn(evutil_socket_t fd, short ev, void *arg)
+{
+	struct child	*c = arg;
+
+	(void)fd; (void)ev;
+	if (master->shutting_down)
+		return;
+	child_start(c);
+}
+
+static void
+child_died(struct child *c, int status)
+{
+	struct timeval	 tv;
+	long		 ms;
+
+	if (WIFSIGNALED(status))
+		log_warnx("%s (pid %d) killed by signal %d", c->name,
+		    (int)c->pid, WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0 || !(master->shutting_down ||
+	    c->retiring))
+		log_warnx("%s (pid %d) exited with status %d", c->name,
+		    (int)c->pid, WEXITSTATUS(status));
+	else
+		log_info("%s (pid %d) exited", c->name, (int)c->pid);
+
+	c->pid = -1;
+	c->ready = 0;
+	if (c->iev.open) {
+		c->iev.closed = NULL;
+		imsgev_close(&c->iev);
+	}
+	if (master->shutting_down)
+		return;
+	if (c->retiring) {
+		TAILQ_REMOVE(&master->workers, c, entry);
+		child_free(c);
+		return;
+	}
+	ms = respawn_delay_ms(c);
+	log_info("restarting %s in %ld ms", c->name, ms);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->respawn_ev, &tv);
+}
+
+static struct child *
+child_by_pid(pid_t pid)
+{
+	struct child	*c;
+
+	if (master->authd != NULL && master->authd->pid == pid)
+		return master->authd;
+	TAILQ_FOREACH(c, &master->workers, entry)
+		if (c->pid == pid)
+			return c;
+	return NULL;
+}
+
+void
+child_reap(void)
+{
+	struct child	*c;
+	pid_t		 pid;
+	int		 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if ((c = child_by_pid(pid)) == NULL) {
+			log_debug("reaped unknown pid %d", (int)pid);
+			continue;
+		}
+		child_died(c, status);
+	}
+	if (master->shutting_down)
+		master_maybe_exit();
+}
+
+/* Ask every running worker to drain; the dead ones stay dead. */
+void
+children_stop_workers(void)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &master->workers, entry) {
+		evtimer_del(c->respawn_ev);
+		if (child_running(c))
+			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
+			    NULL, 0);
+	}
+}

@@ -1,0 +1,288 @@
+/*
+ * worker.c -- portcullis-worker: the unprivileged process that speaks
+ * SMTP to the network.
+ *
+ * Started by master with its channel on PROC_PARENT_FD.  It waits for
+ * its configuration, the listening sockets and the spool descriptor,
+ * then chroots and drops to the workers' user before it accepts a
+ * single connection.  Its channel to authd arrives from master and is
+ * replaced whenever authd is restarted; a ping on each new channel
+ * proves the path.  On CTL_SHUTDOWN it stops accepting at once and
+ * gives open sessions the grace period before it closes them with 421.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config_imsg.h"
+#include "log.h"
+#include "privsep.h"
+#include "proto.h"
+#include "worker.h"
+
+struct worker		*worker;
+static struct config_recv conf_recv = { NULL, -1 };
+
+static void	master_dispatch(struct imsgev *, struct imsg *);
+static void	master_closed(struct imsgev *);
+static void	authd_dispatch(struct imsgev *, struct imsg *);
+static void	authd_closed(struct imsgev *);
+
+static __attribute__((__noreturn__)) void
+usage(void)
+{
+	fprintf(stderr, "usage: portcullis-worker [-dv] -i id\n"
+	    "(started by portcullisd, not by hand)\n");
+	exit(1);
+}
+
+static void
+worker_exit(void)
+{
+	event_base_loopexit(worker->base, NULL);
+}
+
+void
+worker_session_gone(void)
+{
+	if (worker->shutting_down && worker->nsessions == 0)
+		worker_exit();
+}
+
+static void
+grace_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { 1, 0 };
+
+	(void)fd; (void)ev; (void)arg;
+	log_info("worker %u: grace period over, closing %u session(s)",
+	    worker->id, worker->nsessions);
+	smtp_close_all("421 4.3.2 Service shutting down, closing "
+	    "transmission channel");
+	/* Let the 421 lines drain, but never wait on a stuck client. */
+	event_base_loopexit(worker->base, &tv);
+}
+
+static void
+worker_shutdown(void)
+{
+	struct timeval	 tv;
+
+	if (worker->shutting_down)
+		return;
+	worker->shutting_down = 1;
+	smtp_listen_close();
+	log_info("worker %u: shutting down, %u session(s) open",
+	    worker->id, worker->nsessions);
+	if (worker->nsessions == 0) {
+		worker_exit();
+		return;
+	}
+	tv.tv_sec = worker->conf->grace_period;
+	tv.tv_usec = 0;
+	worker->grace_ev = evtimer_new(worker->base, grace_expired, NULL);
+	evtimer_add(worker->grace_ev, &tv);
+}
+
+static void
+worker_configure(struct portcullis_conf *conf, int spool_fd)
+{
+	if (worker->conf != NULL) {
+		/* A reload starts a new generation of workers instead. */
+		log_warnx("worker %u: ignoring a second configuration",
+		    worker->id);
+		config_close_fds(conf);
+		config_free(conf);
+		if (spool_fd != -1)
+			close(spool_fd);
+		return;
+	}
+	worker->conf = conf;
+	worker->spool_fd = spool_fd;
+	if (privsep_drop(conf->user, conf->chroot))
+		log_debug("worker %u: running as %s in %s", worker->id,
+		    conf->user, conf->chroot);
+	imsgev_compose(&worker->master, IMSG_CHILD_READY, worker->id, -1,
+	    NULL, 0);
+	smtp_listen_start();
+}
+
+static void
+authd_ping(void)
+{
+	struct ping	 ping;
+
+	memset(&ping, 0, sizeof(ping));
+	ping.seq = ++worker->ping_seq;
+	ping.worker_id = worker->id;
+	clock_gettime(CLOCK_MONOTONIC, &worker->ping_sent);
+	imsgev_compose(&worker->authd, IMSG_PING, worker->id, -1, &ping,
+	    sizeof(ping));
+}
+
+static void
+authd_channel(struct imsg *imsg)
+{
+	int	 fd;
+
+	if ((fd = imsg_get_fd(imsg)) == -1) {
+		log_warnx("worker %u: authd channel without descriptor",
+		    worker->id);
+		return;
+	}
+	if (worker->authd.open) {
+		worker->authd.closed = NULL;	/* replaced, not lost */
+		imsgev_close(&worker->authd);
+	}
+	if (imsgev_init(&worker->authd, worker->base, fd, 0, "authd",
+	    authd_dispatch, authd_closed, NULL) == -1) {
+		log_warn("worker %u: authd channel", worker->id);
+		close(fd);
+		return;
+	}
+	authd_ping();
+}
+
+static void
+master_dispatch(struct imsgev *iev, struct imsg *imsg)
+{
+	int	 verbose;
+
+	switch (imsg_get_type(imsg)) {
+	case IMSG_CONF_START:
+	case IMSG_CONF_LISTENER:
+	case IMSG_CONF_PKI:
+	case IMSG_CONF_CHECKER:
+	case IMSG_CONF_SPOOL:
+	case IMSG_CONF_END:
+		switch (config_recv(&conf_recv, imsg)) {
+		case -1:
+			fatalx("worker %u: malformed configuration message",
+			    worker->id);
+		case 1:
+			worker_configure(conf_recv.conf, conf_recv.spool_fd);
+			conf_recv.conf = NULL;
+			conf_recv.spool_fd = -1;
+		}
+		break;
+	case IMSG_AUTHD_CHANNEL:
+		authd_channel(imsg);
+		break;
+	case IMSG_CTL_SHUTDOWN:
+		worker_shutdown();
+		break;
+	case IMSG_CTL_VERBOSE:
+		if (imsg_get_data(imsg, &verbose, sizeof(verbose)) == 0)
+			log_setverbose(verbose);
+		break;
+	default:
+		log_warnx("worker %u: unexpected %s from %s", worker->id,
+		    imsg_type_name(imsg_get_type(imsg)), iev->name);
+	}
+}
+
+static void
+master_closed(struct imsgev *iev)
+{
+	(void)iev;
+	log_info("worker %u: master went away, exiting", worker->id);
+	exit(0);
+}
+
+static void
+authd_pong(struct imsg *imsg)
+{
+	struct ping	 ping;
+	struct timespec	 now;
+	int64_t		 usec;
+
+	if (imsg_get_data(imsg, &ping, sizeof(ping)) == -1 ||
+	    ping.seq != worker->ping_seq) {
+		log_warnx("worker %u: stray or malformed pong from authd",
+		    worker->id);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	usec = (now.tv_sec - worker->ping_sent.tv_sec) * 1000000 +
+	    (now.tv_nsec - worker->ping_sent.tv_nsec) / 1000;
+	ping.rtt_usec = usec < 0 ? 0 : (uint32_t)usec;
+	ping.worker_id = worker->id;
+	log_info("worker %u: authd answered ping %llu in %u us", worker->id,
+	    (unsigned long long)ping.seq, ping.rtt_usec);
+	imsgev_compose(&worker->master, IMSG_PING_RESULT, worker->id, -1,
+	    &ping, sizeof(ping));
+}
+
+static void
+authd_dispatch(struct imsgev *iev, struct imsg *imsg)
+{
+	switch (imsg_get_type(imsg)) {
+	case IMSG_PONG:
+		authd_pong(imsg);
+		break;
+	default:
+		log_warnx("worker %u: unexpected %s from %s", worker->id,
+		    imsg_type_name(imsg_get_type(imsg)), iev->name);
+	}
+}
+
+static void
+authd_closed(struct imsgev *iev)
+{
+	(void)iev;
+	log_warnx("worker %u: authd channel lost, waiting for a new one",
+	    worker->id);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char	*errstr;
+	int		 ch, debug = 0, verbose = 0;
+	long long	 id = -1;
+
+	privsep_title_init(argc, argv);
+
+	while ((ch = getopt(argc, argv, "di:v")) != -1) {
+		switch (ch) {
+		case 'd':
+			debug = 1;
+			break;
+		case 'i':
+			id = strtonum(optarg, 0, UINT32_MAX, &errstr);
+			if (errstr != NULL)
+				usage();
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (id == -1 || optind != argc)
+		usage();
+
+	privsep_child_init("worker", debug, verbose);
+
+	if ((worker = calloc(1, sizeof(*worker))) == NULL)
+		fatal("calloc");
+	worker->id = (uint32_t)id;
+	worker->spool_fd = -1;
+	TAILQ_INIT(&worker->sessions);
+	if ((worker->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (imsgev_init(&worker->master, worker->base, PROC_PARENT_FD, 1,
+	    "master", master_dispatch, master_closed, NULL) == -1)
+		fatal("master channel");
+
+	event_base_dispatch(worker->base);
+	log_info("worker %u: exiting", worker->id);
+	return 0;
+}
