@@ -156,6 +156,9 @@ master_maybe_exit(void)
 		if (child_running(c))
 			return;
 	if (master->authd != NULL && child_running(master->authd)) {
+		if (master->authd_stopping)
+			return;
+		master->authd_stopping = 1;
 		if (master->authd->iev.open)
 			imsgev_compose(&master->authd->iev, IMSG_CTL_SHUTDOWN,
 			    0, -1, NULL, 0);

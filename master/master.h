@@ -49,6 +49,7 @@ struct master {
 	struct childlist	 workers;
 	int			 spool_fd;
 	int			 shutting_down;
+	int			 authd_stopping;	/* CTL_SHUTDOWN sent */
 	struct event		*deadline_ev;
 };
 
