@@ -105,6 +105,8 @@ master_dispatch(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CONF_START:
 	case IMSG_CONF_LISTENER:
 	case IMSG_CONF_PKI:
+	case IMSG_CONF_PKI_PEM:
+	case IMSG_CONF_DOMAIN:
 	case IMSG_CONF_CHECKER:
 	case IMSG_CONF_SPOOL:
 	case IMSG_CONF_END:

@@ -4,7 +4,8 @@
  * config_new_empty() returns a configuration with every default of
  * portcullis.conf(5) filled in and empty lists; parse.y starts from it.
  * config_free() releases one, whoever built it (the parser or
- * config_imsg.c); it closes no descriptor, see config_close_fds().
+ * config_imsg.c), and wipes the PEM a worker may still hold; it closes
+ * no descriptor, see config_close_fds().
  * listener_address() and listener_port() give a listener's numeric
  * address and port for logs and messages.
  */
@@ -20,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>	/* TLS1_2_VERSION */
 
 #include "config.h"
 
@@ -48,11 +51,25 @@ config_new_empty(void)
 	conf->max_message_size = DEFAULT_MAX_MSG_SIZE;
 	conf->deliver = DELIVER_SPOOL;
 	conf->relay_url[0] = '\0';
+	conf->relay_tls = 0;
 	conf->failure_delay = DEFAULT_FAILURE_DELAY;
+
+	conf->timeout_command = DEFAULT_TIMEOUT_COMMAND;
+	conf->timeout_data = DEFAULT_TIMEOUT_DATA;
+	conf->timeout_session = DEFAULT_TIMEOUT_SESSION;
+	conf->max_recipients = DEFAULT_MAX_RECIPIENTS;
+	conf->max_sessions = DEFAULT_MAX_SESSIONS;
+	conf->max_sessions_per_addr = DEFAULT_MAX_SESSIONS_PER_ADDR;
+	conf->max_errors = DEFAULT_MAX_ERRORS;
+	conf->bare_newlines = BARE_NEWLINES_REJECT;
+	conf->sender_check = SENDER_CHECK_EXACT;
+	conf->tls_min_version = TLS1_2_VERSION;
+	conf->tls_ciphers[0] = '\0';		/* OpenSSL's default */
 
 	TAILQ_INIT(&conf->listeners);
 	TAILQ_INIT(&conf->pkis);
 	TAILQ_INIT(&conf->checkers);
+	TAILQ_INIT(&conf->local_domains);	/* the hostname only */
 	return conf;
 }
 
@@ -62,6 +79,7 @@ config_free(struct portcullis_conf *conf)
 	struct listener		*l;
 	struct pki		*p;
 	struct checker_conf	*c;
+	struct local_domain	*d;
 
 	if (conf == NULL)
 		return;
@@ -71,11 +89,20 @@ config_free(struct portcullis_conf *conf)
 	}
 	while ((p = TAILQ_FIRST(&conf->pkis)) != NULL) {
 		TAILQ_REMOVE(&conf->pkis, p, entry);
+		/* Each buffer is len + 1 bytes, NUL included. */
+		if (p->cert_pem != NULL)
+			freezero(p->cert_pem, p->cert_len + 1);
+		if (p->key_pem != NULL)
+			freezero(p->key_pem, p->key_len + 1);
 		free(p);
 	}
 	while ((c = TAILQ_FIRST(&conf->checkers)) != NULL) {
 		TAILQ_REMOVE(&conf->checkers, c, entry);
 		free(c);
+	}
+	while ((d = TAILQ_FIRST(&conf->local_domains)) != NULL) {
+		TAILQ_REMOVE(&conf->local_domains, d, entry);
+		free(d);
 	}
 	free(conf);
 }

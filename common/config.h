@@ -34,6 +34,33 @@
 #define DEFAULT_GRACE_PERIOD	30		/* seconds */
 #define DEFAULT_MAX_MSG_SIZE	(35 * 1024 * 1024)
 #define DEFAULT_FAILURE_DELAY	2000		/* milliseconds */
+#define DEFAULT_TIMEOUT_COMMAND	300	/* RFC 5321 4.5.3.2.7: 5 minutes */
+#define DEFAULT_TIMEOUT_DATA	180	/* RFC 5321 4.5.3.2.5-6: 3 minutes */
+#define DEFAULT_TIMEOUT_SESSION	3600
+#define DEFAULT_MAX_RECIPIENTS	100	/* RFC 5321 4.5.3.1.8 minimum */
+#define DEFAULT_MAX_SESSIONS	4096	/* per worker */
+#define DEFAULT_MAX_SESSIONS_PER_ADDR 32	/* per worker */
+#define DEFAULT_MAX_ERRORS	10
+#define CONF_CIPHERS_MAX	512
+
+/* how DATA treats a CR or LF that is not part of CR LF */
+enum bare_newlines {
+	BARE_NEWLINES_REJECT = 0,	/* 550 5.5.2 for the whole message */
+	BARE_NEWLINES_NORMALIZE,	/* rewritten to CR LF */
+};
+
+/* a client that sends before the greeting (RFC 5321 4.3.1) */
+enum early_talkers {
+	EARLY_TALKERS_REJECT = 0,	/* 554 and disconnect */
+	EARLY_TALKERS_ALLOW,		/* greet it anyway */
+};
+
+/* what MAIL FROM may be once a client has authenticated */
+enum sender_check {
+	SENDER_CHECK_EXACT = 0,		/* the user's own address */
+	SENDER_CHECK_DOMAIN,		/* any address in the user's domain */
+	SENDER_CHECK_OFF,
+};
 
 /* listener flags */
 #define LISTEN_STARTTLS		0x0001	/* offer STARTTLS */
@@ -58,6 +85,11 @@ struct pki {
 	char			 name[CONF_HOST_MAX];	/* also SNI name */
 	char			 cert_file[PATH_MAX];
 	char			 key_file[PATH_MAX];
+	/* worker only: the PEM master read and sent; key wiped after use */
+	char			*cert_pem;
+	size_t			 cert_len;
+	char			*key_pem;
+	size_t			 key_len;
 };
 TAILQ_HEAD(pkilist, pki);
 
@@ -72,6 +104,12 @@ struct checker_conf {
 	char			 path[PATH_MAX];	/* lmdb: environment */
 };
 TAILQ_HEAD(checkerlist, checker_conf);
+
+struct local_domain {
+	TAILQ_ENTRY(local_domain) entry;
+	char			 name[CONF_HOST_MAX];	/* lower case */
+};
+TAILQ_HEAD(domainlist, local_domain);
 
 enum deliver_method {
 	DELIVER_SPOOL = 1,
@@ -90,11 +128,27 @@ struct portcullis_conf {
 	uint64_t		 max_message_size;	/* octets */
 	enum deliver_method	 deliver;
 	char			 relay_url[CONF_URL_MAX];
+	int			 relay_tls;		/* STARTTLS to next hop */
 	int			 failure_delay;		/* milliseconds */
+
+	/* ESMTP: timeouts in seconds, limits, policy */
+	int			 timeout_command;
+	int			 timeout_data;
+	int			 timeout_session;
+	int			 max_recipients;
+	int			 max_sessions;		/* per worker */
+	int			 max_sessions_per_addr;	/* per worker */
+	int			 max_errors;
+	enum bare_newlines	 bare_newlines;
+	enum early_talkers	 early_talkers;
+	enum sender_check	 sender_check;
+	int			 tls_min_version;	/* TLS1_2_VERSION... */
+	char			 tls_ciphers[CONF_CIPHERS_MAX]; /* "" = default */
 
 	struct listenerlist	 listeners;
 	struct pkilist		 pkis;
 	struct checkerlist	 checkers;
+	struct domainlist	 local_domains;		/* empty: hostname */
 };
 
 /* parse.y */

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,31 @@ dup_cloexec(int fd)
 	return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
+/* A PEM file can exceed one imsg: it travels in chunks. */
+static int
+send_pem(struct imsgev *iev, uint32_t kind, const char *pem, size_t len)
+{
+	struct pki_pem	 hdr;
+	struct iovec	 iov[2];
+	size_t		 chunk, max;
+
+	max = MAX_IMSGSIZE - IMSG_HEADER_SIZE - sizeof(hdr);
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.kind = kind;
+	while (len > 0) {
+		chunk = len < max ? len : max;
+		iov[0].iov_base = &hdr;
+		iov[0].iov_len = sizeof(hdr);
+		iov[1].iov_base = (void *)(uintptr_t)pem;
+		iov[1].iov_len = chunk;
+		if (imsgev_composev(iev, IMSG_CONF_PKI_PEM, 0, iov, 2) == -1)
+			return -1;
+		pem += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
 int
 config_send(struct imsgev *iev, const struct portcullis_conf *conf,
     int listener_fds, int spool_fd)
@@ -40,12 +66,14 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 	struct listener		*l;
 	struct pki		*p;
 	struct checker_conf	*c;
+	struct local_domain	*d;
 	int			 fd;
 
 	head = *conf;
 	TAILQ_INIT(&head.listeners);
 	TAILQ_INIT(&head.pkis);
 	TAILQ_INIT(&head.checkers);
+	TAILQ_INIT(&head.local_domains);
 	if (imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
 	    sizeof(head)) == -1)
 		return -1;
@@ -57,9 +85,20 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 		    sizeof(*l)) == -1)
 			return -1;
 	}
-	TAILQ_FOREACH(p, &conf->pkis, entry)
+	TAILQ_FOREACH(p, &conf->pkis, entry) {
 		if (imsgev_compose(iev, IMSG_CONF_PKI, 0, -1, p,
 		    sizeof(*p)) == -1)
+			return -1;
+		/* Only workers terminate TLS; only they get the keys. */
+		if (!listener_fds)
+			continue;
+		if (send_pem(iev, PKI_PEM_CERT, p->cert_pem, p->cert_len) == -1 ||
+		    send_pem(iev, PKI_PEM_KEY, p->key_pem, p->key_len) == -1)
+			return -1;
+	}
+	TAILQ_FOREACH(d, &conf->local_domains, entry)
+		if (imsgev_compose(iev, IMSG_CONF_DOMAIN, 0, -1, d,
+		    sizeof(*d)) == -1)
 			return -1;
 	TAILQ_FOREACH(c, &conf->checkers, entry)
 		if (imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, c,
@@ -114,6 +153,7 @@ recv_start(struct config_recv *cr, struct imsg *imsg)
 	TAILQ_INIT(&conf->listeners);
 	TAILQ_INIT(&conf->pkis);
 	TAILQ_INIT(&conf->checkers);
+	TAILQ_INIT(&conf->local_domains);
 	TERMINATE(conf->hostname);
 	TERMINATE(conf->user);
 	TERMINATE(conf->auth_user);
@@ -157,7 +197,63 @@ recv_pki(struct config_recv *cr, struct imsg *imsg)
 	TERMINATE(p->name);
 	TERMINATE(p->cert_file);
 	TERMINATE(p->key_file);
+	p->cert_pem = p->key_pem = NULL;
+	p->cert_len = p->key_len = 0;
 	TAILQ_INSERT_TAIL(&cr->conf->pkis, p, entry);
+	return 0;
+}
+
+/* Append a chunk of PEM to the pki received last. */
+static int
+recv_pki_pem(struct config_recv *cr, struct imsg *imsg)
+{
+	struct pki	*p = TAILQ_LAST(&cr->conf->pkis, pkilist);
+	struct pki_pem	 hdr;
+	struct ibuf	 ibuf;
+	char		**pem, *n;
+	size_t		*len, add;
+
+	if (p == NULL || imsg_get_ibuf(imsg, &ibuf) == -1 ||
+	    ibuf_get(&ibuf, &hdr, sizeof(hdr)) == -1)
+		return -1;
+	if (hdr.kind == PKI_PEM_CERT) {
+		pem = &p->cert_pem;
+		len = &p->cert_len;
+	} else if (hdr.kind == PKI_PEM_KEY) {
+		pem = &p->key_pem;
+		len = &p->key_len;
+	} else
+		return -1;
+	add = ibuf_size(&ibuf);
+	if (add == 0 || *len + add > PKI_PEM_MAX)
+		return -1;
+	/* No realloc: the old block may hold key material to wipe. */
+	if ((n = malloc(*len + add + 1)) == NULL)
+		fatal("malloc");
+	if (*pem != NULL) {
+		memcpy(n, *pem, *len);
+		freezero(*pem, *len + 1);
+	}
+	memcpy(n + *len, ibuf_data(&ibuf), add);
+	*len += add;
+	n[*len] = '\0';
+	*pem = n;
+	return 0;
+}
+
+static int
+recv_domain(struct config_recv *cr, struct imsg *imsg)
+{
+	struct local_domain	*d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, d, sizeof(*d)) == -1) {
+		free(d);
+		return -1;
+	}
+	TERMINATE(d->name);
+	TAILQ_INSERT_TAIL(&cr->conf->local_domains, d, entry);
 	return 0;
 }
 
@@ -201,6 +297,10 @@ config_recv(struct config_recv *cr, struct imsg *imsg)
 		return recv_pki(cr, imsg);
 	case IMSG_CONF_CHECKER:
 		return recv_checker(cr, imsg);
+	case IMSG_CONF_PKI_PEM:
+		return recv_pki_pem(cr, imsg);
+	case IMSG_CONF_DOMAIN:
+		return recv_domain(cr, imsg);
 	case IMSG_CONF_SPOOL:
 		if (imsg_get_len(imsg) != 0)
 			return -1;

@@ -107,6 +107,23 @@ imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
 	return 0;
 }
 
+int
+imsgev_composev(struct imsgev *iev, uint32_t type, uint32_t peerid,
+    const struct iovec *iov, int iovcnt)
+{
+	if (!iev->open) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (imsg_composev(&iev->ibuf, type, peerid, 0, -1, iov, iovcnt) ==
+	    -1) {
+		log_warn("%s: compose %s", iev->name, imsg_type_name(type));
+		return -1;
+	}
+	imsgev_update(iev);
+	return 0;
+}
+
 /* Blocking write of everything queued; for the last words before exit. */
 int
 imsgev_flush(struct imsgev *iev)

@@ -12,6 +12,7 @@
 #define PORTCULLIS_IMSGEV_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <stdint.h>
 #include <event2/event.h>
 
@@ -39,6 +40,8 @@ int	imsgev_init(struct imsgev *, struct event_base *, int fd, int fdpass,
 	    const char *name, imsgev_handler, imsgev_closed, void *arg);
 int	imsgev_compose(struct imsgev *, uint32_t type, uint32_t peerid,
 	    int fd, const void *data, size_t len);
+int	imsgev_composev(struct imsgev *, uint32_t type, uint32_t peerid,
+	    const struct iovec *, int);
 void	imsgev_close(struct imsgev *);
 int	imsgev_flush(struct imsgev *);
 

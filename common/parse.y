@@ -18,7 +18,7 @@
  *   nor the invoking user, is refused before a byte of it is read;
  * - the parser opens no certificate, key, spool or database: master
  *   does that, so "portcullisd -n" checks the grammar and the
- *   cross-references only.
+ *   cross-references only (and tls-ciphers, with OpenSSL, in memory).
  */
 
 %{
@@ -42,6 +42,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "log.h"
 
@@ -54,6 +57,10 @@
 #define GRACE_PERIOD_MAX	(24 * 3600)		/* seconds */
 #define FAILURE_DELAY_MAX	(60 * 1000)		/* milliseconds */
 #define MSG_SIZE_MAX		(4ULL * 1024 * 1024 * 1024)
+#define TIMEOUT_MAX		(24 * 3600)		/* seconds */
+#define MAX_RECIPIENTS_MAX	100000
+#define MAX_SESSIONS_MAX	1000000
+#define MAX_ERRORS_MAX		1000
 
 struct file {
 	TAILQ_ENTRY(file)	 entry;
@@ -147,6 +154,10 @@ static int	 copy_path(char *, size_t, const char *, const char *);
 static int	 valid_macro_name(const char *);
 static int	 valid_hostname(const char *);
 static int	 valid_relay_url(const char *);
+static int	 valid_cipher_list(const char *);
+static int	 set_number(int *, int64_t, int64_t, int64_t, const char *);
+static int	 set_timeout(const char *, int64_t);
+static int	 local_domain_add(const char *);
 static int64_t	 parse_duration(const char *);
 static int64_t	 parse_size(const char *);
 static int	 set_user(char *, size_t, const char *, const char *);
@@ -181,17 +192,22 @@ static int			 stmt_start = 1; /* next token starts one */
 static int			 lexerr_pending; /* lexer said it already */
 static int			 cur_tok;
 static int			 prev_is_keyword;
+static int			 in_list;	/* inside local-domains { } */
 static char			 cur_text[64], prev_text[64], stmt_keyword[64];
 %}
 
-%token	AUTH AUTHUSER CERT CHECKER CHROOT CONSOLE DELIVER FAILUREDELAY
-%token	GRACEPERIOD HOSTNAME INCLUDE KEY LISTEN LMDB MAXMESSAGESIZE NAME ON
-%token	OPTIONAL PKI PORT RELAY REQUIRE SMTPS SPOOL TLS TO USER WORKERS
+%token	AUTH AUTHUSER BARENEWLINES CERT CHECKER CHROOT CONSOLE DELIVER
+%token	EARLYTALKERS
+%token	FAILUREDELAY GRACEPERIOD HOSTNAME INCLUDE KEY LISTEN LMDB
+%token	LOCALDOMAINS MAXERRORS MAXMESSAGESIZE MAXRECIPIENTS MAXSESSIONS
+%token	MAXSESSIONSPERADDR NAME ON OPTIONAL PKI PORT RELAY REQUIRE
+%token	SENDERCHECK SMTPS SPOOL TIMEOUT TLS TLSCIPHERS TLSMINVERSION TO
+%token	USER WORKERS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.string>	address optpath macrovalue
-%type	<v.number>	port duration size checkertype
+%type	<v.string>	address optpath value
+%type	<v.number>	port duration size checkertype relaytls
 
 %%
 
@@ -209,7 +225,7 @@ include		: INCLUDE STRING		{
 		}
 		;
 
-varset		: STRING '=' macrovalue	{
+varset		: STRING '=' value	{
 			if (!valid_macro_name($1)) {
 				conf_error("invalid macro name \"%s\"", $1);
 				YYERROR;
@@ -221,8 +237,11 @@ varset		: STRING '=' macrovalue	{
 		}
 		;
 
-/* "port = 587" is as good as "port = \"587\"". */
-macrovalue	: STRING			{ $$ = $1; }
+/*
+ * "port = 587" is as good as "port = \"587\"", and "tls-min-version 1"
+ * gets a better message than a syntax error.
+ */
+value		: STRING			{ $$ = $1; }
 		| NUMBER			{
 			char	 buf[32];
 
@@ -287,6 +306,92 @@ main		: HOSTNAME STRING		{
 		| MAXMESSAGESIZE size		{
 			conf->max_message_size = $2;
 		}
+		| TIMEOUT STRING duration	{
+			if (set_timeout($2, $3) == -1)
+				YYERROR;
+		}
+		| MAXRECIPIENTS NUMBER		{
+			if (set_number(&conf->max_recipients, $2, 1,
+			    MAX_RECIPIENTS_MAX, "max-recipients") == -1)
+				YYERROR;
+		}
+		| MAXSESSIONS NUMBER		{
+			if (set_number(&conf->max_sessions, $2, 1,
+			    MAX_SESSIONS_MAX, "max-sessions") == -1)
+				YYERROR;
+		}
+		| MAXSESSIONSPERADDR NUMBER	{
+			if (set_number(&conf->max_sessions_per_addr, $2, 1,
+			    MAX_SESSIONS_MAX, "max-sessions-per-address") == -1)
+				YYERROR;
+		}
+		| MAXERRORS NUMBER		{
+			if (set_number(&conf->max_errors, $2, 1,
+			    MAX_ERRORS_MAX, "max-errors") == -1)
+				YYERROR;
+		}
+		| EARLYTALKERS value		{
+			if (strcmp($2, "reject") == 0)
+				conf->early_talkers = EARLY_TALKERS_REJECT;
+			else if (strcmp($2, "allow") == 0)
+				conf->early_talkers = EARLY_TALKERS_ALLOW;
+			else {
+				conf_error("invalid early-talkers \"%s\": want "
+				    "reject or allow", $2);
+				YYERROR;
+			}
+		}
+		| BARENEWLINES value		{
+			if (strcmp($2, "reject") == 0)
+				conf->bare_newlines = BARE_NEWLINES_REJECT;
+			else if (strcmp($2, "normalize") == 0)
+				conf->bare_newlines = BARE_NEWLINES_NORMALIZE;
+			else {
+				conf_error("invalid bare-newlines \"%s\": want "
+				    "reject or normalize", $2);
+				YYERROR;
+			}
+		}
+		| SENDERCHECK value		{
+			if (strcmp($2, "exact") == 0)
+				conf->sender_check = SENDER_CHECK_EXACT;
+			else if (strcmp($2, "domain") == 0)
+				conf->sender_check = SENDER_CHECK_DOMAIN;
+			else if (strcmp($2, "off") == 0)
+				conf->sender_check = SENDER_CHECK_OFF;
+			else {
+				conf_error("invalid sender-check \"%s\": want "
+				    "exact, domain or off", $2);
+				YYERROR;
+			}
+		}
+		| TLSMINVERSION value		{
+			if (strcmp($2, "1.2") == 0)
+				conf->tls_min_version = TLS1_2_VERSION;
+			else if (strcmp($2, "1.3") == 0)
+				conf->tls_min_version = TLS1_3_VERSION;
+			else {
+				conf_error("invalid tls-min-version \"%s\": "
+				    "want 1.2 or 1.3", $2);
+				YYERROR;
+			}
+		}
+		| TLSCIPHERS STRING		{
+			if (copy_value(conf->tls_ciphers,
+			    sizeof(conf->tls_ciphers), $2, "tls-ciphers") == -1)
+				YYERROR;
+			if (!valid_cipher_list($2)) {
+				conf_error("invalid tls-ciphers \"%s\": "
+				    "selects no cipher", $2);
+				YYERROR;
+			}
+		}
+		| LOCALDOMAINS '{' nls domainlist sep '}'
+		| LOCALDOMAINS '{' nls '}'	{
+			conf_error("local-domains: empty list");
+			YYERROR;
+		}
+		| LOCALDOMAINS '{' error '}'	{ yyerrok; }
 		| PKI STRING {
 			memset(&popts, 0, sizeof(popts));
 			popts.name = $2;
@@ -394,12 +499,14 @@ listenopt	: NAME STRING			{
 delivery	: SPOOL				{
 			conf->deliver = DELIVER_SPOOL;
 			conf->relay_url[0] = '\0';
+			conf->relay_tls = 0;
 		}
 		| CONSOLE			{
 			conf->deliver = DELIVER_CONSOLE;
 			conf->relay_url[0] = '\0';
+			conf->relay_tls = 0;
 		}
-		| RELAY STRING			{
+		| RELAY STRING relaytls		{
 			if (!valid_relay_url($2)) {
 				conf_error("invalid relay URL \"%s\": want "
 				    "smtp://host:port or lmtp://host:port", $2);
@@ -409,7 +516,38 @@ delivery	: SPOOL				{
 			    $2, "relay URL") == -1)
 				YYERROR;
 			conf->deliver = DELIVER_RELAY;
+			conf->relay_tls = $3;
 		}
+		;
+
+relaytls	: /* empty */			{ $$ = 0; }
+		| TLS				{ $$ = 1; }
+		;
+
+/*
+ * local-domains { "a.example" "b.example" }: commas between the names
+ * are optional, and the list may span lines.  A bad name is reported
+ * and the list goes on, so that one run shows every bad name without
+ * the rest of the list being taken for statements.
+ */
+domainlist	: domain
+		| domainlist sep domain
+		;
+
+domain		: STRING			{
+			(void)local_domain_add($1);
+		}
+		;
+
+sep		: optcomma nls
+		;
+
+optcomma	: /* empty */
+		| ','
+		;
+
+nls		: /* empty */
+		| nls '\n'
 		;
 
 /*
@@ -497,11 +635,13 @@ struct keyword {
 static const struct keyword keywords[] = {
 	{ "auth",		AUTH },
 	{ "auth-user",		AUTHUSER },
+	{ "bare-newlines",	BARENEWLINES },
 	{ "cert",		CERT },
 	{ "checker",		CHECKER },
 	{ "chroot",		CHROOT },
 	{ "console",		CONSOLE },
 	{ "deliver",		DELIVER },
+	{ "early-talkers",	EARLYTALKERS },
 	{ "failure-delay",	FAILUREDELAY },
 	{ "grace-period",	GRACEPERIOD },
 	{ "hostname",		HOSTNAME },
@@ -509,7 +649,12 @@ static const struct keyword keywords[] = {
 	{ "key",		KEY },
 	{ "listen",		LISTEN },
 	{ "lmdb",		LMDB },
+	{ "local-domains",	LOCALDOMAINS },
+	{ "max-errors",		MAXERRORS },
 	{ "max-message-size",	MAXMESSAGESIZE },
+	{ "max-recipients",	MAXRECIPIENTS },
+	{ "max-sessions",	MAXSESSIONS },
+	{ "max-sessions-per-address", MAXSESSIONSPERADDR },
 	{ "name",		NAME },
 	{ "on",			ON },
 	{ "optional",		OPTIONAL },
@@ -517,9 +662,13 @@ static const struct keyword keywords[] = {
 	{ "port",		PORT },
 	{ "relay",		RELAY },
 	{ "require",		REQUIRE },
+	{ "sender-check",	SENDERCHECK },
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
+	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
+	{ "tls-ciphers",	TLSCIPHERS },
+	{ "tls-min-version",	TLSMINVERSION },
 	{ "to",			TO },
 	{ "user",		USER },
 	{ "workers",		WORKERS },
@@ -614,6 +763,17 @@ yyerror(const char *msg)
 	}
 	if (strcmp(msg, "syntax error") != 0) {
 		conf_error("%s", msg);
+		return;
+	}
+	/* The end, or a keyword, where a name was due: the list is open. */
+	if (in_list && cur_tok == 0) {
+		conf_error("local-domains: missing \"}\"");
+		return;
+	}
+	if (in_list && cur_tok > 255 && cur_tok != STRING &&
+	    cur_tok != NUMBER && cur_tok != ERROR) {
+		conf_error("local-domains: missing \"}\" before \"%s\"",
+		    cur_text);
 		return;
 	}
 	if ((cur_tok == '\n' || cur_tok == 0) && stmt_keyword[0] != '\0') {
@@ -956,7 +1116,15 @@ yylex(void)
 		(void)snprintf(cur_text, sizeof(cur_text), "%c",
 		    tok > 0 && tok < 256 ? tok : '?');
 
-	stmt_start = tok == '\n' || tok == '{';
+	/*
+	 * The names of a local-domains list are values, not statements,
+	 * even at the start of a line: "example.org" is no unknown keyword.
+	 */
+	if (tok == '{' && strcmp(stmt_keyword, "local-domains") == 0)
+		in_list = 1;
+	else if (tok == '}')
+		in_list = 0;
+	stmt_start = !in_list && (tok == '\n' || tok == '{');
 	return tok;
 }
 
@@ -1185,16 +1353,31 @@ valid_macro_name(const char *s)
 	return 1;
 }
 
-/* It goes into EHLO and Received: letters, digits, '-' and '.'. */
+/*
+ * It goes into EHLO and Received:, and a local domain is compared with
+ * the domain of addresses: dot-separated labels of letters, digits and
+ * '-' (RFC 1123 2.1), none empty, none longer than 63 characters, none
+ * starting or ending with '-'.
+ */
 static int
 valid_hostname(const char *s)
 {
-	if (*s == '\0' || *s == '.' || *s == '-')
+	size_t	 len;
+
+	if (strlen(s) > 253)
 		return 0;
-	for (; *s != '\0'; s++)
-		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.')
+	for (;;) {
+		for (len = 0; isalnum((unsigned char)s[len]) ||
+		    s[len] == '-'; len++)
+			;
+		if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
 			return 0;
-	return 1;
+		s += len;
+		if (*s == '\0')
+			return 1;
+		if (*s++ != '.')
+			return 0;
+	}
 }
 
 /* smtp://host:port or lmtp://host:port; an IPv6 host is bracketed. */
@@ -1235,6 +1418,104 @@ valid_relay_url(const char *url)
 	if (len == 0 || len > 5 || p[len] != '\0')
 		return 0;
 	return atoi(p) >= 1 && atoi(p) <= 65535;
+}
+
+/* An integer setting: its bounds are in the message. */
+static int
+set_number(int *dst, int64_t n, int64_t min, int64_t max, const char *what)
+{
+	if (n < min || n > max) {
+		conf_error("%s must be between %lld and %lld", what,
+		    (long long)min, (long long)max);
+		return -1;
+	}
+	*dst = n;
+	return 0;
+}
+
+/* "timeout command|data|session DURATION": whole seconds, 1s to 24h. */
+static int
+set_timeout(const char *kind, int64_t ms)
+{
+	int	*dst;
+
+	if (strcmp(kind, "command") == 0)
+		dst = &conf->timeout_command;
+	else if (strcmp(kind, "data") == 0)
+		dst = &conf->timeout_data;
+	else if (strcmp(kind, "session") == 0)
+		dst = &conf->timeout_session;
+	else {
+		conf_error("unknown timeout \"%s\": want command, data or "
+		    "session", kind);
+		return -1;
+	}
+	if (ms % 1000 != 0) {
+		conf_error("timeout %s must be a whole number of seconds",
+		    kind);
+		return -1;
+	}
+	if (ms < 1000 || ms / 1000 > TIMEOUT_MAX) {
+		conf_error("timeout %s must be between 1s and 24h", kind);
+		return -1;
+	}
+	*dst = ms / 1000;
+	return 0;
+}
+
+/*
+ * Stored in lower case, as the domains of addresses are compared
+ * without regard to case (RFC 5321 2.4).
+ */
+static int
+local_domain_add(const char *name)
+{
+	struct local_domain	*d, *o;
+	char			*p;
+
+	if (!valid_hostname(name)) {
+		conf_error("invalid local domain \"%s\"", name);
+		return -1;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		conf_error("out of memory");
+		return -1;
+	}
+	if (copy_value(d->name, sizeof(d->name), name, "local domain") == -1) {
+		free(d);
+		return -1;
+	}
+	for (p = d->name; *p != '\0'; p++)
+		*p = tolower((unsigned char)*p);
+	TAILQ_FOREACH(o, &conf->local_domains, entry)
+		if (strcmp(o->name, d->name) == 0) {
+			conf_error("duplicate local domain \"%s\"", d->name);
+			free(d);
+			return -1;
+		}
+	TAILQ_INSERT_TAIL(&conf->local_domains, d, entry);
+	return 0;
+}
+
+/*
+ * The workers hand the list to SSL_CTX_set_cipher_list(3), which fails
+ * only when nothing at all is selected: say so now, not when a worker
+ * starts.  It is the list of TLS 1.2; TLS 1.3 suites are not in it.
+ */
+static int
+valid_cipher_list(const char *list)
+{
+	SSL_CTX	*ctx;
+	int	 ok;
+
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
+		ERR_clear_error();
+		return 1;	/* the worker will tell */
+	}
+	ok = SSL_CTX_set_cipher_list(ctx, list) == 1;
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return ok;
 }
 
 /* Digits then a unit; -1 if malformed or too large. */
@@ -1592,6 +1873,7 @@ parse_reset(void)
 	lexerr_pending = 0;
 	cur_tok = '\n';
 	prev_is_keyword = 0;
+	in_list = 0;
 	cur_text[0] = prev_text[0] = stmt_keyword[0] = '\0';
 	memset(&lopts, 0, sizeof(lopts));
 	memset(&popts, 0, sizeof(popts));

@@ -23,6 +23,9 @@ enum imsg_type {
 	IMSG_CONF_START,	/* struct portcullis_conf, lists empty */
 	IMSG_CONF_LISTENER,	/* struct listener; worker: + bound socket */
 	IMSG_CONF_PKI,		/* struct pki (file names only) */
+	IMSG_CONF_PKI_PEM,	/* worker: struct pki_pem + PEM bytes, in
+				   chunks, for the pki sent last */
+	IMSG_CONF_DOMAIN,	/* struct local_domain */
 	IMSG_CONF_CHECKER,	/* struct checker_conf */
 	IMSG_CONF_SPOOL,	/* worker: empty + spool directory fd */
 	IMSG_CONF_END,		/* empty; the child applies what it got */
@@ -42,6 +45,15 @@ enum imsg_type {
 				   answered the first ping on a channel */
 
 	IMSG_TYPE_MAX
+};
+
+/* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */
+#define PKI_PEM_CERT		0
+#define PKI_PEM_KEY		1
+#define PKI_PEM_MAX		(1024 * 1024)	/* per file */
+struct pki_pem {
+	uint32_t	kind;		/* PKI_PEM_CERT or PKI_PEM_KEY */
+	uint32_t	pad;
 };
 
 /* IMSG_AUTHD_CHANNEL to authd: which worker the descriptor serves. */

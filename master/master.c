@@ -110,7 +110,7 @@ master_reload(void)
 		    "configuration", config_errmsg());
 		return;
 	}
-	if (conf_prepare(conf) == -1 ||
+	if (conf_prepare(conf) == -1 || pki_load(conf) == -1 ||
 	    (spool_fd = spool_open(conf)) == -1) {
 		log_warnx("reload failed; still running the previous "
 		    "configuration");
@@ -269,6 +269,8 @@ master_init(void)
 	} else
 		log_info("not started as root: no privilege drop and no "
 		    "chroot; every process runs as uid %d", (int)getuid());
+	if (pki_load(master->conf) == -1)
+		fatalx("cannot load the certificates");
 	libexec_init();
 	if (listeners_open(master->conf, NULL) == -1)
 		fatalx("cannot open the listeners");

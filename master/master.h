@@ -71,4 +71,7 @@ int		 spool_open(const struct portcullis_conf *);
 int		 users_check(const struct portcullis_conf *);
 int		 chroot_check(const char *);
 
+/* pki.c */
+int		 pki_load(struct portcullis_conf *);
+
 #endif /* PORTCULLIS_MASTER_H */

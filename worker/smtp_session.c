@@ -1,10 +1,14 @@
 /*
- * smtp_session.c -- accepting connections and the session skeleton.
+ * smtp_session.c -- accepting connections and running sessions.
  *
  * Every worker watches the same listening sockets; whichever wins the
- * accept serves the client.  A session lives in one bufferevent and
- * never blocks the loop.  This file holds the greeting, QUIT and the
- * shutdown path; the command engine grows here.
+ * accept serves the client.  A session lives in one bufferevent (an
+ * OpenSSL one once TLS is up) and never blocks the loop.  Commands are
+ * taken from the input in order and their replies queued; the output
+ * goes out when the loop comes back, so pipelined commands (RFC 2920)
+ * get their replies in one write.  While a command waits for another
+ * party (the delivery's answer after DATA), no further input is read
+ * as commands.
  */
 
 #include <sys/types.h>
@@ -12,17 +16,24 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
-#define SMTP_LINE_MAX	512	/* RFC 5321 4.5.3.1.4, with CR LF */
+#define SESSION_LINGER_TRIES	250	/* of 20 ms: 5 s for the last reply */
+
+#define EARLY_TALKER_REPLY \
+	"554 5.5.0 Protocol error: talked before the greeting\r\n"
 
 struct listen_event {
 	struct event		*ev;
@@ -33,21 +44,47 @@ static struct listen_event	 listen_events[CONF_LISTENERS_MAX];
 static int			 nlisten_events;
 static struct event		*accept_pause_ev;
 
+static int	addr_count_cmp(struct addr_count *, struct addr_count *);
+
+static int
+addr_count_cmp(struct addr_count *a, struct addr_count *b)
+{
+	return strcmp(a->addr, b->addr);
+}
+
+RB_HEAD(addr_tree, addr_count);
+RB_PROTOTYPE(addr_tree, addr_count, entry, addr_count_cmp)
+RB_GENERATE(addr_tree, addr_count, entry, addr_count_cmp)
+static struct addr_tree	addr_counts = RB_INITIALIZER(&addr_counts);
+
 static void	session_read(struct bufferevent *, void *);
 static void	session_write(struct bufferevent *, void *);
 static void	session_event(struct bufferevent *, short, void *);
+static void	session_process(struct session *);
 
-static void
-session_reply(struct session *s, const char *line)
+void
+session_reply(struct session *s, const char *fmt, ...)
 {
-	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\r\n", line);
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
 }
 
 /* Send a last line, stop reading, free once the output has drained. */
-static void
-session_close_after(struct session *s, const char *line)
+void
+session_close_after(struct session *s, const char *fmt, ...)
 {
-	session_reply(s, line);
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
 	s->closing = 1;
 	bufferevent_disable(s->bev, EV_READ);
 }
@@ -55,23 +92,395 @@ session_close_after(struct session *s, const char *line)
 void
 session_free(struct session *s)
 {
+	if (s->delivery != NULL)
+		deliver_abort(s->delivery);
+	s->delivery = NULL;
+	smtp_transaction_reset(s);
 	TAILQ_REMOVE(&worker->sessions, s, entry);
 	worker->nsessions--;
+	if (s->ac != NULL && --s->ac->count == 0) {
+		RB_REMOVE(addr_tree, &addr_counts, s->ac);
+		free(s->ac);
+	}
+	event_free(s->timer);
 	bufferevent_free(s->bev);
-	log_debug("session %016llx: closed", (unsigned long long)s->id);
+	log_info("session %016llx: closed, %u message(s)",
+	    (unsigned long long)s->id, s->messages);
 	free(s);
 	worker_session_gone();
 }
 
-static void
-session_command(struct session *s, const char *line)
+/*
+ * Output not yet on the wire.  Under STARTTLS the filter's buffer
+ * drains into the socket's own bufferevent first: freeing the session
+ * when only the former is empty would lose the last reply.
+ */
+static size_t
+session_output_pending(struct session *s)
 {
-	if (strcasecmp(line, "QUIT") == 0)
-		session_close_after(s, "221 2.0.0 Bye");
-	else if (strcasecmp(line, "NOOP") == 0)
-		session_reply(s, "250 2.0.0 Ok");
+	struct bufferevent	*u = bufferevent_get_underlying(s->bev);
+	size_t			 n;
+
+	n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	if (u != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(u));
+	return n;
+}
+
+/* Free a closing session once its last words are out. */
+static void
+session_finish(struct session *s)
+{
+	struct timeval	 tv = { 0, 20000 };
+
+	if (session_output_pending(s) == 0 ||
+	    ++s->linger > SESSION_LINGER_TRIES) {
+		session_free(s);
+		return;
+	}
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+session_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+	struct timeval	 linger = { 10, 0 };
+
+	(void)fd; (void)ev;
+	if (s->closing && s->linger > 0) {
+		session_finish(s);
+		return;
+	}
+	log_info("session %016llx: timeout", (unsigned long long)s->id);
+	if (s->delivery != NULL) {
+		deliver_abort(s->delivery);
+		s->delivery = NULL;
+	}
+	if (s->closing || s->state == STATE_TLS_ACCEPT) {
+		session_free(s);
+		return;
+	}
+	session_close_after(s, "421 4.4.2 %s Timeout, closing transmission "
+	    "channel", worker->conf->hostname);
+	/* A client that does not read must not hold the session. */
+	evtimer_add(s->timer, &linger);
+}
+
+/* Command or data timeout, capped by the session's total time. */
+void
+session_timer_reset(struct session *s)
+{
+	struct portcullis_conf	*conf = worker->conf;
+	struct timeval		 tv;
+	time_t			 left;
+
+	if (s->closing)
+		return;
+	tv.tv_sec = s->state == STATE_DATA ? conf->timeout_data :
+	    conf->timeout_command;
+	tv.tv_usec = 0;
+	left = s->started + conf->timeout_session - time(NULL);
+	if (left < tv.tv_sec)
+		tv.tv_sec = left > 0 ? left : 0;
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+session_greet(struct session *s)
+{
+	s->state = STATE_INIT;
+	session_reply(s, "220 %s ESMTP portcullis", worker->conf->hostname);
+	session_timer_reset(s);
+}
+
+/*
+ * RFC 5321 4.3.1: the client waits for the greeting.  One that has
+ * already talked (a spam engine in a hurry) is refused.
+ */
+static int
+session_early_talker(int fd)
+{
+	char	 c;
+
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+static void
+session_tls_up(struct session *s)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls = 1;
+	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+	log_info("session %016llx: TLS established, %s",
+	    (unsigned long long)s->id, s->tls_desc);
+	if (s->state == STATE_TLS_ACCEPT)
+		session_greet(s);
 	else
-		session_reply(s, "502 5.5.1 Command not implemented");
+		session_timer_reset(s);
+}
+
+/*
+ * RFC 3207 4.2: after the handshake the session starts over, and
+ * whatever the client sent after STARTTLS in the clear is discarded,
+ * never executed (the CVE-2011-0411 injection).
+ */
+void
+session_starttls(struct session *s)
+{
+	struct bufferevent	*tbev;
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	SSL			*ssl;
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if ((ssl = tls_session_new(s->listener)) == NULL) {
+		tls_log_error(s->id, "STARTTLS");
+		session_close_after(s, "421 4.7.0 %s TLS not available",
+		    worker->conf->hostname);
+		return;
+	}
+	tbev = bufferevent_openssl_filter_new(worker->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tbev == NULL) {
+		SSL_free(ssl);
+		session_close_after(s, "421 4.7.0 %s TLS not available",
+		    worker->conf->hostname);
+		return;
+	}
+	/* The client may hang up without close_notify; SMTP has its own
+	 * framing, so that is the end of the session, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tbev, 1);
+	s->bev = tbev;
+	smtp_transaction_reset(s);
+	s->state = STATE_INIT;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+	    s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+static struct addr_count *
+addr_count_get(const char *addr)
+{
+	struct addr_count	 key, *ac;
+
+	strlcpy(key.addr, addr, sizeof(key.addr));
+	if ((ac = RB_FIND(addr_tree, &addr_counts, &key)) != NULL)
+		return ac;
+	if ((ac = calloc(1, sizeof(*ac))) == NULL)
+		return NULL;
+	strlcpy(ac->addr, addr, sizeof(ac->addr));
+	RB_INSERT(addr_tree, &addr_counts, ac);
+	return ac;
+}
+
+/* Refuse a connection over a limit with 421, in the clear, and move on. */
+static void
+session_refuse(int fd, const char *reason)
+{
+	char	 line[SMTP_LINE_MAX];
+	int	 n;
+
+	n = snprintf(line, sizeof(line), "421 4.7.0 %s %s\r\n",
+	    worker->conf->hostname, reason);
+	if (n > 0)
+		(void)send(fd, line, (size_t)n < sizeof(line) ? (size_t)n :
+		    sizeof(line) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+static struct session *
+session_alloc(int fd, struct listener *l, const char *host)
+{
+	struct session	*s;
+	SSL		*ssl = NULL;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if (l->flags & LISTEN_SMTPS) {
+		if ((ssl = tls_session_new(l)) == NULL) {
+			free(s);
+			return NULL;
+		}
+		s->bev = bufferevent_openssl_socket_new(worker->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	} else
+		s->bev = bufferevent_socket_new(worker->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (s->bev == NULL) {
+		SSL_free(ssl);
+		free(s);
+		return NULL;
+	}
+	if ((s->timer = evtimer_new(worker->base, session_timeout, s)) ==
+	    NULL) {
+		bufferevent_free(s->bev);
+		free(s);
+		return NULL;
+	}
+	s->listener = l;
+	s->id = ((uint64_t)arc4random() << 32) | arc4random();
+	s->started = time(NULL);
+	strlcpy(s->client_addr, host, sizeof(s->client_addr));
+	return s;
+}
+
+static void
+session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
+    socklen_t sslen)
+{
+	struct portcullis_conf	*conf = worker->conf;
+	struct addr_count	*ac;
+	struct session		*s;
+	char			 host[NI_MAXHOST];
+
+	if (getnameinfo((struct sockaddr *)ss, sslen, host, sizeof(host),
+	    NULL, 0, NI_NUMERICHOST) != 0)
+		strlcpy(host, "unknown", sizeof(host));
+	if (worker->nsessions >= (unsigned int)conf->max_sessions) {
+		log_warnx("refused %s on %s: %u sessions, the limit", host,
+		    l->name, worker->nsessions);
+		session_refuse(fd, "Too many sessions, try again later");
+		return;
+	}
+	if ((ac = addr_count_get(host)) == NULL) {
+		session_refuse(fd, "Out of memory");
+		return;
+	}
+	if (ac->count >= (unsigned int)conf->max_sessions_per_addr) {
+		log_warnx("refused %s on %s: %u sessions from that address",
+		    host, l->name, ac->count);
+		if (ac->count == 0) {
+			RB_REMOVE(addr_tree, &addr_counts, ac);
+			free(ac);
+		}
+		session_refuse(fd, "Too many connections from your address");
+		return;
+	}
+	if (!(l->flags & LISTEN_SMTPS) &&
+	    conf->early_talkers == EARLY_TALKERS_REJECT &&
+	    session_early_talker(fd)) {
+		log_info("refused %s on %s: talked before the greeting", host,
+		    l->name);
+		if (ac->count == 0) {
+			RB_REMOVE(addr_tree, &addr_counts, ac);
+			free(ac);
+		}
+		(void)send(fd, EARLY_TALKER_REPLY, strlen(EARLY_TALKER_REPLY),
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	if ((s = session_alloc(fd, l, host)) == NULL) {
+		log_warnx("session on %s from %s: out of memory", l->name,
+		    host);
+		if (ac->count == 0) {
+			RB_REMOVE(addr_tree, &addr_counts, ac);
+			free(ac);
+		}
+		close(fd);
+		return;
+	}
+	s->ac = ac;
+	ac->count++;
+	TAILQ_INSERT_TAIL(&worker->sessions, s, entry);
+	worker->nsessions++;
+	log_info("session %016llx: connection from %s on %s",
+	    (unsigned long long)s->id, host, l->name);
+
+	bufferevent_setcb(s->bev, session_read, session_write, session_event,
+	    s);
+	if (l->flags & LISTEN_SMTPS) {
+		s->state = STATE_TLS_ACCEPT;
+		session_timer_reset(s);
+	} else
+		session_greet(s);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+/*
+ * Take one line from the input.  Returns 1 with a NUL-terminated
+ * command in line, 0 when no whole line is there yet, 2 after dropping
+ * the tail of an overlong line, -1 for a line too long and -2 for one
+ * with a NUL octet.
+ */
+static int
+session_getline(struct session *s, char *line, size_t linesz)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr	 eol;
+	size_t			 eol_len, len;
+
+	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+	if (eol.pos == -1) {
+		/* Keep memory bounded: an overlong line is dropped as it comes. */
+		if (s->discarding) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return 0;
+		}
+		if (evbuffer_get_length(in) < linesz)
+			return 0;
+		evbuffer_drain(in, evbuffer_get_length(in));
+		s->discarding = 1;
+		return -1;
+	}
+	len = (size_t)eol.pos;
+	if (s->discarding) {
+		/* The tail of a line already answered with 500. */
+		evbuffer_drain(in, len + eol_len);
+		s->discarding = 0;
+		return 2;
+	}
+	if (len + 2 > linesz) {
+		evbuffer_drain(in, len + eol_len);
+		return -1;
+	}
+	evbuffer_remove(in, line, len);
+	evbuffer_drain(in, eol_len);
+	line[len] = '\0';
+	if (memchr(line, '\0', len) != NULL)
+		return -2;
+	return 1;
+}
+
+static void
+session_process(struct session *s)
+{
+	char	 line[SMTP_LINE_MAX];
+	int	 rv;
+
+	/* A delivery that answers at once resumes us from inside. */
+	if (s->processing)
+		return;
+	s->processing = 1;
+	while (!s->closing) {
+		if (s->state == STATE_DATA) {
+			smtp_data_input(s);
+			if (s->state == STATE_DATA)
+				break;
+			continue;
+		}
+		if (s->state == STATE_DATA_DONE || s->state == STATE_TLS_ACCEPT)
+			break;
+		if ((rv = session_getline(s, line, sizeof(line))) == 0)
+			break;
+		session_timer_reset(s);
+		if (rv == 2)
+			continue;
+		if (rv == -1)
+			smtp_reply_error(s, "500 5.5.2 Line too long");
+		else if (rv == -2)
+			smtp_reply_error(s, "500 5.5.2 NUL octet in command");
+		else {
+			smtp_command(s, line);
+			explicit_bzero(line, sizeof(line));
+		}
+	}
+	s->processing = 0;
 }
 
 static void
@@ -79,20 +488,26 @@ session_read(struct bufferevent *bev, void *arg)
 {
 	struct session	*s = arg;
 	struct evbuffer	*in = bufferevent_get_input(bev);
-	char		*line;
-	size_t		 len;
 
-	while (!s->closing &&
-	    (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL) {
-		if (len + 2 > SMTP_LINE_MAX)
-			session_reply(s, "500 5.5.2 Line too long");
-		else
-			session_command(s, line);
-		free(line);
+	if (s->closing) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
 	}
-	if (!s->closing && evbuffer_get_length(in) > SMTP_LINE_MAX)
-		session_close_after(s, "500 5.5.2 Line too long");
-	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	session_process(s);
+	if (s->closing && session_output_pending(s) == 0)
+		session_free(s);
+}
+
+/* A command that waited (the delivery's answer) is done: go on. */
+void
+session_resume(struct session *s)
+{
+	session_timer_reset(s);
+	bufferevent_enable(s->bev, EV_READ);
+	if (s->processing)
+		return;
+	session_process(s);
+	if (s->closing && session_output_pending(s) == 0)
 		session_free(s);
 }
 
@@ -102,8 +517,8 @@ session_write(struct bufferevent *bev, void *arg)
 	struct session	*s = arg;
 
 	(void)bev;
-	if (s->closing)
-		session_free(s);
+	if (s->closing && s->linger == 0)
+		session_finish(s);
 }
 
 static void
@@ -111,47 +526,21 @@ session_event(struct bufferevent *bev, short events, void *arg)
 {
 	struct session	*s = arg;
 
-	(void)bev;
-	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		session_free(s);
-}
-
-static void
-session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
-    socklen_t sslen)
-{
-	struct session	*s;
-	char		 host[NI_MAXHOST], reply[CONF_HOST_MAX + 32];
-
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		log_warn("session");
-		close(fd);
+	if (events & BEV_EVENT_CONNECTED) {
+		session_tls_up(s);
+		session_process(s);
 		return;
 	}
-	s->bev = bufferevent_socket_new(worker->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		log_warnx("bufferevent_socket_new");
-		close(fd);
-		free(s);
-		return;
-	}
-	s->listener = l;
-	s->id = ((uint64_t)arc4random() << 32) | arc4random();
-	TAILQ_INSERT_TAIL(&worker->sessions, s, entry);
-	worker->nsessions++;
-	if (getnameinfo((struct sockaddr *)ss, sslen, host, sizeof(host),
-	    NULL, 0, NI_NUMERICHOST) != 0)
-		strlcpy(host, "unknown", sizeof(host));
-	log_info("session %016llx: connection from %s on %s",
-	    (unsigned long long)s->id, host, l->name);
-
-	bufferevent_setcb(s->bev, session_read, session_write, session_event,
-	    s);
-	snprintf(reply, sizeof(reply), "220 %s ESMTP portcullis",
-	    worker->conf->hostname);
-	session_reply(s, reply);
-	bufferevent_enable(s->bev, EV_READ);
+	if (events & BEV_EVENT_ERROR) {
+		if (s->state == STATE_TLS_ACCEPT || bufferevent_openssl_get_ssl(
+		    bev) != NULL)
+			tls_log_bufferevent_error(s->id, "TLS", bev);
+		else if (errno != 0 && errno != ECONNRESET)
+			log_warn("session %016llx", (unsigned long long)s->id);
+	} else if (events & BEV_EVENT_EOF)
+		log_debug("session %016llx: client closed the connection",
+		    (unsigned long long)s->id);
+	session_free(s);
 }
 
 static void
@@ -213,6 +602,10 @@ smtp_listen_start(void)
 		TAILQ_FOREACH(l, &worker->conf->listeners, entry) {
 			if (l->fd == -1 || nlisten_events == CONF_LISTENERS_MAX)
 				continue;
+			if ((l->flags & (LISTEN_SMTPS | LISTEN_STARTTLS)) &&
+			    !tls_available(l))
+				log_warnx("listener %s: no TLS context; TLS "
+				    "sessions will be refused", l->name);
 			listen_events[nlisten_events].listener = l;
 			listen_events[nlisten_events].ev = event_new(
 			    worker->base, l->fd, EV_READ | EV_PERSIST,
@@ -253,5 +646,5 @@ smtp_close_all(const char *reply)
 
 	TAILQ_FOREACH(s, &worker->sessions, entry)
 		if (!s->closing)
-			session_close_after(s, reply);
+			session_close_after(s, "%s", reply);
 }

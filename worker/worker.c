@@ -24,6 +24,7 @@
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
+#include "tls.h"
 #include "worker.h"
 
 struct worker		*worker;
@@ -105,6 +106,11 @@ worker_configure(struct portcullis_conf *conf, int spool_fd)
 	}
 	worker->conf = conf;
 	worker->spool_fd = spool_fd;
+	/* Both need what the chroot hides: OpenSSL's files, the spool. */
+	if (tls_init(conf) == -1)
+		fatalx("worker %u: TLS setup failed", worker->id);
+	if (deliver_init(worker->base, conf, spool_fd) == -1)
+		fatalx("worker %u: delivery setup failed", worker->id);
 	if (privsep_drop(conf->user, conf->chroot))
 		log_debug("worker %u: running as %s in %s", worker->id,
 		    conf->user, conf->chroot);
@@ -158,6 +164,8 @@ master_dispatch(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CONF_START:
 	case IMSG_CONF_LISTENER:
 	case IMSG_CONF_PKI:
+	case IMSG_CONF_PKI_PEM:
+	case IMSG_CONF_DOMAIN:
 	case IMSG_CONF_CHECKER:
 	case IMSG_CONF_SPOOL:
 	case IMSG_CONF_END:

@@ -5,20 +5,64 @@
 #define PORTCULLIS_WORKER_H
 
 #include <sys/queue.h>
+#include <sys/tree.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/bufferevent.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
+#include "deliver.h"
 #include "imsgev.h"
+#include "smtp_data.h"
+
+#define SMTP_LINE_MAX		512	/* RFC 5321 4.5.3.1.4, with CR LF */
+
+enum smtp_state {
+	STATE_TLS_ACCEPT,	/* implicit TLS: handshake before greeting */
+	STATE_INIT,		/* greeted, no HELO/EHLO yet */
+	STATE_HELO,		/* ready for MAIL */
+	STATE_MAIL,		/* MAIL accepted, RCPT expected */
+	STATE_RCPT,		/* at least one RCPT */
+	STATE_DATA,		/* reading the message */
+	STATE_DATA_DONE,	/* waiting for the delivery's answer */
+	STATE_QUIT,
+};
+
+/* Sessions per client address, for the per-address limit. */
+struct addr_count {
+	RB_ENTRY(addr_count)	 entry;
+	char			 addr[64];
+	unsigned int		 count;
+};
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	struct bufferevent	*bev;
 	struct listener		*listener;
+	struct addr_count	*ac;
+	struct event		*timer;
 	uint64_t		 id;
+	time_t			 started;
+	enum smtp_state		 state;
 	int			 closing;
+	int			 discarding;	/* rest of an overlong line */
+	int			 processing;	/* in session_process() */
+	int			 linger;	/* closing: waits for output */
+	int			 esmtp;
+	int			 tls;		/* TLS is up */
+	char			 tls_desc[96];
+	unsigned int		 errors;
+	unsigned int		 messages;
+	char			 client_addr[64];
+	char			 helo[SMTP_PATH_MAX];
+	char			 auth_user[SMTP_PATH_MAX];	/* "" = none */
+	struct envelope		 env;
+	size_t			 rcpt_cap;
+	struct data_filter	 df;
+	struct delivery		*delivery;
 };
 TAILQ_HEAD(sessionlist, session);
 
@@ -45,6 +89,25 @@ void	smtp_listen_stop(void);
 void	smtp_listen_close(void);
 void	smtp_close_all(const char *reply);
 void	session_free(struct session *);
+void	session_reply(struct session *, const char *, ...)
+	    __attribute__((__format__ (printf, 2, 3)));
+void	session_close_after(struct session *, const char *, ...)
+	    __attribute__((__format__ (printf, 2, 3)));
+void	session_timer_reset(struct session *);
+void	session_starttls(struct session *);
+void	session_resume(struct session *);
+
+/* smtp_cmd.c */
+void	smtp_command(struct session *, char *line);
+void	smtp_reply_error(struct session *, const char *, ...)
+	    __attribute__((__format__ (printf, 2, 3)));
+void	smtp_transaction_reset(struct session *);
+int	smtp_is_local_domain(const char *addr);
+
+/* smtp_message.c */
+void	smtp_data_start(struct session *);
+void	smtp_data_input(struct session *);
+void	smtp_data_done(void *, int, const char *, const char *);
 
 /* worker.c */
 void	worker_session_gone(void);

@@ -41,6 +41,20 @@ def base_env():
     return env
 
 
+def make_cert(cert, key, hostname):
+    """A self-signed certificate and its key (mode 0600) for hostname."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-subj", "/CN=%s" % hostname,
+         "-addext", "subjectAltName=DNS:%s" % hostname,
+         "-keyout", key, "-out", cert],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        timeout=30)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+
+
 def run_check(path):
     """portcullisd -n -f path: (exit status, output)."""
     p = subprocess.run([PORTCULLISD, "-n", "-f", path], env=base_env(),
@@ -50,7 +64,33 @@ def run_check(path):
 
 
 class Daemon:
-    def __init__(self, workers=2, grace="2s", extra="", hostname="test.local"):
+    """A portcullisd with its own directory, ports and configuration.
+
+    Besides the historical arguments, the ESMTP tests may give:
+
+    listen      options of the main listener ("tls", "tls require",
+                "auth require", ...); its port is self.port
+    listeners   {name: options} for more listeners on free ports, e.g.
+                {"smtps": "smtps"}; self.ports[name] is each port
+                (self.ports["main"] is self.port)
+    pki         generate a self-signed certificate for the hostname with
+                openssl(1) and declare it; implied by any tls or smtps
+                listener (self.cert is its path)
+    deliver     what follows "deliver to": "spool", "console",
+                'relay "smtp://127.0.0.1:2525"'...
+    conf_extra  more configuration lines (same as extra)
+    settings    keyword settings, dashes for underscores:
+                max_message_size="2M", max_recipients=3, max_errors=3,
+                max_sessions_per_address=2, bare_newlines="normalize",
+                local_domains=["example.org"],
+                timeout={"command": "2s"}
+    An "auth" listener gets an auth block with an lmdb checker (the
+    configuration requires one).
+    """
+
+    def __init__(self, workers=2, grace="2s", extra="", hostname="test.local",
+                 listen="", listeners=None, pki=None, deliver="spool",
+                 conf_extra="", **settings):
         self.dir = tempfile.mkdtemp(prefix="portcullis-test-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -58,14 +98,47 @@ class Daemon:
         self.grace = grace
         self.extra = extra
         self.hostname = hostname
+        self.listen = listen
+        self.ports = {"main": self.port}
+        self.listeners = {}
+        for name, opts in (listeners or {}).items():
+            self.ports[name] = free_port()
+            self.listeners[name] = opts
+        all_opts = " ".join([listen] + list(self.listeners.values()))
+        if pki is None:
+            pki = bool(re.search(r"\b(tls|smtps)\b", all_opts))
+        self.pki = pki
+        self.auth = bool(re.search(r"\bauth\b", all_opts))
+        self.deliver = deliver
+        self.conf_extra = conf_extra
+        self.settings = settings
         self.chroot = os.path.join(self.dir, "empty")
         self.conf = os.path.join(self.dir, "portcullis.conf")
         self.logfile = os.path.join(self.dir, "log")
+        self.spool = os.path.join(self.dir, "spool")
+        self.cert = os.path.join(self.dir, "cert.pem")
+        self.key = os.path.join(self.dir, "key.pem")
         self.proc = None
+        if self.pki:
+            make_cert(self.cert, self.key, hostname)
         self.write_conf()
 
+    def settings_text(self):
+        lines = []
+        for key, value in self.settings.items():
+            word = key.replace("_", "-")
+            if key == "local_domains":
+                lines.append("local-domains { %s }"
+                             % " ".join('"%s"' % d for d in value))
+            elif key == "timeout":
+                for kind, duration in value.items():
+                    lines.append("timeout %s %s" % (kind, duration))
+            else:
+                lines.append("%s %s" % (word, value))
+        return "".join(line + "\n" for line in lines)
+
     def conf_text(self, hostname=None):
-        return (
+        text = (
             'hostname "%s"\n'
             'user "%s"\n'
             'auth-user "%s"\n'
@@ -73,12 +146,26 @@ class Daemon:
             "workers %d\n"
             "grace-period %s\n"
             'spool "%s/spool"\n'
-            "listen on 127.0.0.1 port %d\n"
-            "deliver to spool\n"
+            "listen on 127.0.0.1 port %d%s\n"
+            "deliver to %s\n"
             "%s\n"
             % (hostname or self.hostname, WORKER_USER, AUTH_USER,
                self.chroot, self.workers, self.grace, self.dir, self.port,
+               " " + self.listen if self.listen else "", self.deliver,
                self.extra))
+        for name, opts in self.listeners.items():
+            text += ('listen on 127.0.0.1 port %d name "%s" %s\n'
+                     % (self.ports[name], name, opts))
+        if self.pki:
+            text += ('pki "%s" cert "%s" key "%s"\n'
+                     % (self.hostname, self.cert, self.key))
+        if self.auth:
+            text += ('auth {\n\tchecker "local" lmdb "%s/db"\n'
+                     "\tfailure-delay 0s\n}\n" % self.dir)
+        text += self.settings_text()
+        if self.conf_extra:
+            text += self.conf_extra + "\n"
+        return text
 
     def write_conf(self, text=None):
         with open(self.conf, "w") as f:
@@ -155,6 +242,21 @@ class Daemon:
         s = socket.create_connection(("127.0.0.1", self.port),
                                      timeout=timeout)
         return s
+
+    def connect_to(self, listener="main", timeout=5.0):
+        return socket.create_connection(
+            ("127.0.0.1", self.ports[listener]), timeout=timeout)
+
+    def spooled(self, sub="new"):
+        """The names of the files in spool/new (or spool/tmp)."""
+        try:
+            return sorted(os.listdir(os.path.join(self.spool, sub)))
+        except FileNotFoundError:
+            return []
+
+    def spool_file(self, name, sub="new"):
+        with open(os.path.join(self.spool, sub, name), "rb") as f:
+            return f.read()
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

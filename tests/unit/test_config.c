@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "log.h"
@@ -148,6 +151,48 @@ count_listeners(struct portcullis_conf *conf)
 	return n;
 }
 
+/* The local domains, in order, joined by spaces. */
+static const char *
+domains(struct portcullis_conf *conf)
+{
+	static char		 buf[4096];
+	struct local_domain	*d;
+
+	buf[0] = '\0';
+	TAILQ_FOREACH(d, &conf->local_domains, entry) {
+		if (buf[0] != '\0')
+			(void)strlcat(buf, " ", sizeof(buf));
+		(void)strlcat(buf, d->name, sizeof(buf));
+	}
+	return buf;
+}
+
+/* Every ESMTP setting at its default, as config.h has them. */
+static void
+assert_esmtp_defaults(struct portcullis_conf *conf)
+{
+	cr_assert_eq(conf->relay_tls, 0);
+	cr_assert_eq(conf->timeout_command, DEFAULT_TIMEOUT_COMMAND);
+	cr_assert_eq(conf->timeout_command, 300);
+	cr_assert_eq(conf->timeout_data, DEFAULT_TIMEOUT_DATA);
+	cr_assert_eq(conf->timeout_data, 180);
+	cr_assert_eq(conf->timeout_session, DEFAULT_TIMEOUT_SESSION);
+	cr_assert_eq(conf->timeout_session, 3600);
+	cr_assert_eq(conf->max_recipients, DEFAULT_MAX_RECIPIENTS);
+	cr_assert_eq(conf->max_recipients, 100);
+	cr_assert_eq(conf->max_sessions, DEFAULT_MAX_SESSIONS);
+	cr_assert_eq(conf->max_sessions_per_addr,
+	    DEFAULT_MAX_SESSIONS_PER_ADDR);
+	cr_assert_eq(conf->max_errors, DEFAULT_MAX_ERRORS);
+	cr_assert_eq(conf->bare_newlines, BARE_NEWLINES_REJECT);
+	cr_assert_eq(conf->early_talkers, EARLY_TALKERS_REJECT);
+	cr_assert_eq(conf->sender_check, SENDER_CHECK_EXACT);
+	cr_assert_eq(conf->tls_min_version, TLS1_2_VERSION);
+	cr_assert_eq(conf->tls_min_version, 0x0303);
+	cr_assert_str_eq(conf->tls_ciphers, "");
+	cr_assert(TAILQ_EMPTY(&conf->local_domains));
+}
+
 static void
 assert_listener(struct listener *l, int family, const char *address,
     int port, const char *name, uint32_t flags, const char *pki)
@@ -186,7 +231,24 @@ Test(config, good_all)
 	cr_assert_eq(conf->max_message_size, 50ULL * 1024 * 1024);
 	cr_assert_eq(conf->deliver, DELIVER_RELAY);
 	cr_assert_str_eq(conf->relay_url, "lmtp://127.0.0.1:24");
+	cr_assert_eq(conf->relay_tls, 1);
 	cr_assert_eq(conf->failure_delay, 1500);
+
+	cr_assert_str_eq(domains(conf), "example.org example.net "
+	    "mail.example.com example.info");
+	cr_assert_eq(conf->timeout_command, 120);
+	cr_assert_eq(conf->timeout_data, 90);
+	cr_assert_eq(conf->timeout_session, 7200);
+	cr_assert_eq(conf->max_recipients, 50);
+	cr_assert_eq(conf->max_sessions, 2000);
+	cr_assert_eq(conf->max_sessions_per_addr, 8);
+	cr_assert_eq(conf->max_errors, 5);
+	cr_assert_eq(conf->bare_newlines, BARE_NEWLINES_NORMALIZE);
+	cr_assert_eq(conf->early_talkers, EARLY_TALKERS_ALLOW);
+	cr_assert_eq(conf->sender_check, SENDER_CHECK_DOMAIN);
+	cr_assert_eq(conf->tls_min_version, TLS1_3_VERSION);
+	cr_assert_eq(conf->tls_min_version, 0x0304);
+	cr_assert_str_eq(conf->tls_ciphers, "HIGH:!aNULL:!MD5");
 
 	cr_assert_eq(count_listeners(conf), 5);
 	assert_listener(nth_listener(conf, 0), AF_INET, "127.0.0.1", 587,
@@ -253,6 +315,7 @@ Test(config, good_minimal_gets_defaults)
 	cr_assert_eq(conf->deliver, DELIVER_SPOOL);
 	cr_assert_str_eq(conf->relay_url, "");
 	cr_assert_eq(conf->failure_delay, 2000);
+	assert_esmtp_defaults(conf);
 	cr_assert(TAILQ_EMPTY(&conf->pkis));
 	cr_assert(TAILQ_EMPTY(&conf->checkers));
 	cr_assert_eq(count_listeners(conf), 1);
@@ -270,9 +333,39 @@ Test(config, new_empty_matches_minimal)
 	cr_assert_str_eq(conf->user, PORTCULLIS_USER);
 	cr_assert_eq(conf->deliver, DELIVER_SPOOL);
 	cr_assert_eq(conf->failure_delay, DEFAULT_FAILURE_DELAY);
+	assert_esmtp_defaults(conf);
 	cr_assert(TAILQ_EMPTY(&conf->listeners));
+	cr_assert(TAILQ_EMPTY(&conf->pkis));
+	cr_assert(TAILQ_EMPTY(&conf->checkers));
 	config_free(conf);
 	config_free(NULL);
+}
+
+/*
+ * config_free() releases what a worker holds: local domains and the
+ * PEM buffers (len + 1 bytes each), with or without them.  ASan says
+ * whether anything leaks or is freed with the wrong size.
+ */
+Test(config, free_releases_pem_and_domains)
+{
+	struct portcullis_conf	*conf;
+	struct local_domain	*d;
+	struct pki		*p, *q;
+
+	conf = config_new_empty();
+	cr_assert_not_null(conf);
+	cr_assert_not_null(p = calloc(1, sizeof(*p)));
+	p->cert_len = 5;
+	cr_assert_not_null(p->cert_pem = strdup("CERT\n"));
+	p->key_len = 4;
+	cr_assert_not_null(p->key_pem = strdup("KEY\n"));
+	TAILQ_INSERT_TAIL(&conf->pkis, p, entry);
+	cr_assert_not_null(q = calloc(1, sizeof(*q)));	/* no PEM */
+	TAILQ_INSERT_TAIL(&conf->pkis, q, entry);
+	cr_assert_not_null(d = calloc(1, sizeof(*d)));
+	(void)strlcpy(d->name, "example.org", sizeof(d->name));
+	TAILQ_INSERT_TAIL(&conf->local_domains, d, entry);
+	config_free(conf);
 }
 
 /* One fault per file, each on a line after the first. */
@@ -415,6 +508,60 @@ Test(config, bad_auth_without_checker)
 	expect_error("bad-auth-no-checker.conf", 3,
 	    "listener \"127.0.0.1:587\": auth needs a checker in the auth "
 	    "block");
+}
+
+Test(config, bad_early_talkers)
+{
+	expect_error("bad-early-talkers.conf", 3,
+	    "invalid early-talkers \"maybe\": want reject or allow");
+}
+
+Test(config, bad_bare_newlines)
+{
+	expect_error("bad-bare-newlines.conf", 3,
+	    "invalid bare-newlines \"keep\": want reject or normalize");
+}
+
+Test(config, bad_sender_check)
+{
+	expect_error("bad-sender-check.conf", 3,
+	    "invalid sender-check \"strict\": want exact, domain or off");
+}
+
+Test(config, bad_tls_min_version)
+{
+	expect_error("bad-tls-min-version.conf", 3,
+	    "invalid tls-min-version \"1.1\": want 1.2 or 1.3");
+}
+
+Test(config, bad_max_recipients)
+{
+	expect_error("bad-max-recipients.conf", 3,
+	    "max-recipients must be between 1 and 100000");
+}
+
+Test(config, bad_timeout_kind)
+{
+	expect_error("bad-timeout-kind.conf", 3,
+	    "unknown timeout \"greeting\": want command, data or session");
+}
+
+Test(config, bad_duplicate_local_domain)
+{
+	expect_error("bad-dup-local-domain.conf", 5,
+	    "duplicate local domain \"example.org\"");
+}
+
+Test(config, bad_local_domain)
+{
+	expect_error("bad-local-domain.conf", 3,
+	    "invalid local domain \"bad_name.example.org\"");
+}
+
+Test(config, bad_tls_ciphers_too_long)
+{
+	expect_error("bad-tls-ciphers-long.conf", 3,
+	    "tls-ciphers: too long (max 511)");
 }
 
 /* Every error is logged; the first is the one kept. */
@@ -816,4 +963,339 @@ Test(config, parse_twice)
 	cr_assert_str_eq(config_errmsg(), "");
 	cr_assert_eq(count_listeners(conf), 5);
 	config_free(conf);
+}
+
+/* The ESMTP settings. */
+
+#define L25	"listen on 127.0.0.1 port 25\n"
+
+Test(config, timeouts)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(L25 "timeout command 10\ntimeout data 1s\n"
+	    "timeout session 24h\n");
+	cr_assert_eq(conf->timeout_command, 10);
+	cr_assert_eq(conf->timeout_data, 1);
+	cr_assert_eq(conf->timeout_session, 86400);
+	config_free(conf);
+	conf = parse_ok(L25 "timeout data 5m\ntimeout data 6m\n"
+	    "timeout command 3000ms\n");
+	cr_assert_eq(conf->timeout_data, 360);
+	cr_assert_eq(conf->timeout_command, 3);
+	cr_assert_eq(conf->timeout_session, DEFAULT_TIMEOUT_SESSION);
+	config_free(conf);
+
+	expect_text_error(L25 "timeout command 0\n", 2,
+	    "timeout command must be between 1s and 24h");
+	expect_text_error(L25 "timeout data 86401\n", 2,
+	    "timeout data must be between 1s and 24h");
+	expect_text_error(L25 "timeout session 1500ms\n", 2,
+	    "timeout session must be a whole number of seconds");
+	expect_text_error(L25 "timeout command 5x\n", 2,
+	    "invalid duration \"5x\"");
+	expect_text_error(L25 "timeout Command 5m\n", 2,
+	    "unknown timeout \"Command\": want command, data or session");
+	expect_text_error(L25 "timeout command\n", 2,
+	    "timeout: missing value");
+	expect_text_error(L25 "timeout\n", 2, "timeout: missing value");
+}
+
+Test(config, limits)
+{
+	static const struct {
+		const char	*keyword;
+		int		 max;
+		size_t		 offset;
+	} limits[] = {
+		{ "max-recipients", 100000,
+		    offsetof(struct portcullis_conf, max_recipients) },
+		{ "max-sessions", 1000000,
+		    offsetof(struct portcullis_conf, max_sessions) },
+		{ "max-sessions-per-address", 1000000,
+		    offsetof(struct portcullis_conf, max_sessions_per_addr) },
+		{ "max-errors", 1000,
+		    offsetof(struct portcullis_conf, max_errors) },
+	};
+	struct portcullis_conf	*conf;
+	char			 text[256], msg[128];
+	size_t			 i;
+	int			 bad[] = { 0, -1, 0 };
+	int			 j;
+
+	for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		/* Both bounds, and the last of two wins. */
+		(void)snprintf(text, sizeof(text), L25 "%s %d\n",
+		    limits[i].keyword, limits[i].max);
+		conf = parse_ok(text);
+		cr_assert_eq(*(int *)((char *)conf + limits[i].offset),
+		    limits[i].max, "%s", limits[i].keyword);
+		config_free(conf);
+		(void)snprintf(text, sizeof(text), L25 "%s 7\n%s 1\n",
+		    limits[i].keyword, limits[i].keyword);
+		conf = parse_ok(text);
+		cr_assert_eq(*(int *)((char *)conf + limits[i].offset), 1,
+		    "%s", limits[i].keyword);
+		config_free(conf);
+
+		bad[2] = limits[i].max + 1;
+		(void)snprintf(msg, sizeof(msg), "%s must be between 1 and %d",
+		    limits[i].keyword, limits[i].max);
+		for (j = 0; j < 3; j++) {
+			(void)snprintf(text, sizeof(text), L25 "%s %d\n",
+			    limits[i].keyword, bad[j]);
+			expect_text_error(text, 2, msg);
+		}
+		(void)snprintf(text, sizeof(text), L25 "%s 10k\n",
+		    limits[i].keyword);
+		expect_text_error(text, 2, "syntax error near \"10k\"");
+		(void)snprintf(text, sizeof(text), L25 "%s\n",
+		    limits[i].keyword);
+		(void)snprintf(msg, sizeof(msg), "%s: missing value",
+		    limits[i].keyword);
+		expect_text_error(text, 2, msg);
+	}
+}
+
+Test(config, policies)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(L25 "bare-newlines normalize\nsender-check off\n");
+	cr_assert_eq(conf->bare_newlines, BARE_NEWLINES_NORMALIZE);
+	cr_assert_eq(conf->sender_check, SENDER_CHECK_OFF);
+	config_free(conf);
+	conf = parse_ok(L25 "bare-newlines normalize\nbare-newlines reject\n"
+	    "sender-check domain\nsender-check \"exact\"\n");
+	cr_assert_eq(conf->bare_newlines, BARE_NEWLINES_REJECT);
+	cr_assert_eq(conf->sender_check, SENDER_CHECK_EXACT);
+	config_free(conf);
+	conf = parse_ok(L25 "bare-newlines 'normalize'\n"
+	    "sender-check domain\n");
+	cr_assert_eq(conf->bare_newlines, BARE_NEWLINES_NORMALIZE);
+	cr_assert_eq(conf->sender_check, SENDER_CHECK_DOMAIN);
+	config_free(conf);
+
+	expect_text_error(L25 "bare-newlines Reject\n", 2,
+	    "invalid bare-newlines \"Reject\": want reject or normalize");
+	expect_text_error(L25 "bare-newlines 1\n", 2,
+	    "invalid bare-newlines \"1\": want reject or normalize");
+	expect_text_error(L25 "bare-newlines\n", 2,
+	    "bare-newlines: missing value");
+	expect_text_error(L25 "sender-check \"\"\n", 2,
+	    "invalid sender-check \"\": want exact, domain or off");
+	expect_text_error(L25 "sender-check exact domain\n", 2,
+	    "syntax error near \"domain\"");
+}
+
+Test(config, tls_settings)
+{
+	struct portcullis_conf	*conf;
+	char			 text[1024];
+
+	conf = parse_ok(L25 "tls-min-version 1.3\n"
+	    "tls-ciphers \"ECDHE+AESGCM:!aNULL\"\n");
+	cr_assert_eq(conf->tls_min_version, TLS1_3_VERSION);
+	cr_assert_str_eq(conf->tls_ciphers, "ECDHE+AESGCM:!aNULL");
+	config_free(conf);
+	conf = parse_ok(L25 "tls-min-version \"1.3\"\n"
+	    "tls-min-version '1.2'\ntls-ciphers HIGH\n"
+	    "tls-ciphers \"HIGH:!MD5\"\n");
+	cr_assert_eq(conf->tls_min_version, TLS1_2_VERSION);
+	cr_assert_str_eq(conf->tls_ciphers, "HIGH:!MD5");
+	config_free(conf);
+	conf = parse_ok(L25 "tls-min-version 1.2\n");
+	cr_assert_eq(conf->tls_min_version, 0x0303);
+	config_free(conf);
+
+	/* The longest that fits. */
+	(void)snprintf(text, sizeof(text), L25 "tls-ciphers \"%s%0*d\"\n",
+	    "HIGH:", CONF_CIPHERS_MAX - 1 - 5, 0);
+	conf = parse_ok(text);
+	cr_assert_eq(strlen(conf->tls_ciphers), CONF_CIPHERS_MAX - 1);
+	config_free(conf);
+
+	expect_text_error(L25 "tls-min-version 1.0\n", 2,
+	    "invalid tls-min-version \"1.0\": want 1.2 or 1.3");
+	expect_text_error(L25 "tls-min-version 1\n", 2,
+	    "invalid tls-min-version \"1\": want 1.2 or 1.3");
+	expect_text_error(L25 "tls-min-version \"TLSv1.3\"\n", 2,
+	    "invalid tls-min-version \"TLSv1.3\": want 1.2 or 1.3");
+	expect_text_error(L25 "tls-min-version 1.30\n", 2,
+	    "invalid tls-min-version \"1.30\": want 1.2 or 1.3");
+	expect_text_error(L25 "tls-ciphers \"\"\n", 2,
+	    "tls-ciphers: empty value");
+	expect_text_error(L25 "tls-ciphers \"NOSUCH\"\n", 2,
+	    "invalid tls-ciphers \"NOSUCH\": selects no cipher");
+	expect_text_error(L25 "tls-ciphers \"TLS_AES_128_GCM_SHA256\"\n", 2,
+	    "invalid tls-ciphers \"TLS_AES_128_GCM_SHA256\": selects no "
+	    "cipher");
+	expect_text_error(L25 "tls-ciphers\n", 2, "tls-ciphers: missing value");
+}
+
+Test(config, relay_tls)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(L25
+	    "deliver to relay \"smtp://relay.example:25\" tls\n");
+	cr_assert_eq(conf->deliver, DELIVER_RELAY);
+	cr_assert_str_eq(conf->relay_url, "smtp://relay.example:25");
+	cr_assert_eq(conf->relay_tls, 1);
+	config_free(conf);
+	/* The last deliver statement counts, tls included. */
+	conf = parse_ok(L25 "deliver to relay \"smtp://a.example:25\" tls\n"
+	    "deliver to relay \"smtp://b.example:25\"\n");
+	cr_assert_str_eq(conf->relay_url, "smtp://b.example:25");
+	cr_assert_eq(conf->relay_tls, 0);
+	config_free(conf);
+	conf = parse_ok(L25 "deliver to relay \"smtp://a.example:25\" tls\n"
+	    "deliver to console\n");
+	cr_assert_eq(conf->deliver, DELIVER_CONSOLE);
+	cr_assert_eq(conf->relay_tls, 0);
+	config_free(conf);
+	conf = parse_ok(L25 "deliver to relay \"smtp://a.example:25\" tls\n"
+	    "deliver to spool\n");
+	cr_assert_eq(conf->deliver, DELIVER_SPOOL);
+	cr_assert_eq(conf->relay_tls, 0);
+	config_free(conf);
+
+	expect_text_error(L25 "deliver to relay \"smtp://a.example:25\" tls "
+	    "tls\n", 2, "syntax error near \"tls\"");
+	expect_text_error(L25 "deliver to spool tls\n", 2,
+	    "syntax error near \"tls\"");
+	expect_text_error(L25 "deliver to relay \"http://a.example:25\" tls\n",
+	    2, "invalid relay URL \"http://a.example:25\": want "
+	    "smtp://host:port or lmtp://host:port");
+}
+
+Test(config, local_domains)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(L25 "local-domains { \"A.Example\" }\n");
+	cr_assert_str_eq(domains(conf), "a.example");
+	config_free(conf);
+
+	/* Bare or quoted, commas or not, over lines; the lists add up. */
+	conf = parse_ok(L25 "d = \"m.example\"\n"
+	    "local-domains {\n"
+	    "\tb.example, \"c.example\" # a comment\n"
+	    "\n"
+	    "\td.example\n"
+	    "\t$d,\n"
+	    "}\n"
+	    "local-domains { e.example f.example, g.example }\n"
+	    "local-domains { 1x.example,\n"
+	    "\th.example }\n");
+	cr_assert_str_eq(domains(conf), "b.example c.example d.example "
+	    "m.example e.example f.example g.example 1x.example h.example");
+	config_free(conf);
+
+	expect_text_error(L25 "local-domains { }\n", 2,
+	    "local-domains: empty list");
+	expect_text_error(L25 "local-domains { a.example }\n"
+	    "local-domains { A.EXAMPLE }\n", 3,
+	    "duplicate local domain \"a.example\"");
+	expect_text_error(L25 "local-domains { a.example,, b.example }\n", 2,
+	    "syntax error near \",\"");
+	expect_text_error(L25 "local-domains { , a.example }\n", 2,
+	    "syntax error near \",\"");
+	expect_text_error(L25 "local-domains { a.example = }\n", 2,
+	    "syntax error near \"=\"");
+	expect_text_error(L25 "local-domains\n", 2,
+	    "local-domains: missing value");
+	expect_text_error(L25 "local-domains a.example\n", 2,
+	    "syntax error near \"a.example\"");
+	expect_text_error(L25 "local-domains { a.example\n"
+	    "workers 2\n", 3,
+	    "local-domains: missing \"}\" before \"workers\"");
+	expect_text_error(L25 "local-domains { a.example relay }\n", 2,
+	    "local-domains: missing \"}\" before \"relay\"");
+	expect_text_error(L25 "local-domains {\n\ta.example\n", 3,
+	    "local-domains: missing \"}\"");
+	expect_text_error(L25 "local-domains { \"\" }\n", 2,
+	    "invalid local domain \"\"");
+	/* Keywords are keywords again after the list. */
+	expect_text_error(L25 "local-domains { a.example }\n"
+	    "lisen on 127.0.0.1 port 26\n", 3, "unknown keyword \"lisen\"");
+}
+
+/* A bad name is reported where it is, and the list goes on. */
+Test(config, local_domains_errors_logged, .init = cr_redirect_stderr)
+{
+	struct portcullis_conf	*conf;
+	char			 path[PATH_MAX], want[4 * PATH_MAX];
+
+	log_init(1, LOG_MAIL);
+	conf = parse_text("# c\n"
+	    "local-domains {\n"
+	    "\ta.example\n"
+	    "\tb_c.example, d.example\n"
+	    "\tA.example\n"
+	    "}\n"
+	    "workers 0\n"
+	    "listen on 127.0.0.1 port 25\n", path, sizeof(path));
+	cr_assert_null(conf);
+	(void)snprintf(want, sizeof(want),
+	    "%s:4: invalid local domain \"b_c.example\"\n"
+	    "%s:5: duplicate local domain \"a.example\"\n"
+	    "%s:7: workers must be between 1 and 256\n", path, path, path);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(want);
+}
+
+Test(config, hostnames)
+{
+	static const char *good[] = {
+		"mx", "mx.example.org", "a-b.example", "123.example", "x1",
+		"xn--bcher-kva.example",
+		/* 63 characters */
+		("abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"
+		"abc.example"),
+	};
+	static const char *bad[] = {
+		"mx.", ".mx", "a..b", "-mx.example", "mx-.example",
+		"mx.-a.example", "mx_1.example", "mx example", "",
+		/* 64 characters */
+		("abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"
+		"abcd.example"),
+	};
+	struct portcullis_conf	*conf;
+	char			 text[512], msg[512], longname[300];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		(void)snprintf(text, sizeof(text), L25 "hostname \"%s\"\n"
+		    "local-domains { \"%s\" }\n", good[i], good[i]);
+		conf = parse_ok(text);
+		cr_assert_str_eq(conf->hostname, good[i]);
+		cr_assert_str_eq(domains(conf), good[i]);
+		config_free(conf);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		(void)snprintf(text, sizeof(text), L25 "hostname \"%s\"\n",
+		    bad[i]);
+		(void)snprintf(msg, sizeof(msg), "invalid hostname \"%s\"",
+		    bad[i]);
+		expect_text_error(text, 2, msg);
+		(void)snprintf(text, sizeof(text), L25
+		    "local-domains { \"%s\" }\n", bad[i]);
+		(void)snprintf(msg, sizeof(msg), "invalid local domain \"%s\"",
+		    bad[i]);
+		expect_text_error(text, 2, msg);
+	}
+
+	/* 253 characters at most: 127 labels "a.", less the last dot. */
+	memset(longname, 0, sizeof(longname));
+	for (i = 0; i < 127; i++)
+		memcpy(longname + 2 * i, "a.", 2);
+	longname[253] = '\0';
+	(void)snprintf(text, sizeof(text), L25 "hostname \"%s\"\n", longname);
+	conf = parse_ok(text);
+	config_free(conf);
+	memcpy(longname + 253, ".b", 3);
+	(void)snprintf(text, sizeof(text), L25 "hostname \"%s\"\n", longname);
+	(void)snprintf(msg, sizeof(msg), "invalid hostname \"%s\"", longname);
+	expect_text_error(text, 2, msg);
 }

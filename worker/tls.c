@@ -1,0 +1,486 @@
+/*
+ * tls.c -- the worker's TLS server side.
+ *
+ * tls_init() turns the PEM that master read for each pki into one
+ * SSL_CTX, once, before the worker chroots and drops its privileges,
+ * and then wipes the private keys from the configuration: from there
+ * on they live only inside OpenSSL's key objects.  Sessions get an SSL
+ * from tls_session_new(); the session engine wraps it in a libevent
+ * OpenSSL bufferevent, on the socket for implicit TLS (RFC 8314) or as
+ * a filter over the plaintext one after STARTTLS (RFC 3207).
+ *
+ * Every context is configured alike, so switching a session from one
+ * to another on SNI (RFC 6066 section 3) changes only the certificate
+ * and key it presents: the options, protocol floor and ciphers of an
+ * SSL are those of the context it was created from.
+ *
+ * Choices, and why:
+ * - No session resumption: no tickets, no server-side cache.  Workers
+ *   are separate processes, each with its own random ticket key that
+ *   lives only as long as the worker, so a ticket would rarely find
+ *   the worker that issued it; a never-rotated ticket key would
+ *   weaken forward secrecy; a cache costs memory per session.  A full
+ *   handshake costs under a millisecond of CPU, and submission clients
+ *   seldom resume.
+ * - TLS 1.2 at least (or 1.3, by configuration); the TLS 1.2 cipher
+ *   list from the configuration, OpenSSL's default otherwise; TLS 1.3
+ *   suites are OpenSSL's default (all of them are sound).  The
+ *   server's order wins.  No renegotiation (a client-driven CPU cost
+ *   and the source of old attacks).
+ * - SSL_MODE_RELEASE_BUFFERS: an idle session (a client thinking
+ *   between commands) holds no 34 KiB record buffers.
+ * - A peer that closes the connection without close_notify is an end
+ *   of stream, not an error (SSL_OP_IGNORE_UNEXPECTED_EOF): SMTP
+ *   frames its own data (the final dot and the 250 that answers it),
+ *   so a truncated stream cannot pass for a complete message, and
+ *   most clients close that way after QUIT.  Without it, libevent
+ *   reports every such close as BEV_EVENT_ERROR.
+ * - Encrypted private keys are refused, never prompted for.
+ */
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "tls.h"
+
+#define TLS_ERRBUF	1024
+
+struct tls_context {
+	char	 name[CONF_HOST_MAX];	/* the pki's name, also its SNI name */
+	SSL_CTX	*ctx;
+};
+
+static struct tls_context	*tls_contexts;
+static size_t			 tls_ncontexts;
+
+/* A passphrase callback that never asks: encrypted keys fail. */
+static int
+tls_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf; (void)size; (void)rwflag; (void)arg;
+	return 0;
+}
+
+static void
+tls_errbuf_cat(char *buf, size_t len, const char *s)
+{
+	if (buf[0] != '\0')
+		(void)strlcat(buf, "; ", len);
+	(void)strlcat(buf, s, len);
+}
+
+/* Append one OpenSSL error to a "; "-separated line. */
+static void
+tls_errbuf_add(char *buf, size_t len, unsigned long e, const char *data,
+    int flags)
+{
+	char		 code[128];
+	const char	*reason;
+
+	if ((reason = ERR_reason_error_string(e)) == NULL) {
+		ERR_error_string_n(e, code, sizeof(code));
+		reason = code;
+	}
+	tls_errbuf_cat(buf, len, reason);
+	if ((flags & ERR_TXT_STRING) && data != NULL && *data != '\0') {
+		(void)strlcat(buf, " (", len);
+		(void)strlcat(buf, data, len);
+		(void)strlcat(buf, ")", len);
+	}
+}
+
+/* Drain OpenSSL's error queue of this thread into buf. */
+static void
+tls_errbuf_drain(char *buf, size_t len)
+{
+	const char	*data;
+	unsigned long	 e;
+	int		 flags;
+
+	for (;;) {
+		data = NULL;
+		flags = 0;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+		e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags);
+#else
+		e = ERR_get_error_line_data(NULL, NULL, &data, &flags);
+#endif
+		if (e == 0)
+			break;
+		tls_errbuf_add(buf, len, e, data, flags);
+	}
+}
+
+/* What reaches the log is printable, whatever a string held. */
+static const char *
+tls_errbuf_finish(char *buf)
+{
+	char	*s;
+
+	if (buf[0] == '\0')
+		return "no error reported by OpenSSL";
+	for (s = buf; *s != '\0'; s++)
+		if (!isprint((unsigned char)*s))
+			*s = '?';
+	return buf;
+}
+
+void
+tls_log_error(uint64_t session_id, const char *what)
+{
+	char	 buf[TLS_ERRBUF] = "";
+
+	tls_errbuf_drain(buf, sizeof(buf));
+	log_warnx("session %016llx: %s: %s", (unsigned long long)session_id,
+	    what, tls_errbuf_finish(buf));
+}
+
+/*
+ * libevent takes OpenSSL's error queue for itself when a TLS
+ * bufferevent fails, and hands the codes out one by one: a handshake
+ * that failed inside a bufferevent is explained here, not by
+ * tls_log_error().
+ */
+void
+tls_log_bufferevent_error(uint64_t session_id, const char *what,
+    struct bufferevent *bev)
+{
+	char		 buf[TLS_ERRBUF] = "";
+	unsigned long	 e;
+
+	if (bev != NULL)
+		while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+			/*
+			 * Beside the error codes, libevent 2.1 files the
+			 * SSL_get_error() value itself (no library part):
+			 * only an I/O error says something more.
+			 */
+			if (ERR_GET_LIB(e) == 0 && ERR_GET_REASON(e) < 16) {
+				if (e == SSL_ERROR_SYSCALL)
+					tls_errbuf_cat(buf, sizeof(buf),
+					    "I/O error");
+				continue;
+			}
+			tls_errbuf_add(buf, sizeof(buf), e, NULL, 0);
+		}
+	tls_errbuf_drain(buf, sizeof(buf));
+	log_warnx("session %016llx: %s: %s", (unsigned long long)session_id,
+	    what, tls_errbuf_finish(buf));
+}
+
+static void
+tls_log_init_error(const char *name, const char *what)
+{
+	char	 buf[TLS_ERRBUF] = "";
+
+	tls_errbuf_drain(buf, sizeof(buf));
+	log_warnx("tls: pki \"%s\": %s: %s", name, what,
+	    tls_errbuf_finish(buf));
+}
+
+static SSL_CTX *
+tls_context_find(const char *name)
+{
+	for (size_t i = 0; i < tls_ncontexts; i++)
+		if (strcasecmp(tls_contexts[i].name, name) == 0)
+			return tls_contexts[i].ctx;
+	return NULL;
+}
+
+/*
+ * RFC 6066 section 3: present the certificate of the pki named by the
+ * client.  An unknown name keeps the listener's pki and is not
+ * acknowledged; the client's own verification decides what follows.
+ */
+static int
+tls_servername(SSL *ssl, int *alert, void *arg)
+{
+	const char	*name;
+	SSL_CTX		*ctx;
+
+	(void)arg;
+	if ((name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) ==
+	    NULL)
+		return SSL_TLSEXT_ERR_OK;
+	if ((ctx = tls_context_find(name)) == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* The leaf, then the chain behind it, in the order of the file. */
+static int
+tls_context_certificates(SSL_CTX *ctx, const struct pki *p)
+{
+	BIO		*bio;
+	X509		*x;
+	unsigned long	 e;
+	int		 ret = -1;
+
+	if ((bio = BIO_new_mem_buf(p->cert_pem, (int)p->cert_len)) == NULL)
+		return -1;
+	if ((x = PEM_read_bio_X509_AUX(bio, NULL, tls_no_passphrase,
+	    NULL)) == NULL)
+		goto done;
+	if (SSL_CTX_use_certificate(ctx, x) != 1) {
+		X509_free(x);
+		goto done;
+	}
+	X509_free(x);
+	while ((x = PEM_read_bio_X509(bio, NULL, tls_no_passphrase,
+	    NULL)) != NULL) {
+		if (SSL_CTX_add1_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			goto done;
+		}
+		X509_free(x);
+	}
+	/* The loop ends on "no start line" at the end of the file. */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
+	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+		goto done;
+	ERR_clear_error();
+	ret = 0;
+ done:
+	BIO_free(bio);
+	return ret;
+}
+
+static int
+tls_context_key(SSL_CTX *ctx, const struct pki *p)
+{
+	BIO		*bio;
+	EVP_PKEY	*key;
+	int		 ret = -1;
+
+	/* A read-only BIO over the buffer: no copy of the key to wipe. */
+	if ((bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len)) == NULL)
+		return -1;
+	key = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
+	BIO_free(bio);
+	if (key == NULL)
+		return -1;
+	if (SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1)
+		ret = 0;
+	EVP_PKEY_free(key);
+	return ret;
+}
+
+static SSL_CTX *
+tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
+{
+	SSL_CTX		*ctx;
+	int		 min;
+	uint64_t	 options;
+
+	if (p->cert_pem == NULL || p->cert_len == 0 ||
+	    p->key_pem == NULL || p->key_len == 0) {
+		log_warnx("tls: pki \"%s\": no certificate or key received",
+		    p->name);
+		return NULL;
+	}
+	min = conf->tls_min_version == 0 ? TLS1_2_VERSION :
+	    conf->tls_min_version;
+	if (min != TLS1_2_VERSION && min != TLS1_3_VERSION) {
+		log_warnx("tls: unsupported minimum protocol version 0x%04x",
+		    (unsigned int)min);
+		return NULL;
+	}
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		tls_log_init_error(p->name, "SSL_CTX_new");
+		return NULL;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, min) != 1) {
+		tls_log_init_error(p->name, "minimum protocol version");
+		goto fail;
+	}
+	options = SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_TICKET;
+#ifdef SSL_OP_NO_RENEGOTIATION
+	options |= SSL_OP_NO_RENEGOTIATION;
+#endif
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	options |= SSL_OP_IGNORE_UNEXPECTED_EOF;
+#endif
+	SSL_CTX_set_options(ctx, options);
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L && !defined(LIBRESSL_VERSION_NUMBER)
+	/* TLS 1.3 would otherwise send stateful tickets instead. */
+	if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
+		tls_log_init_error(p->name, "session tickets");
+		goto fail;
+	}
+#endif
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (conf->tls_ciphers[0] != '\0' &&
+	    SSL_CTX_set_cipher_list(ctx, conf->tls_ciphers) != 1) {
+		tls_log_init_error(p->name, "tls ciphers");
+		goto fail;
+	}
+	if (tls_context_certificates(ctx, p) == -1) {
+		tls_log_init_error(p->name, "certificate");
+		goto fail;
+	}
+	if (tls_context_key(ctx, p) == -1) {
+		tls_log_init_error(p->name, "private key");
+		goto fail;
+	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername);
+	return ctx;
+ fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* The private keys leave the configuration, whatever happened. */
+static void
+tls_conf_forget_keys(struct portcullis_conf *conf)
+{
+	struct pki	*p;
+
+	TAILQ_FOREACH(p, &conf->pkis, entry) {
+		if (p->key_pem != NULL)
+			freezero(p->key_pem, p->key_len + 1);
+		p->key_pem = NULL;
+		p->key_len = 0;
+		/* A combined PEM file may hold the key beside the cert. */
+		if (p->cert_pem != NULL)
+			freezero(p->cert_pem, p->cert_len + 1);
+		p->cert_pem = NULL;
+		p->cert_len = 0;
+	}
+}
+
+/* Every listener that speaks TLS must find its context. */
+static int
+tls_check_listeners(const struct portcullis_conf *conf)
+{
+	const struct listener	*l;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		if (!(l->flags & (LISTEN_STARTTLS | LISTEN_SMTPS)))
+			continue;
+		if (!tls_available(l)) {
+			log_warnx("tls: listener %s: no pki \"%s\"", l->name,
+			    l->pki);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Call once the configuration has arrived and before chroot and the
+ * privilege drop: OpenSSL reads its configuration file and seeds its
+ * random generator here, while it still can.
+ */
+int
+tls_init(struct portcullis_conf *conf)
+{
+	struct pki	*p;
+	size_t		 n = 0;
+	unsigned char	 seed;
+	int		 ret = -1;
+
+	tls_cleanup();
+	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
+		tls_log_init_error("-", "OPENSSL_init_ssl");
+		goto done;
+	}
+	ERR_clear_error();
+	if (RAND_bytes(&seed, 1) != 1) {
+		tls_log_init_error("-", "random generator");
+		goto done;
+	}
+	TAILQ_FOREACH(p, &conf->pkis, entry)
+		n++;
+	if (n > 0 && (tls_contexts = calloc(n, sizeof(*tls_contexts))) ==
+	    NULL) {
+		log_warn("tls: calloc");
+		goto done;
+	}
+	TAILQ_FOREACH(p, &conf->pkis, entry) {
+		if ((tls_contexts[tls_ncontexts].ctx = tls_context_new(conf,
+		    p)) == NULL)
+			goto done;
+		(void)strlcpy(tls_contexts[tls_ncontexts].name, p->name,
+		    sizeof(tls_contexts[tls_ncontexts].name));
+		tls_ncontexts++;
+	}
+	if (tls_check_listeners(conf) == -1)
+		goto done;
+	ret = 0;
+ done:
+	tls_conf_forget_keys(conf);
+	if (ret == -1)
+		tls_cleanup();
+	return ret;
+}
+
+void
+tls_cleanup(void)
+{
+	for (size_t i = 0; i < tls_ncontexts; i++)
+		SSL_CTX_free(tls_contexts[i].ctx);
+	free(tls_contexts);
+	tls_contexts = NULL;
+	tls_ncontexts = 0;
+}
+
+int
+tls_available(const struct listener *l)
+{
+	return l->pki[0] != '\0' && tls_context_find(l->pki) != NULL;
+}
+
+/*
+ * A server-side SSL on the listener's pki, for a libevent OpenSSL
+ * bufferevent (which then owns it with BEV_OPT_CLOSE_ON_FREE).  NULL
+ * on failure; the caller logs with tls_log_error().
+ */
+SSL *
+tls_session_new(const struct listener *l)
+{
+	SSL_CTX	*ctx;
+	SSL	*ssl;
+
+	if (l->pki[0] == '\0' || (ctx = tls_context_find(l->pki)) == NULL)
+		return NULL;
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384", for logs and the Received header. */
+void
+tls_describe(SSL *ssl, char *buf, size_t len)
+{
+	const SSL_CIPHER	*cipher;
+
+	if (len == 0)
+		return;
+	if (ssl == NULL || (cipher = SSL_get_current_cipher(ssl)) == NULL) {
+		(void)strlcpy(buf, "none", len);
+		return;
+	}
+	(void)snprintf(buf, len, "%s %s", SSL_get_version(ssl),
+	    SSL_CIPHER_get_name(cipher));
+}

@@ -1,0 +1,29 @@
+/*
+ * tls.h -- the worker's TLS contexts: one SSL_CTX per pki, built once
+ * from the PEM master sent, before the worker drops its privileges.
+ *
+ * This file knows nothing of the worker's globals, so the unit tests
+ * can link it on its own.
+ */
+#ifndef PORTCULLIS_TLS_H
+#define PORTCULLIS_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+struct bufferevent;
+
+int	 tls_init(struct portcullis_conf *);
+void	 tls_cleanup(void);
+int	 tls_available(const struct listener *);
+SSL	*tls_session_new(const struct listener *);
+void	 tls_describe(SSL *, char *, size_t);
+void	 tls_log_error(uint64_t, const char *);
+void	 tls_log_bufferevent_error(uint64_t, const char *,
+	    struct bufferevent *);
+
+#endif /* PORTCULLIS_TLS_H */
