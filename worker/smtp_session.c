@@ -30,6 +30,14 @@
 #include "tls.h"
 #include "worker.h"
 
+/*
+ * A client may pipeline without reading our replies, or keep sending
+ * while a command waits: past these bounds the session stops reading
+ * until the other side has caught up, so memory does not grow.
+ */
+#define SESSION_INPUT_MAX	(64 * 1024)
+#define SESSION_OUTPUT_MAX	(64 * 1024)
+
 #define SESSION_LINGER_TRIES	250	/* of 20 ms: 5 s for the last reply */
 
 #define EARLY_TALKER_REPLY \
@@ -259,6 +267,7 @@ session_starttls(struct session *s)
 	s->helo[0] = '\0';
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
 	bufferevent_enable(s->bev, EV_READ);
 }
 
@@ -394,6 +403,7 @@ session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
 
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
 	if (l->flags & LISTEN_SMTPS) {
 		s->state = STATE_TLS_ACCEPT;
 		session_timer_reset(s);
@@ -458,6 +468,11 @@ session_process(struct session *s)
 		return;
 	s->processing = 1;
 	while (!s->closing) {
+		if (session_output_pending(s) > SESSION_OUTPUT_MAX) {
+			/* session_write() goes on once the client has read. */
+			s->output_blocked = 1;
+			break;
+		}
 		if (s->state == STATE_DATA) {
 			smtp_data_input(s);
 			if (s->state == STATE_DATA)
@@ -517,8 +532,17 @@ session_write(struct bufferevent *bev, void *arg)
 	struct session	*s = arg;
 
 	(void)bev;
-	if (s->closing && s->linger == 0)
-		session_finish(s);
+	if (s->closing) {
+		if (s->linger == 0)
+			session_finish(s);
+		return;
+	}
+	if (s->output_blocked) {
+		s->output_blocked = 0;
+		session_process(s);
+		if (s->closing && session_output_pending(s) == 0)
+			session_free(s);
+	}
 }
 
 static void

@@ -51,6 +51,7 @@ struct session {
 	int			 discarding;	/* rest of an overlong line */
 	int			 processing;	/* in session_process() */
 	int			 linger;	/* closing: waits for output */
+	int			 output_blocked; /* client is not reading */
 	int			 esmtp;
 	int			 tls;		/* TLS is up */
 	char			 tls_desc[96];

@@ -176,6 +176,32 @@ class Session:
         self.close()
 
 
+def rss_kib(pid):
+    """Resident memory of a process, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def flood(sock, data, total, seconds=1.0):
+    """Send data repeatedly, up to total octets, without reading
+    anything; stop when the peer stops reading (a send blocks for
+    seconds).  Returns the octets sent."""
+    sock.settimeout(seconds)
+    sent = 0
+    try:
+        while sent < total:
+            sock.sendall(data)
+            sent += len(data)
+    except (socket.timeout, TimeoutError):
+        pass
+    finally:
+        sock.settimeout(5.0)
+    return sent
+
+
 def transaction(s, sender="sender@client.example",
                 rcpts=("user@example.org",), body=b"Subject: t\r\n\r\nhi\r\n"):
     """MAIL, RCPT..., DATA, the body, the dot; returns every reply."""
@@ -205,7 +231,7 @@ def parse_spooled(data):
     env = []
     while True:
         end = data.index(b"\r\n", pos) + 2
-        line = data[pos:end].decode()
+        line = data[pos:end].decode("utf-8")
         if not line.startswith(ENVELOPE_HEADERS):
             break
         env.append(line[:-2])
@@ -342,7 +368,8 @@ class NextHop:
     or "data", an address with that local part (the sender for mail,
     the recipient for rcpt, any recipient for data; over LMTP, that
     recipient's own reply after the dot) gets reply instead of a 250,
-    e.g. ("data", "refuse", "550 5.7.1 no").  tls: offer STARTTLS with
+    e.g. ("data", "refuse", "550 5.7.1 no"); a reply "sleep 2" at data
+    accepts after 2 seconds.  tls: offer STARTTLS with
     this (cert, key).  Each message accepted is recorded; messages()
     returns them as dicts with greeting (EHLO/LHLO), helo, tls,
     mail_from, mail_options, rcpt_tos and content (bytes)."""
@@ -458,7 +485,13 @@ def nexthop_main(argv):
             return "250 2.1.5 OK"
 
         async def handle_DATA(self, server, session, envelope):
+            import asyncio
             replies = [rule("data", r) for r in envelope.rcpt_tos]
+            for i, r in enumerate(replies):
+                if r and r.startswith("sleep "):
+                    # A slow next hop: answer 250 after that long.
+                    await asyncio.sleep(float(r.split()[1]))
+                    replies[i] = None
             ok = "250 2.0.0 Message accepted for delivery"
             if opts.lmtp:
                 # RFC 2033 4.2: one reply per recipient after the dot.

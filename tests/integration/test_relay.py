@@ -16,8 +16,9 @@ import tempfile
 import unittest
 
 from daemon import free_port, make_cert
-from smtp_helpers import (DaemonTestCase, NextHop, Session, parse_spooled,
-                          received_rx, transaction)
+from smtp_helpers import (DaemonTestCase, NextHop, flood,
+                          parse_spooled, received_rx, rss_kib, transaction)
+from test_foundation import session_owner
 
 MAIL_OK = "250 2.1.0 Ok\r\n"
 RCPT_OK = "250 2.1.5 Ok\r\n"
@@ -31,6 +32,7 @@ RULES = [
     ("data", "later", "451 4.3.0 busy"),
     ("rcpt", "unknown", "550 5.1.1 no such user"),
     ("rcpt", "greylist", "450 4.2.0 greylisted"),
+    ("data", "slow", "sleep 2"),
 ]
 
 
@@ -184,6 +186,27 @@ class TestRelaySMTP(RelayTestCase):
                          [("p0@client.example", ["a@test.local"]),
                           ("p2@client.example", ["b@test.local"])])
         self.assertTrue(msgs[1]["content"].endswith(b"\r\n\r\nbody 2\r\n"))
+
+    def test_input_while_waiting_for_the_next_hop_is_bounded(self):
+        """While the session waits for the next hop's answer to the dot
+        it takes no commands; what the client sends meanwhile must not
+        pile up in the worker's memory without limit."""
+        s = self.session()
+        worker = session_owner(self.d, s.sock)
+        self.assertEqual(s.cmd("MAIL FROM:<a@client.example>"), MAIL_OK)
+        self.assertEqual(s.cmd("RCPT TO:<slow@test.local>"), RCPT_OK)
+        self.assertEqual(s.cmd("DATA"), GO_AHEAD)
+        before = rss_kib(worker)
+        s.send(b"Subject: slow\r\n\r\nx\r\n.\r\n")
+        # The next hop takes 2 s to answer; meanwhile, a flood.
+        sent = flood(s.sock, b"NOOP\r\n" * 100000, 24 * 1000 * 1000,
+                     seconds=0.5)
+        grown = rss_kib(worker) - before
+        s.sock.settimeout(10)
+        self.assertEqual(s.reply(), RELAYED)
+        self.assertLess(grown, 8 * 1024,
+                        "worker grew by %d KiB after %d octets sent while "
+                        "waiting for the next hop" % (grown, sent))
 
     def test_8bitmime_and_smtputf8_passed_on(self):
         s = self.session()

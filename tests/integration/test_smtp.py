@@ -11,14 +11,13 @@ import os
 import random
 import signal
 import smtplib
-import socket
 import string
 import time
 import unittest
 
 from smtp_helpers import (DaemonTestCase, Session, curl_server_lines,
-                          envelope_fields, parse_spooled, queued_id,
-                          run_curl, run_swaks, swaks_server_lines,
+                          envelope_fields, flood, parse_spooled, queued_id,
+                          rss_kib, run_curl, run_swaks, swaks_server_lines,
                           transaction)
 from test_foundation import session_owner
 
@@ -449,6 +448,25 @@ class TestTransactions(DaemonTestCase):
         self.assertEqual(s.cmd("MAIL FROM:<a@client.example> BODY=8BITMIME "
                                "SMTPUTF8"), MAIL_OK)
 
+    def test_body_and_smtputf8_in_the_envelope(self):
+        s = self.session()
+        sender = "j\u00f6rg@client.example"
+        self.assertEqual(s.cmd("MAIL FROM:<%s> BODY=8BITMIME SMTPUTF8"
+                               % sender), MAIL_OK)
+        self.assertEqual(s.cmd("RCPT TO:<\u00fcser@example.org>"), RCPT_OK)
+        self.assertEqual(s.cmd("DATA"), GO_AHEAD)
+        body = "Subject: 8bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode()
+        s.send(body + b".\r\n")
+        qid = queued_id(s.reply())
+        env, _, message = parse_spooled(self.d.spool_file(qid))
+        f = envelope_fields(env)
+        self.assertEqual(f["Return-Path"], ["<%s>" % sender])
+        self.assertEqual(f["X-Portcullis-Envelope-To"],
+                         ["<\u00fcser@example.org>"])
+        self.assertEqual(f["X-Portcullis-Body"], ["8BITMIME"])
+        self.assertEqual(f["X-Portcullis-SMTPUTF8"], ["yes"])
+        self.assertEqual(message, body)
+
     def test_non_ascii_address_needs_smtputf8(self):
         s = self.session()
         self.assertEqual(s.cmd("MAIL FROM:<j\u00f6rg@client.example>"),
@@ -586,6 +604,26 @@ class TestMaxSessions(DaemonTestCase):
         self.assertEqual(s1.cmd("NOOP"), OK)
 
 
+class TestOutputBounded(DaemonTestCase):
+    daemon_args = dict(workers=1)
+
+    def test_client_that_does_not_read_cannot_grow_worker_memory(self):
+        """A client that pipelines commands and never reads the replies
+        must be stopped by TCP flow control (the server stops reading
+        while its replies are not taken), not buffered in the worker:
+        one such client would otherwise take the memory of every
+        session on that worker."""
+        s = self.session()
+        worker = session_owner(self.d, s.sock)
+        before = rss_kib(worker)
+        sent = flood(s.sock, b"NOOP\r\n" * 100000, 36 * 1000 * 1000)
+        time.sleep(0.3)
+        grown = rss_kib(worker) - before
+        self.assertLess(grown, 16 * 1024,
+                        "worker grew by %d KiB after %d octets of NOOP "
+                        "that were never read" % (grown, sent))
+
+
 class TestNormalize(DaemonTestCase):
     daemon_args = dict(bare_newlines="normalize")
 
@@ -652,7 +690,7 @@ class TestEarlyTalker(DaemonTestCase):
 
 class TestTimeout(DaemonTestCase):
     daemon_args = dict(timeout={"command": "2s", "data": "2s"},
-                       listen="tls")
+                       listen="tls", listeners={"smtps": "smtps"})
 
     TIMEOUT = ("421 4.4.2 test.local Timeout, closing transmission "
                "channel\r\n")
@@ -670,6 +708,9 @@ class TestTimeout(DaemonTestCase):
         self.assertEqual(data.cmd("RCPT TO:<user@test.local>"), RCPT_OK)
         self.assertEqual(data.cmd("DATA"), GO_AHEAD)
         data.send(b"Subject: stalled\r\n\r\nand then nothing")
+        # A client of the smtps port that never starts its handshake.
+        silent = Session.open(self.d, "smtps", greet=False)
+        self.addCleanup(silent.close)
         t0 = time.monotonic()
         for name, s in (("idle", idle), ("data", data), ("tls", tls)):
             with self.subTest(session=name):
@@ -677,6 +718,10 @@ class TestTimeout(DaemonTestCase):
                 self.assertEqual(s.read_all(timeout=max(
                     0.1, t0 + 3.5 - time.monotonic())), self.TIMEOUT)
                 self.assertLess(time.monotonic() - t0, 3.5)
+        with self.subTest(session="smtps"):
+            self.assertTrue(silent.closed_within(
+                max(0.1, t0 + 3.5 - time.monotonic())))
+            self.assertEqual(silent.buf, b"")
         # The stalled message was thrown away.
         self.assertNothingSpooled(before)
 
