@@ -22,10 +22,14 @@
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
+#include "hashpool.h"
+#include "passwd.h"
+#include "store.h"
 
 struct authd		*authd;
 static struct config_recv conf_recv = { NULL, -1 };
 
+static int	hash_threads(void);
 static void	master_dispatch(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static void	worker_dispatch(struct imsgev *, struct imsg *);
@@ -45,23 +49,160 @@ authd_configure(struct portcullis_conf *conf)
 	int	 first = authd->conf == NULL;
 
 	if (authd->conf != NULL)
-		config_free(authd->conf);
+		chain_retire_conf(authd->conf);
 	authd->conf = conf;
 	if (first) {
 		/* authd keeps its root: the credential store lives there. */
 		if (privsep_drop(conf->auth_user, NULL))
 			log_debug("running as %s", conf->auth_user);
+		if (hashpool_init(authd->base, hash_threads()) == -1)
+			fatal("hash pool");
+		/* Made now, so the first unknown user costs no more. */
+		(void)passwd_dummy_hash();
+	}
+	if (chain_configure(conf) == -1)
+		fatalx("cannot set up the checker chain");
+	if (first)
 		imsgev_compose(&authd->master, IMSG_CHILD_READY, 0, -1,
 		    NULL, 0);
-	} else
+	else
 		log_info("configuration reloaded");
+}
+
+/* One thread per core: hashing is all CPU. */
+static int
+hash_threads(void)
+{
+	long	 n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+}
+
+static struct {
+	char		 checker[CONF_NAME_MAX];
+	unsigned long	 count[4];
+} stats[CONF_CHECKERS_MAX + 1];
+
+void
+authd_stats_count(const char *checker, int result)
+{
+	int	 i;
+
+	if (result < AUTH_OK || result > AUTH_TEMPFAIL)
+		return;
+	if (checker == NULL)
+		checker = "none";
+	for (i = 0; i < CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
+	    i++)
+		if (strcmp(stats[i].checker, checker) == 0)
+			break;
+	if (stats[i].checker[0] == '\0')
+		strlcpy(stats[i].checker, checker, sizeof(stats[i].checker));
+	stats[i].count[result]++;
 }
 
 static void
 channel_free(struct worker_channel *wc)
 {
+	struct auth_ctx	*ctx;
+
+	/* Checks in flight finish on the pool and are then dropped. */
+	while ((ctx = TAILQ_FIRST(&wc->pending)) != NULL) {
+		TAILQ_REMOVE(&wc->pending, ctx, entry);
+		ctx->wc = NULL;
+		ctx->cancelled = 1;
+	}
 	TAILQ_REMOVE(&authd->channels, wc, entry);
 	free(wc);
+}
+
+/*
+ * A worker may be compromised: everything in the request is checked,
+ * and anything wrong closes that worker's channel.
+ */
+static int
+auth_request(struct worker_channel *wc, struct imsg *imsg)
+{
+	struct auth_request	 req;
+	struct auth_ctx		*ctx;
+	struct ibuf		 ibuf;
+	const uint8_t		*cred, *nul1, *nul2;
+	size_t			 len, zlen, ulen, plen;
+
+	if (imsg_get_ibuf(imsg, &ibuf) == -1 ||
+	    ibuf_get(&ibuf, &req, sizeof(req)) == -1)
+		return -1;
+	len = ibuf_size(&ibuf);
+	cred = ibuf_data(&ibuf);
+	if (req.cred_len != len || len > AUTH_CRED_MAX ||
+	    (req.mechanism != SASL_PLAIN && req.mechanism != SASL_LOGIN))
+		return -1;
+	req.client[sizeof(req.client) - 1] = '\0';
+	req.listener[sizeof(req.listener) - 1] = '\0';
+	if ((nul1 = memchr(cred, '\0', len)) == NULL ||
+	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - cred)))
+	    == NULL)
+		return -1;
+	zlen = (size_t)(nul1 - cred);
+	ulen = (size_t)(nul2 - nul1 - 1);
+	plen = len - (size_t)(nul2 + 1 - cred);
+	if (ulen == 0 || ulen >= CONF_AUTH_NAME_MAX || plen == 0 ||
+	    memchr(nul2 + 1, '\0', plen) != NULL)
+		return -1;
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		fatal("calloc");
+	ctx->wc = wc;
+	ctx->req_id = req.req_id;
+	ctx->session_id = req.session_id;
+	ctx->mechanism = req.mechanism;
+	strlcpy(ctx->client, req.client, sizeof(ctx->client));
+	strlcpy(ctx->listener, req.listener, sizeof(ctx->listener));
+	memcpy(ctx->user, nul1 + 1, ulen);
+	ctx->user[ulen] = '\0';
+	if ((ctx->password = malloc(plen + 1)) == NULL)
+		fatal("malloc");
+	memcpy(ctx->password, nul2 + 1, plen);
+	ctx->password[plen] = '\0';
+	ctx->pwlen = plen;
+	TAILQ_INSERT_TAIL(&wc->pending, ctx, entry);
+	/* Acting for another user (RFC 4616 authzid) is not offered. */
+	if (zlen != 0 && (zlen != ulen || memcmp(cred, nul1 + 1, ulen) != 0)) {
+		ctx->why = "authzid differs";
+		ctx->result = AUTH_FAIL;
+		chain_reject(ctx);
+		return 0;
+	}
+	if (store_name_normalize(ctx->user, ctx->user, sizeof(ctx->user)) ==
+	    -1) {
+		ctx->why = "bad user name";
+		chain_reject(ctx);
+		return 0;
+	}
+	chain_start(ctx);
+	return 0;
+}
+
+static void
+auth_cancel(struct worker_channel *wc, struct imsg *imsg)
+{
+	struct auth_cancel	 c;
+	struct auth_ctx		*ctx;
+
+	if (imsg_get_data(imsg, &c, sizeof(c)) == -1) {
+		log_warnx("%s: malformed AUTH_CANCEL, closing channel",
+		    wc->name);
+		imsgev_close(&wc->iev);
+		return;
+	}
+	TAILQ_FOREACH(ctx, &wc->pending, entry)
+		if (ctx->req_id == c.req_id)
+			break;
+	if (ctx == NULL)
+		return;
+	TAILQ_REMOVE(&wc->pending, ctx, entry);
+	ctx->wc = NULL;
+	ctx->cancelled = 1;
 }
 
 static void
@@ -84,6 +225,7 @@ channel_new(struct imsg *imsg)
 	wc->worker_id = ac.worker_id;
 	wc->generation = ac.generation;
 	snprintf(wc->name, sizeof(wc->name), "worker %u", ac.worker_id);
+	TAILQ_INIT(&wc->pending);
 	/* No descriptor is ever accepted from a worker. */
 	if (imsgev_init(&wc->iev, authd->base, fd, 0, wc->name,
 	    worker_dispatch, worker_closed, wc) == -1) {
@@ -107,6 +249,8 @@ master_dispatch(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CONF_PKI:
 	case IMSG_CONF_PKI_PEM:
 	case IMSG_CONF_DOMAIN:
+	case IMSG_CONF_STATIC_USER:
+	case IMSG_CONF_NETWORK:
 	case IMSG_CONF_CHECKER:
 	case IMSG_CONF_SPOOL:
 	case IMSG_CONF_END:
@@ -166,6 +310,16 @@ worker_dispatch(struct imsgev *iev, struct imsg *imsg)
 	switch (imsg_get_type(imsg)) {
 	case IMSG_PING:
 		worker_ping(wc, imsg);
+		break;
+	case IMSG_AUTH_REQUEST:
+		if (auth_request(wc, imsg) == -1) {
+			log_warnx("%s: malformed AUTH_REQUEST, closing channel",
+			    wc->name);
+			imsgev_close(iev);
+		}
+		break;
+	case IMSG_AUTH_CANCEL:
+		auth_cancel(wc, imsg);
 		break;
 	default:
 		log_warnx("%s: unexpected %s, closing channel", wc->name,

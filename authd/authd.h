@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "chain.h"
 #include "config.h"
 #include "imsgev.h"
 
@@ -19,6 +20,7 @@ struct worker_channel {
 	uint32_t			 worker_id;
 	uint32_t			 generation;
 	char				 name[32];
+	struct auth_ctxlist		 pending;
 };
 TAILQ_HEAD(channellist, worker_channel);
 
@@ -31,5 +33,7 @@ struct authd {
 };
 
 extern struct authd	*authd;
+
+void	authd_stats_count(const char *checker, int result);
 
 #endif /* PORTCULLIS_AUTHD_H */

@@ -4,8 +4,9 @@
  * config_new_empty() returns a configuration with every default of
  * portcullis.conf(5) filled in and empty lists; parse.y starts from it.
  * config_free() releases one, whoever built it (the parser or
- * config_imsg.c), and wipes the PEM a worker may still hold; it closes
- * no descriptor, see config_close_fds().
+ * config_imsg.c), and wipes the PEM a worker may still hold and the
+ * passwords of static checkers; it closes no descriptor, see
+ * config_close_fds().
  * listener_address() and listener_port() give a listener's numeric
  * address and port for logs and messages.
  */
@@ -53,6 +54,9 @@ config_new_empty(void)
 	conf->relay_url[0] = '\0';
 	conf->relay_tls = 0;
 	conf->failure_delay = DEFAULT_FAILURE_DELAY;
+	conf->failure_delay_max = DEFAULT_FAILURE_DELAY_MAX;
+	conf->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;
+	conf->penalty_prefix6 = DEFAULT_PENALTY_PREFIX6;
 
 	conf->timeout_command = DEFAULT_TIMEOUT_COMMAND;
 	conf->timeout_data = DEFAULT_TIMEOUT_DATA;
@@ -70,6 +74,8 @@ config_new_empty(void)
 	TAILQ_INIT(&conf->pkis);
 	TAILQ_INIT(&conf->checkers);
 	TAILQ_INIT(&conf->local_domains);	/* the hostname only */
+	TAILQ_INIT(&conf->static_users);
+	TAILQ_INIT(&conf->trusted_networks);	/* none */
 	return conf;
 }
 
@@ -80,6 +86,8 @@ config_free(struct portcullis_conf *conf)
 	struct pki		*p;
 	struct checker_conf	*c;
 	struct local_domain	*d;
+	struct static_user	*u;
+	struct netaddr		*n;
 
 	if (conf == NULL)
 		return;
@@ -103,6 +111,16 @@ config_free(struct portcullis_conf *conf)
 	while ((d = TAILQ_FIRST(&conf->local_domains)) != NULL) {
 		TAILQ_REMOVE(&conf->local_domains, d, entry);
 		free(d);
+	}
+	while ((u = TAILQ_FIRST(&conf->static_users)) != NULL) {
+		TAILQ_REMOVE(&conf->static_users, u, entry);
+		/* A hash, or for tests and demos a plain text password. */
+		explicit_bzero(u->password, sizeof(u->password));
+		free(u);
+	}
+	while ((n = TAILQ_FIRST(&conf->trusted_networks)) != NULL) {
+		TAILQ_REMOVE(&conf->trusted_networks, n, entry);
+		free(n);
 	}
 	free(conf);
 }

@@ -95,6 +95,18 @@ TAILQ_HEAD(pkilist, pki);
 
 enum checker_type {
 	CHECKER_LMDB = 1,
+	CHECKER_STATIC,		/* users in this file: tests and demos */
+};
+
+/* SASL mechanisms, as a bit set */
+#define SASL_PLAIN		0x0001	/* RFC 4616 */
+#define SASL_LOGIN		0x0002	/* draft-murchison-sasl-login */
+#define SASL_PASSWORD_MECHS	(SASL_PLAIN | SASL_LOGIN)
+
+/* what the chain does after a checker's fail or tempfail */
+enum chain_policy {
+	CHAIN_CONTINUE = 0,	/* offer the credential to the next checker */
+	CHAIN_STOP,		/* the chain ends with this result */
 };
 
 struct checker_conf {
@@ -102,8 +114,36 @@ struct checker_conf {
 	char			 name[CONF_NAME_MAX];
 	enum checker_type	 type;
 	char			 path[PATH_MAX];	/* lmdb: environment */
+	enum chain_policy	 on_fail;
+	enum chain_policy	 on_tempfail;
+	uint32_t		 mechanisms;	/* SASL_*; 0: all it can */
 };
 TAILQ_HEAD(checkerlist, checker_conf);
+
+#define CONF_AUTH_NAME_MAX	256	/* user names, with the NUL */
+#define CONF_HASH_MAX		256	/* crypt(3) or PHC strings */
+
+/* a user of a static checker */
+struct static_user {
+	TAILQ_ENTRY(static_user) entry;
+	char			 checker[CONF_NAME_MAX];
+	char			 name[CONF_AUTH_NAME_MAX];
+	char			 password[CONF_HASH_MAX];	/* a hash, or
+							   plain text */
+};
+TAILQ_HEAD(staticuserlist, static_user);
+
+/* a network: trusted (no failure delay), or the unit of penalties */
+struct netaddr {
+	TAILQ_ENTRY(netaddr)	 entry;
+	struct sockaddr_storage	 ss;
+	int			 prefixlen;
+};
+TAILQ_HEAD(netaddrlist, netaddr);
+
+#define DEFAULT_FAILURE_DELAY_MAX	15000	/* milliseconds */
+#define DEFAULT_MAX_AUTH_FAILURES	3	/* per session, then 421 */
+#define DEFAULT_PENALTY_PREFIX6		64	/* IPv6 clients by /64 */
 
 struct local_domain {
 	TAILQ_ENTRY(local_domain) entry;
@@ -130,6 +170,9 @@ struct portcullis_conf {
 	char			 relay_url[CONF_URL_MAX];
 	int			 relay_tls;		/* STARTTLS to next hop */
 	int			 failure_delay;		/* milliseconds */
+	int			 failure_delay_max;	/* milliseconds */
+	int			 max_auth_failures;	/* per session */
+	int			 penalty_prefix6;	/* 48..128 */
 
 	/* ESMTP: timeouts in seconds, limits, policy */
 	int			 timeout_command;
@@ -149,6 +192,8 @@ struct portcullis_conf {
 	struct pkilist		 pkis;
 	struct checkerlist	 checkers;
 	struct domainlist	 local_domains;		/* empty: hostname */
+	struct staticuserlist	 static_users;
+	struct netaddrlist	 trusted_networks;
 };
 
 /* parse.y */

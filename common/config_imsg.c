@@ -67,6 +67,8 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 	struct pki		*p;
 	struct checker_conf	*c;
 	struct local_domain	*d;
+	struct netaddr		*n;
+	struct static_user	*u;
 	int			 fd;
 
 	head = *conf;
@@ -74,6 +76,8 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 	TAILQ_INIT(&head.pkis);
 	TAILQ_INIT(&head.checkers);
 	TAILQ_INIT(&head.local_domains);
+	TAILQ_INIT(&head.static_users);
+	TAILQ_INIT(&head.trusted_networks);
 	if (imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
 	    sizeof(head)) == -1)
 		return -1;
@@ -100,6 +104,16 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 		if (imsgev_compose(iev, IMSG_CONF_DOMAIN, 0, -1, d,
 		    sizeof(*d)) == -1)
 			return -1;
+	TAILQ_FOREACH(n, &conf->trusted_networks, entry)
+		if (imsgev_compose(iev, IMSG_CONF_NETWORK, 0, -1, n,
+		    sizeof(*n)) == -1)
+			return -1;
+	/* Passwords go to authd only, never to a worker. */
+	if (!listener_fds)
+		TAILQ_FOREACH(u, &conf->static_users, entry)
+			if (imsgev_compose(iev, IMSG_CONF_STATIC_USER, 0, -1,
+			    u, sizeof(*u)) == -1)
+				return -1;
 	TAILQ_FOREACH(c, &conf->checkers, entry)
 		if (imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, c,
 		    sizeof(*c)) == -1)
@@ -154,6 +168,8 @@ recv_start(struct config_recv *cr, struct imsg *imsg)
 	TAILQ_INIT(&conf->pkis);
 	TAILQ_INIT(&conf->checkers);
 	TAILQ_INIT(&conf->local_domains);
+	TAILQ_INIT(&conf->static_users);
+	TAILQ_INIT(&conf->trusted_networks);
 	TERMINATE(conf->hostname);
 	TERMINATE(conf->user);
 	TERMINATE(conf->auth_user);
@@ -242,6 +258,40 @@ recv_pki_pem(struct config_recv *cr, struct imsg *imsg)
 }
 
 static int
+recv_static_user(struct config_recv *cr, struct imsg *imsg)
+{
+	struct static_user	*u;
+
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, u, sizeof(*u)) == -1) {
+		free(u);
+		return -1;
+	}
+	TERMINATE(u->checker);
+	TERMINATE(u->name);
+	TERMINATE(u->password);
+	TAILQ_INSERT_TAIL(&cr->conf->static_users, u, entry);
+	return 0;
+}
+
+static int
+recv_network(struct config_recv *cr, struct imsg *imsg)
+{
+	struct netaddr	*n;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, n, sizeof(*n)) == -1 || n->prefixlen < 0 ||
+	    n->prefixlen > 128) {
+		free(n);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&cr->conf->trusted_networks, n, entry);
+	return 0;
+}
+
+static int
 recv_domain(struct config_recv *cr, struct imsg *imsg)
 {
 	struct local_domain	*d;
@@ -301,6 +351,10 @@ config_recv(struct config_recv *cr, struct imsg *imsg)
 		return recv_pki_pem(cr, imsg);
 	case IMSG_CONF_DOMAIN:
 		return recv_domain(cr, imsg);
+	case IMSG_CONF_STATIC_USER:
+		return recv_static_user(cr, imsg);
+	case IMSG_CONF_NETWORK:
+		return recv_network(cr, imsg);
 	case IMSG_CONF_SPOOL:
 		if (imsg_get_len(imsg) != 0)
 			return -1;

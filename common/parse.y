@@ -52,10 +52,14 @@
 #define UNGET_MAX		(2 * LEX_MAX)
 #define INCLUDE_DEPTH_MAX	10
 #define MACRO_END		256	/* pushback marker: expansion ends */
+#define BLOCK_DEPTH_MAX		4	/* auth { checker static { } } */
 
 #define WORKERS_MAX		256
 #define GRACE_PERIOD_MAX	(24 * 3600)		/* seconds */
 #define FAILURE_DELAY_MAX	(60 * 1000)		/* milliseconds */
+#define MAX_AUTH_FAILURES_MAX	100
+#define PENALTY_PREFIX6_MIN	32
+#define PENALTY_PREFIX6_MAX	128
 #define MSG_SIZE_MAX		(4ULL * 1024 * 1024 * 1024)
 #define TIMEOUT_MAX		(24 * 3600)		/* seconds */
 #define MAX_RECIPIENTS_MAX	100000
@@ -109,6 +113,30 @@ struct pki_opts {
 	char			*name;
 	char			*cert;
 	char			*key;
+};
+
+/*
+ * A checker statement being parsed.  The checker joins conf->checkers
+ * as soon as its name is read, so that the order is kept.  After an
+ * error in its name, type or path it is NULL: the rest of the
+ * statement is still checked, its users and options included, but
+ * changes nothing, and no error follows from the first.
+ */
+struct checker_opts {
+	struct checker_conf	*checker;
+	const char		*name;
+	int			 line;
+	enum checker_type	 type;		/* 0 until known */
+	int			 nusers;	/* static: user lines seen */
+	int			 on_fail;	/* given */
+	int			 on_tempfail;
+	int			 mechanisms;
+};
+
+/* Where failure-delay-max was set, for the check made at the end. */
+struct setting_origin {
+	const char		*file;		/* pooled */
+	int			 line;		/* 0: not set */
 };
 
 typedef struct {
@@ -166,8 +194,18 @@ static int	 listener_resolve(struct listener *, const char *, int);
 static int	 sockaddr_equal(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
 static int	 pki_add(struct pki_opts *);
-static int	 checker_add(const char *, int64_t, const char *);
+static void	 checker_begin(const char *, int);
+static void	 checker_set_type(enum checker_type, const char *);
+static void	 checker_end(void);
+static void	 checker_policy(enum chain_policy *, int *, const char *,
+		    const char *);
+static void	 checker_mechanism(const char *);
+static void	 static_user_add(const char *, const char *, int);
+static int	 set_failure_delay(int *, int64_t, const char *);
+static int	 netaddr_parse(const char *, struct netaddr *);
+static int	 trusted_network_add(const char *);
 static void	 check_listeners(void);
+static void	 check_auth(void);
 static void	 parse_reset(void);
 static void	 parse_cleanup(void);
 
@@ -182,6 +220,8 @@ static struct listener_origin	 origins[CONF_LISTENERS_MAX];
 static int			 norigins;
 static struct listen_opts	 lopts;
 static struct pki_opts		 popts;
+static struct checker_opts	 copts;
+static struct setting_origin	 fdmax_origin;
 
 static int			 errors;
 static char			 errmsg[1024];
@@ -192,22 +232,26 @@ static int			 stmt_start = 1; /* next token starts one */
 static int			 lexerr_pending; /* lexer said it already */
 static int			 cur_tok;
 static int			 prev_is_keyword;
-static int			 in_list;	/* inside local-domains { } */
+static int			 in_list;	/* inside a list of values */
 static char			 cur_text[64], prev_text[64], stmt_keyword[64];
+static char			 list_keyword[64];	/* the list's statement */
+static char			 block_keyword[BLOCK_DEPTH_MAX][64];
+static int			 block_depth;	/* open braces */
 %}
 
 %token	AUTH AUTHUSER BARENEWLINES CERT CHECKER CHROOT CONSOLE DELIVER
 %token	EARLYTALKERS
-%token	FAILUREDELAY GRACEPERIOD HOSTNAME INCLUDE KEY LISTEN LMDB
-%token	LOCALDOMAINS MAXERRORS MAXMESSAGESIZE MAXRECIPIENTS MAXSESSIONS
-%token	MAXSESSIONSPERADDR NAME ON OPTIONAL PKI PORT RELAY REQUIRE
-%token	SENDERCHECK SMTPS SPOOL TIMEOUT TLS TLSCIPHERS TLSMINVERSION TO
-%token	USER WORKERS
+%token	FAILUREDELAY FAILUREDELAYMAX GRACEPERIOD HOSTNAME INCLUDE KEY
+%token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
+%token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
+%token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
+%token	REQUIRE SENDERCHECK SMTPS SPOOL STATIC TIMEOUT TLS TLSCIPHERS
+%token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.string>	address optpath value
-%type	<v.number>	port duration size checkertype relaytls
+%type	<v.number>	port duration size relaytls
 
 %%
 
@@ -560,29 +604,124 @@ authlines	: /* empty */
 		| authlines error '\n'		{ yyerrok; }
 		;
 
-authopt		: CHECKER STRING checkertype optpath {
-			if (checker_add($2, $3, $4) == -1)
-				YYERROR;
+authopt		: CHECKER STRING {
+			checker_begin($2, $<lineno>1);
+		} checkerdef checkeropts {
+			checker_end();
 		}
 		| FAILUREDELAY duration		{
-			if ($2 > FAILURE_DELAY_MAX) {
-				conf_error("failure-delay must be between 0 "
-				    "and 60s");
+			if (set_failure_delay(&conf->failure_delay, $2,
+			    "failure-delay") == -1)
+				YYERROR;
+		}
+		| FAILUREDELAYMAX duration	{
+			if (set_failure_delay(&conf->failure_delay_max, $2,
+			    "failure-delay-max") == -1)
+				YYERROR;
+			if ((fdmax_origin.file = pool_strdup(file->name)) ==
+			    NULL) {
+				conf_error("out of memory");
 				YYERROR;
 			}
-			conf->failure_delay = $2;
+			fdmax_origin.line = $<lineno>1;
 		}
+		| MAXAUTHFAILURES NUMBER	{
+			if (set_number(&conf->max_auth_failures, $2, 1,
+			    MAX_AUTH_FAILURES_MAX, "max-auth-failures") == -1)
+				YYERROR;
+		}
+		| PENALTYPREFIX6 NUMBER		{
+			if (set_number(&conf->penalty_prefix6, $2,
+			    PENALTY_PREFIX6_MIN, PENALTY_PREFIX6_MAX,
+			    "penalty-prefix6") == -1)
+				YYERROR;
+		}
+		| TRUSTEDNETWORKS '{' nls netlist sep '}'
+		| TRUSTEDNETWORKS '{' nls '}'	{
+			conf_error("trusted-networks: empty list");
+			YYERROR;
+		}
+		| TRUSTEDNETWORKS '{' error '}'	{ yyerrok; }
 		;
 
-checkertype	: LMDB				{ $$ = CHECKER_LMDB; }
-		| STRING			{
+/*
+ * checker NAME lmdb [PATH] [option ...]
+ * checker NAME static { user NAME password PASSWORD ... } [option ...]
+ */
+checkerdef	: LMDB optpath			{
+			checker_set_type(CHECKER_LMDB, $2);
+		}
+		| STATIC staticbody		{
+			checker_set_type(CHECKER_STATIC, NULL);
+		}
+		| STRING optpath		{
 			conf_error("unknown checker type \"%s\"", $1);
-			YYERROR;
+			copts.checker = NULL;
 		}
 		;
 
 optpath		: /* empty */			{ $$ = NULL; }
 		| STRING			{ $$ = $1; }
+		;
+
+/* Like the auth block: the last user may share the closing brace's line. */
+staticbody	: '{' staticlines '}'
+		| '{' staticlines staticuser '}'
+		;
+
+staticlines	: /* empty */
+		| staticlines '\n'
+		| staticlines staticuser '\n'
+		| staticlines error '\n'	{
+			copts.nusers++;		/* no "no users" on top */
+			yyerrok;
+		}
+		;
+
+staticuser	: USER STRING PASSWORD STRING	{
+			static_user_add($2, $4, $<lineno>1);
+		}
+		;
+
+checkeropts	: /* empty */
+		| checkeropts checkeropt
+		;
+
+checkeropt	: ONFAIL value			{
+			checker_policy(copts.checker != NULL ?
+			    &copts.checker->on_fail : NULL, &copts.on_fail,
+			    "on-fail", $2);
+		}
+		| ONTEMPFAIL value		{
+			checker_policy(copts.checker != NULL ?
+			    &copts.checker->on_tempfail : NULL,
+			    &copts.on_tempfail, "on-tempfail", $2);
+		}
+		| MECHANISMS {
+			if (copts.mechanisms++ > 0)
+				conf_error("checker \"%s\": mechanisms given "
+				    "twice", copts.name);
+		} mechlist
+		;
+
+mechlist	: mechanism
+		| mechlist mechanism
+		;
+
+mechanism	: STRING			{ checker_mechanism($1); }
+		;
+
+/*
+ * trusted-networks { 10.0.0.0/8 ::1 }: the separators and the lines of
+ * local-domains, and the same recovery.
+ */
+netlist		: network
+		| netlist sep network
+		;
+
+network		: value				{
+			(void)trusted_network_add($1);
+		}
 		;
 
 /* In milliseconds; a bare number is seconds. */
@@ -643,6 +782,7 @@ static const struct keyword keywords[] = {
 	{ "deliver",		DELIVER },
 	{ "early-talkers",	EARLYTALKERS },
 	{ "failure-delay",	FAILUREDELAY },
+	{ "failure-delay-max",	FAILUREDELAYMAX },
 	{ "grace-period",	GRACEPERIOD },
 	{ "hostname",		HOSTNAME },
 	{ "include",		INCLUDE },
@@ -650,14 +790,20 @@ static const struct keyword keywords[] = {
 	{ "listen",		LISTEN },
 	{ "lmdb",		LMDB },
 	{ "local-domains",	LOCALDOMAINS },
+	{ "max-auth-failures",	MAXAUTHFAILURES },
 	{ "max-errors",		MAXERRORS },
 	{ "max-message-size",	MAXMESSAGESIZE },
 	{ "max-recipients",	MAXRECIPIENTS },
 	{ "max-sessions",	MAXSESSIONS },
 	{ "max-sessions-per-address", MAXSESSIONSPERADDR },
+	{ "mechanisms",		MECHANISMS },
 	{ "name",		NAME },
 	{ "on",			ON },
+	{ "on-fail",		ONFAIL },
+	{ "on-tempfail",	ONTEMPFAIL },
 	{ "optional",		OPTIONAL },
+	{ "password",		PASSWORD },
+	{ "penalty-prefix6",	PENALTYPREFIX6 },
 	{ "pki",		PKI },
 	{ "port",		PORT },
 	{ "relay",		RELAY },
@@ -665,11 +811,13 @@ static const struct keyword keywords[] = {
 	{ "sender-check",	SENDERCHECK },
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
+	{ "static",		STATIC },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
 	{ "tls-ciphers",	TLSCIPHERS },
 	{ "tls-min-version",	TLSMINVERSION },
 	{ "to",			TO },
+	{ "trusted-networks",	TRUSTEDNETWORKS },
 	{ "user",		USER },
 	{ "workers",		WORKERS },
 };
@@ -765,14 +913,14 @@ yyerror(const char *msg)
 		conf_error("%s", msg);
 		return;
 	}
-	/* The end, or a keyword, where a name was due: the list is open. */
+	/* The end, or a keyword, where a value was due: the list is open. */
 	if (in_list && cur_tok == 0) {
-		conf_error("local-domains: missing \"}\"");
+		conf_error("%s: missing \"}\"", list_keyword);
 		return;
 	}
 	if (in_list && cur_tok > 255 && cur_tok != STRING &&
 	    cur_tok != NUMBER && cur_tok != ERROR) {
-		conf_error("local-domains: missing \"}\" before \"%s\"",
+		conf_error("%s: missing \"}\" before \"%s\"", list_keyword,
 		    cur_text);
 		return;
 	}
@@ -965,7 +1113,9 @@ lex_quoted(int quotec)
 		*p++ = c;
 	}
 	*p = '\0';
-	if ((yylval.v.string = pool_strdup(buf)) == NULL) {
+	yylval.v.string = pool_strdup(buf);
+	explicit_bzero(buf, p - buf);	/* it may be a password */
+	if (yylval.v.string == NULL) {
 		lex_error("out of memory");
 		return findeol();
 	}
@@ -1027,7 +1177,9 @@ lex_word(int c)
 		lex_error("unknown keyword \"%s\"", buf);
 		return findeol();
 	}
-	if ((yylval.v.string = pool_strdup(buf)) == NULL) {
+	yylval.v.string = pool_strdup(buf);
+	explicit_bzero(buf, p - buf);	/* it may be a password */
+	if (yylval.v.string == NULL) {
 		lex_error("out of memory");
 		return findeol();
 	}
@@ -1117,21 +1269,40 @@ yylex(void)
 		    tok > 0 && tok < 256 ? tok : '?');
 
 	/*
-	 * The names of a local-domains list are values, not statements,
-	 * even at the start of a line: "example.org" is no unknown keyword.
+	 * The names of a local-domains or trusted-networks list are
+	 * values, not statements, even at the start of a line:
+	 * "example.org" is no unknown keyword.
 	 */
-	if (tok == '{' && strcmp(stmt_keyword, "local-domains") == 0)
+	if (tok == '{' && (strcmp(stmt_keyword, "local-domains") == 0 ||
+	    strcmp(stmt_keyword, "trusted-networks") == 0)) {
 		in_list = 1;
-	else if (tok == '}')
+		(void)strlcpy(list_keyword, stmt_keyword,
+		    sizeof(list_keyword));
+	} else if (tok == '}')
 		in_list = 0;
+
+	/*
+	 * A closing brace gives the statement its block belongs to back:
+	 * "} on-fail" is still the checker's line.
+	 */
+	if (tok == '{') {
+		if (block_depth < BLOCK_DEPTH_MAX)
+			(void)strlcpy(block_keyword[block_depth], stmt_keyword,
+			    sizeof(block_keyword[block_depth]));
+		block_depth++;
+	} else if (tok == '}' && block_depth > 0) {
+		if (--block_depth < BLOCK_DEPTH_MAX)
+			(void)strlcpy(stmt_keyword, block_keyword[block_depth],
+			    sizeof(stmt_keyword));
+	}
 	stmt_start = !in_list && (tok == '\n' || tok == '{');
 	return tok;
 }
 
 /*
- * Files.  The configuration holds no secret, but it names the users
- * and the files that master opens as root: whoever can write it owns
- * the daemon.
+ * Files.  The configuration names the users and the files that master
+ * opens as root: whoever can write it owns the daemon.  It holds no
+ * secret, unless a static checker keeps passwords in it.
  */
 static const char *
 file_secrecy(int fd)
@@ -1252,7 +1423,7 @@ symset(const char *name, const char *value)
 	if (sym != NULL) {
 		if ((v = strdup(value)) == NULL)
 			return -1;
-		free(sym->value);
+		freezero(sym->value, strlen(sym->value) + 1);
 		sym->value = v;
 		return 0;
 	}
@@ -1287,7 +1458,7 @@ symfree(void)
 	while ((sym = TAILQ_FIRST(&symhead)) != NULL) {
 		TAILQ_REMOVE(&symhead, sym, entry);
 		free(sym->name);
-		free(sym->value);
+		freezero(sym->value, strlen(sym->value) + 1);
 		free(sym);
 	}
 }
@@ -1310,9 +1481,10 @@ pool_free(void)
 {
 	struct pooled_string	*ps;
 
+	/* A static checker's passwords are among them. */
 	while ((ps = SLIST_FIRST(&string_pool)) != NULL) {
 		SLIST_REMOVE_HEAD(&string_pool, entry);
-		free(ps);
+		freezero(ps, sizeof(*ps) + strlen(ps->s) + 1);
 	}
 }
 
@@ -1769,36 +1941,337 @@ pki_add(struct pki_opts *po)
 	return 0;
 }
 
-static int
-checker_add(const char *name, int64_t type, const char *path)
+/*
+ * "checker NAME": the checker joins the list now, at the line of its
+ * name, whatever follows; an error leaves copts.checker NULL.
+ */
+static void
+checker_begin(const char *name, int line)
 {
 	struct checker_conf	*c, *o;
 	int			 n = 0;
 
+	memset(&copts, 0, sizeof(copts));
+	copts.name = name;
+	copts.line = line;
 	TAILQ_FOREACH(o, &conf->checkers, entry) {
 		if (strcmp(o->name, name) == 0) {
-			conf_error("duplicate checker \"%s\"", name);
-			return -1;
+			conf_error_at(file->name, line,
+			    "duplicate checker \"%s\"", name);
+			return;
 		}
 		n++;
 	}
 	if (n >= CONF_CHECKERS_MAX) {
-		conf_error("too many checkers (max %d)", CONF_CHECKERS_MAX);
-		return -1;
+		conf_error_at(file->name, line, "too many checkers (max %d)",
+		    CONF_CHECKERS_MAX);
+		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		conf_error_at(file->name, line, "out of memory");
+		return;
+	}
+	if (copy_value(c->name, sizeof(c->name), name, "checker name") == -1) {
+		free(c);
+		return;
+	}
+	c->on_fail = CHAIN_CONTINUE;
+	c->on_tempfail = CHAIN_CONTINUE;
+	c->mechanisms = 0;		/* every one its type can verify */
+	TAILQ_INSERT_TAIL(&conf->checkers, c, entry);
+	copts.checker = c;
+}
+
+static void
+checker_set_type(enum checker_type type, const char *path)
+{
+	copts.type = type;
+	if (copts.checker == NULL)
+		return;
+	copts.checker->type = type;
+	if (type != CHECKER_LMDB)
+		return;
+	if (path == NULL)
+		path = PORTCULLIS_DB;
+	if (copy_path(copts.checker->path, sizeof(copts.checker->path), path,
+	    "lmdb") == -1)
+		copts.checker = NULL;
+}
+
+static void
+checker_end(void)
+{
+	if (copts.type == CHECKER_STATIC && copts.nusers == 0)
+		conf_error_at(file->name, copts.line,
+		    "checker \"%s\": no users", copts.name);
+	memset(&copts, 0, sizeof(copts));
+}
+
+/* on-fail and on-tempfail; dst is NULL when the checker is in error. */
+static void
+checker_policy(enum chain_policy *dst, int *given, const char *what,
+    const char *value)
+{
+	enum chain_policy	 policy;
+
+	if ((*given)++ > 0) {
+		conf_error("checker \"%s\": %s given twice", copts.name, what);
+		return;
+	}
+	if (strcmp(value, "continue") == 0)
+		policy = CHAIN_CONTINUE;
+	else if (strcmp(value, "stop") == 0)
+		policy = CHAIN_STOP;
+	else {
+		conf_error("invalid %s \"%s\": want continue or stop", what,
+		    value);
+		return;
+	}
+	if (dst != NULL)
+		*dst = policy;
+}
+
+/*
+ * The SASL mechanisms by name.  Those with no bit are known, and will
+ * come with the checkers that can verify them.
+ */
+static const struct mechanism {
+	const char	*name;
+	uint32_t	 bit;		/* SASL_*; 0: not supported yet */
+} mechanisms[] = {
+	{ "PLAIN",		SASL_PLAIN },
+	{ "LOGIN",		SASL_LOGIN },
+	{ "SCRAM-SHA-256",	0 },
+	{ "XOAUTH2",		0 },
+	{ "OAUTHBEARER",	0 },
+};
+
+/* The mechanisms a type of checker can verify. */
+static uint32_t
+checker_can_verify(enum checker_type type)
+{
+	switch (type) {
+	case CHECKER_LMDB:
+	case CHECKER_STATIC:
+		return SASL_PASSWORD_MECHS;	/* they hold passwords */
+	}
+	return 0;
+}
+
+static const char *
+checker_type_name(enum checker_type type)
+{
+	switch (type) {
+	case CHECKER_LMDB:
+		return "lmdb";
+	case CHECKER_STATIC:
+		return "static";
+	}
+	return "?";
+}
+
+static void
+checker_mechanism(const char *name)
+{
+	const struct mechanism	*m;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(mechanisms) / sizeof(mechanisms[0]); i++)
+		if (strcasecmp(name, mechanisms[i].name) == 0)
+			break;
+	if (i == sizeof(mechanisms) / sizeof(mechanisms[0])) {
+		conf_error("unknown mechanism \"%s\"", name);
+		return;
+	}
+	m = &mechanisms[i];
+	if (m->bit == 0) {
+		conf_error("mechanism \"%s\" not supported yet", m->name);
+		return;
+	}
+	if (copts.type != 0 && (checker_can_verify(copts.type) & m->bit) == 0) {
+		conf_error("checker \"%s\" (%s) cannot verify %s",
+		    copts.name, checker_type_name(copts.type), m->name);
+		return;
+	}
+	if (copts.checker == NULL)
+		return;
+	if (copts.checker->mechanisms & m->bit) {
+		conf_error("checker \"%s\": mechanism %s given twice",
+		    copts.name, m->name);
+		return;
+	}
+	copts.checker->mechanisms |= m->bit;
+}
+
+/*
+ * A user of a static checker.  The name is compared as the client
+ * gives it, except that the domain, after the last '@', is lower case
+ * (RFC 5321 2.4); the password is kept as it is, hash or plain text.
+ */
+static void
+static_user_add(const char *name, const char *password, int line)
+{
+	struct static_user	*u, *o;
+	const char		*p, *at;
+	char			*q;
+
+	copts.nusers++;
+	/* authd refuses such a name from a client: it could never log in. */
+	for (p = name; *p != '\0'; p++)
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+			break;
+	if (*p != '\0' || name[0] == '\0' || name[0] == '@' ||
+	    ((at = strrchr(name, '@')) != NULL && at[1] == '\0')) {
+		conf_error_at(file->name, line,
+		    "checker \"%s\": invalid user name \"%s\"", copts.name,
+		    name);
+		return;
+	}
+	if (strlen(name) >= CONF_AUTH_NAME_MAX) {
+		conf_error_at(file->name, line, "checker \"%s\": user name "
+		    "too long (max %d)", copts.name, CONF_AUTH_NAME_MAX - 1);
+		return;
+	}
+	if (password[0] == '\0') {
+		conf_error_at(file->name, line, "checker \"%s\": user \"%s\": "
+		    "empty password", copts.name, name);
+		return;
+	}
+	if (strlen(password) >= CONF_HASH_MAX) {
+		conf_error_at(file->name, line, "checker \"%s\": user \"%s\": "
+		    "password too long (max %d)", copts.name, name,
+		    CONF_HASH_MAX - 1);
+		return;
+	}
+	if (copts.checker == NULL)
+		return;
+
+	if ((u = calloc(1, sizeof(*u))) == NULL) {
+		conf_error_at(file->name, line, "out of memory");
+		return;
+	}
+	(void)strlcpy(u->checker, copts.checker->name, sizeof(u->checker));
+	(void)strlcpy(u->name, name, sizeof(u->name));
+	(void)strlcpy(u->password, password, sizeof(u->password));
+	if ((q = strrchr(u->name, '@')) != NULL)
+		for (q++; *q != '\0'; q++)
+			*q = tolower((unsigned char)*q);
+	TAILQ_FOREACH(o, &conf->static_users, entry)
+		if (strcmp(o->checker, u->checker) == 0 &&
+		    strcmp(o->name, u->name) == 0) {
+			conf_error_at(file->name, line,
+			    "checker \"%s\": duplicate user \"%s\"",
+			    copts.name, u->name);
+			explicit_bzero(u->password, sizeof(u->password));
+			free(u);
+			return;
+		}
+	TAILQ_INSERT_TAIL(&conf->static_users, u, entry);
+}
+
+static int
+set_failure_delay(int *dst, int64_t ms, const char *what)
+{
+	if (ms > FAILURE_DELAY_MAX) {
+		conf_error("%s must be between 0 and 60s", what);
+		return -1;
+	}
+	*dst = ms;
+	return 0;
+}
+
+/*
+ * ADDRESS or ADDRESS/PREFIXLEN, numeric IPv4 or IPv6; a bare address
+ * is a host.  The bits past the prefix are cleared: 10.1.2.3/8 is
+ * 10.0.0.0/8.
+ */
+static int
+netaddr_parse(const char *s, struct netaddr *n)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&n->ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&n->ss;
+	char			 addr[INET6_ADDRSTRLEN];
+	const char		*slash;
+	uint8_t			*bytes;
+	size_t			 len;
+	int			 max, bits, i;
+
+	memset(&n->ss, 0, sizeof(n->ss));
+	len = (slash = strchr(s, '/')) != NULL ? (size_t)(slash - s) :
+	    strlen(s);
+	if (len == 0 || len >= sizeof(addr))
+		return -1;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	if (strchr(addr, ':') != NULL) {
+		if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		bytes = sin6->sin6_addr.s6_addr;
+		max = 128;
+	} else {
+		/* inet_pton: inet_aton(3) would take "10.1" too. */
+		if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		bytes = (uint8_t *)&sin->sin_addr.s_addr;
+		max = 32;
+	}
+	bits = max;
+	if (slash != NULL) {
+		s = slash + 1;
+		for (len = 0; isdigit((unsigned char)s[len]); len++)
+			;
+		if (len == 0 || len > 3 || s[len] != '\0')
+			return -1;
+		if ((bits = atoi(s)) > max)
+			return -1;
+	}
+	n->prefixlen = bits;
+	for (i = bits; i < max; i++)
+		bytes[i / 8] &= ~(0x80 >> (i % 8));
+	return 0;
+}
+
+static const char *
+netaddr_str(const struct netaddr *n, char *buf, size_t size)
+{
+	const void	*a;
+	char		 addr[INET6_ADDRSTRLEN];
+
+	if (n->ss.ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)&n->ss)->sin_addr;
+	else
+		a = &((const struct sockaddr_in6 *)&n->ss)->sin6_addr;
+	if (inet_ntop(n->ss.ss_family, a, addr, sizeof(addr)) == NULL)
+		(void)strlcpy(addr, "?", sizeof(addr));
+	(void)snprintf(buf, size, "%s/%d", addr, n->prefixlen);
+	return buf;
+}
+
+static int
+trusted_network_add(const char *s)
+{
+	struct netaddr	*n, *o;
+	char		 a[INET6_ADDRSTRLEN + 8], b[INET6_ADDRSTRLEN + 8];
+
+	if ((n = calloc(1, sizeof(*n))) == NULL) {
 		conf_error("out of memory");
 		return -1;
 	}
-	c->type = type;
-	if (path == NULL)
-		path = PORTCULLIS_DB;
-	if (copy_value(c->name, sizeof(c->name), name, "checker name") == -1 ||
-	    copy_path(c->path, sizeof(c->path), path, "lmdb") == -1) {
-		free(c);
+	if (netaddr_parse(s, n) == -1) {
+		conf_error("invalid trusted network \"%s\"", s);
+		free(n);
 		return -1;
 	}
-	TAILQ_INSERT_TAIL(&conf->checkers, c, entry);
+	(void)netaddr_str(n, a, sizeof(a));
+	TAILQ_FOREACH(o, &conf->trusted_networks, entry)
+		if (strcmp(netaddr_str(o, b, sizeof(b)), a) == 0) {
+			conf_error("duplicate trusted network \"%s\"", a);
+			free(n);
+			return -1;
+		}
+	TAILQ_INSERT_TAIL(&conf->trusted_networks, n, entry);
 	return 0;
 }
 
@@ -1860,6 +2333,39 @@ check_listeners(void)
 	}
 }
 
+/* "2s", or "1500ms" when it is no whole number of seconds. */
+static const char *
+duration_str(int ms, char *buf, size_t size)
+{
+	if (ms % 1000 == 0)
+		(void)snprintf(buf, size, "%ds", ms / 1000);
+	else
+		(void)snprintf(buf, size, "%dms", ms);
+	return buf;
+}
+
+/*
+ * Made at the end because failure-delay may follow failure-delay-max.
+ * Without failure-delay-max, the maximum grows to a longer
+ * failure-delay: such a file was good before the maximum existed.
+ */
+static void
+check_auth(void)
+{
+	char	 max[32], delay[32];
+
+	if (conf->failure_delay_max >= conf->failure_delay)
+		return;
+	if (fdmax_origin.line == 0) {
+		conf->failure_delay_max = conf->failure_delay;
+		return;
+	}
+	conf_error_at(fdmax_origin.file, fdmax_origin.line,
+	    "failure-delay-max (%s) must not be less than failure-delay (%s)",
+	    duration_str(conf->failure_delay_max, max, sizeof(max)),
+	    duration_str(conf->failure_delay, delay, sizeof(delay)));
+}
+
 static void
 parse_reset(void)
 {
@@ -1875,8 +2381,12 @@ parse_reset(void)
 	prev_is_keyword = 0;
 	in_list = 0;
 	cur_text[0] = prev_text[0] = stmt_keyword[0] = '\0';
+	list_keyword[0] = '\0';
+	block_depth = 0;
 	memset(&lopts, 0, sizeof(lopts));
 	memset(&popts, 0, sizeof(popts));
+	memset(&copts, 0, sizeof(copts));
+	memset(&fdmax_origin, 0, sizeof(fdmax_origin));
 }
 
 static void
@@ -1894,6 +2404,11 @@ parse_cleanup(void)
 	pool_free();
 	memset(&lopts, 0, sizeof(lopts));
 	memset(&popts, 0, sizeof(popts));
+	memset(&copts, 0, sizeof(copts));
+	memset(&fdmax_origin, 0, sizeof(fdmax_origin));
+	/* They may hold the last words of a password. */
+	explicit_bzero(cur_text, sizeof(cur_text));
+	explicit_bzero(prev_text, sizeof(prev_text));
 }
 
 struct portcullis_conf *
@@ -1923,8 +2438,10 @@ parse_config(const char *filename)
 	lastline = topfile != NULL && topfile->lineno > 1 ?
 	    topfile->lineno - 1 : 1;
 
-	if (errors == 0)
+	if (errors == 0) {
 		check_listeners();
+		check_auth();
+	}
 	if (errors == 0 && TAILQ_EMPTY(&conf->listeners))
 		conf_error_at(filename, lastline, "no listener configured");
 

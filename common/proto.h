@@ -26,6 +26,8 @@ enum imsg_type {
 	IMSG_CONF_PKI_PEM,	/* worker: struct pki_pem + PEM bytes, in
 				   chunks, for the pki sent last */
 	IMSG_CONF_DOMAIN,	/* struct local_domain */
+	IMSG_CONF_STATIC_USER,	/* authd only: struct static_user */
+	IMSG_CONF_NETWORK,	/* struct netaddr: a trusted network */
 	IMSG_CONF_CHECKER,	/* struct checker_conf */
 	IMSG_CONF_SPOOL,	/* worker: empty + spool directory fd */
 	IMSG_CONF_END,		/* empty; the child applies what it got */
@@ -44,7 +46,46 @@ enum imsg_type {
 	IMSG_PING_RESULT,	/* worker -> master: struct ping; authd
 				   answered the first ping on a channel */
 
+	/* authentication, worker <-> authd */
+	IMSG_AUTH_REQUEST,	/* worker -> authd: struct auth_request +
+				   cred_len octets of credential */
+	IMSG_AUTH_CANCEL,	/* worker -> authd: struct auth_cancel */
+	IMSG_AUTH_VERDICT,	/* authd -> worker: struct auth_verdict */
+
 	IMSG_TYPE_MAX
+};
+
+/*
+ * IMSG_AUTH_REQUEST.  For the password mechanisms the credential is
+ * "authzid NUL authcid NUL password" (RFC 4616 2), whatever the
+ * mechanism's own framing was; authd checks it again.
+ */
+#define AUTH_CRED_MAX		1024
+struct auth_request {
+	uint64_t	req_id;		/* the worker's; echoed */
+	uint64_t	session_id;
+	uint32_t	mechanism;	/* one SASL_* bit */
+	uint32_t	cred_len;
+	char		client[64];	/* numeric address */
+	char		listener[64];
+};
+
+struct auth_cancel {
+	uint64_t	req_id;
+};
+
+enum auth_result {
+	AUTH_OK = 1,
+	AUTH_FAIL,
+	AUTH_TEMPFAIL,
+};
+
+struct auth_verdict {
+	uint64_t	req_id;
+	uint32_t	result;		/* enum auth_result */
+	uint32_t	pad;
+	char		user[256];	/* canonical name, when ok */
+	char		checker[64];	/* who decided */
 };
 
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */

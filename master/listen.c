@@ -204,3 +204,33 @@ chroot_check(const char *dir)
 	}
 	return 0;
 }
+
+/*
+ * The LMDB stores belong to authd's user, mode 0700: a worker, or
+ * anyone else, must not read the hashes.  Created when missing.
+ */
+int
+stores_prepare(const struct portcullis_conf *conf)
+{
+	struct checker_conf	*c;
+	struct passwd		*pw = NULL;
+
+	if (master->privileged &&
+	    (pw = getpwnam(conf->auth_user)) == NULL) {
+		log_warnx("unknown user \"%s\"", conf->auth_user);
+		return -1;
+	}
+	TAILQ_FOREACH(c, &conf->checkers, entry) {
+		if (c->type != CHECKER_LMDB)
+			continue;
+		if (mkdir(c->path, 0700) == -1 && errno != EEXIST) {
+			log_warn("checker %s: mkdir %s", c->name, c->path);
+			return -1;
+		}
+		if (pw != NULL && chown(c->path, pw->pw_uid, pw->pw_gid) == -1) {
+			log_warn("checker %s: chown %s", c->name, c->path);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -90,11 +90,10 @@ workers_start(void)
 static int
 conf_prepare(struct portcullis_conf *conf)
 {
-	if (!master->privileged)
-		return 0;
-	if (users_check(conf) == -1 || chroot_check(conf->chroot) == -1)
+	if (master->privileged && (users_check(conf) == -1 ||
+	    chroot_check(conf->chroot) == -1))
 		return -1;
-	return 0;
+	return stores_prepare(conf);
 }
 
 static void

@@ -70,6 +70,7 @@ int		 listeners_open(struct portcullis_conf *,
 int		 spool_open(const struct portcullis_conf *);
 int		 users_check(const struct portcullis_conf *);
 int		 chroot_check(const char *);
+int		 stores_prepare(const struct portcullis_conf *);
 
 /* pki.c */
 int		 pki_load(struct portcullis_conf *);

@@ -228,7 +228,7 @@ static void
 cmd_helo(struct session *s, char *arg, int esmtp)
 {
 	struct listener	*l = s->listener;
-	const char	*host = worker->conf->hostname;
+	const char	*host = worker->conf->hostname, *mechs;
 
 	if (*arg == '\0' || strchr(arg, ' ') != NULL) {
 		smtp_reply_error(s, "501 5.5.4 Syntax: %s hostname",
@@ -252,6 +252,8 @@ cmd_helo(struct session *s, char *arg, int esmtp)
 	session_reply(s, "250-ENHANCEDSTATUSCODES");
 	if ((l->flags & LISTEN_STARTTLS) && !s->tls)
 		session_reply(s, "250-STARTTLS");
+	if ((mechs = smtp_auth_mechanisms(s)) != NULL)
+		session_reply(s, "250-AUTH %s", mechs);
 	session_reply(s, "250 SMTPUTF8");
 }
 
@@ -436,6 +438,13 @@ smtp_command(struct session *s, char *line)
 {
 	char	*arg;
 
+	/* Only AUTH may carry a long initial response (RFC 4954 4). */
+	if (strlen(line) + 2 > SMTP_LINE_MAX &&
+	    strncasecmp(line, "AUTH ", 5) != 0) {
+		smtp_reply_error(s, "500 5.5.2 Line too long");
+		return;
+	}
+
 	if ((arg = strchr(line, ' ')) != NULL)
 		*arg++ = '\0';
 	else
@@ -465,8 +474,10 @@ smtp_command(struct session *s, char *line)
 		cmd_help(s);
 	else if (strcasecmp(line, "STARTTLS") == 0)
 		cmd_starttls(s, arg);
+	else if (strcasecmp(line, "AUTH") == 0)
+		smtp_auth_command(s, arg);
 	else if (strcasecmp(line, "EXPN") == 0 ||
-	    strcasecmp(line, "AUTH") == 0 || strcasecmp(line, "BDAT") == 0 ||
+	    strcasecmp(line, "BDAT") == 0 ||
 	    strcasecmp(line, "ETRN") == 0 || strcasecmp(line, "TURN") == 0)
 		smtp_reply_error(s, "502 5.5.1 Command not implemented");
 	else

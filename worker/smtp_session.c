@@ -100,6 +100,7 @@ session_close_after(struct session *s, const char *fmt, ...)
 void
 session_free(struct session *s)
 {
+	smtp_auth_session_gone(s);
 	if (s->delivery != NULL)
 		deliver_abort(s->delivery);
 	s->delivery = NULL;
@@ -460,7 +461,7 @@ session_getline(struct session *s, char *line, size_t linesz)
 static void
 session_process(struct session *s)
 {
-	char	 line[SMTP_LINE_MAX];
+	char	 line[SMTP_AUTH_LINE_MAX];
 	int	 rv;
 
 	/* A delivery that answers at once resumes us from inside. */
@@ -479,7 +480,9 @@ session_process(struct session *s)
 				break;
 			continue;
 		}
-		if (s->state == STATE_DATA_DONE || s->state == STATE_TLS_ACCEPT)
+		if (s->state == STATE_DATA_DONE ||
+		    s->state == STATE_TLS_ACCEPT ||
+		    s->state == STATE_AUTH_WAIT)
 			break;
 		if ((rv = session_getline(s, line, sizeof(line))) == 0)
 			break;
@@ -490,7 +493,10 @@ session_process(struct session *s)
 			smtp_reply_error(s, "500 5.5.2 Line too long");
 		else if (rv == -2)
 			smtp_reply_error(s, "500 5.5.2 NUL octet in command");
-		else {
+		else if (s->state == STATE_AUTH) {
+			smtp_auth_response(s, line);
+			explicit_bzero(line, sizeof(line));
+		} else {
 			smtp_command(s, line);
 			explicit_bzero(line, sizeof(line));
 		}

@@ -166,6 +166,8 @@ master_dispatch(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CONF_PKI:
 	case IMSG_CONF_PKI_PEM:
 	case IMSG_CONF_DOMAIN:
+	case IMSG_CONF_STATIC_USER:
+	case IMSG_CONF_NETWORK:
 	case IMSG_CONF_CHECKER:
 	case IMSG_CONF_SPOOL:
 	case IMSG_CONF_END:
@@ -234,6 +236,9 @@ authd_dispatch(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_PONG:
 		authd_pong(imsg);
 		break;
+	case IMSG_AUTH_VERDICT:
+		smtp_auth_verdict(imsg);
+		break;
 	default:
 		log_warnx("worker %u: unexpected %s from %s", worker->id,
 		    imsg_type_name(imsg_get_type(imsg)), iev->name);
@@ -246,6 +251,7 @@ authd_closed(struct imsgev *iev)
 	(void)iev;
 	log_warnx("worker %u: authd channel lost, waiting for a new one",
 	    worker->id);
+	smtp_auth_authd_lost();
 }
 
 int

@@ -19,6 +19,7 @@
 #include "smtp_data.h"
 
 #define SMTP_LINE_MAX		512	/* RFC 5321 4.5.3.1.4, with CR LF */
+#define SMTP_AUTH_LINE_MAX	12288	/* RFC 4954 4, with CR LF */
 
 enum smtp_state {
 	STATE_TLS_ACCEPT,	/* implicit TLS: handshake before greeting */
@@ -28,6 +29,8 @@ enum smtp_state {
 	STATE_RCPT,		/* at least one RCPT */
 	STATE_DATA,		/* reading the message */
 	STATE_DATA_DONE,	/* waiting for the delivery's answer */
+	STATE_AUTH,		/* reading SASL responses */
+	STATE_AUTH_WAIT,	/* waiting for authd, or a failure delay */
 	STATE_QUIT,
 };
 
@@ -40,6 +43,7 @@ struct addr_count {
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
+	RB_ENTRY(session)	 auth_entry;	/* while authd decides */
 	struct bufferevent	*bev;
 	struct listener		*listener;
 	struct addr_count	*ac;
@@ -60,6 +64,12 @@ struct session {
 	char			 client_addr[64];
 	char			 helo[SMTP_PATH_MAX];
 	char			 auth_user[SMTP_PATH_MAX];	/* "" = none */
+	uint64_t		 auth_req_id;
+	uint32_t		 auth_mech;	/* SASL_* in progress */
+	enum smtp_state		 auth_prev;	/* state to go back to */
+	unsigned int		 auth_failures;
+	char			*auth_login_user; /* LOGIN: first answer */
+	struct event		*auth_delay;
 	struct envelope		 env;
 	size_t			 rcpt_cap;
 	struct data_filter	 df;
@@ -104,6 +114,14 @@ void	smtp_reply_error(struct session *, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));
 void	smtp_transaction_reset(struct session *);
 int	smtp_is_local_domain(const char *addr);
+
+/* smtp_auth.c */
+void	smtp_auth_command(struct session *, char *arg);
+void	smtp_auth_response(struct session *, char *line);
+void	smtp_auth_verdict(struct imsg *);
+void	smtp_auth_authd_lost(void);
+void	smtp_auth_session_gone(struct session *);
+const char *smtp_auth_mechanisms(struct session *);
 
 /* smtp_message.c */
 void	smtp_data_start(struct session *);

@@ -167,6 +167,96 @@ domains(struct portcullis_conf *conf)
 	return buf;
 }
 
+/* The trusted networks, in order, as "address/prefixlen" joined by spaces. */
+static const char *
+networks(struct portcullis_conf *conf)
+{
+	static char		 buf[4096];
+	struct netaddr		*n;
+	const void		*a;
+	char			 addr[INET6_ADDRSTRLEN], one[INET6_ADDRSTRLEN + 8];
+
+	buf[0] = '\0';
+	TAILQ_FOREACH(n, &conf->trusted_networks, entry) {
+		cr_assert(n->ss.ss_family == AF_INET ||
+		    n->ss.ss_family == AF_INET6);
+		if (n->ss.ss_family == AF_INET)
+			a = &((struct sockaddr_in *)&n->ss)->sin_addr;
+		else
+			a = &((struct sockaddr_in6 *)&n->ss)->sin6_addr;
+		cr_assert_not_null(inet_ntop(n->ss.ss_family, a, addr,
+		    sizeof(addr)));
+		(void)snprintf(one, sizeof(one), "%s/%d", addr, n->prefixlen);
+		if (buf[0] != '\0')
+			(void)strlcat(buf, " ", sizeof(buf));
+		(void)strlcat(buf, one, sizeof(buf));
+	}
+	return buf;
+}
+
+/* The static users, in order, as "checker:name:password" joined by spaces. */
+static const char *
+static_users(struct portcullis_conf *conf)
+{
+	static char		 buf[4096];
+	struct static_user	*u;
+
+	buf[0] = '\0';
+	TAILQ_FOREACH(u, &conf->static_users, entry) {
+		if (buf[0] != '\0')
+			(void)strlcat(buf, " ", sizeof(buf));
+		(void)strlcat(buf, u->checker, sizeof(buf));
+		(void)strlcat(buf, ":", sizeof(buf));
+		(void)strlcat(buf, u->name, sizeof(buf));
+		(void)strlcat(buf, ":", sizeof(buf));
+		(void)strlcat(buf, u->password, sizeof(buf));
+	}
+	return buf;
+}
+
+static struct checker_conf *
+nth_checker(struct portcullis_conf *conf, int n)
+{
+	struct checker_conf	*c;
+
+	TAILQ_FOREACH(c, &conf->checkers, entry)
+		if (n-- == 0)
+			return c;
+	cr_assert_fail("no checker %d", n);
+	return NULL;
+}
+
+static void
+assert_checker(struct checker_conf *c, const char *name,
+    enum checker_type type, const char *path, enum chain_policy on_fail,
+    enum chain_policy on_tempfail, uint32_t mechanisms)
+{
+	cr_assert_str_eq(c->name, name);
+	cr_assert_eq(c->type, type, "%s: type %d", name, c->type);
+	cr_assert_str_eq(c->path, path);
+	cr_assert_eq(c->on_fail, on_fail, "%s: on-fail", name);
+	cr_assert_eq(c->on_tempfail, on_tempfail, "%s: on-tempfail", name);
+	cr_assert_eq(c->mechanisms, mechanisms, "%s: mechanisms %#x", name,
+	    c->mechanisms);
+}
+
+/* Every authentication setting at its default. */
+static void
+assert_auth_defaults(struct portcullis_conf *conf)
+{
+	cr_assert_eq(conf->failure_delay, DEFAULT_FAILURE_DELAY);
+	cr_assert_eq(conf->failure_delay, 2000);
+	cr_assert_eq(conf->failure_delay_max, DEFAULT_FAILURE_DELAY_MAX);
+	cr_assert_eq(conf->failure_delay_max, 15000);
+	cr_assert_eq(conf->max_auth_failures, DEFAULT_MAX_AUTH_FAILURES);
+	cr_assert_eq(conf->max_auth_failures, 3);
+	cr_assert_eq(conf->penalty_prefix6, DEFAULT_PENALTY_PREFIX6);
+	cr_assert_eq(conf->penalty_prefix6, 64);
+	cr_assert(TAILQ_EMPTY(&conf->checkers));
+	cr_assert(TAILQ_EMPTY(&conf->static_users));
+	cr_assert(TAILQ_EMPTY(&conf->trusted_networks));
+}
+
 /* Every ESMTP setting at its default, as config.h has them. */
 static void
 assert_esmtp_defaults(struct portcullis_conf *conf)
@@ -277,17 +367,27 @@ Test(config, good_all)
 	cr_assert_str_eq(p->key_file, "/etc/ssl/private/other.key");
 	cr_assert_null(TAILQ_NEXT(p, entry));
 
-	c = TAILQ_FIRST(&conf->checkers);
-	cr_assert_not_null(c);
-	cr_assert_str_eq(c->name, "local");
-	cr_assert_eq(c->type, CHECKER_LMDB);
-	cr_assert_str_eq(c->path, "/var/db/portcullis-test");
-	c = TAILQ_NEXT(c, entry);
-	cr_assert_not_null(c);
-	cr_assert_str_eq(c->name, "default");
-	cr_assert_eq(c->type, CHECKER_LMDB);
-	cr_assert_str_eq(c->path, PORTCULLIS_DB);
+	/* The checkers in their order, their options, their users. */
+	assert_checker(nth_checker(conf, 0), "local", CHECKER_LMDB,
+	    "/var/db/portcullis-test", CHAIN_STOP, CHAIN_CONTINUE, SASL_PLAIN);
+	assert_checker(nth_checker(conf, 1), "default", CHECKER_LMDB,
+	    PORTCULLIS_DB, CHAIN_CONTINUE, CHAIN_CONTINUE, 0);
+	c = nth_checker(conf, 2);
+	assert_checker(c, "demo", CHECKER_STATIC, "", CHAIN_CONTINUE,
+	    CHAIN_STOP, SASL_PLAIN | SASL_LOGIN);
 	cr_assert_null(TAILQ_NEXT(c, entry));
+	cr_assert_str_eq(static_users(conf),
+	    "demo:Demo@example.org:$6$portcull$M/lLuPwalAf4H2xkSe02jHF.Ep/9d5O9"
+	    "IYHsY1q0QQ/X5Q0XtrayaDgxJxkzde3UCQ6bmjpmlXqqPMrVSeNoU. "
+	    "demo:bob:secret");
+
+	cr_assert_eq(conf->failure_delay, 1500);
+	cr_assert_eq(conf->failure_delay_max, 20000);
+	cr_assert_eq(conf->max_auth_failures, 5);
+	cr_assert_eq(conf->penalty_prefix6, 56);
+	/* Masked to the prefix; a bare address is a host. */
+	cr_assert_str_eq(networks(conf), "127.0.0.0/8 ::1/128 10.0.0.0/8 "
+	    "2001:db8:1::/48 192.0.2.7/32");
 
 	config_free(conf);
 }
@@ -316,6 +416,7 @@ Test(config, good_minimal_gets_defaults)
 	cr_assert_str_eq(conf->relay_url, "");
 	cr_assert_eq(conf->failure_delay, 2000);
 	assert_esmtp_defaults(conf);
+	assert_auth_defaults(conf);
 	cr_assert(TAILQ_EMPTY(&conf->pkis));
 	cr_assert(TAILQ_EMPTY(&conf->checkers));
 	cr_assert_eq(count_listeners(conf), 1);
@@ -334,11 +435,32 @@ Test(config, new_empty_matches_minimal)
 	cr_assert_eq(conf->deliver, DELIVER_SPOOL);
 	cr_assert_eq(conf->failure_delay, DEFAULT_FAILURE_DELAY);
 	assert_esmtp_defaults(conf);
+	assert_auth_defaults(conf);
 	cr_assert(TAILQ_EMPTY(&conf->listeners));
 	cr_assert(TAILQ_EMPTY(&conf->pkis));
 	cr_assert(TAILQ_EMPTY(&conf->checkers));
 	config_free(conf);
 	config_free(NULL);
+}
+
+/* An auth block with no statement about them leaves the defaults. */
+Test(config, auth_defaults)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok("listen on 127.0.0.1 port 25\nauth {\n}\n");
+	assert_auth_defaults(conf);
+	config_free(conf);
+	conf = parse_ok("listen on 127.0.0.1 port 25\n"
+	    "auth { checker \"a\" lmdb }\n");
+	assert_checker(nth_checker(conf, 0), "a", CHECKER_LMDB, PORTCULLIS_DB,
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, 0);
+	cr_assert_eq(conf->failure_delay_max, DEFAULT_FAILURE_DELAY_MAX);
+	cr_assert_eq(conf->max_auth_failures, DEFAULT_MAX_AUTH_FAILURES);
+	cr_assert_eq(conf->penalty_prefix6, DEFAULT_PENALTY_PREFIX6);
+	cr_assert(TAILQ_EMPTY(&conf->static_users));
+	cr_assert(TAILQ_EMPTY(&conf->trusted_networks));
+	config_free(conf);
 }
 
 /*
@@ -365,6 +487,23 @@ Test(config, free_releases_pem_and_domains)
 	cr_assert_not_null(d = calloc(1, sizeof(*d)));
 	(void)strlcpy(d->name, "example.org", sizeof(d->name));
 	TAILQ_INSERT_TAIL(&conf->local_domains, d, entry);
+	config_free(conf);
+}
+
+/* And the static users and the trusted networks. */
+Test(config, free_releases_users_and_networks)
+{
+	struct portcullis_conf	*conf;
+	struct static_user	*u;
+	struct netaddr		*n;
+
+	conf = config_new_empty();
+	cr_assert_not_null(conf);
+	cr_assert_not_null(u = calloc(1, sizeof(*u)));
+	(void)strlcpy(u->password, "secret", sizeof(u->password));
+	TAILQ_INSERT_TAIL(&conf->static_users, u, entry);
+	cr_assert_not_null(n = calloc(1, sizeof(*n)));
+	TAILQ_INSERT_TAIL(&conf->trusted_networks, n, entry);
 	config_free(conf);
 }
 
@@ -562,6 +701,59 @@ Test(config, bad_tls_ciphers_too_long)
 {
 	expect_error("bad-tls-ciphers-long.conf", 3,
 	    "tls-ciphers: too long (max 511)");
+}
+
+Test(config, bad_mechanism)
+{
+	expect_error("bad-mechanism.conf", 4, "unknown mechanism \"CRAM-MD5\"");
+}
+
+Test(config, bad_on_fail)
+{
+	expect_error("bad-on-fail.conf", 4,
+	    "invalid on-fail \"retry\": want continue or stop");
+}
+
+Test(config, bad_static_checker_empty)
+{
+	expect_error("bad-static-empty.conf", 4, "checker \"demo\": no users");
+}
+
+Test(config, bad_static_duplicate_user)
+{
+	expect_error("bad-static-dup-user.conf", 6,
+	    "checker \"demo\": duplicate user \"bob@example.org\"");
+}
+
+Test(config, bad_trusted_network_prefix)
+{
+	expect_error("bad-trusted-prefix.conf", 5,
+	    "invalid trusted network \"10.0.0.0/33\"");
+}
+
+Test(config, bad_trusted_network_address)
+{
+	expect_error("bad-trusted-address.conf", 4,
+	    "invalid trusted network \"nonsense\"");
+}
+
+Test(config, bad_failure_delay_max)
+{
+	expect_error("bad-failure-delay-max.conf", 4,
+	    "failure-delay-max (1s) must not be less than failure-delay "
+	    "(1500ms)");
+}
+
+Test(config, bad_max_auth_failures)
+{
+	expect_error("bad-max-auth-failures.conf", 4,
+	    "max-auth-failures must be between 1 and 100");
+}
+
+Test(config, bad_penalty_prefix6)
+{
+	expect_error("bad-penalty-prefix6.conf", 4,
+	    "penalty-prefix6 must be between 32 and 128");
 }
 
 /* Every error is logged; the first is the one kept. */
@@ -1298,4 +1490,399 @@ Test(config, hostnames)
 	(void)snprintf(text, sizeof(text), L25 "hostname \"%s\"\n", longname);
 	(void)snprintf(msg, sizeof(msg), "invalid hostname \"%s\"", longname);
 	expect_text_error(text, 2, msg);
+}
+
+/* The authentication settings. */
+
+#define AUTH(x)	L25 "auth {\n" x "}\n"
+
+Test(config, checker_options)
+{
+	struct portcullis_conf	*conf;
+
+	/* Any order, any case for the mechanisms, over a continued line. */
+	conf = parse_ok(AUTH(
+	    "\tchecker \"a\" lmdb mechanisms login on-tempfail stop\n"
+	    "\tchecker \"b\" lmdb \"/db/b\" on-fail stop mechanisms Plain \\\n"
+	    "\t    LOGIN on-tempfail 'continue'\n"
+	    "\tchecker \"c\" lmdb on-fail continue\n"));
+	assert_checker(nth_checker(conf, 0), "a", CHECKER_LMDB, PORTCULLIS_DB,
+	    CHAIN_CONTINUE, CHAIN_STOP, SASL_LOGIN);
+	assert_checker(nth_checker(conf, 1), "b", CHECKER_LMDB, "/db/b",
+	    CHAIN_STOP, CHAIN_CONTINUE, SASL_PLAIN | SASL_LOGIN);
+	assert_checker(nth_checker(conf, 2), "c", CHECKER_LMDB, PORTCULLIS_DB,
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, 0);
+	config_free(conf);
+
+	/* The last statement may share the closing brace's line. */
+	conf = parse_ok(L25 "auth { checker \"a\" lmdb on-fail stop }\n");
+	assert_checker(nth_checker(conf, 0), "a", CHECKER_LMDB, PORTCULLIS_DB,
+	    CHAIN_STOP, CHAIN_CONTINUE, 0);
+	config_free(conf);
+
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms CRAM-MD5\n"),
+	    3, "unknown mechanism \"CRAM-MD5\"");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN "
+	    "\"\"\n"), 3, "unknown mechanism \"\"");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms "
+	    "scram-sha-256\n"), 3, "mechanism \"SCRAM-SHA-256\" not "
+	    "supported yet");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms XOAUTH2\n"),
+	    3, "mechanism \"XOAUTH2\" not supported yet");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms OAUTHBEARER\n"),
+	    3, "mechanism \"OAUTHBEARER\" not supported yet");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN plain\n"),
+	    3, "checker \"a\": mechanism PLAIN given twice");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN "
+	    "mechanisms LOGIN\n"), 3, "checker \"a\": mechanisms given twice");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms\n"), 3,
+	    "checker: missing value after \"mechanisms\"");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb on-fail\n"), 3,
+	    "checker: missing value after \"on-fail\"");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb on-fail Stop\n"), 3,
+	    "invalid on-fail \"Stop\": want continue or stop");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb on-tempfail 1\n"), 3,
+	    "invalid on-tempfail \"1\": want continue or stop");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb on-fail stop "
+	    "on-fail continue\n"), 3, "checker \"a\": on-fail given twice");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb on-tempfail stop "
+	    "on-tempfail stop\n"), 3, "checker \"a\": on-tempfail given twice");
+	/* Options come after the type and its path. */
+	expect_text_error(AUTH("\tchecker \"a\" on-fail stop lmdb\n"), 3,
+	    "syntax error near \"on-fail\"");
+	expect_text_error(AUTH("\tchecker \"a\" lmdb on-fail stop \"/db\"\n"),
+	    3, "syntax error near \"/db\"");
+	/* The checker's name is checked once, where it is. */
+	expect_text_error(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tchecker \"a\" static {\n"
+	    "\t\tuser \"u\" password \"p\"\n"
+	    "\t} on-fail stop\n"), 4, "duplicate checker \"a\"");
+	expect_text_error(AUTH("\tchecker \"\" lmdb\n"), 3,
+	    "checker name: empty value");
+	expect_text_error(AUTH("\tchecker \"a\" ldap on-fail maybe\n"), 3,
+	    "unknown checker type \"ldap\"");
+}
+
+/* Every error is logged, once: each line here has one, and only one. */
+Test(config, checker_errors_logged, .init = cr_redirect_stderr)
+{
+	struct portcullis_conf	*conf;
+	char			 path[PATH_MAX], want[10 * PATH_MAX];
+
+	log_init(1, LOG_MAIL);
+	conf = parse_text("listen on 127.0.0.1 port 25\n"
+	    "auth {\n"
+	    "\tchecker \"a\" lmdb\n"
+	    "\tchecker \"a\" static {\n"
+	    "\t\tuser \"x y\" password \"p\"\n"
+	    "\t} mechanisms NTLM\n"
+	    "\tchecker \"b\" static {\n"
+	    "\t\tuser \"u\" password \"\"\n"
+	    "\t}\n"
+	    "\tchecker \"c\" static {\n"
+	    "\t}\n"
+	    "\tchecker \"d\" lmdb on-fail x on-tempfail y\n"
+	    "\tchecker \"e\" static {\n"
+	    "\t\tuser \"u\"\n"
+	    "\t}\n"
+	    "}\n", path, sizeof(path));
+	cr_assert_null(conf);
+	(void)snprintf(want, sizeof(want),
+	    "%s:4: duplicate checker \"a\"\n"
+	    "%s:5: checker \"a\": invalid user name \"x y\"\n"
+	    "%s:6: unknown mechanism \"NTLM\"\n"
+	    "%s:8: checker \"b\": user \"u\": empty password\n"
+	    "%s:10: checker \"c\": no users\n"
+	    "%s:12: invalid on-fail \"x\": want continue or stop\n"
+	    "%s:12: invalid on-tempfail \"y\": want continue or stop\n"
+	    "%s:14: user: missing value\n",
+	    path, path, path, path, path, path, path, path);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(want);
+}
+
+Test(config, static_checker)
+{
+	struct portcullis_conf	*conf;
+	char			 text[2048], name[CONF_AUTH_NAME_MAX + 1];
+	char			 pass[CONF_HASH_MAX + 1];
+
+	/* The domain in lower case, the local part as it is. */
+	conf = parse_ok(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"Alice@Mail.Example.ORG\" password \"$2b$10$abc\"\n"
+	    "\n"
+	    "\t\tuser \"weird@name@EXAMPLE.org\" password 'plain text'\n"
+	    "\t\tuser ALICE password \"x\"\n"
+	    "\t\tuser \"alice@mail.example.org\" password \"y\"\n"
+	    "\t}\n"
+	    "\tchecker \"t\" static { user \"Alice@Mail.Example.ORG\" "
+	    "password p }\n"
+	    "\tchecker \"u\" static {\n"
+	    "\t\tuser \"bob\" password \"b\" } on-fail stop\n"));
+	cr_assert_str_eq(static_users(conf),
+	    "s:Alice@mail.example.org:$2b$10$abc "
+	    "s:weird@name@example.org:plain text "
+	    "s:ALICE:x "
+	    "s:alice@mail.example.org:y "
+	    "t:Alice@mail.example.org:p "
+	    "u:bob:b");
+	assert_checker(nth_checker(conf, 0), "s", CHECKER_STATIC, "",
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, 0);
+	assert_checker(nth_checker(conf, 2), "u", CHECKER_STATIC, "",
+	    CHAIN_STOP, CHAIN_CONTINUE, 0);
+	config_free(conf);
+
+	/* The longest name and password that fit. */
+	memset(name, 'n', CONF_AUTH_NAME_MAX - 1);
+	name[CONF_AUTH_NAME_MAX - 1] = '\0';
+	memset(pass, 'p', CONF_HASH_MAX - 1);
+	pass[CONF_HASH_MAX - 1] = '\0';
+	(void)snprintf(text, sizeof(text), AUTH("checker \"s\" static {\n"
+	    "user \"%s\" password \"%s\"\n}\n"), name, pass);
+	conf = parse_ok(text);
+	cr_assert_eq(strlen(TAILQ_FIRST(&conf->static_users)->name),
+	    CONF_AUTH_NAME_MAX - 1);
+	cr_assert_eq(strlen(TAILQ_FIRST(&conf->static_users)->password),
+	    CONF_HASH_MAX - 1);
+	config_free(conf);
+	name[CONF_AUTH_NAME_MAX - 1] = 'n';
+	name[CONF_AUTH_NAME_MAX] = '\0';
+	(void)snprintf(text, sizeof(text), AUTH("checker \"s\" static {\n"
+	    "user \"%s\" password \"x\"\n}\n"), name);
+	expect_text_error(text, 4, "checker \"s\": user name too long "
+	    "(max 255)");
+	pass[CONF_HASH_MAX - 1] = 'p';
+	pass[CONF_HASH_MAX] = '\0';
+	(void)snprintf(text, sizeof(text), AUTH("checker \"s\" static {\n"
+	    "user \"u\" password \"%s\"\n}\n"), pass);
+	expect_text_error(text, 4, "checker \"s\": user \"u\": password too "
+	    "long (max 255)");
+
+	expect_text_error(AUTH("\tchecker \"s\" static { }\n"), 3,
+	    "checker \"s\": no users");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n\n\t} "
+	    "on-fail stop\n"), 3, "checker \"s\": no users");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"A@X.example\" password \"1\"\n"
+	    "\t\tuser \"A@x.EXAMPLE\" password \"2\"\n\t}\n"), 5,
+	    "checker \"s\": duplicate user \"A@x.example\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"a b\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"a b\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"a\tb\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"a\tb\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"a\x01\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"a\x01\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"@example.org\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"@example.org\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"bob@example.org@\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"bob@example.org@\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"a\x7f\" password \"1\"\n\t}\n"), 4,
+	    "checker \"s\": invalid user name \"a\x7f\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"u\" password \"\"\n\t}\n"), 4,
+	    "checker \"s\": user \"u\": empty password");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"u\"\n\t}\n"), 4, "user: missing value");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"u\" password\n\t}\n"), 4,
+	    "user: missing value after \"password\"");
+	/* Quoted, or the number is no password. */
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"u\" password 0123\n\t}\n"), 4,
+	    "syntax error near \"123\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tusr \"u\" password \"p\"\n\t}\n"), 4,
+	    "unknown keyword \"usr\"");
+	expect_text_error(AUTH("\tchecker \"s\" static\n"), 3,
+	    "checker: missing value after \"static\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"u\" password \"p\"\n"
+	    "\t} on-fail\n"), 5, "checker: missing value after \"on-fail\"");
+	expect_text_error(AUTH("\tchecker \"s\" static {\n"
+	    "\t\tuser \"u\" password \"p\"\n"
+	    "\t} mechanisms\n"), 5,
+	    "checker: missing value after \"mechanisms\"");
+	expect_text_error(AUTH("\tchecker \"s\" static \"/db\" {\n"
+	    "\t\tuser \"u\" password \"p\"\n\t}\n"), 3,
+	    "syntax error near \"/db\"");
+}
+
+Test(config, failure_delays)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(AUTH("\tfailure-delay-max 30s\n"
+	    "\tfailure-delay 30\n"));
+	cr_assert_eq(conf->failure_delay, 30000);
+	cr_assert_eq(conf->failure_delay_max, 30000);
+	config_free(conf);
+	conf = parse_ok(AUTH("\tfailure-delay 0\n\tfailure-delay-max 0\n"));
+	cr_assert_eq(conf->failure_delay, 0);
+	cr_assert_eq(conf->failure_delay_max, 0);
+	config_free(conf);
+	conf = parse_ok(AUTH("\tfailure-delay-max 60s\n"
+	    "\tfailure-delay-max 2500ms\n"));
+	cr_assert_eq(conf->failure_delay_max, 2500);
+	config_free(conf);
+	/* Without failure-delay-max, a longer failure-delay raises it. */
+	conf = parse_ok(AUTH("\tfailure-delay 20s\n"));
+	cr_assert_eq(conf->failure_delay, 20000);
+	cr_assert_eq(conf->failure_delay_max, 20000);
+	config_free(conf);
+
+	expect_text_error(AUTH("\tfailure-delay-max 61s\n"), 3,
+	    "failure-delay-max must be between 0 and 60s");
+	expect_text_error(AUTH("\tfailure-delay-max 1x\n"), 3,
+	    "invalid duration \"1x\"");
+	expect_text_error(AUTH("\tfailure-delay-max\n"), 3,
+	    "failure-delay-max: missing value");
+	expect_text_error(AUTH("\tfailure-delay 20s\n"
+	    "\n"
+	    "\tfailure-delay-max 15s\n"), 5,
+	    "failure-delay-max (15s) must not be less than failure-delay "
+	    "(20s)");
+	/* The last failure-delay-max is the one to blame. */
+	expect_text_error(AUTH("\tfailure-delay-max 1s\n"
+	    "\tfailure-delay-max 999ms\n"), 4,
+	    "failure-delay-max (999ms) must not be less than failure-delay "
+	    "(2s)");
+	/* Outside the auth block, no such statement. */
+	expect_text_error(L25 "failure-delay-max 20s\n", 2,
+	    "syntax error near \"failure-delay-max\"");
+}
+
+Test(config, auth_limits)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(AUTH("\tmax-auth-failures 1\n\tpenalty-prefix6 32\n"));
+	cr_assert_eq(conf->max_auth_failures, 1);
+	cr_assert_eq(conf->penalty_prefix6, 32);
+	config_free(conf);
+	conf = parse_ok(AUTH("\tmax-auth-failures 100\n"
+	    "\tpenalty-prefix6 128\n"));
+	cr_assert_eq(conf->max_auth_failures, 100);
+	cr_assert_eq(conf->penalty_prefix6, 128);
+	config_free(conf);
+
+	expect_text_error(AUTH("\tmax-auth-failures 0\n"), 3,
+	    "max-auth-failures must be between 1 and 100");
+	expect_text_error(AUTH("\tmax-auth-failures 101\n"), 3,
+	    "max-auth-failures must be between 1 and 100");
+	expect_text_error(AUTH("\tmax-auth-failures -1\n"), 3,
+	    "max-auth-failures must be between 1 and 100");
+	expect_text_error(AUTH("\tmax-auth-failures three\n"), 3,
+	    "syntax error near \"three\"");
+	expect_text_error(AUTH("\tpenalty-prefix6 31\n"), 3,
+	    "penalty-prefix6 must be between 32 and 128");
+	expect_text_error(AUTH("\tpenalty-prefix6 129\n"), 3,
+	    "penalty-prefix6 must be between 32 and 128");
+	expect_text_error(AUTH("\tpenalty-prefix6 /64\n"), 3,
+	    "syntax error near \"/64\"");
+	expect_text_error(AUTH("\tpenalty-prefix6\n"), 3,
+	    "penalty-prefix6: missing value");
+}
+
+Test(config, trusted_networks)
+{
+	static const char *bad[] = {
+		"10.0.0.0/33", "nonsense", "10.0.0.0/", "10.0.0.0/-1",
+		"10.0.0.0/8/8", "10.0.0.0/8x", "10.0.0.0/0008", "10.1",
+		"10.0.0.256", "/8", "::1/129", "2001:db8::1::1/64",
+		"fe80::1%lo0", "::1/+8", "192.0.2.1/ 8", "",
+	};
+	struct portcullis_conf	*conf;
+	char			 text[256], msg[256];
+	size_t			 i;
+
+	conf = parse_ok(AUTH("\ttrusted-networks {\n"
+	    "\t\t192.0.2.255/25, 0.0.0.0/0\n"
+	    "\t\t\"2001:db8::ff/120\" fe80::1/10\n"
+	    "\t\t::/0 ::ffff:10.1.2.3 198.51.100.7/32 10.0.0.1/008\n"
+	    "\t}\n"
+	    "\ttrusted-networks { 172.16.0.0/12 }\n"));
+	cr_assert_str_eq(networks(conf), "192.0.2.128/25 0.0.0.0/0 "
+	    "2001:db8::/120 fe80::/10 ::/0 ::ffff:10.1.2.3/128 "
+	    "198.51.100.7/32 10.0.0.0/8 172.16.0.0/12");
+	config_free(conf);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		(void)snprintf(text, sizeof(text),
+		    AUTH("\ttrusted-networks { \"%s\" }\n"), bad[i]);
+		(void)snprintf(msg, sizeof(msg),
+		    "invalid trusted network \"%s\"", bad[i]);
+		expect_text_error(text, 3, msg);
+	}
+	/* Bare, a number is still a value. */
+	expect_text_error(AUTH("\ttrusted-networks { 10 }\n"), 3,
+	    "invalid trusted network \"10\"");
+	expect_text_error(AUTH("\ttrusted-networks { 10.0.0.0/8 }\n"
+	    "\ttrusted-networks { 10.9.9.9/8 }\n"), 4,
+	    "duplicate trusted network \"10.0.0.0/8\"");
+	expect_text_error(AUTH("\ttrusted-networks { ::1 0::1/128 }\n"), 3,
+	    "duplicate trusted network \"::1/128\"");
+	expect_text_error(AUTH("\ttrusted-networks { }\n"), 3,
+	    "trusted-networks: empty list");
+	expect_text_error(AUTH("\ttrusted-networks\n"), 3,
+	    "trusted-networks: missing value");
+	expect_text_error(AUTH("\ttrusted-networks 10.0.0.0/8\n"), 3,
+	    "syntax error near \"10.0.0.0/8\"");
+	expect_text_error(AUTH("\ttrusted-networks { 10.0.0.0/8\n"
+	    "\tfailure-delay 1s\n"), 4,
+	    "trusted-networks: missing \"}\" before \"failure-delay\"");
+	expect_text_error(L25 "auth {\n\ttrusted-networks {\n\t\t::1\n", 4,
+	    "trusted-networks: missing \"}\"");
+	/* Outside the auth block, no such statement. */
+	expect_text_error(L25 "trusted-networks { ::1 }\n", 2,
+	    "syntax error near \"trusted-networks\"");
+}
+
+/* Each bad network is reported, and the list goes on. */
+Test(config, trusted_networks_errors_logged, .init = cr_redirect_stderr)
+{
+	struct portcullis_conf	*conf;
+	char			 path[PATH_MAX], want[4 * PATH_MAX];
+
+	log_init(1, LOG_MAIL);
+	conf = parse_text("listen on 127.0.0.1 port 25\n"
+	    "auth {\n"
+	    "\ttrusted-networks {\n"
+	    "\t\t10.0.0.0/33\n"
+	    "\t\t::1, nonsense\n"
+	    "\t}\n"
+	    "\tmax-auth-failures 0\n"
+	    "}\n", path, sizeof(path));
+	cr_assert_null(conf);
+	(void)snprintf(want, sizeof(want),
+	    "%s:4: invalid trusted network \"10.0.0.0/33\"\n"
+	    "%s:5: invalid trusted network \"nonsense\"\n"
+	    "%s:7: max-auth-failures must be between 1 and 100\n",
+	    path, path, path);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(want);
+}
+
+/* A static checker answers for auth require like any other. */
+Test(config, static_checker_serves_auth)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok("listen on 127.0.0.1 port 25 auth optional\n"
+	    "auth {\n\tchecker \"demo\" static { user \"u\" password \"p\" }\n"
+	    "}\n");
+	cr_assert_eq(nth_listener(conf, 0)->flags, LISTEN_AUTH_OPTIONAL);
+	config_free(conf);
+	expect_text_error("# c\nlisten on 127.0.0.1 port 25 auth optional\n"
+	    "auth {\n\ttrusted-networks { ::1 }\n}\n", 2,
+	    "listener \"127.0.0.1:25\": auth needs a checker in the auth "
+	    "block");
 }

@@ -1,0 +1,260 @@
+/*
+ * chain.c -- the ordered chain of credential checkers.
+ *
+ * Twisted's CascadingChecker, grown up: a credential is offered to
+ * each checker that verifies its kind, in the configured order, until
+ * one says ok.  fail means "wrong or unknown": the next one is asked,
+ * or the chain stops there if that checker says on-fail stop.
+ * tempfail means "cannot tell now" (a backend down): likewise, and if
+ * nobody says ok the answer is tempfail, so the client hears 454 and
+ * tries again, instead of 535 and a wrong conclusion.
+ *
+ * Every check runs on the hash pool; between two checks the attempt
+ * lives on the event loop.  One audit line per attempt says who, how,
+ * which checker, the result and the time it took; never the secret.
+ */
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authd.h"
+#include "chain.h"
+#include "hashpool.h"
+#include "log.h"
+#include "store.h"
+
+static struct checker	 checkers[CONF_CHECKERS_MAX];
+static int		 ncheckers;
+static unsigned int	 inflight;
+static struct portcullis_conf *retired[16];	/* wait for inflight 0 */
+static int		 nretired;
+
+/*
+ * A reload replaces the configuration while checks may still run on
+ * the pool with pointers into the old one: it is freed only once no
+ * check is in flight.
+ */
+void
+chain_retire_conf(struct portcullis_conf *conf)
+{
+	if (inflight == 0 || nretired == (int)(sizeof(retired) /
+	    sizeof(retired[0]))) {
+		/* Full: rare, and waiting is safer than freeing. */
+		if (inflight == 0) {
+			config_free(conf);
+			return;
+		}
+	}
+	if (nretired < (int)(sizeof(retired) / sizeof(retired[0])))
+		retired[nretired++] = conf;
+}
+
+static void
+retired_free(void)
+{
+	while (inflight == 0 && nretired > 0)
+		config_free(retired[--nretired]);
+}
+
+static void	chain_step(struct auth_ctx *);
+
+uint32_t
+chain_mechanisms(void)
+{
+	uint32_t	 m = 0;
+
+	for (int i = 0; i < ncheckers; i++)
+		m |= checkers[i].mechanisms;
+	return m;
+}
+
+int
+chain_configure(struct portcullis_conf *conf)
+{
+	struct checker_conf	*cc;
+	struct checker		 c;
+	int			 n = 0;
+
+	/* A check in flight keeps its own copy of its checker; the old
+	 * stores stay open (LMDB handles are cheap) until then. */
+	for (int i = 0; i < ncheckers && inflight == 0; i++)
+		if (checkers[i].store != NULL)
+			store_close(checkers[i].store);
+	ncheckers = 0;
+	TAILQ_FOREACH(cc, &conf->checkers, entry) {
+		memset(&c, 0, sizeof(c));
+		c.conf = cc;
+		switch (cc->type) {
+		case CHECKER_LMDB:
+			if (checker_lmdb_init(&c) == -1)
+				return -1;
+			break;
+		case CHECKER_STATIC:
+			if (checker_static_init(&c, conf) == -1)
+				return -1;
+			break;
+		}
+		c.mechanisms = cc->mechanisms != 0 ? cc->mechanisms :
+		    SASL_PASSWORD_MECHS;
+		checkers[n++] = c;
+	}
+	ncheckers = n;
+	return 0;
+}
+
+static const char *
+mech_name(uint32_t m)
+{
+	switch (m) {
+	case SASL_PLAIN:
+		return "PLAIN";
+	case SASL_LOGIN:
+		return "LOGIN";
+	}
+	return "unknown";
+}
+
+/* The user name as the client gave it, safe for one log line. */
+static void
+log_escape(char *dst, size_t len, const char *src)
+{
+	size_t	 n = 0;
+
+	for (; *src != '\0' && n + 5 < len; src++) {
+		unsigned char c = (unsigned char)*src;
+
+		if (c > 0x20 && c < 0x7f && c != '\\' && c != '"')
+			dst[n++] = (char)c;
+		else
+			n += (size_t)snprintf(dst + n, len - n, "\\x%02x", c);
+	}
+	dst[n] = '\0';
+}
+
+static void
+chain_finish(struct auth_ctx *ctx, int result, const char *checker)
+{
+	struct auth_verdict	 v;
+	struct timespec		 now;
+	char			 user[CONF_AUTH_NAME_MAX * 4];
+	long			 ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - ctx->started.tv_sec) * 1000 +
+	    (now.tv_nsec - ctx->started.tv_nsec) / 1000000;
+	log_escape(user, sizeof(user), ctx->user);
+	log_info("auth result=%s user=\"%s\" mech=%s checker=%s session=%016llx"
+	    " client=%s listener=%s ms=%ld%s%s",
+	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :
+	    "tempfail", user, mech_name(ctx->mechanism),
+	    checker != NULL ? checker : "none",
+	    (unsigned long long)ctx->session_id, ctx->client, ctx->listener,
+	    ms, ctx->why != NULL ? " reason=" : "",
+	    ctx->why != NULL ? ctx->why : "");
+
+	if (ctx->wc != NULL) {
+		memset(&v, 0, sizeof(v));
+		v.req_id = ctx->req_id;
+		v.result = (uint32_t)result;
+		if (result == AUTH_OK)
+			strlcpy(v.user, ctx->canonical, sizeof(v.user));
+		if (checker != NULL)
+			strlcpy(v.checker, checker, sizeof(v.checker));
+		imsgev_compose(&ctx->wc->iev, IMSG_AUTH_VERDICT, 0, -1, &v,
+		    sizeof(v));
+		TAILQ_REMOVE(&ctx->wc->pending, ctx, entry);
+	}
+	authd_stats_count(checker, result);
+	chain_ctx_free(ctx);
+}
+
+void
+chain_ctx_free(struct auth_ctx *ctx)
+{
+	if (ctx->password != NULL)
+		freezero(ctx->password, ctx->pwlen + 1);
+	free(ctx->current);
+	free(ctx);
+}
+
+static void
+job_work(void *arg)
+{
+	struct auth_ctx	*ctx = arg;
+
+	ctx->result = AUTH_TEMPFAIL;
+	ctx->current->verify(ctx->current, ctx);
+}
+
+static void
+job_done(void *arg)
+{
+	struct auth_ctx		*ctx = arg;
+	struct checker_conf	*cc = ctx->current->conf;
+
+	inflight--;
+	retired_free();
+	if (ctx->wc == NULL && ctx->cancelled) {
+		chain_ctx_free(ctx);
+		return;
+	}
+	switch (ctx->result) {
+	case AUTH_OK:
+		chain_finish(ctx, AUTH_OK, cc->name);
+		return;
+	case AUTH_FAIL:
+		if (cc->on_fail == CHAIN_STOP) {
+			chain_finish(ctx, AUTH_FAIL, cc->name);
+			return;
+		}
+		break;
+	default:
+		ctx->tempfail_seen = 1;
+		if (cc->on_tempfail == CHAIN_STOP) {
+			chain_finish(ctx, AUTH_TEMPFAIL, cc->name);
+			return;
+		}
+	}
+	chain_step(ctx);
+}
+
+static void
+chain_step(struct auth_ctx *ctx)
+{
+	int	 i;
+
+	for (i = ctx->next; i < ncheckers; i++)
+		if (checkers[i].mechanisms & ctx->mechanism)
+			break;
+	if (i >= ncheckers) {
+		chain_finish(ctx, ctx->tempfail_seen ? AUTH_TEMPFAIL :
+		    AUTH_FAIL, NULL);
+		return;
+	}
+	ctx->next = i + 1;
+	if (ctx->current == NULL &&
+	    (ctx->current = malloc(sizeof(*ctx->current))) == NULL)
+		fatal("malloc");
+	*ctx->current = checkers[i];
+	ctx->why = NULL;
+	inflight++;
+	hashpool_submit(job_work, job_done, ctx);
+}
+
+/* Refused before any checker: still audited, still a verdict. */
+void
+chain_reject(struct auth_ctx *ctx)
+{
+	clock_gettime(CLOCK_MONOTONIC, &ctx->started);
+	chain_finish(ctx, AUTH_FAIL, NULL);
+}
+
+void
+chain_start(struct auth_ctx *ctx)
+{
+	clock_gettime(CLOCK_MONOTONIC, &ctx->started);
+	ctx->next = 0;
+	chain_step(ctx);
+}

@@ -1,0 +1,88 @@
+/*
+ * passwd.h -- password hashes: verify a password against a stored
+ * hash, make a new hash.
+ *
+ * Hashes are crypt(3) strings, verified by libcrypt (libxcrypt on
+ * Linux: $y$ yescrypt, $2b$ bcrypt, $6$ sha512-crypt and whatever
+ * else the installed libcrypt verifies), or argon2 PHC strings
+ * ($argon2id$v=19$m=...,t=...,p=...$salt$hash, and $argon2i$),
+ * verified by libargon2.  They interoperate with shadow(5), Dovecot
+ * and OpenSMTPD tables.
+ *
+ * Every function here is thread-safe (authd verifies on a thread
+ * pool) and depends on no process's globals: authd verifies, authctl
+ * hashes.  Nothing is logged; errors come back as strings.
+ */
+#ifndef PORTCULLIS_PASSWD_H
+#define PORTCULLIS_PASSWD_H
+
+#include <stddef.h>
+
+/*
+ * The longest password, in octets, that can match or be hashed: what
+ * libcrypt takes (CRYPT_MAX_PASSPHRASE_SIZE less its NUL), for every
+ * scheme alike.  sha512-crypt costs time in proportion to the length,
+ * so an unbounded password would be a denial of service anyway.
+ */
+#define PASSWD_MAX		511
+
+/*
+ * What passwd_hash() makes:
+ * - yescrypt: libcrypt's default cost (5, "j9T", as Debian's shadow);
+ * - bcrypt: $2b$, cost 10 (the OWASP minimum); only the first 72
+ *   octets of a password count;
+ * - sha512: sha512-crypt, 5000 rounds (glibc's default); for
+ *   interoperation only, prefer yescrypt;
+ * - argon2id: m=19456 KiB, t=2, p=1, the OWASP minimum
+ *   (Password Storage Cheat Sheet), 16 octets of salt, 32 of hash.
+ */
+#define PASSWD_DEFAULT_SCHEME	"yescrypt"
+#define PASSWD_BCRYPT_COST	10
+#define PASSWD_ARGON2_M_KIB	19456
+#define PASSWD_ARGON2_T		2
+#define PASSWD_ARGON2_P		1
+
+/*
+ * The dearest argon2 parameters passwd_verify() accepts: a hash that
+ * asks for more is refused as unsupported (-1), so that a hostile or
+ * mistaken store cannot make one verification take a gigabyte per
+ * thread or a minute.
+ */
+#define PASSWD_ARGON2_M_MAX	(1024 * 1024)	/* KiB: 1 GiB */
+#define PASSWD_ARGON2_T_MAX	64
+#define PASSWD_ARGON2_P_MAX	16
+
+/*
+ * 1 the password matches, 0 it does not, -1 the hash is empty,
+ * malformed or of a scheme this machine cannot verify (or memory ran
+ * out).  An empty password, a password with a NUL octet inside, and
+ * a password longer than PASSWD_MAX never match (0).  The comparison
+ * of crypt output is in constant time; libargon2 compares its own.
+ */
+int		 passwd_verify(const char *hash, const char *password,
+		    size_t pwlen);
+
+/*
+ * A new hash of the password in a scheme of passwd_scheme_known()
+ * (NULL: the default), with a fresh random salt: a string to free(),
+ * or NULL with err filled.  Refuses an empty password, one with a NUL
+ * octet and one longer than PASSWD_MAX.
+ */
+char		*passwd_hash(const char *scheme, const char *password,
+		    size_t pwlen, char *err, size_t errlen);
+
+/*
+ * A hash, in the default scheme and at the default cost, of a random
+ * password nobody knows; computed once per process.  Verify an
+ * unknown user's password against it so that an unknown user costs
+ * the same time as a known one.  Never NULL.  The first call makes it
+ * (one hash, tens of milliseconds): call it once at startup.
+ */
+const char	*passwd_dummy_hash(void);
+
+const char	*passwd_default_scheme(void);
+
+/* 1 if passwd_hash() can make hashes of that scheme here, else 0. */
+int		 passwd_scheme_known(const char *scheme);
+
+#endif /* PORTCULLIS_PASSWD_H */

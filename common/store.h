@@ -1,0 +1,149 @@
+/*
+ * store.h -- the LMDB user store: who may log in, with what password
+ * hash, and which addresses each user may send as.
+ *
+ * The store is an LMDB environment in a directory (data.mdb and
+ * lock.mdb, mode 0600, the directory 0700).  authd reads it, authctl
+ * writes it, both at once: LMDB is multi-process safe, and a reader
+ * sees a writer's user as soon as the writer has committed (every call
+ * here uses its own short transaction).
+ *
+ * Named databases:
+ *   meta	"layout" -> the layout number as ASCII decimal, no NUL
+ *		(STORE_LAYOUT).  A store of a newer layout is refused.
+ *   users	normalised user name (store_name_normalize, no NUL)
+ *		-> a user record, format below.
+ *   (the OAuth cache will add its own; up to STORE_MAXDBS in all)
+ *
+ * A user record, version 1; integers little-endian:
+ *   offset  size
+ *   0       1    record version (1)
+ *   1       1    flags: 0x01 locked; the other bits must be 0
+ *   2       8    created, int64, seconds since the Epoch
+ *   10      8    changed, int64, seconds since the Epoch
+ *   18      1    H, the hash length, 0..255 (0: no password login)
+ *   19      H    the hash, printable ASCII without space
+ *   19+H    1    N, the number of addresses, 0..STORE_ADDRS_MAX
+ *   then N times:
+ *           1    L, the address length, 1..STORE_ADDR_MAX
+ *           L    the address, as store_name_normalize() leaves it
+ *   and nothing after.  A record that breaks any of this is corrupt:
+ *   an error naming the user, never a crash.
+ *
+ * Threads: after store_open() returns, every other call may be made
+ * from any thread at once (MDB_NOTLS: a read transaction is not tied
+ * to its thread; writers queue on LMDB's lock).  store_open() and
+ * store_close() must not race with anything on the same store.
+ *
+ * Processes: do not open one store directory twice in one process
+ * (POSIX locks are per process), and a child of fork(2) must neither
+ * use nor close its parent's store: it opens its own.
+ *
+ * Errors come back as strings in err (errlen octets), fit for an
+ * administrator: they name the directory, and the file and uid when
+ * permission is denied.  Nothing is logged.
+ */
+#ifndef PORTCULLIS_STORE_H
+#define PORTCULLIS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"	/* CONF_AUTH_NAME_MAX, CONF_HASH_MAX */
+
+#define STORE_LAYOUT		1	/* the newest layout this code knows */
+#define STORE_RECORD_VERSION	1
+#define STORE_ADDRS_MAX		16
+#define STORE_ADDR_MAX		254	/* octets, RFC 5321 4.5.3.1.3 */
+#define STORE_RECORD_MAX	(19 + 255 + 1 + \
+				    STORE_ADDRS_MAX * (1 + STORE_ADDR_MAX))
+#define STORE_MAPSIZE		(256UL * 1024 * 1024)	/* sparse */
+#define STORE_MAXDBS		8
+
+/* store_open() flags */
+#define STORE_RDONLY		0x01
+#define STORE_CREATE		0x02	/* mkdir 0700 and databases */
+
+/* store_user_put() flags */
+#define STORE_CREATE_ONLY	0x10	/* fail if the user exists */
+#define STORE_REPLACE_ONLY	0x20	/* fail if the user does not */
+
+#define STORE_LOCKED		0x01	/* record flag */
+
+struct store;
+
+struct store_user {
+	char	 name[CONF_AUTH_NAME_MAX];
+	char	 hash[CONF_HASH_MAX];		/* "": no password login */
+	int	 locked;
+	int64_t	 created, changed;
+	size_t	 naddrs;
+	char	 addrs[STORE_ADDRS_MAX][STORE_ADDR_MAX + 2];
+};
+
+/*
+ * Open the store in dir.  STORE_CREATE makes the directory (not its
+ * parents) and the databases when missing; without it a missing store
+ * is an error.  STORE_RDONLY opens for reading only (lock.mdb must
+ * still be writable: readers register there).  NULL on error.
+ */
+struct store	*store_open(const char *dir, int flags, char *err,
+		    size_t errlen);
+void		 store_close(struct store *);
+
+/*
+ * 1 found (u filled), 0 no such user, -1 error (a corrupt record,
+ * LMDB).  A name that store_name_normalize() refuses cannot be in the
+ * store: 0, and err says why.
+ */
+int		 store_user_get(struct store *, const char *name,
+		    struct store_user *u, char *err, size_t errlen);
+
+/*
+ * Write u, its name normalised first, its addresses checked and
+ * normalised the same way (each must hold an '@').  created 0 means
+ * now for a new user and "keep" for an existing one; changed 0 means
+ * now.  flags: 0 (create or replace), STORE_CREATE_ONLY ("user
+ * exists") or STORE_REPLACE_ONLY ("no such user").  0 ok, -1 error.
+ */
+int		 store_user_put(struct store *, const struct store_user *u,
+		    int flags, char *err, size_t errlen);
+
+/* 0 deleted, -1 error ("no such user" among them). */
+int		 store_user_del(struct store *, const char *name, char *err,
+		    size_t errlen);
+
+/*
+ * Call cb for every user, in the order of their names, inside one
+ * read transaction: cb must not call back into the store.  cb returns
+ * 0 to go on, anything else to stop.  A corrupt record is skipped and
+ * the walk goes on; the result is then -1 and err names the first one.
+ * 0 the walk ended (or cb stopped it), -1 error.
+ */
+int		 store_user_list(struct store *,
+		    int (*cb)(const struct store_user *, void *), void *arg,
+		    char *err, size_t errlen);
+
+/*
+ * Copy in to out (outlen octets) with the domain, the part after the
+ * last '@', folded to lower case (ASCII only; the local part is kept
+ * as it is, RFC 5321 2.4).  Trims nothing.  Refuses (-1) an empty
+ * name, one longer than CONF_AUTH_NAME_MAX - 1 octets or than outlen
+ * allows, control characters, spaces, invalid UTF-8, and an empty
+ * local part or domain around an '@'.  0 ok.
+ */
+int		 store_name_normalize(const char *in, char *out,
+		    size_t outlen);
+
+/*
+ * The record codec, exposed for tests and fuzzing.  encode: the
+ * record's length, or -1 (err filled) when u breaks the format.
+ * decode: 0, or -1 (err says what is wrong); u->name is left alone.
+ */
+int		 store_record_encode(const struct store_user *u,
+		    unsigned char *buf, size_t buflen, char *err,
+		    size_t errlen);
+int		 store_record_decode(const unsigned char *buf, size_t len,
+		    struct store_user *u, char *err, size_t errlen);
+
+#endif /* PORTCULLIS_STORE_H */

@@ -1,0 +1,512 @@
+/*
+ * smtp_auth.c -- SMTP AUTH (RFC 4954) in the worker: the framing of
+ * PLAIN (RFC 4616) and LOGIN, and the hand-over to authd.
+ *
+ * The worker never judges a password: it decodes the exchange into
+ * "authzid NUL authcid NUL password", sends that to authd, wipes it,
+ * and acts on the verdict.  A failure is answered after a delay that
+ * grows with the failures of the client's address (a timer, never a
+ * sleep); after max-auth-failures in one session the session ends
+ * with 421.  If authd is unreachable the answer is 454, at once.
+ */
+
+#include <sys/socket.h>
+#include <sys/tree.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "proto.h"
+#include "sasl.h"
+#include "worker.h"
+
+#define PENALTY_FORGET		3600	/* seconds without a failure */
+
+/* Failures per client address (IPv6: per prefix), for the delay. */
+struct penalty {
+	RB_ENTRY(penalty)	 entry;
+	char			 key[64];
+	unsigned int		 failures;
+	time_t			 last;
+};
+
+static int	penalty_cmp(struct penalty *, struct penalty *);
+static int	pending_cmp(struct session *, struct session *);
+
+RB_HEAD(penalty_tree, penalty);
+RB_PROTOTYPE(penalty_tree, penalty, entry, penalty_cmp)
+RB_GENERATE(penalty_tree, penalty, entry, penalty_cmp)
+static struct penalty_tree penalties = RB_INITIALIZER(&penalties);
+
+RB_HEAD(pending_tree, session);
+RB_PROTOTYPE(pending_tree, session, auth_entry, pending_cmp)
+RB_GENERATE(pending_tree, session, auth_entry, pending_cmp)
+static struct pending_tree pending = RB_INITIALIZER(&pending);
+
+static uint64_t		 next_req_id;
+
+static int
+penalty_cmp(struct penalty *a, struct penalty *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+static int
+pending_cmp(struct session *a, struct session *b)
+{
+	return a->auth_req_id < b->auth_req_id ? -1 :
+	    a->auth_req_id > b->auth_req_id;
+}
+
+/* The mechanisms some configured checker verifies. */
+static uint32_t
+mechanisms_configured(void)
+{
+	struct checker_conf	*c;
+	uint32_t		 m = 0;
+
+	TAILQ_FOREACH(c, &worker->conf->checkers, entry)
+		m |= c->mechanisms != 0 ? c->mechanisms : SASL_PASSWORD_MECHS;
+	return m;
+}
+
+static int
+client_is_loopback(struct session *s)
+{
+	return strncmp(s->client_addr, "127.", 4) == 0 ||
+	    strcmp(s->client_addr, "::1") == 0 ||
+	    strncmp(s->client_addr, "::ffff:127.", 11) == 0;
+}
+
+/*
+ * RFC 4954 4 and RFC 8314: passwords travel under TLS.  Loopback is
+ * the exception, unless the listener requires TLS anyway.
+ */
+static int
+auth_allowed_now(struct session *s)
+{
+	if (s->tls)
+		return 1;
+	if (s->listener->flags & LISTEN_TLS_REQUIRE)
+		return 0;
+	return client_is_loopback(s);
+}
+
+/* For EHLO: "PLAIN LOGIN", or NULL when AUTH is not offered now. */
+const char *
+smtp_auth_mechanisms(struct session *s)
+{
+	uint32_t	 m = mechanisms_configured();
+
+	if (m == 0 || s->auth_user[0] != '\0' || !auth_allowed_now(s))
+		return NULL;
+	if ((m & SASL_PASSWORD_MECHS) == SASL_PASSWORD_MECHS)
+		return "PLAIN LOGIN";
+	return (m & SASL_PLAIN) ? "PLAIN" : "LOGIN";
+}
+
+static void
+auth_end(struct session *s)
+{
+	if (s->auth_login_user != NULL) {
+		freezero(s->auth_login_user, strlen(s->auth_login_user) + 1);
+		s->auth_login_user = NULL;
+	}
+	s->auth_mech = 0;
+	s->state = s->auth_prev;
+}
+
+static void
+auth_send(struct session *s, const uint8_t *cred, size_t len)
+{
+	struct auth_request	 req;
+	struct iovec		 iov[2];
+
+	if (!worker->authd.open) {
+		auth_end(s);
+		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
+		    "failure");
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.req_id = ++next_req_id;
+	req.session_id = s->id;
+	req.mechanism = s->auth_mech;
+	req.cred_len = (uint32_t)len;
+	strlcpy(req.client, s->client_addr, sizeof(req.client));
+	strlcpy(req.listener, s->listener->name, sizeof(req.listener));
+	iov[0].iov_base = &req;
+	iov[0].iov_len = sizeof(req);
+	iov[1].iov_base = (void *)(uintptr_t)cred;
+	iov[1].iov_len = len;
+	if (imsgev_composev(&worker->authd, IMSG_AUTH_REQUEST, worker->id,
+	    iov, 2) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
+		    "failure");
+		return;
+	}
+	s->auth_req_id = req.req_id;
+	RB_INSERT(pending_tree, &pending, s);
+	s->state = STATE_AUTH_WAIT;
+	evtimer_del(s->timer);
+}
+
+/* PLAIN's message, checked here too so that junk never reaches authd. */
+static void
+auth_plain(struct session *s, const uint8_t *msg, size_t len)
+{
+	struct sasl_plain	 p;
+
+	if (sasl_plain_parse(msg, len, &p) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, "501 5.5.2 Malformed PLAIN message");
+		return;
+	}
+	auth_send(s, msg, len);
+}
+
+/* LOGIN: the two answers become a PLAIN message without authzid. */
+static void
+auth_login_password(struct session *s, const uint8_t *pw, size_t pwlen)
+{
+	uint8_t		 msg[2 * SASL_NAME_MAX + 3];
+	size_t		 ulen = strlen(s->auth_login_user);
+
+	if (ulen == 0 || ulen > SASL_NAME_MAX || pwlen == 0 ||
+	    pwlen > SASL_NAME_MAX || memchr(pw, '\0', pwlen) != NULL) {
+		auth_end(s);
+		smtp_reply_error(s, "501 5.5.2 Malformed LOGIN exchange");
+		return;
+	}
+	msg[0] = '\0';
+	memcpy(msg + 1, s->auth_login_user, ulen);
+	msg[1 + ulen] = '\0';
+	memcpy(msg + 2 + ulen, pw, pwlen);
+	auth_send(s, msg, 2 + ulen + pwlen);
+	explicit_bzero(msg, sizeof(msg));
+}
+
+static void
+auth_login_user(struct session *s, const uint8_t *user, size_t len)
+{
+	if (len == 0 || len > SASL_NAME_MAX || memchr(user, '\0', len)) {
+		auth_end(s);
+		smtp_reply_error(s, "501 5.5.2 Malformed LOGIN exchange");
+		return;
+	}
+	if ((s->auth_login_user = strndup((const char *)user, len)) == NULL)
+		fatal("strndup");
+	/* base64 of "Password:" */
+	session_reply(s, "334 UGFzc3dvcmQ6");
+}
+
+/* One client answer (base64, "=" for empty, "*" to cancel). */
+static void
+auth_step(struct session *s, const char *b64)
+{
+	uint8_t	 buf[SMTP_AUTH_LINE_MAX];
+	size_t	 len = 0;
+
+	if (strcmp(b64, "*") == 0) {
+		auth_end(s);
+		smtp_reply_error(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	if (strcmp(b64, "=") != 0 &&
+	    sasl_b64_decode(b64, strlen(b64), buf, sizeof(buf), &len) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, "501 5.5.2 Invalid base64 data");
+		return;
+	}
+	if (s->auth_mech == SASL_PLAIN)
+		auth_plain(s, buf, len);
+	else if (s->auth_login_user == NULL)
+		auth_login_user(s, buf, len);
+	else
+		auth_login_password(s, buf, len);
+	explicit_bzero(buf, len);
+}
+
+void
+smtp_auth_command(struct session *s, char *arg)
+{
+	char		*mech = arg, *ir;
+	const char	*offered = smtp_auth_mechanisms(s);
+
+	if (s->auth_user[0] != '\0') {
+		smtp_reply_error(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT) {
+		smtp_reply_error(s, "503 5.5.1 AUTH not permitted in a mail "
+		    "transaction");
+		return;
+	}
+	if (s->state == STATE_INIT) {
+		smtp_reply_error(s, "503 5.5.1 Send EHLO first");
+		return;
+	}
+	if (mechanisms_configured() == 0) {
+		smtp_reply_error(s, "502 5.5.1 AUTH not available");
+		return;
+	}
+	if (offered == NULL) {
+		smtp_reply_error(s, "530 5.7.0 Must issue a STARTTLS command "
+		    "first");
+		return;
+	}
+	if ((ir = strchr(arg, ' ')) != NULL)
+		*ir++ = '\0';
+	if (strcasecmp(mech, "PLAIN") == 0 && strstr(offered, "PLAIN"))
+		s->auth_mech = SASL_PLAIN;
+	else if (strcasecmp(mech, "LOGIN") == 0 && strstr(offered, "LOGIN"))
+		s->auth_mech = SASL_LOGIN;
+	else {
+		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
+		    "type");
+		return;
+	}
+	s->auth_prev = s->state;
+	s->state = STATE_AUTH;
+	if (ir != NULL && *ir != '\0')
+		auth_step(s, ir);
+	else if (s->auth_mech == SASL_PLAIN)
+		session_reply(s, "334 ");
+	else
+		session_reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
+}
+
+void
+smtp_auth_response(struct session *s, char *line)
+{
+	auth_step(s, line);
+}
+
+static void
+penalty_key(struct session *s, char *key, size_t len)
+{
+	struct in6_addr	 a6;
+	int		 bits = worker->conf->penalty_prefix6;
+
+	if (inet_pton(AF_INET6, s->client_addr, &a6) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a6) && bits > 0 && bits < 128) {
+		for (int i = bits; i < 128; i++)
+			a6.s6_addr[i / 8] &= ~(0x80 >> (i % 8));
+		inet_ntop(AF_INET6, &a6, key, len);
+		return;
+	}
+	strlcpy(key, s->client_addr, len);
+}
+
+static struct penalty *
+penalty_get(struct session *s)
+{
+	struct penalty	 key, *p;
+	time_t		 now = time(NULL);
+
+	penalty_key(s, key.key, sizeof(key.key));
+	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL) {
+		if (now - p->last > PENALTY_FORGET)
+			p->failures = 0;
+		return p;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	strlcpy(p->key, key.key, sizeof(p->key));
+	RB_INSERT(penalty_tree, &penalties, p);
+	return p;
+}
+
+static int
+prefix_match(const uint8_t *a, const uint8_t *b, size_t len, int bits)
+{
+	uint8_t	 mask;
+
+	for (size_t i = 0; i < len && bits > 0; i++, bits -= 8) {
+		mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+		if ((a[i] & mask) != (b[i] & mask))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+client_is_trusted(struct session *s)
+{
+	struct netaddr	*n;
+	struct in_addr	 in;
+	struct in6_addr	 in6;
+	int		 v4, v6;
+
+	v4 = inet_pton(AF_INET, s->client_addr, &in) == 1;
+	v6 = inet_pton(AF_INET6, s->client_addr, &in6) == 1;
+	TAILQ_FOREACH(n, &worker->conf->trusted_networks, entry) {
+		if (v4 && n->ss.ss_family == AF_INET &&
+		    prefix_match((const uint8_t *)&in, (const uint8_t *)
+		    &((struct sockaddr_in *)&n->ss)->sin_addr, 4, n->prefixlen))
+			return 1;
+		if (v6 && n->ss.ss_family == AF_INET6 &&
+		    prefix_match(in6.s6_addr, ((struct sockaddr_in6 *)
+		    &n->ss)->sin6_addr.s6_addr, 16, n->prefixlen))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+auth_failed_reply(struct session *s)
+{
+	smtp_reply_error(s, "535 5.7.8 Authentication credentials invalid");
+	if (!s->closing && ++s->auth_failures >=
+	    (unsigned int)worker->conf->max_auth_failures) {
+		log_info("session %016llx: %u failed authentications, closing",
+		    (unsigned long long)s->id, s->auth_failures);
+		session_close_after(s, "421 4.7.0 %s Too many failed "
+		    "authentications, closing transmission channel",
+		    worker->conf->hostname);
+	}
+}
+
+static void
+auth_delay_done(evutil_socket_t fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)fd; (void)ev;
+	event_free(s->auth_delay);
+	s->auth_delay = NULL;
+	auth_end(s);
+	auth_failed_reply(s);
+	session_resume(s);
+}
+
+/*
+ * The delay doubles with each failure from the address, up to the
+ * maximum; trusted networks wait for nothing.
+ */
+static void
+auth_fail(struct session *s)
+{
+	struct penalty	*p;
+	struct timeval	 tv;
+	long		 ms = worker->conf->failure_delay;
+	unsigned int	 n = 0;
+
+	if (client_is_trusted(s))
+		ms = 0;
+	else if ((p = penalty_get(s)) != NULL) {
+		n = p->failures++;
+		p->last = time(NULL);
+	}
+	for (; n > 0 && ms < worker->conf->failure_delay_max; n--)
+		ms *= 2;
+	if (ms > worker->conf->failure_delay_max)
+		ms = worker->conf->failure_delay_max;
+	if (ms <= 0) {
+		auth_end(s);
+		auth_failed_reply(s);
+		session_resume(s);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if ((s->auth_delay = evtimer_new(worker->base, auth_delay_done, s)) ==
+	    NULL)
+		fatalx("evtimer_new");
+	evtimer_add(s->auth_delay, &tv);
+}
+
+static void
+auth_ok(struct session *s, const struct auth_verdict *v)
+{
+	struct penalty	 key, *p;
+
+	strlcpy(s->auth_user, v->user, sizeof(s->auth_user));
+	penalty_key(s, key.key, sizeof(key.key));
+	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL) {
+		RB_REMOVE(penalty_tree, &penalties, p);
+		free(p);
+	}
+	log_info("session %016llx: authenticated as %s by %s",
+	    (unsigned long long)s->id, s->auth_user, v->checker);
+	auth_end(s);
+	session_reply(s, "235 2.7.0 Authentication successful");
+	session_resume(s);
+}
+
+void
+smtp_auth_verdict(struct imsg *imsg)
+{
+	struct auth_verdict	 v;
+	struct session		 key, *s;
+
+	if (imsg_get_data(imsg, &v, sizeof(v)) == -1) {
+		log_warnx("worker %u: malformed AUTH_VERDICT", worker->id);
+		return;
+	}
+	v.user[sizeof(v.user) - 1] = '\0';
+	v.checker[sizeof(v.checker) - 1] = '\0';
+	key.auth_req_id = v.req_id;
+	if ((s = RB_FIND(pending_tree, &pending, &key)) == NULL)
+		return;		/* the session went away meanwhile */
+	RB_REMOVE(pending_tree, &pending, s);
+	s->auth_req_id = 0;
+	switch (v.result) {
+	case AUTH_OK:
+		auth_ok(s, &v);
+		break;
+	case AUTH_FAIL:
+		auth_fail(s);
+		break;
+	default:
+		auth_end(s);
+		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
+		    "failure");
+		session_resume(s);
+	}
+}
+
+/* authd died: nobody will answer what is pending. */
+void
+smtp_auth_authd_lost(void)
+{
+	struct session	*s, *next;
+
+	RB_FOREACH_SAFE(s, pending_tree, &pending, next) {
+		RB_REMOVE(pending_tree, &pending, s);
+		s->auth_req_id = 0;
+		auth_end(s);
+		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
+		    "failure");
+		session_resume(s);
+	}
+}
+
+void
+smtp_auth_session_gone(struct session *s)
+{
+	struct auth_cancel	 c;
+
+	if (s->auth_req_id != 0) {
+		RB_REMOVE(pending_tree, &pending, s);
+		c.req_id = s->auth_req_id;
+		imsgev_compose(&worker->authd, IMSG_AUTH_CANCEL, worker->id,
+		    -1, &c, sizeof(c));
+		s->auth_req_id = 0;
+	}
+	if (s->auth_delay != NULL) {
+		event_free(s->auth_delay);
+		s->auth_delay = NULL;
+	}
+	if (s->auth_login_user != NULL) {
+		freezero(s->auth_login_user, strlen(s->auth_login_user) + 1);
+		s->auth_login_user = NULL;
+	}
+}
