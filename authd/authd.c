@@ -78,29 +78,6 @@ hash_threads(void)
 	return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
 }
 
-static struct {
-	char		 checker[CONF_NAME_MAX];
-	unsigned long	 count[4];
-} stats[CONF_CHECKERS_MAX + 1];
-
-void
-authd_stats_count(const char *checker, int result)
-{
-	int	 i;
-
-	if (result < AUTH_OK || result > AUTH_TEMPFAIL)
-		return;
-	if (checker == NULL)
-		checker = "none";
-	for (i = 0; i < CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
-	    i++)
-		if (strcmp(stats[i].checker, checker) == 0)
-			break;
-	if (stats[i].checker[0] == '\0')
-		strlcpy(stats[i].checker, checker, sizeof(stats[i].checker));
-	stats[i].count[result]++;
-}
-
 static void
 channel_free(struct worker_channel *wc)
 {

@@ -34,6 +34,7 @@ struct authd {
 
 extern struct authd	*authd;
 
+/* chain.c */
 void	authd_stats_count(const char *checker, int result);
 
 #endif /* PORTCULLIS_AUTHD_H */

@@ -60,6 +60,30 @@ retired_free(void)
 
 static void	chain_step(struct auth_ctx *);
 
+static struct {
+	char		 checker[CONF_NAME_MAX];
+	unsigned long	 count[4];
+} stats[CONF_CHECKERS_MAX + 1];
+
+void
+authd_stats_count(const char *checker, int result)
+{
+	int	 i;
+
+	if (result < AUTH_OK || result > AUTH_TEMPFAIL)
+		return;
+	if (checker == NULL)
+		checker = "none";
+	for (i = 0; i < CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
+	    i++)
+		if (strcmp(stats[i].checker, checker) == 0)
+			break;
+	if (stats[i].checker[0] == '\0')
+		strlcpy(stats[i].checker, checker, sizeof(stats[i].checker));
+	stats[i].count[result]++;
+}
+
+
 uint32_t
 chain_mechanisms(void)
 {

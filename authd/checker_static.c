@@ -28,10 +28,13 @@ static void
 static_verify(struct checker *c, struct auth_ctx *ctx)
 {
 	struct static_user	*u;
+	int			 hashed = 0;
 
 	TAILQ_FOREACH(u, &c->pconf->static_users, entry) {
-		if (strcmp(u->checker, c->conf->name) != 0 ||
-		    strcmp(u->name, ctx->user) != 0)
+		if (strcmp(u->checker, c->conf->name) != 0)
+			continue;
+		hashed |= u->password[0] == '$';
+		if (strcmp(u->name, ctx->user) != 0)
 			continue;
 		if (u->password[0] == '$') {
 			switch (passwd_verify(u->password, ctx->password,
@@ -54,7 +57,13 @@ static_verify(struct checker *c, struct auth_ctx *ctx)
 			    sizeof(ctx->canonical));
 		return;
 	}
-	(void)passwd_verify(passwd_dummy_hash(), ctx->password, ctx->pwlen);
+	/* Cost what a known user of this checker would have cost. */
+	if (hashed)
+		(void)passwd_verify(passwd_dummy_hash(), ctx->password,
+		    ctx->pwlen);
+	else
+		(void)plain_equal("portcullis-dummy", ctx->password,
+		    ctx->pwlen);
 	ctx->result = AUTH_FAIL;
 	ctx->why = "unknown user";
 }

@@ -5,6 +5,7 @@ worker, imsg, authd's checker chain and a password hash, then send.
 
 import base64
 import os
+import re
 import signal
 import smtplib
 import ssl
@@ -123,6 +124,32 @@ class TestAuthLoopback(AuthTest):
                          "535 5.7.8 Authentication credentials invalid\r\n")
         self.assertGreaterEqual(time.monotonic() - t0, 0.25)
         s.close()
+
+    def test_audit_line_and_fail2ban_filter(self):
+        secret = "Zq9-never-in-a-log"
+        mark = self.d.log_offset()
+        s = self.raw()
+        cred = base64.b64encode(b"\0alice@example.org\0" +
+                                secret.encode()).decode()
+        self.assertTrue(self.cmd(s, "AUTH PLAIN " + cred)
+                        .startswith("535 5.7.8"))
+        s.close()
+        text = self.d.wait_log(r"auth result=fail", since=mark)
+        self.assertNotIn(secret, self.d.log())
+        self.assertNotIn(cred, self.d.log())
+        self.assertRegex(text, r'auth result=fail user="alice@example.org" '
+                               r'mech=PLAIN checker=none session=[0-9a-f]+ '
+                               r'client=127.0.0.1 listener=\S+ ms=\d+')
+        # The shipped fail2ban filter finds the client in that line.
+        conf = os.path.join(os.path.dirname(__file__), "..", "..", "etc",
+                            "fail2ban", "portcullis.conf")
+        with open(conf) as f:
+            rx = [l.split("=", 1)[1].strip() for l in f
+                  if l.startswith("failregex")][0]
+        rx = re.compile(rx.replace("<HOST>", r"(?P<host>\S+)"))
+        hosts = [m.group("host") for m in map(rx.search, text.splitlines())
+                 if m]
+        self.assertEqual(hosts, ["127.0.0.1"])
 
     def test_unknown_user_gets_535(self):
         s = self.raw()
