@@ -273,7 +273,18 @@ class Daemon:
             except ProcessLookupError:
                 pass
             self.log_fh.close()
+        # A sanitizer report in any process fails the test that ran it.
+        report = None
+        if self.proc is not None:
+            log = self.log()
+            m = re.search(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                          r"runtime error:)", log)
+            if m:
+                report = log[max(0, m.start() - 200):m.start() + 3000]
         shutil.rmtree(self.dir, ignore_errors=True)
+        if report is not None:
+            raise AssertionError("sanitizer report in the daemon's log:\n"
+                                 + report)
 
 
 def read_reply(sock):
