@@ -27,7 +27,7 @@
 #include "store.h"
 
 struct authd		*authd;
-static struct config_recv conf_recv = { NULL, -1 };
+static struct config_recv conf_recv = { NULL, -1, -1 };
 
 static int	hash_threads(void);
 static void	master_dispatch(struct imsgev *, struct imsg *);
@@ -78,8 +78,8 @@ hash_threads(void)
 	return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
 }
 
-static void
-channel_free(struct worker_channel *wc)
+void
+authd_channel_free(struct worker_channel *wc)
 {
 	struct auth_ctx	*ctx;
 
@@ -89,7 +89,8 @@ channel_free(struct worker_channel *wc)
 		ctx->wc = NULL;
 		ctx->cancelled = 1;
 	}
-	TAILQ_REMOVE(&authd->channels, wc, entry);
+	if (!wc->control)
+		TAILQ_REMOVE(&authd->channels, wc, entry);
 	free(wc);
 }
 
@@ -97,8 +98,8 @@ channel_free(struct worker_channel *wc)
  * A worker may be compromised: everything in the request is checked,
  * and anything wrong closes that worker's channel.
  */
-static int
-auth_request(struct worker_channel *wc, struct imsg *imsg)
+int
+authd_auth_request(struct worker_channel *wc, struct imsg *imsg)
 {
 	struct auth_request	 req;
 	struct auth_ctx		*ctx;
@@ -228,6 +229,7 @@ master_dispatch(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CONF_DOMAIN:
 	case IMSG_CONF_STATIC_USER:
 	case IMSG_CONF_NETWORK:
+	case IMSG_CONF_CONTROL:
 	case IMSG_CONF_CHECKER:
 	case IMSG_CONF_SPOOL:
 	case IMSG_CONF_END:
@@ -237,6 +239,9 @@ master_dispatch(struct imsgev *iev, struct imsg *imsg)
 		case 1:
 			authd_configure(conf_recv.conf);
 			conf_recv.conf = NULL;
+			if (conf_recv.control_fd != -1)
+				control_init(conf_recv.control_fd);
+			conf_recv.control_fd = -1;
 		}
 		break;
 	case IMSG_AUTHD_CHANNEL:
@@ -289,7 +294,7 @@ worker_dispatch(struct imsgev *iev, struct imsg *imsg)
 		worker_ping(wc, imsg);
 		break;
 	case IMSG_AUTH_REQUEST:
-		if (auth_request(wc, imsg) == -1) {
+		if (authd_auth_request(wc, imsg) == -1) {
 			log_warnx("%s: malformed AUTH_REQUEST, closing channel",
 			    wc->name);
 			imsgev_close(iev);
@@ -311,7 +316,7 @@ worker_closed(struct imsgev *iev)
 	struct worker_channel	*wc = iev->arg;
 
 	log_debug("%s: channel closed", wc->name);
-	channel_free(wc);
+	authd_channel_free(wc);
 }
 
 int

@@ -21,6 +21,7 @@ struct worker_channel {
 	uint32_t			 generation;
 	char				 name[32];
 	struct auth_ctxlist		 pending;
+	int				 control;	/* authctl, not a worker */
 };
 TAILQ_HEAD(channellist, worker_channel);
 
@@ -33,6 +34,13 @@ struct authd {
 };
 
 extern struct authd	*authd;
+
+/* authd.c */
+int	authd_auth_request(struct worker_channel *, struct imsg *);
+void	authd_channel_free(struct worker_channel *);
+
+/* control.c */
+void	control_init(int fd);
 
 /* chain.c */
 void	authd_stats_count(const char *checker, int result);

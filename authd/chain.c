@@ -282,3 +282,13 @@ chain_start(struct auth_ctx *ctx)
 	ctx->next = 0;
 	chain_step(ctx);
 }
+
+/* For authctl stats: each checker's counts, "none" last. */
+void
+chain_stats_foreach(void (*cb)(const char *, const unsigned long *, void *),
+    void *arg)
+{
+	for (int i = 0; i <= CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
+	    i++)
+		cb(stats[i].checker, stats[i].count, arg);
+}

@@ -53,6 +53,8 @@ void	chain_start(struct auth_ctx *);
 void	chain_reject(struct auth_ctx *);
 void	chain_ctx_free(struct auth_ctx *);
 void	chain_retire_conf(struct portcullis_conf *);
+void	chain_stats_foreach(void (*)(const char *, const unsigned long *,
+	    void *), void *);
 uint32_t chain_mechanisms(void);
 
 /* checker_lmdb.c, checker_static.c */

@@ -47,6 +47,8 @@ config_new_empty(void)
 	    sizeof(conf->auth_user));
 	(void)strlcpy(conf->chroot, PORTCULLIS_CHROOT, sizeof(conf->chroot));
 	(void)strlcpy(conf->spool, PORTCULLIS_SPOOL, sizeof(conf->spool));
+	strlcpy(conf->control_socket, PORTCULLIS_CONTROL,
+	    sizeof(conf->control_socket));
 	conf->workers = 0;
 	conf->grace_period = DEFAULT_GRACE_PERIOD;
 	conf->max_message_size = DEFAULT_MAX_MSG_SIZE;

@@ -23,6 +23,7 @@
 #define PORTCULLIS_CHROOT	"/var/empty"
 #define PORTCULLIS_SPOOL	"/var/spool/portcullis"
 #define PORTCULLIS_DB		"/var/db/portcullis"
+#define PORTCULLIS_CONTROL	"/var/run/portcullis.sock"
 
 #define CONF_NAME_MAX		64	/* listener, pki and checker names */
 #define CONF_HOST_MAX		256	/* host names, with the NUL */
@@ -163,6 +164,7 @@ struct portcullis_conf {
 	char			 auth_user[CONF_USER_MAX];	/* authd */
 	char			 chroot[PATH_MAX];	/* workers' root */
 	char			 spool[PATH_MAX];
+	char			 control_socket[PATH_MAX];	/* authctl */
 	int			 workers;		/* 0: one per core */
 	int			 grace_period;		/* seconds */
 	uint64_t		 max_message_size;	/* octets */

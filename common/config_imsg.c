@@ -58,9 +58,12 @@ send_pem(struct imsgev *iev, uint32_t kind, const char *pem, size_t len)
 	return 0;
 }
 
+_Static_assert(sizeof(struct portcullis_conf) <=
+    MAX_IMSGSIZE - IMSG_HEADER_SIZE, "the configuration fits one imsg");
+
 int
 config_send(struct imsgev *iev, const struct portcullis_conf *conf,
-    int listener_fds, int spool_fd)
+    int listener_fds, int spool_fd, int control_fd)
 {
 	struct portcullis_conf	 head;
 	struct listener		*l;
@@ -124,6 +127,13 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 		if (imsgev_compose(iev, IMSG_CONF_SPOOL, 0, fd, NULL, 0) == -1)
 			return -1;
 	}
+	if (control_fd != -1) {
+		if ((fd = dup_cloexec(control_fd)) == -1)
+			return -1;
+		if (imsgev_compose(iev, IMSG_CONF_CONTROL, 0, fd, NULL,
+		    0) == -1)
+			return -1;
+	}
 	return imsgev_compose(iev, IMSG_CONF_END, 0, -1, NULL, 0);
 }
 
@@ -150,6 +160,9 @@ config_recv_reset(struct config_recv *cr)
 	if (cr->spool_fd >= 0)
 		close(cr->spool_fd);
 	cr->spool_fd = -1;
+	if (cr->control_fd >= 0)
+		close(cr->control_fd);
+	cr->control_fd = -1;
 }
 
 static int
@@ -361,6 +374,13 @@ config_recv(struct config_recv *cr, struct imsg *imsg)
 		if (cr->spool_fd != -1)
 			close(cr->spool_fd);
 		cr->spool_fd = imsg_get_fd(imsg);
+		return 0;
+	case IMSG_CONF_CONTROL:
+		if (imsg_get_len(imsg) != 0)
+			return -1;
+		if (cr->control_fd != -1)
+			close(cr->control_fd);
+		cr->control_fd = imsg_get_fd(imsg);
 		return 0;
 	case IMSG_CONF_END:
 		if (imsg_get_len(imsg) != 0)

@@ -11,11 +11,12 @@
 /* What a child has received so far. */
 struct config_recv {
 	struct portcullis_conf	*conf;
-	int			 spool_fd;
+	int			 spool_fd;	/* workers */
+	int			 control_fd;	/* authd */
 };
 
 int	config_send(struct imsgev *, const struct portcullis_conf *,
-	    int listener_fds, int spool_fd);
+	    int listener_fds, int spool_fd, int control_fd);
 int	config_recv(struct config_recv *, struct imsg *);
 void	config_recv_reset(struct config_recv *);
 void	config_close_fds(struct portcullis_conf *);

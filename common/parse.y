@@ -240,7 +240,7 @@ static int			 block_depth;	/* open braces */
 %}
 
 %token	AUTH AUTHUSER BARENEWLINES CERT CHECKER CHROOT CONSOLE DELIVER
-%token	EARLYTALKERS
+%token	EARLYTALKERS CONTROLSOCKET
 %token	FAILUREDELAY FAILUREDELAYMAX GRACEPERIOD HOSTNAME INCLUDE KEY
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
@@ -324,6 +324,12 @@ main		: HOSTNAME STRING		{
 		| SPOOL STRING			{
 			if (copy_path(conf->spool, sizeof(conf->spool), $2,
 			    "spool") == -1)
+				YYERROR;
+		}
+		| CONTROLSOCKET STRING		{
+			if (copy_path(conf->control_socket,
+			    sizeof(conf->control_socket), $2,
+			    "control-socket") == -1)
 				YYERROR;
 		}
 		| WORKERS NUMBER		{
@@ -779,6 +785,7 @@ static const struct keyword keywords[] = {
 	{ "checker",		CHECKER },
 	{ "chroot",		CHROOT },
 	{ "console",		CONSOLE },
+	{ "control-socket",	CONTROLSOCKET },
 	{ "deliver",		DELIVER },
 	{ "early-talkers",	EARLYTALKERS },
 	{ "failure-delay",	FAILUREDELAY },

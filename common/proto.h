@@ -28,6 +28,7 @@ enum imsg_type {
 	IMSG_CONF_DOMAIN,	/* struct local_domain */
 	IMSG_CONF_STATIC_USER,	/* authd only: struct static_user */
 	IMSG_CONF_NETWORK,	/* struct netaddr: a trusted network */
+	IMSG_CONF_CONTROL,	/* authd: empty + the control socket, listening */
 	IMSG_CONF_CHECKER,	/* struct checker_conf */
 	IMSG_CONF_SPOOL,	/* worker: empty + spool directory fd */
 	IMSG_CONF_END,		/* empty; the child applies what it got */
@@ -52,7 +53,24 @@ enum imsg_type {
 	IMSG_AUTH_CANCEL,	/* worker -> authd: struct auth_cancel */
 	IMSG_AUTH_VERDICT,	/* authd -> worker: struct auth_verdict */
 
+	/* authctl <-> authd over the control socket */
+	IMSG_CTL_TEST,		/* authctl -> authd: as IMSG_AUTH_REQUEST;
+				   answered with IMSG_AUTH_VERDICT */
+	IMSG_CTL_STATS,		/* authctl -> authd: empty */
+	IMSG_CTL_STATS_REPLY,	/* authd -> authctl: struct ctl_stats, one
+				   per checker, then IMSG_CTL_END */
+	IMSG_CTL_RELOAD,	/* authctl -> authd -> master: empty */
+	IMSG_CTL_END,		/* authd -> authctl: empty; done */
+
 	IMSG_TYPE_MAX
+};
+
+/* IMSG_CTL_STATS_REPLY: attempts decided by one checker since start. */
+struct ctl_stats {
+	char		checker[64];	/* "none": nobody said ok */
+	uint64_t	ok;
+	uint64_t	fail;
+	uint64_t	tempfail;
 };
 
 /*

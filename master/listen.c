@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,4 +234,53 @@ stores_prepare(const struct portcullis_conf *conf)
 		}
 	}
 	return 0;
+}
+
+/*
+ * authctl's control socket: bound by master as root, mode 0600, and
+ * handed to authd, which checks each caller's uid as well.  A socket
+ * file left by a dead daemon is replaced; one that answers is not.
+ */
+int
+control_open(const struct portcullis_conf *conf)
+{
+	struct sockaddr_un	 sun;
+	int			 fd, probe;
+	mode_t			 old;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, conf->control_socket,
+	    sizeof(sun.sun_path)) >= sizeof(sun.sun_path)) {
+		log_warnx("control-socket %s: name too long",
+		    conf->control_socket);
+		return -1;
+	}
+	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(probe);
+		log_warnx("control-socket %s: another daemon is using it",
+		    conf->control_socket);
+		return -1;
+	}
+	close(probe);
+	(void)unlink(conf->control_socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return -1;
+	old = umask(0077);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		log_warn("control-socket %s: bind", conf->control_socket);
+		umask(old);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (listen(fd, 16) == -1) {
+		log_warn("control-socket %s: listen", conf->control_socket);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }

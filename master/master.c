@@ -96,13 +96,15 @@ conf_prepare(struct portcullis_conf *conf)
 	return stores_prepare(conf);
 }
 
-static void
+void
 master_reload(void)
 {
 	struct portcullis_conf	*conf, *old = master->conf;
 	struct child		*c, *next;
 	int			 spool_fd;
 
+	if (master->shutting_down)
+		return;
 	log_info("reloading %s", master->conffile);
 	if ((conf = parse_config(master->conffile)) == NULL) {
 		log_warnx("reload failed: %s; still running the previous "
@@ -142,7 +144,7 @@ master_reload(void)
 	}
 	workers_start();
 	if (master->authd != NULL && child_running(master->authd))
-		config_send(&master->authd->iev, conf, 0, -1);
+		config_send(&master->authd->iev, conf, 0, -1, -1);
 	log_info("configuration reloaded, generation %u", master->generation);
 }
 
@@ -275,6 +277,9 @@ master_init(void)
 		fatalx("cannot open the listeners");
 	if ((master->spool_fd = spool_open(master->conf)) == -1)
 		fatalx("cannot open the spool %s", master->conf->spool);
+	if ((master->control_fd = control_open(master->conf)) == -1)
+		fatalx("cannot open the control socket %s",
+		    master->conf->control_socket);
 }
 
 int
@@ -336,6 +341,8 @@ main(int argc, char *argv[])
 		    listener_port(l), l->name);
 
 	event_base_dispatch(master->base);
+	if (master->control_fd != -1)
+		(void)unlink(master->conf->control_socket);
 	log_info("exiting");
 	return 0;
 }

@@ -48,12 +48,16 @@ struct master {
 	struct child		*authd;
 	struct childlist	 workers;
 	int			 spool_fd;
+	int			 control_fd;	/* authctl's socket */
 	int			 shutting_down;
 	int			 authd_stopping;	/* CTL_SHUTDOWN sent */
 	struct event		*deadline_ev;
 };
 
 extern struct master	*master;
+
+/* master.c */
+void		 master_reload(void);
 
 /* proc.c */
 struct child	*child_new(enum proc_role, uint32_t id);
@@ -71,6 +75,7 @@ int		 spool_open(const struct portcullis_conf *);
 int		 users_check(const struct portcullis_conf *);
 int		 chroot_check(const char *);
 int		 stores_prepare(const struct portcullis_conf *);
+int		 control_open(const struct portcullis_conf *);
 
 /* pki.c */
 int		 pki_load(struct portcullis_conf *);

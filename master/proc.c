@@ -137,7 +137,8 @@ child_start(struct child *c)
 	    child_dispatch, child_closed, c) == -1)
 		fatal("%s: channel", c->name);
 	if (config_send(&c->iev, master->conf, c->role == ROLE_WORKER,
-	    c->role == ROLE_WORKER ? master->spool_fd : -1) == -1)
+	    c->role == ROLE_WORKER ? master->spool_fd : -1,
+	    c->role == ROLE_AUTHD ? master->control_fd : -1) == -1)
 		fatal("%s: sending configuration", c->name);
 	log_debug("%s started, pid %d", c->name, (int)pid);
 }
@@ -211,6 +212,9 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 		child_ready(c);
 	else if (type == IMSG_PING_RESULT && c->role == ROLE_WORKER)
 		child_ping_result(c, imsg);
+	else if (type == IMSG_CTL_RELOAD && c->role == ROLE_AUTHD &&
+	    imsg_get_len(imsg) == 0)
+		master_reload();
 	else {
 		log_warnx("%s: unexpected %s, killing pid %d", c->name,
 		    imsg_type_name(type), (int)c->pid);

@@ -28,7 +28,7 @@
 #include "worker.h"
 
 struct worker		*worker;
-static struct config_recv conf_recv = { NULL, -1 };
+static struct config_recv conf_recv = { NULL, -1, -1 };
 
 static void	master_dispatch(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);

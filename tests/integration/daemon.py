@@ -146,12 +146,13 @@ class Daemon:
             "workers %d\n"
             "grace-period %s\n"
             'spool "%s/spool"\n'
+            'control-socket "%s/control.sock"\n'
             "listen on 127.0.0.1 port %d%s\n"
             "deliver to %s\n"
             "%s\n"
             % (hostname or self.hostname, WORKER_USER, AUTH_USER,
-               self.chroot, self.workers, self.grace, self.dir, self.port,
-               " " + self.listen if self.listen else "", self.deliver,
+               self.chroot, self.workers, self.grace, self.dir, self.dir,
+               self.port, " " + self.listen if self.listen else "", self.deliver,
                self.extra))
         for name, opts in self.listeners.items():
             text += ('listen on 127.0.0.1 port %d name "%s" %s\n'

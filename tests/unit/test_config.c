@@ -316,6 +316,8 @@ Test(config, good_all)
 	cr_assert_str_eq(conf->auth_user, "root");
 	cr_assert_str_eq(conf->chroot, "/var/empty/portcullis");
 	cr_assert_str_eq(conf->spool, "/var/spool/portcullis-test");
+	cr_assert_str_eq(conf->control_socket,
+	    "/var/run/portcullis-test.sock");
 	cr_assert_eq(conf->workers, 4);
 	cr_assert_eq(conf->grace_period, 120);
 	cr_assert_eq(conf->max_message_size, 50ULL * 1024 * 1024);
@@ -408,6 +410,7 @@ Test(config, good_minimal_gets_defaults)
 	cr_assert_str_eq(conf->auth_user, PORTCULLIS_AUTH_USER);
 	cr_assert_str_eq(conf->chroot, PORTCULLIS_CHROOT);
 	cr_assert_str_eq(conf->spool, PORTCULLIS_SPOOL);
+	cr_assert_str_eq(conf->control_socket, PORTCULLIS_CONTROL);
 	cr_assert_eq(conf->workers, 0);
 	cr_assert_eq(conf->grace_period, DEFAULT_GRACE_PERIOD);
 	cr_assert_eq(conf->grace_period, 30);

@@ -88,7 +88,7 @@ receive_all(int fd, struct config_recv *cr)
 Test(config_imsg, round_trip)
 {
 	struct portcullis_conf	*conf = sample_conf(), *got;
-	struct config_recv	 cr = { NULL, -1 };
+	struct config_recv	 cr = { NULL, -1, -1 };
 	struct event_base	*base = event_base_new();
 	struct imsgev		 iev;
 	struct listener		*l;
@@ -100,7 +100,7 @@ Test(config_imsg, round_trip)
 	spool = open("/", O_RDONLY | O_DIRECTORY);
 	cr_assert_eq(imsgev_init(&iev, base, sp[0], 1, "test", NULL, NULL,
 	    NULL), 0);
-	cr_assert_eq(config_send(&iev, conf, 1, spool), 0);
+	cr_assert_eq(config_send(&iev, conf, 1, spool, -1), 0);
 	cr_assert_eq(imsgev_flush(&iev), 0);
 
 	cr_assert_eq(receive_all(sp[1], &cr), 1);
@@ -137,7 +137,7 @@ Test(config_imsg, round_trip)
 
 Test(config_imsg, piece_before_start_is_refused)
 {
-	struct config_recv	 cr = { NULL, -1 };
+	struct config_recv	 cr = { NULL, -1, -1 };
 	struct imsgbuf		 w;
 	struct pki		 p;
 	int			 sp[2];
@@ -157,7 +157,7 @@ Test(config_imsg, piece_before_start_is_refused)
 
 Test(config_imsg, short_piece_is_refused)
 {
-	struct config_recv	 cr = { NULL, -1 };
+	struct config_recv	 cr = { NULL, -1, -1 };
 	struct portcullis_conf	*conf = config_new_empty();
 	struct imsgbuf		 w;
 	char			 shortl[8] = { 0 };
