@@ -58,8 +58,14 @@ int		 cmd_user(struct ctl *, int argc, char *argv[]);
 int		 cmd_hash(int argc, char *argv[]);
 const char	*hash_scheme(const char *hash);
 int		 name_check(const char *what, const char *name);
+const char	*name_problem(const char *name, int address);
 
 /* import.c */
 int		 cmd_import(struct ctl *, int argc, char *argv[]);
+
+/* live.c: the control socket commands (not dispatched by main() yet) */
+int		 cmd_test(struct ctl *, int argc, char *argv[]);
+int		 cmd_stats(struct ctl *, int argc, char *argv[]);
+int		 cmd_reload(struct ctl *, int argc, char *argv[]);
 
 #endif /* PORTCULLIS_AUTHCTL_H */

@@ -36,11 +36,25 @@ fi
 sed -e "s|@RUNDIR@|$rundir|g" -e "s|@USER@|$user|g" \
     -e "s|@AUTHUSER@|$authuser|g" etc/dev.conf > "$rundir/portcullis.conf"
 
+# The demo user, in the LMDB store (loopback listeners only).
+if ! "$top/$BUILD/authctl" -f "$rundir/portcullis.conf" user show \
+    demo@example.org >/dev/null 2>&1; then
+	printf 'demo\n' | "$top/$BUILD/authctl" -f "$rundir/portcullis.conf" \
+	    user add demo@example.org --password-stdin \
+	    --address demo@example.org
+	echo "run: created the demo user demo@example.org, password demo"
+fi
+
 cat <<TXT
 run: starting portcullisd -d -f $rundir/portcullis.conf
      $who
      listening on 127.0.0.1:2525 (plaintext, STARTTLS) and 127.0.0.1:4650 (implicit TLS)
      try:    printf 'QUIT\\r\\n' | nc 127.0.0.1 2525
+     mail:   printf 'Subject: hi\\r\\n\\r\\nHello.\\r\\n' > msg.txt
+             curl smtp://127.0.0.1:2525 --login-options AUTH=PLAIN \\
+                 -u demo@example.org:demo --mail-from demo@example.org \\
+                 --mail-rcpt someone@example.net --upload-file msg.txt
+             ls $rundir/spool/new/
      stop:   Ctrl-C
 TXT
 

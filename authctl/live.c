@@ -1,0 +1,226 @@
+/*
+ * live.c -- authctl's commands for the running daemon, over the
+ * control socket (control-socket in portcullis.conf(5)):
+ *
+ *	test NAME	run the live chain for NAME's password
+ *	stats		attempts per checker and result
+ *	reload		reload the configuration, as SIGHUP does
+ *
+ * The socket is root's (mode 0600) and authd checks the caller's uid
+ * again.  A reply that does not come within the timeout is an error,
+ * never a hang.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <err.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "authctl.h"
+#include "imsg.h"
+#include "proto.h"
+
+#define LIVE_TIMEOUT_MS		30000
+#define EXIT_TEMPFAIL		75	/* EX_TEMPFAIL */
+
+static int
+live_connect(struct ctl *c, struct imsgbuf *ibuf)
+{
+	struct portcullis_conf	*conf;
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	if ((conf = parse_config(c->conffile)) == NULL) {
+		warnx("%s: cannot read the configuration", c->conffile);
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strlcpy(sun.sun_path, conf->control_socket, sizeof(sun.sun_path));
+	config_free(conf);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(EXIT_STORE, "socket");
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		warn("control socket %s", sun.sun_path);
+		close(fd);
+		return -1;
+	}
+	if (imsgbuf_init(ibuf, fd) == -1)
+		err(EXIT_STORE, "imsgbuf_init");
+	return 0;
+}
+
+/* The next message, waiting at most the timeout. */
+static int
+live_next(struct imsgbuf *ibuf, struct imsg *imsg)
+{
+	struct pollfd	 pfd = { ibuf->fd, POLLIN, 0 };
+	ssize_t		 n;
+
+	for (;;) {
+		if ((n = imsg_get(ibuf, imsg)) == -1)
+			err(EXIT_STORE, "control socket: bad reply");
+		if (n > 0)
+			return 0;
+		if (poll(&pfd, 1, LIVE_TIMEOUT_MS) <= 0) {
+			warnx("control socket: no answer within %d s",
+			    LIVE_TIMEOUT_MS / 1000);
+			return -1;
+		}
+		switch (imsgbuf_read(ibuf)) {
+		case -1:
+			err(EXIT_STORE, "control socket");
+		case 0:
+			warnx("control socket: authd closed the connection");
+			return -1;
+		}
+	}
+}
+
+static int
+live_send(struct imsgbuf *ibuf, uint32_t type, const struct iovec *iov,
+    int iovcnt)
+{
+	if (imsg_composev(ibuf, type, 0, 0, -1, iov, iovcnt) == -1 ||
+	    imsgbuf_flush(ibuf) == -1) {
+		warn("control socket");
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmd_test(struct ctl *c, int argc, char *argv[])
+{
+	struct auth_request	 req;
+	struct auth_verdict	 v;
+	struct imsgbuf		 ibuf;
+	struct imsg		 imsg;
+	struct timespec		 t0, t1;
+	struct iovec		 iov[2];
+	char			 pw[PWBUF_LEN], cred[AUTH_CRED_MAX];
+	size_t			 nlen, plen;
+	int			 from_stdin = 0, rv;
+
+	if (argc == 3 && strcmp(argv[2], "--password-stdin") == 0)
+		from_stdin = 1;
+	else if (argc != 2)
+		usage();
+	nlen = strlen(argv[1]);
+	if (password_read(from_stdin, pw, sizeof(pw)) == -1)
+		return EXIT_ERROR;
+	plen = strlen(pw);
+	if (nlen == 0 || 2 + nlen + plen > sizeof(cred)) {
+		explicit_bzero(pw, sizeof(pw));
+		warnx("name or password too long");
+		return EXIT_ERROR;
+	}
+	cred[0] = '\0';
+	memcpy(cred + 1, argv[1], nlen);
+	cred[1 + nlen] = '\0';
+	memcpy(cred + 2 + nlen, pw, plen);
+	explicit_bzero(pw, sizeof(pw));
+
+	memset(&req, 0, sizeof(req));
+	req.req_id = 1;
+	req.mechanism = SASL_PLAIN;
+	req.cred_len = (uint32_t)(2 + nlen + plen);
+	strlcpy(req.client, "authctl", sizeof(req.client));
+	strlcpy(req.listener, "control", sizeof(req.listener));
+	iov[0].iov_base = &req;
+	iov[0].iov_len = sizeof(req);
+	iov[1].iov_base = cred;
+	iov[1].iov_len = req.cred_len;
+
+	if (live_connect(c, &ibuf) == -1) {
+		explicit_bzero(cred, sizeof(cred));
+		return EXIT_STORE;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rv = live_send(&ibuf, IMSG_CTL_TEST, iov, 2);
+	explicit_bzero(cred, sizeof(cred));
+	if (rv == -1 || live_next(&ibuf, &imsg) == -1)
+		return EXIT_STORE;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (imsg_get_type(&imsg) != IMSG_AUTH_VERDICT ||
+	    imsg_get_data(&imsg, &v, sizeof(v)) == -1)
+		errx(EXIT_STORE, "control socket: unexpected reply");
+	imsg_free(&imsg);
+	v.user[sizeof(v.user) - 1] = '\0';
+	v.checker[sizeof(v.checker) - 1] = '\0';
+	printf("%s: %s by checker %s in %ld ms\n",
+	    v.result == AUTH_OK ? "ok" : v.result == AUTH_FAIL ? "fail" :
+	    "tempfail", v.result == AUTH_OK ? v.user : argv[1],
+	    v.checker[0] != '\0' ? v.checker : "none",
+	    (t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	imsgbuf_clear(&ibuf);
+	close(ibuf.fd);
+	return v.result == AUTH_OK ? 0 : v.result == AUTH_FAIL ? EXIT_ERROR :
+	    EXIT_TEMPFAIL;
+}
+
+int
+cmd_stats(struct ctl *c, int argc, char *argv[])
+{
+	struct imsgbuf		 ibuf;
+	struct imsg		 imsg;
+	struct ctl_stats	 st;
+
+	(void)argv;
+	if (argc != 1)
+		usage();
+	if (live_connect(c, &ibuf) == -1 ||
+	    live_send(&ibuf, IMSG_CTL_STATS, NULL, 0) == -1)
+		return EXIT_STORE;
+	printf("%-24s %10s %10s %10s\n", "checker", "ok", "fail",
+	    "tempfail");
+	for (;;) {
+		if (live_next(&ibuf, &imsg) == -1)
+			return EXIT_STORE;
+		if (imsg_get_type(&imsg) == IMSG_CTL_END)
+			break;
+		if (imsg_get_type(&imsg) != IMSG_CTL_STATS_REPLY ||
+		    imsg_get_data(&imsg, &st, sizeof(st)) == -1)
+			errx(EXIT_STORE, "control socket: unexpected reply");
+		st.checker[sizeof(st.checker) - 1] = '\0';
+		printf("%-24s %10llu %10llu %10llu\n", st.checker,
+		    (unsigned long long)st.ok, (unsigned long long)st.fail,
+		    (unsigned long long)st.tempfail);
+		imsg_free(&imsg);
+	}
+	imsg_free(&imsg);
+	imsgbuf_clear(&ibuf);
+	close(ibuf.fd);
+	return 0;
+}
+
+int
+cmd_reload(struct ctl *c, int argc, char *argv[])
+{
+	struct imsgbuf	 ibuf;
+	struct imsg	 imsg;
+
+	(void)argv;
+	if (argc != 1)
+		usage();
+	if (live_connect(c, &ibuf) == -1 ||
+	    live_send(&ibuf, IMSG_CTL_RELOAD, NULL, 0) == -1 ||
+	    live_next(&ibuf, &imsg) == -1)
+		return EXIT_STORE;
+	if (imsg_get_type(&imsg) != IMSG_CTL_END)
+		errx(EXIT_STORE, "control socket: unexpected reply");
+	imsg_free(&imsg);
+	imsgbuf_clear(&ibuf);
+	close(ibuf.fd);
+	printf("reload requested; the log says whether it took\n");
+	return 0;
+}

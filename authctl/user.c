@@ -1,0 +1,564 @@
+/*
+ * user.c -- authctl's user commands and hash.
+ *
+ * Each command is one or two calls of the store, each its own short
+ * transaction (store.h).  A command that reads a user and writes it
+ * back (passwd, lock, unlock) is not atomic: a change another authctl
+ * commits between the two is overwritten.  Names and addresses are
+ * checked before a password is asked for, and a password never leaves
+ * its buffer but to be hashed; the buffers are wiped after use.
+ */
+
+#include <sys/types.h>
+
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "authctl.h"
+
+#define OPT_ADDRESS		256
+#define OPT_PASSWORD_STDIN	257
+
+static const struct option add_opts[] = {
+	{ "address",		required_argument,	NULL, OPT_ADDRESS },
+	{ "password-stdin",	no_argument,		NULL,
+	    OPT_PASSWORD_STDIN },
+	{ NULL,			0,			NULL, 0 }
+};
+
+/* passwd and hash take what add takes, but --address. */
+static const struct option pw_opts[] = {
+	{ "password-stdin",	no_argument,		NULL,
+	    OPT_PASSWORD_STDIN },
+	{ NULL,			0,			NULL, 0 }
+};
+
+static const struct option no_opts[] = {
+	{ NULL,			0,			NULL, 0 }
+};
+
+/* The scheme of a stored hash, by its prefix; never the hash itself. */
+const char *
+hash_scheme(const char *hash)
+{
+	static const struct {
+		const char	*prefix, *name;
+	} schemes[] = {
+		{ "$y$",	"yescrypt" },
+		{ "$gy$",	"gost-yescrypt" },
+		{ "$7$",	"scrypt" },
+		{ "$2a$",	"bcrypt" },
+		{ "$2b$",	"bcrypt" },
+		{ "$2x$",	"bcrypt" },
+		{ "$2y$",	"bcrypt" },
+		{ "$6$",	"sha512" },
+		{ "$5$",	"sha256" },
+		{ "$1$",	"md5" },
+		{ "$argon2id$",	"argon2id" },
+		{ "$argon2i$",	"argon2i" },
+		{ "$argon2d$",	"argon2d" },
+	};
+	size_t	 i;
+
+	if (hash[0] == '\0')
+		return "none (no password login)";
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncmp(hash, schemes[i].prefix,
+		    strlen(schemes[i].prefix)) == 0)
+			return schemes[i].name;
+	if (hash[0] == '_')
+		return "bsdi-des";
+	if (strlen(hash) == 13)
+		return "des";
+	return "unknown";
+}
+
+/*
+ * Why name cannot be a user name (address 0) or an address (1), or
+ * NULL if it can: the store's rules (store_name_normalize), said in
+ * words.
+ */
+const char *
+name_problem(const char *name, int address)
+{
+	char		 norm[CONF_AUTH_NAME_MAX];
+	const char	*at, *p;
+
+	if (store_name_normalize(name, norm, sizeof(norm)) == 0) {
+		if (!address)
+			return NULL;
+		if (strlen(name) > STORE_ADDR_MAX)
+			return "is longer than 254 octets";
+		if (strchr(name, '@') == NULL)
+			return "has no '@'";
+		return NULL;
+	}
+	if (name[0] == '\0')
+		return "is empty";
+	if (strlen(name) >= CONF_AUTH_NAME_MAX)
+		return "is too long";
+	if (strchr(name, ' ') != NULL)
+		return "contains a space";
+	for (p = name; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			return "contains a control character";
+	at = strrchr(name, '@');
+	if (at == name)
+		return "has an empty local part";
+	if (at != NULL && at[1] == '\0')
+		return "has an empty domain";
+	return "is not valid UTF-8 or contains a control character";
+}
+
+/* 0 if name is a good user name or address (what), else a message. */
+int
+name_check(const char *what, const char *name)
+{
+	char		 safe[CONF_AUTH_NAME_MAX];
+	const char	*why;
+
+	if ((why = name_problem(name, strcmp(what, "address") == 0)) == NULL)
+		return 0;
+	warnx("%s \"%s\" %s", what, safe_str(name, safe, sizeof(safe)), why);
+	return -1;
+}
+
+static const char *
+fmt_time(int64_t t, char *buf, size_t len)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		(void)strlcpy(buf, "-", len);
+	return buf;
+}
+
+/*
+ * Ask for a password (or read it from standard input) and hash it
+ * into u->hash.  0, or -1 with a message.
+ */
+static int
+user_set_password(struct store_user *u, const char *scheme,
+    int from_stdin)
+{
+	char	 pw[PWBUF_LEN], err[256], *h;
+	int	 rv = -1;
+
+	if (password_read(from_stdin, pw, sizeof(pw)) == -1)
+		return -1;
+	h = passwd_hash(scheme, pw, strlen(pw), err, sizeof(err));
+	explicit_bzero(pw, sizeof(pw));
+	if (h == NULL) {
+		warnx("%s", err);
+		return -1;
+	}
+	if (strlcpy(u->hash, h, sizeof(u->hash)) >= sizeof(u->hash))
+		warnx("the %s hash is longer than %zu octets", scheme,
+		    sizeof(u->hash) - 1);
+	else
+		rv = 0;
+	freezero(h, strlen(h));
+	return rv;
+}
+
+/*
+ * Look name up in the open store: 0 found (u filled), else the exit
+ * status after a message ("no such user" among them).
+ */
+static int
+user_get(struct ctl *ctl, const char *name, struct store_user *u)
+{
+	char	 err[512];
+
+	switch (store_user_get(ctl->st, name, u, err, sizeof(err))) {
+	case 1:
+		return 0;
+	case 0:
+		warnx("%s", err);
+		return EXIT_ERROR;
+	default:
+		warnx("%s", err);
+		explicit_bzero(u, sizeof(*u));
+		return EXIT_ERROR;
+	}
+}
+
+static int
+user_put(struct ctl *ctl, struct store_user *u, int flags)
+{
+	char	 err[512];
+	int	 rv = 0;
+
+	if (store_user_put(ctl->st, u, flags, err, sizeof(err)) == -1) {
+		warnx("%s", err);
+		rv = EXIT_ERROR;
+	}
+	explicit_bzero(u, sizeof(*u));
+	return rv;
+}
+
+static int
+user_add(struct ctl *ctl, int argc, char *argv[])
+{
+	struct store_user	 u;
+	const char		*scheme = PASSWD_DEFAULT_SCHEME;
+	const char		*addrs[STORE_ADDRS_MAX];
+	size_t			 naddrs = 0, i;
+	char			 err[512];
+	int			 ch, from_stdin = 0, rv;
+
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, ":s:", add_opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			scheme = optarg;
+			break;
+		case OPT_ADDRESS:
+			if (naddrs == STORE_ADDRS_MAX) {
+				warnx("more than %d addresses",
+				    STORE_ADDRS_MAX);
+				return EXIT_ERROR;
+			}
+			addrs[naddrs++] = optarg;
+			break;
+		case OPT_PASSWORD_STDIN:
+			from_stdin = 1;
+			break;
+		default:
+			badopt("user add", argv, ch);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	if (name_check("user name", argv[0]) == -1)
+		return EXIT_ERROR;
+	for (i = 0; i < naddrs; i++)
+		if (name_check("address", addrs[i]) == -1)
+			return EXIT_ERROR;
+	if (scheme_check(scheme) == -1)
+		return EXIT_ERROR;
+
+	if ((rv = ctl_open(ctl, CTL_CREATE)) != 0)
+		return ctl_close(ctl, rv);
+	switch (store_user_get(ctl->st, argv[0], &u, err, sizeof(err))) {
+	case 0:
+		break;
+	case 1:
+		warnx("user \"%s\" exists", u.name);
+		explicit_bzero(&u, sizeof(u));
+		return ctl_close(ctl, EXIT_ERROR);
+	default:
+		warnx("%s", err);
+		return ctl_close(ctl, EXIT_ERROR);
+	}
+	memset(&u, 0, sizeof(u));
+	(void)strlcpy(u.name, argv[0], sizeof(u.name));
+	for (i = 0; i < naddrs; i++)
+		(void)strlcpy(u.addrs[i], addrs[i], sizeof(u.addrs[i]));
+	u.naddrs = naddrs;
+	if (user_set_password(&u, scheme, from_stdin) == -1) {
+		explicit_bzero(&u, sizeof(u));
+		return ctl_close(ctl, EXIT_ERROR);
+	}
+	return ctl_close(ctl, user_put(ctl, &u, STORE_CREATE_ONLY));
+}
+
+static int
+user_passwd(struct ctl *ctl, int argc, char *argv[])
+{
+	struct store_user	 u;
+	const char		*scheme = PASSWD_DEFAULT_SCHEME;
+	int			 ch, from_stdin = 0, rv;
+
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, ":s:", pw_opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			scheme = optarg;
+			break;
+		case OPT_PASSWORD_STDIN:
+			from_stdin = 1;
+			break;
+		default:
+			badopt("user passwd", argv, ch);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	if (name_check("user name", argv[0]) == -1 ||
+	    scheme_check(scheme) == -1)
+		return EXIT_ERROR;
+
+	if ((rv = ctl_open(ctl, CTL_WRITE)) != 0)
+		return ctl_close(ctl, rv);
+	if ((rv = user_get(ctl, argv[0], &u)) != 0)
+		return ctl_close(ctl, rv);
+	if (user_set_password(&u, scheme, from_stdin) == -1) {
+		explicit_bzero(&u, sizeof(u));
+		return ctl_close(ctl, EXIT_ERROR);
+	}
+	u.changed = 0;
+	return ctl_close(ctl, user_put(ctl, &u, STORE_REPLACE_ONLY));
+}
+
+/* The one operand of a command that takes no option; else usage. */
+static const char *
+one_name(const char *cmd, int argc, char *argv[])
+{
+	int	 ch;
+
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, ":", no_opts, NULL)) != -1)
+		badopt(cmd, argv, ch);
+	if (argc - optind != 1)
+		usage();
+	return argv[optind];
+}
+
+static int
+user_del(struct ctl *ctl, int argc, char *argv[])
+{
+	const char	*name = one_name("user del", argc, argv);
+	char		 err[512];
+	int		 rv;
+
+	if ((rv = ctl_open(ctl, CTL_WRITE)) != 0)
+		return ctl_close(ctl, rv);
+	if (store_user_del(ctl->st, name, err, sizeof(err)) == -1) {
+		warnx("%s", err);
+		return ctl_close(ctl, EXIT_ERROR);
+	}
+	return ctl_close(ctl, 0);
+}
+
+static int
+user_lock(struct ctl *ctl, int argc, char *argv[], int lock)
+{
+	struct store_user	 u;
+	const char		*name;
+	int			 rv;
+
+	name = one_name(lock ? "user lock" : "user unlock", argc, argv);
+	if ((rv = ctl_open(ctl, CTL_WRITE)) != 0)
+		return ctl_close(ctl, rv);
+	if ((rv = user_get(ctl, name, &u)) != 0)
+		return ctl_close(ctl, rv);
+	if (u.locked == lock) {
+		warnx("user \"%s\" is already %s", u.name,
+		    lock ? "locked" : "unlocked");
+		explicit_bzero(&u, sizeof(u));
+		return ctl_close(ctl, 0);
+	}
+	u.locked = lock;
+	u.changed = 0;
+	return ctl_close(ctl, user_put(ctl, &u, STORE_REPLACE_ONLY));
+}
+
+static int
+user_show(struct ctl *ctl, int argc, char *argv[])
+{
+	struct store_user	 u;
+	const char		*name = one_name("user show", argc, argv);
+	char			 t[64];
+	size_t			 i;
+	int			 rv;
+
+	if ((rv = ctl_open(ctl, CTL_READ)) != 0)
+		return ctl_close(ctl, rv);
+	if ((rv = user_get(ctl, name, &u)) != 0)
+		return ctl_close(ctl, rv);
+	printf("name: %s\n", u.name);
+	printf("hash: %s\n", hash_scheme(u.hash));
+	printf("locked: %s\n", u.locked ? "yes" : "no");
+	printf("created: %s\n", fmt_time(u.created, t, sizeof(t)));
+	printf("changed: %s\n", fmt_time(u.changed, t, sizeof(t)));
+	if (u.naddrs == 0)
+		printf("addresses: none\n");
+	for (i = 0; i < u.naddrs; i++)
+		printf("address: %s\n", u.addrs[i]);
+	explicit_bzero(&u, sizeof(u));
+	return ctl_close(ctl, 0);
+}
+
+struct listing {
+	int		 longfmt;
+	struct row {
+		char	*name;
+		char	*addrs;
+		int	 locked;
+		int64_t	 created, changed;
+	}		*rows;
+	size_t		 nrows, cap;
+	int		 nomem;
+};
+
+static int
+list_cb(const struct store_user *u, void *arg)
+{
+	struct listing	*l = arg;
+	struct row	*r;
+	size_t		 i, len = 1;
+
+	if (!l->longfmt) {
+		printf("%s\n", u->name);
+		return 0;
+	}
+	if (l->nrows == l->cap) {
+		size_t	 ncap = l->cap == 0 ? 64 : l->cap * 2;
+
+		if ((r = reallocarray(l->rows, ncap, sizeof(*r))) == NULL) {
+			l->nomem = 1;
+			return 1;
+		}
+		l->rows = r;
+		l->cap = ncap;
+	}
+	r = &l->rows[l->nrows];
+	for (i = 0; i < u->naddrs; i++)
+		len += strlen(u->addrs[i]) + 1;
+	if ((r->name = strdup(u->name)) == NULL ||
+	    (r->addrs = calloc(1, len)) == NULL) {
+		free(r->name);
+		l->nomem = 1;
+		return 1;
+	}
+	for (i = 0; i < u->naddrs; i++) {
+		if (i > 0)
+			(void)strlcat(r->addrs, ",", len);
+		(void)strlcat(r->addrs, u->addrs[i], len);
+	}
+	r->locked = u->locked;
+	r->created = u->created;
+	r->changed = u->changed;
+	l->nrows++;
+	return 0;
+}
+
+static int
+user_list(struct ctl *ctl, int argc, char *argv[])
+{
+	struct listing	 l;
+	char		 err[512], t1[64], t2[64];
+	size_t		 i;
+	int		 ch, rv, w = (int)strlen("NAME");
+
+	memset(&l, 0, sizeof(l));
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, ":l", no_opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l':
+			l.longfmt = 1;
+			break;
+		default:
+			badopt("user list", argv, ch);
+		}
+	}
+	if (argc != optind)
+		usage();
+
+	if ((rv = ctl_open(ctl, CTL_READ)) != 0)
+		return ctl_close(ctl, rv);
+	if (store_user_list(ctl->st, list_cb, &l, err, sizeof(err)) == -1)
+		rv = EXIT_ERROR;
+	for (i = 0; i < l.nrows; i++)
+		if ((int)strlen(l.rows[i].name) > w)
+			w = (int)strlen(l.rows[i].name);
+	if (l.nrows > 0)
+		printf("%-*s  %-6s  %-20s  %-20s  %s\n", w, "NAME", "LOCKED",
+		    "CREATED", "CHANGED", "ADDRESSES");
+	for (i = 0; i < l.nrows; i++) {
+		printf("%-*s  %-6s  %-20s  %-20s  %s\n", w, l.rows[i].name,
+		    l.rows[i].locked ? "yes" : "no",
+		    fmt_time(l.rows[i].created, t1, sizeof(t1)),
+		    fmt_time(l.rows[i].changed, t2, sizeof(t2)),
+		    l.rows[i].addrs[0] != '\0' ? l.rows[i].addrs : "-");
+		free(l.rows[i].name);
+		free(l.rows[i].addrs);
+	}
+	free(l.rows);
+	if (l.nomem) {
+		warnx("out of memory listing the users");
+		rv = EXIT_ERROR;
+	} else if (rv != 0)
+		warnx("%s", err);
+	if (fflush(stdout) == EOF) {
+		warn("stdout");
+		rv = EXIT_ERROR;
+	}
+	return ctl_close(ctl, rv);
+}
+
+int
+cmd_user(struct ctl *ctl, int argc, char *argv[])
+{
+	if (argc < 2)
+		usage();
+	argc--;
+	argv++;
+	if (strcmp(argv[0], "add") == 0)
+		return user_add(ctl, argc, argv);
+	if (strcmp(argv[0], "passwd") == 0)
+		return user_passwd(ctl, argc, argv);
+	if (strcmp(argv[0], "del") == 0)
+		return user_del(ctl, argc, argv);
+	if (strcmp(argv[0], "list") == 0)
+		return user_list(ctl, argc, argv);
+	if (strcmp(argv[0], "show") == 0)
+		return user_show(ctl, argc, argv);
+	if (strcmp(argv[0], "lock") == 0)
+		return user_lock(ctl, argc, argv, 1);
+	if (strcmp(argv[0], "unlock") == 0)
+		return user_lock(ctl, argc, argv, 0);
+	if (strcmp(argv[0], "import") == 0)
+		return cmd_import(ctl, argc, argv);
+	warnx("unknown command \"user %s\"", argv[0]);
+	usage();
+}
+
+/* hash [-s scheme] [--password-stdin]: like doveadm pw. */
+int
+cmd_hash(int argc, char *argv[])
+{
+	struct store_user	 u;
+	const char		*scheme = PASSWD_DEFAULT_SCHEME;
+	int			 ch, from_stdin = 0, rv = 0;
+
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, ":s:", pw_opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			scheme = optarg;
+			break;
+		case OPT_PASSWORD_STDIN:
+			from_stdin = 1;
+			break;
+		default:
+			badopt("hash", argv, ch);
+		}
+	}
+	if (argc != optind)
+		usage();
+	if (scheme_check(scheme) == -1)
+		return EXIT_ERROR;
+	memset(&u, 0, sizeof(u));
+	if (user_set_password(&u, scheme, from_stdin) == -1)
+		return EXIT_ERROR;
+	printf("%s\n", u.hash);
+	explicit_bzero(&u, sizeof(u));
+	if (fflush(stdout) == EOF) {
+		warn("stdout");
+		rv = EXIT_ERROR;
+	}
+	return rv;
+}

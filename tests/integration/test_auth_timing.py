@@ -1,0 +1,75 @@
+"""
+test_auth_timing.py -- refusing an unknown user must take as long as
+refusing a wrong password for a known one, or the time to answer tells
+an attacker who has an account.  Both go through the LMDB checker and a
+yescrypt verification (the unknown user's against the dummy hash).
+"""
+
+import base64
+import os
+import statistics
+import subprocess
+import time
+import unittest
+
+from daemon import BUILD, Daemon, read_reply
+
+AUTHCTL = os.path.join(BUILD, "authctl")
+TRIES = 20
+
+
+class TestTiming(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(local_domains=["example.org"], conf_extra="")
+        db = os.path.join(cls.d.dir, "db")
+        cls.d.conf_extra = ('auth {\n\tchecker "local" lmdb "%s"\n'
+                            "\tfailure-delay 0s\n}\n" % db)
+        cls.d.write_conf()
+        p = subprocess.run([AUTHCTL, "-f", cls.d.conf, "user", "add",
+                            "known@example.org", "--password-stdin"],
+                           input="right-password\n", text=True,
+                           capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("authctl user add: %s" % p.stderr)
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def refuse_time(self, s, user):
+        cred = base64.b64encode(b"\0" + user + b"\0wrong-password")
+        t0 = time.monotonic()
+        s.sendall(b"AUTH PLAIN " + cred + b"\r\n")
+        reply = read_reply(s)
+        elapsed = time.monotonic() - t0
+        self.assertTrue(reply.startswith("535 5.7.8"), reply)
+        return elapsed
+
+    def session(self):
+        s = self.d.connect(timeout=30)
+        read_reply(s)
+        s.sendall(b"EHLO client.example\r\n")
+        read_reply(s)
+        return s
+
+    def test_unknown_user_costs_what_a_wrong_password_costs(self):
+        known, unknown = [], []
+        # Alternate, so that noise on this shared machine hits both; a
+        # new session every two tries stays under max-auth-failures.
+        for _ in range(TRIES):
+            s = self.session()
+            known.append(self.refuse_time(s, b"known@example.org"))
+            unknown.append(self.refuse_time(s, b"nobody@example.org"))
+            s.close()
+        mk, mu = statistics.median(known), statistics.median(unknown)
+        print("\n    median refusal: known user %.1f ms, unknown user "
+              "%.1f ms, ratio %.3f" % (mk * 1000, mu * 1000, mu / mk))
+        self.assertLess(abs(mu - mk) / mk, 0.10,
+                        "known %.1f ms vs unknown %.1f ms"
+                        % (mk * 1000, mu * 1000))
+
+
+if __name__ == "__main__":
+    unittest.main()
