@@ -236,6 +236,88 @@ class TestAuthTLSRequired(AuthTest):
         s.quit()
 
 
+class TestAuthOverTLS(AuthTest):
+    """Every client, PLAIN and LOGIN, over STARTTLS and implicit TLS."""
+    listen = "tls"
+    listeners = {"smtps": "smtps"}
+
+    def msgfile(self):
+        path = os.path.join(self.d.dir, "msg.txt")
+        with open(path, "w") as f:
+            f.write("Subject: tls\r\n\r\nbody\r\n")
+        return path
+
+    def curl(self, url, mech, user, password):
+        p = subprocess.run(
+            ["curl", "-sS", "-k", url, "--login-options", "AUTH=" + mech,
+             "-u", "%s:%s" % (user, password), "--mail-from", user,
+             "--mail-rcpt", "x@elsewhere.test", "--upload-file",
+             self.msgfile()] + (["--ssl-reqd"] if url.startswith("smtp:")
+                                else []),
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def swaks(self, tls, mech, user, password, port):
+        p = subprocess.run(
+            ["swaks", "--server", "127.0.0.1", "--port", str(port), tls,
+             "--auth", mech, "--auth-user", user, "--auth-password",
+             password, "--from", user, "--to", "x@elsewhere.test",
+             "--silent", "2"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def assert_esmtpsa(self):
+        newest = max(self.d.spooled("new"),
+                     key=lambda n: os.stat(os.path.join(self.d.spool, "new",
+                                                        n)).st_mtime_ns)
+        with open(os.path.join(self.d.spool, "new", newest), "rb") as f:
+            self.assertIn(b"with ESMTPSA", f.read())
+
+    def test_curl_starttls_plain_and_login(self):
+        url = "smtp://127.0.0.1:%d" % self.d.port
+        self.curl(url, "PLAIN", "alice@example.org", "secret")
+        self.assert_esmtpsa()
+        self.curl(url, "LOGIN", "bob@example.org", "plainpw")
+
+    def test_curl_implicit_tls_plain_and_login(self):
+        url = "smtps://127.0.0.1:%d" % self.d.ports["smtps"]
+        self.curl(url, "PLAIN", "alice@example.org", "secret")
+        self.assert_esmtpsa()
+        self.curl(url, "LOGIN", "bob@example.org", "plainpw")
+
+    def test_swaks_starttls_and_implicit_tls(self):
+        self.swaks("-tls", "PLAIN", "alice@example.org", "secret",
+                   self.d.port)
+        self.swaks("-tls", "LOGIN", "bob@example.org", "plainpw",
+                   self.d.port)
+        self.swaks("--tls-on-connect", "PLAIN", "alice@example.org",
+                   "secret", self.d.ports["smtps"])
+        self.swaks("--tls-on-connect", "LOGIN", "bob@example.org",
+                   "plainpw", self.d.ports["smtps"])
+        self.assert_esmtpsa()
+
+    def test_smtplib_starttls_and_implicit_tls(self):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = self.smtp()
+        s.starttls(context=ctx)
+        s.ehlo("client.example")
+        s.login("alice@example.org", "secret")
+        s.sendmail("alice@example.org", ["x@elsewhere.test"],
+                   "Subject: a\r\n\r\nb\r\n")
+        s.quit()
+        s = smtplib.SMTP_SSL("127.0.0.1", self.d.ports["smtps"],
+                             context=ctx, timeout=10)
+        s.ehlo("client.example")
+        s.user, s.password = "bob@example.org", "plainpw"
+        code, _ = s.auth("LOGIN", s.auth_login, initial_response_ok=True)
+        self.assertEqual(code, 235)
+        s.sendmail("bob@example.org", ["x@elsewhere.test"],
+                   "Subject: a\r\n\r\nb\r\n")
+        s.quit()
+        self.assert_esmtpsa()
+
+
 class TestAuthdKilled(AuthTest):
     delay = "0s"
 
