@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "authctl.h"
+#include "util.h"
 #include "log.h"
 
 #ifndef SYSCONFDIR
@@ -88,31 +89,11 @@ badopt(const char *cmd, char *const argv[], int ch)
 	usage();
 }
 
-/*
- * Render a string that may be hostile (a user name from a file) for
- * a message: printable ASCII as it is, every other octet as \xHH.
- * UTF-8 is shown escaped too: a message is no place to be clever.
- */
+/* A string that may be hostile (a user name from a file), for a message. */
 const char *
 safe_str(const char *in, char *out, size_t outlen)
 {
-	size_t	 o = 0;
-	int	 n;
-
-	for (; *in != '\0' && o + 5 < outlen; in++) {
-		unsigned char	 c = (unsigned char)*in;
-
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
-			out[o++] = (char)c;
-		else {
-			n = snprintf(out + o, outlen - o, "\\x%02x", c);
-			if (n < 0 || (size_t)n >= outlen - o)
-				break;
-			o += (size_t)n;
-		}
-	}
-	out[o] = '\0';
-	return out;
+	return escape_text(in, strlen(in), out, outlen);
 }
 
 /*

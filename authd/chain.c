@@ -24,6 +24,7 @@
 #include "hashpool.h"
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 static struct checker	 checkers[CONF_CHECKERS_MAX];
 static int		 ncheckers;
@@ -140,23 +141,6 @@ mech_name(uint32_t m)
 	return "unknown";
 }
 
-/* The user name as the client gave it, safe for one log line. */
-static void
-log_escape(char *dst, size_t len, const char *src)
-{
-	size_t	 n = 0;
-
-	for (; *src != '\0' && n + 5 < len; src++) {
-		unsigned char c = (unsigned char)*src;
-
-		if (c > 0x20 && c < 0x7f && c != '\\' && c != '"')
-			dst[n++] = (char)c;
-		else
-			n += (size_t)snprintf(dst + n, len - n, "\\x%02x", c);
-	}
-	dst[n] = '\0';
-}
-
 static void
 chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 {
@@ -168,7 +152,7 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - ctx->started.tv_sec) * 1000 +
 	    (now.tv_nsec - ctx->started.tv_nsec) / 1000000;
-	log_escape(user, sizeof(user), ctx->user);
+	escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
 	log_info("auth result=%s user=\"%s\" mech=%s checker=%s session=%016llx"
 	    " client=%s listener=%s ms=%ld%s%s",
 	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :

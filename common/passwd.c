@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "passwd.h"
+#include "util.h"
 
 #define ARGON2_SALT_LEN		16
 #define ARGON2_HASH_LEN		32
@@ -60,22 +61,6 @@ static const char dummy_fallback[] =
 
 static char		 dummy_hash[CONF_HASH_MAX];
 static pthread_once_t	 dummy_once = PTHREAD_ONCE_INIT;
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((__format__ (printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static const struct scheme *
 scheme_find(const char *name)
@@ -225,7 +210,7 @@ hash_argon2(const char *password, size_t pwlen, char *err, size_t errlen)
 	len = argon2_encodedlen(PASSWD_ARGON2_T, PASSWD_ARGON2_M_KIB,
 	    PASSWD_ARGON2_P, ARGON2_SALT_LEN, ARGON2_HASH_LEN, Argon2_id);
 	if ((out = calloc(1, len)) == NULL) {
-		seterr(err, errlen, "argon2id: %s", strerror(errno));
+		errbuf_set(err, errlen, "argon2id: %s", strerror(errno));
 		return NULL;
 	}
 	arc4random_buf(salt, sizeof(salt));
@@ -234,7 +219,7 @@ hash_argon2(const char *password, size_t pwlen, char *err, size_t errlen)
 	    ARGON2_HASH_LEN, out, len);
 	explicit_bzero(salt, sizeof(salt));
 	if (rc != ARGON2_OK) {
-		seterr(err, errlen, "argon2id: %s", argon2_error_message(rc));
+		errbuf_set(err, errlen, "argon2id: %s", argon2_error_message(rc));
 		free(out);
 		return NULL;
 	}
@@ -254,7 +239,7 @@ hash_crypt(const struct scheme *sc, const char *password, size_t pwlen,
 	if (crypt_gensalt_rn(sc->prefix, sc->count, rbytes, sizeof(rbytes),
 	    setting, sizeof(setting)) == NULL) {
 		explicit_bzero(rbytes, sizeof(rbytes));
-		seterr(err, errlen, "%s: this libcrypt cannot make a salt: %s",
+		errbuf_set(err, errlen, "%s: this libcrypt cannot make a salt: %s",
 		    sc->name, strerror(errno));
 		return NULL;
 	}
@@ -262,7 +247,7 @@ hash_crypt(const struct scheme *sc, const char *password, size_t pwlen,
 
 	if ((pw = malloc(pwlen + 1)) == NULL ||
 	    (cd = calloc(1, sizeof(*cd))) == NULL) {
-		seterr(err, errlen, "%s: %s", sc->name, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", sc->name, strerror(errno));
 		free(pw);
 		return NULL;
 	}
@@ -270,13 +255,13 @@ hash_crypt(const struct scheme *sc, const char *password, size_t pwlen,
 	pw[pwlen] = '\0';
 	if (crypt_rn(pw, setting, cd, (int)sizeof(*cd)) == NULL ||
 	    cd->output[0] == '*')
-		seterr(err, errlen, "%s: crypt failed: %s", sc->name,
+		errbuf_set(err, errlen, "%s: crypt failed: %s", sc->name,
 		    strerror(errno));
 	else if (strlen(cd->output) >= CONF_HASH_MAX)
-		seterr(err, errlen, "%s: the hash is longer than %d octets",
+		errbuf_set(err, errlen, "%s: the hash is longer than %d octets",
 		    sc->name, CONF_HASH_MAX - 1);
 	else if ((out = strdup(cd->output)) == NULL)
-		seterr(err, errlen, "%s: %s", sc->name, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", sc->name, strerror(errno));
 	freezero(cd, sizeof(*cd));
 	freezero(pw, pwlen + 1);
 	return out;
@@ -289,21 +274,21 @@ passwd_hash(const char *scheme, const char *password, size_t pwlen,
 	const struct scheme	*sc;
 
 	if ((sc = scheme_find(scheme)) == NULL) {
-		seterr(err, errlen, "unknown password scheme \"%s\" "
+		errbuf_set(err, errlen, "unknown password scheme \"%s\" "
 		    "(yescrypt, bcrypt, sha512, argon2id)", scheme);
 		return NULL;
 	}
 	if (password == NULL || pwlen == 0) {
-		seterr(err, errlen, "empty password");
+		errbuf_set(err, errlen, "empty password");
 		return NULL;
 	}
 	if (pwlen > PASSWD_MAX) {
-		seterr(err, errlen, "password longer than %d octets",
+		errbuf_set(err, errlen, "password longer than %d octets",
 		    PASSWD_MAX);
 		return NULL;
 	}
 	if (memchr(password, '\0', pwlen) != NULL) {
-		seterr(err, errlen, "password contains a NUL octet");
+		errbuf_set(err, errlen, "password contains a NUL octet");
 		return NULL;
 	}
 	if (sc->prefix == NULL)

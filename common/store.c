@@ -39,6 +39,7 @@
 
 #include "config.h"
 #include "store.h"
+#include "util.h"
 
 #define RECORD_HEADER	19	/* version, flags, created, changed, H */
 
@@ -52,57 +53,15 @@ struct store {
 };
 
 static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((__format__ (printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static void
 lmdb_error(const struct store *st, const char *what, int rc, char *err,
     size_t errlen)
 {
 	if (rc == MDB_MAP_FULL)
-		seterr(err, errlen, "store %s is full (its map is %lu MiB)",
+		errbuf_set(err, errlen, "store %s is full (its map is %lu MiB)",
 		    st->dir, STORE_MAPSIZE / (1024 * 1024));
 	else
-		seterr(err, errlen, "store %s: %s: %s", st->dir, what,
+		errbuf_set(err, errlen, "store %s: %s: %s", st->dir, what,
 		    mdb_strerror(rc));
-}
-
-/*
- * Render a name that may be hostile for a message: printable ASCII as
- * it is, every other octet as \xHH, cut short to fit.
- */
-static const char *
-printable(const char *in, size_t len, char *out, size_t outlen)
-{
-	size_t	 i, o = 0;
-	int	 n;
-
-	for (i = 0; i < len && o + 5 < outlen; i++) {
-		unsigned char	 c = (unsigned char)in[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
-			out[o++] = (char)c;
-		else {
-			n = snprintf(out + o, outlen - o, "\\x%02x", c);
-			if (n < 0 || (size_t)n >= outlen - o)
-				break;
-			o += (size_t)n;
-		}
-	}
-	out[o] = '\0';
-	return out;
 }
 
 /*
@@ -271,20 +230,20 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 
 	hlen = strnlen(u->hash, sizeof(u->hash));
 	if (hlen > 255 || hlen >= sizeof(u->hash)) {
-		seterr(err, errlen, "the hash is longer than 255 octets");
+		errbuf_set(err, errlen, "the hash is longer than 255 octets");
 		return -1;
 	}
 	if (!hash_ok((const unsigned char *)u->hash, hlen)) {
-		seterr(err, errlen, "the hash contains a space, a control "
+		errbuf_set(err, errlen, "the hash contains a space, a control "
 		    "character or a non-ASCII octet");
 		return -1;
 	}
 	if (u->naddrs > STORE_ADDRS_MAX) {
-		seterr(err, errlen, "more than %d addresses", STORE_ADDRS_MAX);
+		errbuf_set(err, errlen, "more than %d addresses", STORE_ADDRS_MAX);
 		return -1;
 	}
 	if (buflen < STORE_RECORD_MAX) {
-		seterr(err, errlen, "record buffer too small");
+		errbuf_set(err, errlen, "record buffer too small");
 		return -1;
 	}
 
@@ -299,12 +258,12 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 	for (i = 0; i < u->naddrs; i++) {
 		alen = strnlen(u->addrs[i], sizeof(u->addrs[i]));
 		if (alen == 0 || alen > STORE_ADDR_MAX) {
-			seterr(err, errlen, "address %zu is empty or longer "
+			errbuf_set(err, errlen, "address %zu is empty or longer "
 			    "than %d octets", i + 1, STORE_ADDR_MAX);
 			return -1;
 		}
 		if (!text_ok((const unsigned char *)u->addrs[i], alen, &why)) {
-			seterr(err, errlen, "address %zu %s", i + 1, why);
+			errbuf_set(err, errlen, "address %zu %s", i + 1, why);
 			return -1;
 		}
 		buf[o++] = (unsigned char)alen;
@@ -323,35 +282,35 @@ store_record_decode(const unsigned char *buf, size_t len,
 	size_t		 hlen, alen, i, o;
 
 	if (len < 1) {
-		seterr(err, errlen, "the record is empty");
+		errbuf_set(err, errlen, "the record is empty");
 		return -1;
 	}
 	if (buf[0] != STORE_RECORD_VERSION) {
 		if (buf[0] > STORE_RECORD_VERSION)
-			seterr(err, errlen, "the record has format %u, this "
+			errbuf_set(err, errlen, "the record has format %u, this "
 			    "portcullis understands up to %d: upgrade "
 			    "portcullis", buf[0], STORE_RECORD_VERSION);
 		else
-			seterr(err, errlen, "unknown record format %u",
+			errbuf_set(err, errlen, "unknown record format %u",
 			    buf[0]);
 		return -1;
 	}
 	if (len < RECORD_HEADER + 1) {
-		seterr(err, errlen, "the record is %zu octets, too short", len);
+		errbuf_set(err, errlen, "the record is %zu octets, too short", len);
 		return -1;
 	}
 	if ((buf[1] & ~STORE_LOCKED) != 0) {
-		seterr(err, errlen, "unknown flags 0x%02x", buf[1]);
+		errbuf_set(err, errlen, "unknown flags 0x%02x", buf[1]);
 		return -1;
 	}
 	hlen = buf[18];
 	if (RECORD_HEADER + hlen + 1 > len) {
-		seterr(err, errlen, "the hash (%zu octets) overruns the "
+		errbuf_set(err, errlen, "the hash (%zu octets) overruns the "
 		    "record (%zu octets)", hlen, len);
 		return -1;
 	}
 	if (!hash_ok(buf + RECORD_HEADER, hlen)) {
-		seterr(err, errlen, "the hash has an octet that is not "
+		errbuf_set(err, errlen, "the hash has an octet that is not "
 		    "printable ASCII");
 		return -1;
 	}
@@ -364,19 +323,19 @@ store_record_decode(const unsigned char *buf, size_t len,
 	o = RECORD_HEADER + hlen;
 	u->naddrs = buf[o++];
 	if (u->naddrs > STORE_ADDRS_MAX) {
-		seterr(err, errlen, "%zu addresses, more than %d", u->naddrs,
+		errbuf_set(err, errlen, "%zu addresses, more than %d", u->naddrs,
 		    STORE_ADDRS_MAX);
 		u->naddrs = 0;
 		return -1;
 	}
 	for (i = 0; i < u->naddrs; i++) {
 		if (o >= len) {
-			seterr(err, errlen, "address %zu is missing", i + 1);
+			errbuf_set(err, errlen, "address %zu is missing", i + 1);
 			goto bad;
 		}
 		alen = buf[o++];
 		if (alen == 0 || alen > STORE_ADDR_MAX || alen > len - o) {
-			seterr(err, errlen, "address %zu has a bad length "
+			errbuf_set(err, errlen, "address %zu has a bad length "
 			    "(%zu octets)", i + 1, alen);
 			goto bad;
 		}
@@ -385,17 +344,17 @@ store_record_decode(const unsigned char *buf, size_t len,
 		o += alen;
 		if (addr_normalize(addr, u->addrs[i], sizeof(u->addrs[i]),
 		    &why) == -1) {
-			seterr(err, errlen, "address %zu %s", i + 1, why);
+			errbuf_set(err, errlen, "address %zu %s", i + 1, why);
 			goto bad;
 		}
 		if (strcmp(addr, u->addrs[i]) != 0) {
-			seterr(err, errlen, "address %zu is not normalised",
+			errbuf_set(err, errlen, "address %zu is not normalised",
 			    i + 1);
 			goto bad;
 		}
 	}
 	if (o != len) {
-		seterr(err, errlen, "%zu octets of garbage after the record",
+		errbuf_set(err, errlen, "%zu octets of garbage after the record",
 		    len - o);
 		goto bad;
 	}
@@ -471,7 +430,7 @@ perm_error(const char *dir, int rdonly, char *err, size_t errlen)
 	int		 mode;
 
 	if (stat(dir, &sb) == -1) {
-		seterr(err, errlen, "store %s: permission denied on a parent "
+		errbuf_set(err, errlen, "store %s: permission denied on a parent "
 		    "directory for uid %u", dir, (unsigned)geteuid());
 		return;
 	}
@@ -493,11 +452,11 @@ perm_error(const char *dir, int rdonly, char *err, size_t errlen)
 			blame = path;
 	}
 	if (blame == NULL) {
-		seterr(err, errlen, "store %s: permission denied for uid %u",
+		errbuf_set(err, errlen, "store %s: permission denied for uid %u",
 		    dir, (unsigned)geteuid());
 		return;
 	}
-	seterr(err, errlen, "store %s: permission denied: %s belongs to uid "
+	errbuf_set(err, errlen, "store %s: permission denied: %s belongs to uid "
 	    "%u (mode %04o) and this process runs as uid %u", dir, blame,
 	    (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777),
 	    (unsigned)geteuid());
@@ -517,26 +476,26 @@ open_check_dir(const char *dir, int flags, char *err, size_t errlen)
 		}
 		if (errno != ENOENT || !(flags & STORE_CREATE)) {
 			if (errno == ENOENT)
-				seterr(err, errlen, "store %s does not exist: "
+				errbuf_set(err, errlen, "store %s does not exist: "
 				    "create it with authctl user add", dir);
 			else
-				seterr(err, errlen, "store %s: %s", dir,
+				errbuf_set(err, errlen, "store %s: %s", dir,
 				    strerror(errno));
 			return -1;
 		}
 		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-			seterr(err, errlen, "store %s: cannot create the "
+			errbuf_set(err, errlen, "store %s: cannot create the "
 			    "directory: %s", dir, strerror(errno));
 			return -1;
 		}
 		if (stat(dir, &sb) == -1) {
-			seterr(err, errlen, "store %s: %s", dir,
+			errbuf_set(err, errlen, "store %s: %s", dir,
 			    strerror(errno));
 			return -1;
 		}
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		seterr(err, errlen, "store %s is not a directory", dir);
+		errbuf_set(err, errlen, "store %s is not a directory", dir);
 		return -1;
 	}
 	if (flags & STORE_CREATE)
@@ -546,11 +505,11 @@ open_check_dir(const char *dir, int flags, char *err, size_t errlen)
 		if (errno == EACCES)
 			perm_error(dir, flags & STORE_RDONLY, err, errlen);
 		else if (errno == ENOENT)
-			seterr(err, errlen, "store %s does not exist (the "
+			errbuf_set(err, errlen, "store %s does not exist (the "
 			    "directory holds no data.mdb): create it with "
 			    "authctl user add", dir);
 		else
-			seterr(err, errlen, "store %s: %s: %s", dir, path,
+			errbuf_set(err, errlen, "store %s: %s: %s", dir, path,
 			    strerror(errno));
 		return -1;
 	}
@@ -597,7 +556,7 @@ open_databases(struct store *st, char *err, size_t errlen)
 	    (rc = mdb_dbi_open(txn, "users", dbflags, &st->users)) != 0) {
 		txn_abort(st, txn);
 		if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
-			seterr(err, errlen, "store %s is not a portcullis "
+			errbuf_set(err, errlen, "store %s is not a portcullis "
 			    "store: it has no meta or users database", st->dir);
 		else
 			lmdb_error(st, "cannot open its databases", rc, err,
@@ -623,7 +582,7 @@ open_databases(struct store *st, char *err, size_t errlen)
 	if (rc != 0) {
 		txn_abort(st, txn);
 		if (rc == MDB_NOTFOUND)
-			seterr(err, errlen, "store %s is not a portcullis "
+			errbuf_set(err, errlen, "store %s is not a portcullis "
 			    "store: its meta database has no layout", st->dir);
 		else
 			lmdb_error(st, "cannot read its layout", rc, err,
@@ -632,13 +591,13 @@ open_databases(struct store *st, char *err, size_t errlen)
 	}
 	if (layout_parse(&val, &layout) == -1) {
 		txn_abort(st, txn);
-		seterr(err, errlen, "store %s: the layout record in its meta "
+		errbuf_set(err, errlen, "store %s: the layout record in its meta "
 		    "database is corrupt", st->dir);
 		return -1;
 	}
 	if (layout > STORE_LAYOUT) {
 		txn_abort(st, txn);
-		seterr(err, errlen, "store %s has layout %lu, this portcullis "
+		errbuf_set(err, errlen, "store %s has layout %lu, this portcullis "
 		    "understands up to %d: upgrade portcullis", st->dir,
 		    layout, STORE_LAYOUT);
 		return -1;
@@ -656,12 +615,12 @@ store_open(const char *dir, int flags, char *err, size_t errlen)
 
 	if (dir == NULL || dir[0] == '\0' ||
 	    strlen(dir) >= sizeof(st->dir) - sizeof("/data.mdb")) {
-		seterr(err, errlen, "store: no directory, or its name is "
+		errbuf_set(err, errlen, "store: no directory, or its name is "
 		    "too long");
 		return NULL;
 	}
 	if ((flags & STORE_RDONLY) && (flags & STORE_CREATE)) {
-		seterr(err, errlen, "store %s: cannot create a store "
+		errbuf_set(err, errlen, "store %s: cannot create a store "
 		    "opened read-only", dir);
 		return NULL;
 	}
@@ -669,13 +628,13 @@ store_open(const char *dir, int flags, char *err, size_t errlen)
 		return NULL;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
-		seterr(err, errlen, "store %s: %s", dir, strerror(errno));
+		errbuf_set(err, errlen, "store %s: %s", dir, strerror(errno));
 		return NULL;
 	}
 	(void)strlcpy(st->dir, dir, sizeof(st->dir));
 	st->flags = flags;
 	if ((rc = pthread_rwlock_init(&st->maplock, NULL)) != 0) {
-		seterr(err, errlen, "store %s: %s", dir, strerror(rc));
+		errbuf_set(err, errlen, "store %s: %s", dir, strerror(rc));
 		free(st);
 		return NULL;
 	}
@@ -696,10 +655,10 @@ store_open(const char *dir, int flags, char *err, size_t errlen)
 		if (rc == EACCES || rc == EPERM)
 			perm_error(dir, flags & STORE_RDONLY, err, errlen);
 		else if (rc == MDB_INVALID)
-			seterr(err, errlen, "store %s: data.mdb is not an "
+			errbuf_set(err, errlen, "store %s: data.mdb is not an "
 			    "LMDB file", dir);
 		else if (rc == MDB_VERSION_MISMATCH)
-			seterr(err, errlen, "store %s was written by another "
+			errbuf_set(err, errlen, "store %s was written by another "
 			    "version of LMDB", dir);
 		else
 			lmdb_error(st, "cannot open", rc, err, errlen);
@@ -736,8 +695,8 @@ name_error(const char *name, const char *why, char *err, size_t errlen)
 
 	if (name == NULL)
 		name = "";
-	seterr(err, errlen, "user name \"%s\" %s",
-	    printable(name, strnlen(name, CONF_AUTH_NAME_MAX), safe,
+	errbuf_set(err, errlen, "user name \"%s\" %s",
+	    escape_text(name, strnlen(name, CONF_AUTH_NAME_MAX), safe,
 	    sizeof(safe)), why);
 }
 
@@ -747,8 +706,8 @@ corrupt_error(const struct store *st, const char *name, size_t namelen,
 {
 	char	 safe[CONF_AUTH_NAME_MAX];
 
-	seterr(err, errlen, "store %s: the record of user \"%s\" is "
-	    "corrupt: %s", st->dir, printable(name, namelen, safe,
+	errbuf_set(err, errlen, "store %s: the record of user \"%s\" is "
+	    "corrupt: %s", st->dir, escape_text(name, namelen, safe,
 	    sizeof(safe)), why);
 }
 
@@ -774,7 +733,7 @@ store_user_get(struct store *st, const char *name, struct store_user *u,
 	rc = mdb_get(txn, st->users, &key, &val);
 	if (rc == MDB_NOTFOUND) {
 		txn_abort(st, txn);
-		seterr(err, errlen, "no such user \"%s\"", u->name);
+		errbuf_set(err, errlen, "no such user \"%s\"", u->name);
 		return 0;
 	}
 	if (rc != 0) {
@@ -824,7 +783,7 @@ user_prepare(const struct store_user *u, struct store_user *n, char *err,
 		return -1;
 	}
 	if (strnlen(u->hash, sizeof(u->hash)) >= sizeof(u->hash)) {
-		seterr(err, errlen, "the hash of \"%s\" is too long", n->name);
+		errbuf_set(err, errlen, "the hash of \"%s\" is too long", n->name);
 		return -1;
 	}
 	(void)strlcpy(n->hash, u->hash, sizeof(n->hash));
@@ -832,7 +791,7 @@ user_prepare(const struct store_user *u, struct store_user *n, char *err,
 	n->created = u->created;
 	n->changed = u->changed;
 	if (u->naddrs > STORE_ADDRS_MAX) {
-		seterr(err, errlen, "\"%s\" has %zu addresses, more than %d",
+		errbuf_set(err, errlen, "\"%s\" has %zu addresses, more than %d",
 		    n->name, u->naddrs, STORE_ADDRS_MAX);
 		return -1;
 	}
@@ -844,14 +803,14 @@ user_prepare(const struct store_user *u, struct store_user *n, char *err,
 		    sizeof(n->addrs[i]), &why) == -1) {
 			if (alen >= sizeof(u->addrs[i]))
 				why = "is longer than 254 octets";
-			seterr(err, errlen, "address \"%s\" %s",
-			    printable(u->addrs[i], alen, safe, sizeof(safe)),
+			errbuf_set(err, errlen, "address \"%s\" %s",
+			    escape_text(u->addrs[i], alen, safe, sizeof(safe)),
 			    why);
 			return -1;
 		}
 		for (j = 0; j < i; j++)
 			if (strcmp(n->addrs[j], n->addrs[i]) == 0) {
-				seterr(err, errlen, "address \"%s\" is listed "
+				errbuf_set(err, errlen, "address \"%s\" is listed "
 				    "twice", n->addrs[i]);
 				return -1;
 			}
@@ -871,11 +830,11 @@ store_user_put(struct store *st, const struct store_user *u, int flags,
 	int			 rc, len, exists;
 
 	if (st->flags & STORE_RDONLY) {
-		seterr(err, errlen, "store %s is open read-only", st->dir);
+		errbuf_set(err, errlen, "store %s is open read-only", st->dir);
 		return -1;
 	}
 	if ((flags & STORE_CREATE_ONLY) && (flags & STORE_REPLACE_ONLY)) {
-		seterr(err, errlen, "store_user_put: STORE_CREATE_ONLY and "
+		errbuf_set(err, errlen, "store_user_put: STORE_CREATE_ONLY and "
 		    "STORE_REPLACE_ONLY together");
 		return -1;
 	}
@@ -895,12 +854,12 @@ store_user_put(struct store *st, const struct store_user *u, int flags,
 	exists = rc == 0;
 	if (exists && (flags & STORE_CREATE_ONLY)) {
 		txn_abort(st, txn);
-		seterr(err, errlen, "user \"%s\" exists", n.name);
+		errbuf_set(err, errlen, "user \"%s\" exists", n.name);
 		return -1;
 	}
 	if (!exists && (flags & STORE_REPLACE_ONLY)) {
 		txn_abort(st, txn);
-		seterr(err, errlen, "no such user \"%s\"", n.name);
+		errbuf_set(err, errlen, "no such user \"%s\"", n.name);
 		return -1;
 	}
 	if (n.created == 0)
@@ -937,7 +896,7 @@ store_user_del(struct store *st, const char *name, char *err,
 	int		 rc;
 
 	if (st->flags & STORE_RDONLY) {
-		seterr(err, errlen, "store %s is open read-only", st->dir);
+		errbuf_set(err, errlen, "store %s is open read-only", st->dir);
 		return -1;
 	}
 	if (name_normalize(name, norm, sizeof(norm), &why) == -1) {
@@ -951,7 +910,7 @@ store_user_del(struct store *st, const char *name, char *err,
 	if ((rc = mdb_del(txn, st->users, &key, NULL)) != 0) {
 		txn_abort(st, txn);
 		if (rc == MDB_NOTFOUND)
-			seterr(err, errlen, "no such user \"%s\"", norm);
+			errbuf_set(err, errlen, "no such user \"%s\"", norm);
 		else
 			lmdb_error(st, "cannot delete a user", rc, err,
 			    errlen);
@@ -970,7 +929,7 @@ list_entry(const MDB_val *key, const MDB_val *val, struct store_user *u,
 
 	memset(u, 0, sizeof(*u));
 	if (key->mv_size == 0 || key->mv_size >= sizeof(name)) {
-		seterr(why, whylen, "its name is %zu octets", key->mv_size);
+		errbuf_set(why, whylen, "its name is %zu octets", key->mv_size);
 		return -1;
 	}
 	memcpy(name, key->mv_data, key->mv_size);
@@ -978,7 +937,7 @@ list_entry(const MDB_val *key, const MDB_val *val, struct store_user *u,
 	if (strlen(name) != key->mv_size ||
 	    name_normalize(name, u->name, sizeof(u->name), &whyname) == -1 ||
 	    strcmp(name, u->name) != 0) {
-		seterr(why, whylen, "its name is not a normalised name");
+		errbuf_set(why, whylen, "its name is not a normalised name");
 		return -1;
 	}
 	return store_record_decode(val->mv_data, val->mv_size, u, why,
@@ -1028,7 +987,7 @@ store_user_list(struct store *st,
 		size_t	 l = err != NULL ? strlen(err) : 0;
 
 		if (err != NULL && l < errlen)
-			seterr(err + l, errlen - l, " (and %zu more)", bad - 1);
+			errbuf_set(err + l, errlen - l, " (and %zu more)", bad - 1);
 	}
 	return bad > 0 ? -1 : 0;
 }

@@ -69,30 +69,37 @@ static void	session_read(struct bufferevent *, void *);
 static void	session_write(struct bufferevent *, void *);
 static void	session_event(struct bufferevent *, short, void *);
 static void	session_process(struct session *);
+static void	session_vreply(struct session *, const char *, va_list)
+		    __attribute__((__format__ (printf, 2, 0)));
+
+static void
+session_vreply(struct session *s, const char *fmt, va_list ap)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+
+	evbuffer_add_vprintf(out, fmt, ap);
+	evbuffer_add(out, "\r\n", 2);
+}
 
 void
 session_reply(struct session *s, const char *fmt, ...)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
-	va_list		 ap;
+	va_list	 ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	session_vreply(s, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 }
 
 /* Send a last line, stop reading, free once the output has drained. */
 void
 session_close_after(struct session *s, const char *fmt, ...)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
-	va_list		 ap;
+	va_list	 ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	session_vreply(s, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\r\n", 2);
 	s->closing = 1;
 	bufferevent_disable(s->bev, EV_READ);
 }

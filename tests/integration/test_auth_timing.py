@@ -54,7 +54,7 @@ class TestTiming(unittest.TestCase):
         read_reply(s)
         return s
 
-    def test_unknown_user_costs_what_a_wrong_password_costs(self):
+    def measure(self):
         known, unknown = [], []
         # Alternate, so that noise on this shared machine hits both; a
         # new session every two tries stays under max-auth-failures.
@@ -66,9 +66,17 @@ class TestTiming(unittest.TestCase):
         mk, mu = statistics.median(known), statistics.median(unknown)
         print("\n    median refusal: known user %.1f ms, unknown user "
               "%.1f ms, ratio %.3f" % (mk * 1000, mu * 1000, mu / mk))
-        self.assertLess(abs(mu - mk) / mk, 0.10,
-                        "known %.1f ms vs unknown %.1f ms"
-                        % (mk * 1000, mu * 1000))
+        return mk, mu
+
+    def test_unknown_user_costs_what_a_wrong_password_costs(self):
+        # A leak is systematic and shows twice; a burst of load from
+        # another process on this shared machine does not: one retry.
+        for attempt in range(2):
+            mk, mu = self.measure()
+            if abs(mu - mk) / mk < 0.10:
+                return
+        self.fail("known %.1f ms vs unknown %.1f ms" % (mk * 1000,
+                                                          mu * 1000))
 
 
 if __name__ == "__main__":
