@@ -306,6 +306,8 @@ session_ready(struct session *s)
 	}
 	if (s->user != NULL)
 		send_auth(s);
+	else if (cf.msgs == 0)
+		send_quit(s);
 	else
 		send_mail(s);
 }
@@ -396,6 +398,11 @@ on_reply(struct session *s, int code)
 			return 0;
 		}
 		sample_add(&st.lat_auth, t - s->t_auth);
+		if (cf.msgs == 0) {
+			/* -m 0: the authentication path alone. */
+			send_quit(s);
+			return 0;
+		}
 		send_mail(s);
 		return 0;
 	case S_MAIL:
@@ -1100,7 +1107,7 @@ main(int argc, char *argv[])
 			cf.rcpts = num(optarg, "-k", 1, 100000);
 			break;
 		case 'm':
-			cf.msgs = num(optarg, "-m", 1, INT_MAX);
+			cf.msgs = num(optarg, "-m", 0, INT_MAX);
 			break;
 		case 'n':
 			cf.nsessions = num(optarg, "-n", 1, LONG_MAX);
