@@ -40,16 +40,17 @@ static int		 nretired;
 void
 chain_retire_conf(struct portcullis_conf *conf)
 {
-	if (inflight == 0 || nretired == (int)(sizeof(retired) /
-	    sizeof(retired[0]))) {
-		/* Full: rare, and waiting is safer than freeing. */
-		if (inflight == 0) {
-			config_free(conf);
-			return;
-		}
+	if (inflight == 0) {
+		config_free(conf);
+		return;
 	}
-	if (nretired < (int)(sizeof(retired) / sizeof(retired[0])))
-		retired[nretired++] = conf;
+	if (nretired == (int)(sizeof(retired) / sizeof(retired[0]))) {
+		/* A reload storm: keeping it is safer than freeing it. */
+		log_warnx("chain: too many reloads in flight, one old "
+		    "configuration is not freed");
+		return;
+	}
+	retired[nretired++] = conf;
 }
 
 static void

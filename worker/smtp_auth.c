@@ -27,6 +27,7 @@
 #include "worker.h"
 
 #define PENALTY_FORGET		3600	/* seconds without a failure */
+#define PENALTY_MAX		65536	/* addresses remembered per worker */
 
 /* Failures per client address (IPv6: per prefix), for the delay. */
 struct penalty {
@@ -49,6 +50,7 @@ RB_PROTOTYPE(pending_tree, session, auth_entry, pending_cmp)
 RB_GENERATE(pending_tree, session, auth_entry, pending_cmp)
 static struct pending_tree pending = RB_INITIALIZER(&pending);
 
+static unsigned int	 npenalties;
 static uint64_t		 next_req_id;
 
 static int
@@ -305,6 +307,24 @@ penalty_key(struct session *s, char *key, size_t len)
 	strlcpy(key, s->client_addr, len);
 }
 
+static void
+penalty_remove(struct penalty *p)
+{
+	RB_REMOVE(penalty_tree, &penalties, p);
+	free(p);
+	npenalties--;
+}
+
+static void
+penalty_prune(time_t now)
+{
+	struct penalty	*p, *next;
+
+	RB_FOREACH_SAFE(p, penalty_tree, &penalties, next)
+		if (now - p->last > PENALTY_FORGET)
+			penalty_remove(p);
+}
+
 static struct penalty *
 penalty_get(struct session *s)
 {
@@ -317,10 +337,14 @@ penalty_get(struct session *s)
 			p->failures = 0;
 		return p;
 	}
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	/* Many addresses guessing: forget the quiet ones first. */
+	if (npenalties >= PENALTY_MAX)
+		penalty_prune(now);
+	if (npenalties >= PENALTY_MAX || (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	strlcpy(p->key, key.key, sizeof(p->key));
 	RB_INSERT(penalty_tree, &penalties, p);
+	npenalties++;
 	return p;
 }
 
@@ -430,10 +454,8 @@ auth_ok(struct session *s, const struct auth_verdict *v)
 
 	strlcpy(s->auth_user, v->user, sizeof(s->auth_user));
 	penalty_key(s, key.key, sizeof(key.key));
-	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL) {
-		RB_REMOVE(penalty_tree, &penalties, p);
-		free(p);
-	}
+	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL)
+		penalty_remove(p);
 	log_info("session %016llx: authenticated as %s by %s",
 	    (unsigned long long)s->id, s->auth_user, v->checker);
 	auth_end(s);
