@@ -121,6 +121,10 @@ chain_configure(struct portcullis_conf *conf)
 			if (checker_static_init(&c, conf) == -1)
 				return -1;
 			break;
+		case CHECKER_OAUTH:
+		case CHECKER_CACHE:
+			log_warnx("checker %s: not built yet", cc->name);
+			return -1;
 		}
 		c.mechanisms = cc->mechanisms != 0 ? cc->mechanisms :
 		    SASL_PASSWORD_MECHS;

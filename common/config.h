@@ -97,12 +97,77 @@ TAILQ_HEAD(pkilist, pki);
 enum checker_type {
 	CHECKER_LMDB = 1,
 	CHECKER_STATIC,		/* users in this file: tests and demos */
+	CHECKER_OAUTH,		/* a remote OAuth 2.0 provider */
+	CHECKER_CACHE,		/* earlier oauth verdicts, in LMDB */
 };
 
 /* SASL mechanisms, as a bit set */
 #define SASL_PLAIN		0x0001	/* RFC 4616 */
 #define SASL_LOGIN		0x0002	/* draft-murchison-sasl-login */
+#define SASL_XOAUTH2		0x0004	/* Google's and Microsoft's */
+#define SASL_OAUTHBEARER	0x0008	/* RFC 7628 */
 #define SASL_PASSWORD_MECHS	(SASL_PLAIN | SASL_LOGIN)
+#define SASL_TOKEN_MECHS	(SASL_XOAUTH2 | SASL_OAUTHBEARER)
+
+#define CONF_FILE_MAX		1024	/* ca-file, key-file, secret files */
+#define CONF_CLAIM_MAX		64
+#define CONF_SECRET_MAX		512
+
+/* JWT signature algorithms an oauth checker accepts (RFC 7518, 8037) */
+#define JWT_ALG_RS256		0x01
+#define JWT_ALG_ES256		0x02
+#define JWT_ALG_EDDSA		0x04
+
+/* how the client (portcullis) authenticates to the provider */
+enum oauth_client_auth {
+	OAUTH_CLIENT_BASIC = 0,		/* HTTP Basic, RFC 6749 2.3.1 */
+	OAUTH_CLIENT_POST,		/* client_id, client_secret in body */
+};
+
+#define DEFAULT_OAUTH_TIMEOUT		5000	/* milliseconds, total */
+#define DEFAULT_OAUTH_CONNECT_TIMEOUT	2000	/* milliseconds */
+#define DEFAULT_OAUTH_MAX_REQUESTS	16	/* concurrent, per provider */
+#define DEFAULT_OAUTH_BREAKER		5	/* tempfails in a row */
+#define DEFAULT_OAUTH_BREAKER_TIME	30	/* seconds open */
+#define DEFAULT_OAUTH_LEEWAY		30	/* seconds, exp and nbf */
+#define DEFAULT_OAUTH_JWKS_REFRESH	60	/* seconds between refreshes
+						   for an unknown kid */
+#define DEFAULT_CACHE_TTL		3600	/* seconds */
+
+/* checker NAME oauth { ... }: everything but the name and policies */
+struct oauth_conf {
+	char			 introspection_url[CONF_URL_MAX];
+	char			 token_url[CONF_URL_MAX];
+	char			 jwks_url[CONF_URL_MAX];
+	char			 issuer[CONF_URL_MAX];
+	char			 audience[CONF_HOST_MAX];
+	char			 scope[CONF_HOST_MAX];	/* "": none needed */
+	char			 client_id[CONF_HOST_MAX];
+	char			 secret_file[CONF_FILE_MAX];
+	/* authd only: read by master from secret_file; never to workers */
+	char			 client_secret[CONF_SECRET_MAX];
+	enum oauth_client_auth	 client_auth;
+	char			 ca_file[CONF_FILE_MAX];	/* "": system */
+	char			 user_claim[CONF_CLAIM_MAX];	/* "": username,
+								   else sub */
+	char			 domain[CONF_HOST_MAX];	/* "": as it is */
+	uint32_t		 algorithms;		/* JWT_ALG_* */
+	int			 leeway;		/* seconds */
+	int			 timeout;		/* milliseconds */
+	int			 connect_timeout;	/* milliseconds */
+	int			 max_requests;
+	int			 breaker;		/* tempfails; 0: off */
+	int			 breaker_time;		/* seconds */
+	int			 jwks_refresh;		/* seconds */
+};
+
+/* checker NAME cache [PATH] { ... } */
+struct cache_conf {
+	char			 key_file[CONF_FILE_MAX];	/* "": PATH/cache.key */
+	int			 ttl;			/* seconds */
+	int			 negative_ttl;		/* seconds; 0: off */
+	int			 stale_if_error;	/* seconds; 0: off */
+};
 
 /* what the chain does after a checker's fail or tempfail */
 enum chain_policy {
@@ -114,10 +179,12 @@ struct checker_conf {
 	TAILQ_ENTRY(checker_conf) entry;
 	char			 name[CONF_NAME_MAX];
 	enum checker_type	 type;
-	char			 path[PATH_MAX];	/* lmdb: environment */
+	char			 path[PATH_MAX];	/* lmdb, cache: environment */
 	enum chain_policy	 on_fail;
 	enum chain_policy	 on_tempfail;
 	uint32_t		 mechanisms;	/* SASL_*; 0: all it can */
+	struct oauth_conf	 oauth;		/* CHECKER_OAUTH */
+	struct cache_conf	 cache;		/* CHECKER_CACHE */
 };
 TAILQ_HEAD(checkerlist, checker_conf);
 

@@ -117,10 +117,21 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 			if (imsgev_compose(iev, IMSG_CONF_STATIC_USER, 0, -1,
 			    u, sizeof(*u)) == -1)
 				return -1;
-	TAILQ_FOREACH(c, &conf->checkers, entry)
-		if (imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, c,
-		    sizeof(*c)) == -1)
+	TAILQ_FOREACH(c, &conf->checkers, entry) {
+		struct checker_conf	 copy;
+		int			 rv;
+
+		/* A worker learns what a checker verifies, not its secret. */
+		memcpy(&copy, c, sizeof(copy));
+		if (listener_fds)
+			explicit_bzero(copy.oauth.client_secret,
+			    sizeof(copy.oauth.client_secret));
+		rv = imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, &copy,
+		    sizeof(copy));
+		explicit_bzero(&copy, sizeof(copy));
+		if (rv == -1)
 			return -1;
+	}
 	if (spool_fd != -1) {
 		if ((fd = dup_cloexec(spool_fd)) == -1)
 			return -1;

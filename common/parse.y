@@ -2061,6 +2061,9 @@ checker_can_verify(enum checker_type type)
 	case CHECKER_LMDB:
 	case CHECKER_STATIC:
 		return SASL_PASSWORD_MECHS;	/* they hold passwords */
+	case CHECKER_OAUTH:
+	case CHECKER_CACHE:
+		return SASL_PASSWORD_MECHS | SASL_TOKEN_MECHS;
 	}
 	return 0;
 }
@@ -2073,6 +2076,10 @@ checker_type_name(enum checker_type type)
 		return "lmdb";
 	case CHECKER_STATIC:
 		return "static";
+	case CHECKER_OAUTH:
+		return "oauth";
+	case CHECKER_CACHE:
+		return "cache";
 	}
 	return "?";
 }

@@ -76,9 +76,12 @@ struct ctl_stats {
 /*
  * IMSG_AUTH_REQUEST.  For the password mechanisms the credential is
  * "authzid NUL authcid NUL password" (RFC 4616 2), whatever the
- * mechanism's own framing was; authd checks it again.
+ * mechanism's own framing was; authd checks it again.  For the token
+ * mechanisms (XOAUTH2, OAUTHBEARER) it is "user NUL token": the user
+ * the client named (XOAUTH2 user=, OAUTHBEARER a=; may be empty) and
+ * the bearer token without "Bearer ".
  */
-#define AUTH_CRED_MAX		1024
+#define AUTH_CRED_MAX		8192	/* JWTs from real providers: 1-4 KB */
 struct auth_request {
 	uint64_t	req_id;		/* the worker's; echoed */
 	uint64_t	session_id;
