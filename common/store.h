@@ -13,7 +13,9 @@
  *		(STORE_LAYOUT).  A store of a newer layout is refused.
  *   users	normalised user name (store_name_normalize, no NUL)
  *		-> a user record, format below.
- *   (the OAuth cache will add its own; up to STORE_MAXDBS in all)
+ *   cache	an entry key (format below) -> a cache record: what an
+ *		oauth checker said, so that the next login needs no
+ *		HTTP request (authd's checker "cache").
  *
  * A user record, version 1; integers little-endian:
  *   offset  size
@@ -145,5 +147,64 @@ int		 store_record_encode(const struct store_user *u,
 		    size_t errlen);
 int		 store_record_decode(const unsigned char *buf, size_t len,
 		    struct store_user *u, char *err, size_t errlen);
+
+/*
+ * The login cache.  An entry records what one oauth checker said about
+ * one user's password or one bearer token.  Its key always holds the
+ * checker and the user, so no two users can share an entry:
+ *   password:	'p' checker NUL user NUL
+ *   negative:	'n' checker NUL user NUL	(the last refused password)
+ *   token:	't' checker NUL user NUL sha256(token)	(user as the
+ *		client named it; "" when it named none)
+ * The secret is never stored: a password entry holds
+ * HMAC-SHA-256(key, checker, user, password), a token entry only the
+ * token's hash (in its key).
+ */
+#define STORE_CACHE_PASSWORD	'p'
+#define STORE_CACHE_NEGATIVE	'n'
+#define STORE_CACHE_TOKEN	't'
+#define STORE_CACHE_HASH_LEN	32
+
+struct store_cache_entry {
+	/* the key */
+	int	 kind;				/* STORE_CACHE_* */
+	char	 checker[CONF_NAME_MAX];
+	char	 user[CONF_AUTH_NAME_MAX];	/* normalised */
+	uint8_t	 token_hash[STORE_CACHE_HASH_LEN];	/* token entries */
+	/* the record */
+	int64_t	 created;			/* seconds since the Epoch */
+	int64_t	 expires;			/* not valid from then on */
+	uint8_t	 verifier[STORE_CACHE_HASH_LEN];	/* password, negative */
+	char	 canonical[CONF_AUTH_NAME_MAX];	/* who it authenticates */
+	char	 scope[CONF_HOST_MAX];		/* tokens: granted scope */
+};
+
+/* 1 found (e's record filled from its key), 0 none, -1 error. */
+int		 store_cache_get(struct store *, struct store_cache_entry *e,
+		    char *err, size_t errlen);
+/* Create or replace the entry with e's key. 0 ok, -1 error. */
+int		 store_cache_put(struct store *,
+		    const struct store_cache_entry *e, char *err,
+		    size_t errlen);
+/*
+ * Delete the entries of user (its key's user or its canonical name),
+ * or all when user is NULL; *n says how many.  0 ok, -1 error.
+ */
+int		 store_cache_flush(struct store *, const char *user,
+		    size_t *n, char *err, size_t errlen);
+/*
+ * Delete the entries that expired before "before"; *n how many.
+ * 0 ok, -1 error.
+ */
+int		 store_cache_expire(struct store *, int64_t before, size_t *n,
+		    char *err, size_t errlen);
+/*
+ * Call cb for the entries of user (as for flush), or all, inside one
+ * read transaction, in key order; cb returns non-zero to stop.  A
+ * corrupt entry is skipped and makes the result -1.
+ */
+int		 store_cache_list(struct store *, const char *user,
+		    int (*cb)(const struct store_cache_entry *, void *),
+		    void *arg, char *err, size_t errlen);
 
 #endif /* PORTCULLIS_STORE_H */
