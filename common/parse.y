@@ -36,6 +36,7 @@
 #include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +132,17 @@ struct checker_opts {
 	int			 on_fail;	/* given */
 	int			 on_tempfail;
 	int			 mechanisms;
+	uint32_t		 given;		/* oauth, cache: options seen */
 };
+
+/* The values of one "option value ..." line of an oauth or cache block. */
+#define KV_VALUES_MAX		8
+static struct {
+	const char		*key;
+	const char		*v[KV_VALUES_MAX];
+	int			 n;
+	int			 line;
+} kv;
 
 /* Where failure-delay-max was set, for the check made at the end. */
 struct setting_origin {
@@ -200,6 +211,9 @@ static void	 checker_end(void);
 static void	 checker_policy(enum chain_policy *, int *, const char *,
 		    const char *);
 static void	 checker_mechanism(const char *);
+static void	 kv_option(void);
+static void	 oauth_check(struct checker_conf *);
+static void	 cache_check(void);
 static void	 static_user_add(const char *, const char *, int);
 static int	 set_failure_delay(int *, int64_t, const char *);
 static int	 netaddr_parse(const char *, struct netaddr *);
@@ -221,6 +235,7 @@ static int			 norigins;
 static struct listen_opts	 lopts;
 static struct pki_opts		 popts;
 static struct checker_opts	 copts;
+static int			 ncache_checkers;
 static struct setting_origin	 fdmax_origin;
 
 static int			 errors;
@@ -237,6 +252,8 @@ static char			 cur_text[64], prev_text[64], stmt_keyword[64];
 static char			 list_keyword[64];	/* the list's statement */
 static char			 block_keyword[BLOCK_DEPTH_MAX][64];
 static int			 block_depth;	/* open braces */
+static int			 kv_pending;	/* "oauth", "cache" seen */
+static int			 kv_depth;	/* >0: in their block */
 %}
 
 %token	AUTH AUTHUSER BARENEWLINES CERT CHECKER CHROOT CONSOLE DELIVER
@@ -244,13 +261,14 @@ static int			 block_depth;	/* open braces */
 %token	FAILUREDELAY FAILUREDELAYMAX GRACEPERIOD HOSTNAME INCLUDE KEY
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
+%token	OAUTH CACHE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
 %token	REQUIRE SENDERCHECK SMTPS SPOOL STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.string>	address optpath value
+%type	<v.string>	address optpath value kvkey
 %type	<v.number>	port duration size relaytls
 
 %%
@@ -660,6 +678,12 @@ checkerdef	: LMDB optpath			{
 		| STATIC staticbody		{
 			checker_set_type(CHECKER_STATIC, NULL);
 		}
+		| OAUTH	{
+			checker_set_type(CHECKER_OAUTH, NULL);
+		} kvbody
+		| CACHE optpath {
+			checker_set_type(CHECKER_CACHE, $2);
+		} optkvbody
 		| STRING optpath		{
 			conf_error("unknown checker type \"%s\"", $1);
 			copts.checker = NULL;
@@ -686,6 +710,52 @@ staticlines	: /* empty */
 
 staticuser	: USER STRING PASSWORD STRING	{
 			static_user_add($2, $4, $<lineno>1);
+		}
+		;
+
+/*
+ * The blocks of oauth and cache checkers: one "option value ..." per
+ * line, checked by kv_option() against the checker's own table.
+ */
+optkvbody	: /* empty */
+		| kvbody
+		;
+
+kvbody		: '{' kvlines '}'
+		| '{' kvlines kvline '}'
+		;
+
+kvlines		: /* empty */
+		| kvlines '\n'
+		| kvlines kvline '\n'
+		| kvlines error '\n'		{
+			memset(&kv, 0, sizeof(kv));
+			yyerrok;
+		}
+		;
+
+kvline		: kvkey kvvalues		{
+			kv.key = $1;
+			kv.line = $<lineno>1;
+			kv_option();
+			memset(&kv, 0, sizeof(kv));
+		}
+		;
+
+kvkey		: STRING			{ $$ = $1; }
+		| TIMEOUT			{ $$ = "timeout"; }
+		;
+
+kvvalues	: kvvalue
+		| kvvalues kvvalue
+		;
+
+kvvalue		: value				{
+			if (kv.n == KV_VALUES_MAX) {
+				conf_error("too many values");
+				YYERROR;
+			}
+			kv.v[kv.n++] = $1;
 		}
 		;
 
@@ -781,6 +851,7 @@ static const struct keyword keywords[] = {
 	{ "auth",		AUTH },
 	{ "auth-user",		AUTHUSER },
 	{ "bare-newlines",	BARENEWLINES },
+	{ "cache",		CACHE },
 	{ "cert",		CERT },
 	{ "checker",		CHECKER },
 	{ "chroot",		CHROOT },
@@ -805,6 +876,7 @@ static const struct keyword keywords[] = {
 	{ "max-sessions-per-address", MAXSESSIONSPERADDR },
 	{ "mechanisms",		MECHANISMS },
 	{ "name",		NAME },
+	{ "oauth",		OAUTH },
 	{ "on",			ON },
 	{ "on-fail",		ONFAIL },
 	{ "on-tempfail",	ONTEMPFAIL },
@@ -1180,7 +1252,10 @@ lex_word(int c)
 
 	if ((token = lookup(buf)) != STRING)
 		return token;
-	if (stmt_start && !followed_by_equal()) {
+	/* The options of oauth and cache blocks are checked by name. */
+	if (stmt_start && kv_depth > 0 && block_depth == kv_depth)
+		(void)strlcpy(stmt_keyword, buf, sizeof(stmt_keyword));
+	else if (stmt_start && !followed_by_equal()) {
 		lex_error("unknown keyword \"%s\"", buf);
 		return findeol();
 	}
@@ -1292,6 +1367,15 @@ yylex(void)
 	 * A closing brace gives the statement its block belongs to back:
 	 * "} on-fail" is still the checker's line.
 	 */
+	if (tok == OAUTH || tok == CACHE)
+		kv_pending = 1;
+	else if (tok == '\n')
+		kv_pending = 0;
+	if (tok == '{' && kv_pending) {
+		kv_pending = 0;
+		kv_depth = block_depth + 1;
+	} else if (tok == '}' && block_depth == kv_depth)
+		kv_depth = 0;
 	if (tok == '{') {
 		if (block_depth < BLOCK_DEPTH_MAX)
 			(void)strlcpy(block_keyword[block_depth], stmt_keyword,
@@ -1730,6 +1814,8 @@ parse_duration(const char *s)
 		mult = 60 * 1000;
 	else if (strcmp(unit, "h") == 0)
 		mult = 3600 * 1000;
+	else if (strcmp(unit, "d") == 0)
+		mult = 86400 * 1000;
 	else
 		return -1;
 	if (n > INT64_MAX / mult)
@@ -1996,12 +2082,28 @@ checker_set_type(enum checker_type type, const char *path)
 	if (copts.checker == NULL)
 		return;
 	copts.checker->type = type;
-	if (type != CHECKER_LMDB)
+	if (type == CHECKER_OAUTH) {
+		struct oauth_conf	*o = &copts.checker->oauth;
+
+		o->client_auth = OAUTH_CLIENT_BASIC;
+		o->algorithms = JWT_ALG_RS256 | JWT_ALG_ES256 | JWT_ALG_EDDSA;
+		o->leeway = DEFAULT_OAUTH_LEEWAY;
+		o->timeout = DEFAULT_OAUTH_TIMEOUT;
+		o->connect_timeout = DEFAULT_OAUTH_CONNECT_TIMEOUT;
+		o->max_requests = DEFAULT_OAUTH_MAX_REQUESTS;
+		o->breaker = DEFAULT_OAUTH_BREAKER;
+		o->breaker_time = DEFAULT_OAUTH_BREAKER_TIME;
+		o->jwks_refresh = DEFAULT_OAUTH_JWKS_REFRESH;
+		return;
+	}
+	if (type == CHECKER_CACHE)
+		copts.checker->cache.ttl = DEFAULT_CACHE_TTL;
+	if (type != CHECKER_LMDB && type != CHECKER_CACHE)
 		return;
 	if (path == NULL)
 		path = PORTCULLIS_DB;
 	if (copy_path(copts.checker->path, sizeof(copts.checker->path), path,
-	    "lmdb") == -1)
+	    type == CHECKER_LMDB ? "lmdb" : "cache") == -1)
 		copts.checker = NULL;
 }
 
@@ -2011,6 +2113,12 @@ checker_end(void)
 	if (copts.type == CHECKER_STATIC && copts.nusers == 0)
 		conf_error_at(file->name, copts.line,
 		    "checker \"%s\": no users", copts.name);
+	if (copts.type == CHECKER_OAUTH && copts.checker != NULL)
+		oauth_check(copts.checker);
+	if (copts.type == CHECKER_CACHE && ncache_checkers++ > 0)
+		conf_error_at(file->name, copts.line,
+		    "checker \"%s\": only one cache checker may be "
+		    "configured", copts.name);
 	memset(&copts, 0, sizeof(copts));
 }
 
@@ -2049,8 +2157,8 @@ static const struct mechanism {
 	{ "PLAIN",		SASL_PLAIN },
 	{ "LOGIN",		SASL_LOGIN },
 	{ "SCRAM-SHA-256",	0 },
-	{ "XOAUTH2",		0 },
-	{ "OAUTHBEARER",	0 },
+	{ "XOAUTH2",		SASL_XOAUTH2 },
+	{ "OAUTHBEARER",	SASL_OAUTHBEARER },
 };
 
 /* The mechanisms a type of checker can verify. */
@@ -2115,6 +2223,323 @@ checker_mechanism(const char *name)
 		return;
 	}
 	copts.checker->mechanisms |= m->bit;
+}
+
+/*
+ * The options of oauth and cache blocks.  Each takes a fixed number of
+ * values; a duplicate is an error, as everywhere else.
+ */
+enum kv_kind {
+	KV_URL,			/* https://, or http:// to loopback */
+	KV_STRING,
+	KV_FILE,		/* an absolute path */
+	KV_DURATION_MS,
+	KV_DURATION_S,
+	KV_NUMBER,
+	KV_SPECIAL,		/* handled by name */
+};
+
+struct kv_option {
+	const char	*name;
+	enum kv_kind	 kind;
+	size_t		 off;		/* in struct checker_conf */
+	size_t		 size;		/* strings: of the field */
+	int64_t		 min, max;	/* numbers and durations */
+};
+
+#define OA(f)	offsetof(struct checker_conf, oauth.f), \
+		sizeof(((struct checker_conf *)0)->oauth.f)
+#define CA(f)	offsetof(struct checker_conf, cache.f), \
+		sizeof(((struct checker_conf *)0)->cache.f)
+
+static const struct kv_option oauth_options[] = {
+	{ "algorithms",		KV_SPECIAL,	0, 0, 0, 0 },
+	{ "audience",		KV_STRING,	OA(audience), 0, 0 },
+	{ "ca-file",		KV_FILE,	OA(ca_file), 0, 0 },
+	{ "circuit-breaker",	KV_SPECIAL,	0, 0, 0, 0 },
+	{ "client-auth",	KV_SPECIAL,	0, 0, 0, 0 },
+	{ "client-id",		KV_STRING,	OA(client_id), 0, 0 },
+	{ "client-secret-file",	KV_FILE,	OA(secret_file), 0, 0 },
+	{ "connect-timeout",	KV_DURATION_MS,	OA(connect_timeout), 100,
+	    60 * 1000 },
+	{ "domain",		KV_STRING,	OA(domain), 0, 0 },
+	{ "introspection-url",	KV_URL,		OA(introspection_url), 0, 0 },
+	{ "issuer",		KV_STRING,	OA(issuer), 0, 0 },
+	{ "jwks-refresh",	KV_DURATION_S,	OA(jwks_refresh), 1, 86400 },
+	{ "jwks-url",		KV_URL,		OA(jwks_url), 0, 0 },
+	{ "leeway",		KV_DURATION_S,	OA(leeway), 0, 600 },
+	{ "max-requests",	KV_NUMBER,	OA(max_requests), 1, 1024 },
+	{ "scope",		KV_STRING,	OA(scope), 0, 0 },
+	{ "timeout",		KV_DURATION_MS,	OA(timeout), 100, 120 * 1000 },
+	{ "token-url",		KV_URL,		OA(token_url), 0, 0 },
+	{ "user-claim",		KV_STRING,	OA(user_claim), 0, 0 },
+};
+
+static const struct kv_option cache_options[] = {
+	{ "key-file",		KV_FILE,	CA(key_file), 0, 0 },
+	{ "negative-ttl",	KV_DURATION_S,	CA(negative_ttl), 0, 3600 },
+	{ "stale-if-error",	KV_DURATION_S,	CA(stale_if_error), 0,
+	    30 * 86400 },
+	{ "ttl",		KV_DURATION_S,	CA(ttl), 1, 30 * 86400 },
+};
+
+/* An identity provider's URL: TLS, unless it is on this host. */
+static int
+valid_oauth_url(const char *u)
+{
+	static const char *const loopback[] = {
+		"http://127.0.0.1", "http://[::1]", "http://localhost",
+	};
+	const char	*p;
+	size_t		 i, n;
+
+	for (p = u; *p != '\0'; p++)
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+			return 0;
+	if (strncasecmp(u, "https://", 8) == 0)
+		return u[8] != '\0' && u[8] != '/';
+	for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		n = strlen(loopback[i]);
+		if (strncasecmp(u, loopback[i], n) == 0 &&
+		    (u[n] == ':' || u[n] == '/' || u[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
+static int
+kv_special(struct checker_conf *c)
+{
+	struct oauth_conf	*o = &c->oauth;
+	int64_t			 ms;
+	char			*end;
+	long			 k;
+	int			 i;
+
+	if (strcmp(kv.key, "algorithms") == 0) {
+		o->algorithms = 0;
+		for (i = 0; i < kv.n; i++) {
+			if (strcmp(kv.v[i], "RS256") == 0)
+				o->algorithms |= JWT_ALG_RS256;
+			else if (strcmp(kv.v[i], "ES256") == 0)
+				o->algorithms |= JWT_ALG_ES256;
+			else if (strcmp(kv.v[i], "EdDSA") == 0)
+				o->algorithms |= JWT_ALG_EDDSA;
+			else {
+				conf_error("checker \"%s\": unsupported "
+				    "algorithm \"%s\": want RS256, ES256 or "
+				    "EdDSA", c->name, kv.v[i]);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (strcmp(kv.key, "client-auth") == 0) {
+		if (kv.n != 1)
+			goto nvalues;
+		if (strcmp(kv.v[0], "basic") == 0)
+			o->client_auth = OAUTH_CLIENT_BASIC;
+		else if (strcmp(kv.v[0], "post") == 0)
+			o->client_auth = OAUTH_CLIENT_POST;
+		else {
+			conf_error("checker \"%s\": invalid client-auth "
+			    "\"%s\": want basic or post", c->name, kv.v[0]);
+			return -1;
+		}
+		return 0;
+	}
+	/* circuit-breaker off | circuit-breaker COUNT DURATION */
+	if (kv.n == 1 && strcmp(kv.v[0], "off") == 0) {
+		o->breaker = 0;
+		return 0;
+	}
+	if (kv.n != 2)
+		goto nvalues;
+	errno = 0;
+	k = strtol(kv.v[0], &end, 10);
+	if (errno != 0 || *end != '\0' || k < 1 || k > 1000) {
+		conf_error("checker \"%s\": circuit-breaker: the count must "
+		    "be between 1 and 1000", c->name);
+		return -1;
+	}
+	if ((ms = parse_duration(kv.v[1])) < 1000 || ms > 3600 * 1000 ||
+	    ms % 1000 != 0) {
+		conf_error("checker \"%s\": circuit-breaker: the time must "
+		    "be whole seconds between 1s and 1h", c->name);
+		return -1;
+	}
+	o->breaker = (int)k;
+	o->breaker_time = (int)(ms / 1000);
+	return 0;
+nvalues:
+	conf_error("checker \"%s\": %s: wrong number of values", c->name,
+	    kv.key);
+	return -1;
+}
+
+static int
+kv_set(struct checker_conf *c, const struct kv_option *opt)
+{
+	char		*dst = (char *)c + opt->off;
+	char		 what[CONF_NAME_MAX + 64];
+	int64_t		 n;
+	char		*end;
+
+	(void)snprintf(what, sizeof(what), "checker \"%s\": %s", c->name,
+	    opt->name);
+	if (opt->kind == KV_SPECIAL)
+		return kv_special(c);
+	if (kv.n != 1) {
+		conf_error("%s: wrong number of values", what);
+		return -1;
+	}
+	switch (opt->kind) {
+	case KV_URL:
+		if (!valid_oauth_url(kv.v[0])) {
+			conf_error("%s: \"%s\" is not an https URL (http is "
+			    "allowed to this host only)", what, kv.v[0]);
+			return -1;
+		}
+		return copy_value(dst, opt->size, kv.v[0], what);
+	case KV_STRING:
+		return copy_value(dst, opt->size, kv.v[0], what);
+	case KV_FILE:
+		return copy_path(dst, opt->size, kv.v[0], what);
+	case KV_DURATION_MS:
+	case KV_DURATION_S:
+		if ((n = parse_duration(kv.v[0])) == -1) {
+			conf_error("%s: invalid duration \"%s\"", what,
+			    kv.v[0]);
+			return -1;
+		}
+		if (opt->kind == KV_DURATION_S) {
+			if (n % 1000 != 0) {
+				conf_error("%s must be a whole number of "
+				    "seconds", what);
+				return -1;
+			}
+			n /= 1000;
+		}
+		break;
+	case KV_NUMBER:
+		errno = 0;
+		n = strtoll(kv.v[0], &end, 10);
+		if (errno != 0 || *end != '\0' || end == kv.v[0]) {
+			conf_error("%s: invalid number \"%s\"", what, kv.v[0]);
+			return -1;
+		}
+		break;
+	default:
+		return -1;
+	}
+	return set_number((int *)(void *)dst, n, opt->min, opt->max, what);
+}
+
+static void
+kv_option(void)
+{
+	const struct kv_option	*table, *opt = NULL;
+	size_t			 i, n;
+
+	if (copts.type == CHECKER_OAUTH) {
+		table = oauth_options;
+		n = sizeof(oauth_options) / sizeof(oauth_options[0]);
+	} else {
+		table = cache_options;
+		n = sizeof(cache_options) / sizeof(cache_options[0]);
+	}
+	for (i = 0; i < n; i++)
+		if (strcmp(kv.key, table[i].name) == 0)
+			opt = &table[i];
+	if (opt == NULL) {
+		conf_error_at(file->name, kv.line, "checker \"%s\": unknown "
+		    "%s option \"%s\"", copts.name,
+		    copts.type == CHECKER_OAUTH ? "oauth" : "cache", kv.key);
+		return;
+	}
+	if (copts.given & (1U << (opt - table))) {
+		conf_error_at(file->name, kv.line, "checker \"%s\": %s given "
+		    "twice", copts.name, opt->name);
+		return;
+	}
+	copts.given |= 1U << (opt - table);
+	if (copts.checker != NULL)
+		(void)kv_set(copts.checker, opt);
+}
+
+/*
+ * What an oauth checker can verify follows from its URLs: tokens with
+ * a JWKS or an introspection endpoint, passwords with a token endpoint
+ * (RFC 6749 4.3).  Each needs what the provider will ask for.
+ */
+static void
+oauth_check(struct checker_conf *c)
+{
+	struct oauth_conf	*o = &c->oauth;
+	uint32_t		 can = 0;
+
+	if (o->jwks_url[0] != '\0' || o->introspection_url[0] != '\0')
+		can |= SASL_TOKEN_MECHS;
+	if (o->token_url[0] != '\0')
+		can |= SASL_PASSWORD_MECHS;
+	if (can == 0) {
+		conf_error_at(file->name, copts.line, "checker \"%s\": oauth "
+		    "needs introspection-url, jwks-url or token-url", c->name);
+		return;
+	}
+	/* RFC 9068 4: a resource server checks iss and aud. */
+	if (o->jwks_url[0] != '\0' && (o->issuer[0] == '\0' ||
+	    o->audience[0] == '\0'))
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "jwks-url needs issuer and audience", c->name);
+	if (o->introspection_url[0] != '\0' && (o->client_id[0] == '\0' ||
+	    o->secret_file[0] == '\0'))
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "introspection-url needs client-id and client-secret-file",
+		    c->name);
+	if (o->token_url[0] != '\0' && o->client_id[0] == '\0')
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "token-url needs client-id", c->name);
+	if (o->jwks_url[0] != '\0' && o->algorithms == 0)
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "no algorithms", c->name);
+	if (c->mechanisms == 0)
+		c->mechanisms = can;
+	else if ((c->mechanisms & ~can) != 0)
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "mechanisms that its URLs cannot verify", c->name);
+}
+
+/* A cache answers for the oauth checkers, with their mechanisms. */
+static void
+cache_check(void)
+{
+	struct checker_conf	*c, *cache = NULL;
+	uint32_t		 m = 0;
+
+	TAILQ_FOREACH(c, &conf->checkers, entry) {
+		if (c->type == CHECKER_OAUTH)
+			m |= c->mechanisms;
+		if (c->type == CHECKER_CACHE)
+			cache = c;
+	}
+	if (cache == NULL)
+		return;
+	if (m == 0) {
+		conf_error("checker \"%s\": a cache needs an oauth checker",
+		    cache->name);
+		return;
+	}
+	if (cache->mechanisms == 0)
+		cache->mechanisms = m;
+	else if ((cache->mechanisms & ~m) != 0)
+		conf_error("checker \"%s\": mechanisms that no oauth checker "
+		    "verifies", cache->name);
+	if (cache->cache.key_file[0] == '\0' &&
+	    (size_t)snprintf(cache->cache.key_file,
+	    sizeof(cache->cache.key_file), "%s/cache.key", cache->path) >=
+	    sizeof(cache->cache.key_file))
+		conf_error("checker \"%s\": key-file: too long", cache->name);
 }
 
 /*
@@ -2394,6 +2819,8 @@ parse_reset(void)
 	cur_tok = '\n';
 	prev_is_keyword = 0;
 	in_list = 0;
+	ncache_checkers = 0;
+	kv_pending = kv_depth = 0;
 	cur_text[0] = prev_text[0] = stmt_keyword[0] = '\0';
 	list_keyword[0] = '\0';
 	block_depth = 0;
@@ -2455,6 +2882,7 @@ parse_config(const char *filename)
 	if (errors == 0) {
 		check_listeners();
 		check_auth();
+		cache_check();
 	}
 	if (errors == 0 && TAILQ_EMPTY(&conf->listeners))
 		conf_error_at(filename, lastline, "no listener configured");
