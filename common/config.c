@@ -108,7 +108,7 @@ config_free(struct portcullis_conf *conf)
 	}
 	while ((c = TAILQ_FIRST(&conf->checkers)) != NULL) {
 		TAILQ_REMOVE(&conf->checkers, c, entry);
-		free(c);
+		freezero(c, sizeof(*c));	/* an oauth client secret */
 	}
 	while ((d = TAILQ_FIRST(&conf->local_domains)) != NULL) {
 		TAILQ_REMOVE(&conf->local_domains, d, entry);

@@ -222,7 +222,7 @@ stores_prepare(const struct portcullis_conf *conf)
 		return -1;
 	}
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
-		if (c->type != CHECKER_LMDB)
+		if (c->type != CHECKER_LMDB && c->type != CHECKER_CACHE)
 			continue;
 		if (mkdir(c->path, 0700) == -1 && errno != EEXIST) {
 			log_warn("checker %s: mkdir %s", c->name, c->path);

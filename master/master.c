@@ -112,6 +112,7 @@ master_reload(void)
 		return;
 	}
 	if (conf_prepare(conf) == -1 || pki_load(conf) == -1 ||
+	    secrets_load(conf) == -1 ||
 	    (spool_fd = spool_open(conf)) == -1) {
 		log_warnx("reload failed; still running the previous "
 		    "configuration");
@@ -272,6 +273,8 @@ master_init(void)
 		    "chroot; every process runs as uid %d", (int)getuid());
 	if (pki_load(master->conf) == -1)
 		fatalx("cannot load the certificates");
+	if (secrets_load(master->conf) == -1)
+		fatalx("cannot read the oauth client secrets");
 	libexec_init();
 	if (listeners_open(master->conf, NULL) == -1)
 		fatalx("cannot open the listeners");

@@ -80,4 +80,7 @@ int		 control_open(const struct portcullis_conf *);
 /* pki.c */
 int		 pki_load(struct portcullis_conf *);
 
+/* secret.c */
+int		 secrets_load(struct portcullis_conf *);
+
 #endif /* PORTCULLIS_MASTER_H */
