@@ -7,7 +7,8 @@
  * authd over its control socket, are not there yet and say so.
  *
  * This file: the command line, finding the store (-d, or the first
- * lmdb checker of the configuration), opening it, reading passwords,
+ * lmdb checker of the configuration; for the cache commands, the first
+ * cache checker), opening it, reading passwords,
  * and, when run as root, giving the store to authd's user afterwards
  * so that authd can still open what root created or wrote; or, for a
  * store that is authd's already, becoming authd's user to open it.
@@ -51,6 +52,7 @@ usage(void)
 	    "       authctl user del | lock | unlock | show name\n"
 	    "       authctl user list [-l]\n"
 	    "       authctl user import [--partial] [--replace] file\n"
+	    "       authctl cache list | flush [name]\n"
 	    "       authctl hash [-s scheme] [--password-stdin]\n");
 	exit(EXIT_USAGE);
 }
@@ -98,9 +100,10 @@ safe_str(const char *in, char *out, size_t outlen)
 
 /*
  * Find the store directory and authd's user.  -d names the directory;
- * without it, the first lmdb checker of the configuration does.  The
- * configuration is read whenever it is needed for the directory, was
- * named with -f, or is where it is by default: it names auth-user.
+ * without it, the first lmdb checker of the configuration does, or
+ * for the cache commands the first cache checker.  The configuration
+ * is read whenever it is needed for the directory, was named with -f,
+ * or is where it is by default: it names auth-user.
  */
 static int
 ctl_setup(struct ctl *ctl)
@@ -108,7 +111,9 @@ ctl_setup(struct ctl *ctl)
 	struct portcullis_conf	*conf;
 	struct checker_conf	*cc;
 	struct stat		 sb;
+	enum checker_type	 type;
 
+	type = ctl->cache ? CHECKER_CACHE : CHECKER_LMDB;
 	(void)strlcpy(ctl->auth_user, PORTCULLIS_AUTH_USER,
 	    sizeof(ctl->auth_user));
 	if (ctl->storedir != NULL && !ctl->conf_given &&
@@ -126,13 +131,27 @@ ctl_setup(struct ctl *ctl)
 	    sizeof(ctl->auth_user));
 	if (ctl->storedir == NULL) {
 		TAILQ_FOREACH(cc, &conf->checkers, entry)
-			if (cc->type == CHECKER_LMDB)
+			if (cc->type == type)
 				break;
+		/* Without a cache, there is none to reach: as a missing one. */
+		if (cc == NULL && ctl->cache) {
+			warnx("%s: no cache checker in the configuration, so "
+			    "no login cache: name its directory with -d",
+			    ctl->conffile);
+			config_free(conf);
+			return EXIT_STORE;
+		}
 		if (cc == NULL) {
 			warnx("%s: no lmdb checker in the configuration, so no "
 			    "store: name one with -d", ctl->conffile);
 			config_free(conf);
 			return EXIT_ERROR;
+		}
+		if (cc->path[0] == '\0') {
+			warnx("%s: checker \"%s\" names no directory: name it "
+			    "with -d", ctl->conffile, cc->name);
+			config_free(conf);
+			return EXIT_STORE;
 		}
 		(void)strlcpy(ctl->dirbuf, cc->path, sizeof(ctl->dirbuf));
 		ctl->storedir = ctl->dirbuf;
@@ -261,6 +280,25 @@ become_owner(const struct ctl *ctl)
 }
 
 /*
+ * authd makes the login cache; authctl never does.  EXIT_STORE, after
+ * a message, if it is not there; else 0, and store_open() tells the
+ * rest (permissions, a directory that holds something else).
+ */
+static int
+cache_missing(const struct ctl *ctl)
+{
+	struct stat	 sb;
+	char		 path[PATH_MAX];
+
+	(void)snprintf(path, sizeof(path), "%s/data.mdb", ctl->storedir);
+	if (stat(path, &sb) == 0 || errno != ENOENT)
+		return 0;
+	warnx("login cache %s does not exist: authd creates it, for a cache "
+	    "checker", ctl->storedir);
+	return EXIT_STORE;
+}
+
+/*
  * Open the store for a command.  0, or the exit status after the
  * message: EXIT_NOPERM when permission is denied, EXIT_STORE when the
  * store is missing or cannot be opened, EXIT_ERROR for a
@@ -286,6 +324,10 @@ ctl_open(struct ctl *ctl, int mode)
 		break;
 	}
 	ctl->mode = mode;
+	/* The store's own word would be to make it with user add. */
+	if (ctl->cache && mode != CTL_CREATE &&
+	    (rv = cache_missing(ctl)) != 0)
+		return rv;
 	if ((ctl->st = store_open(ctl->storedir, flags, err,
 	    sizeof(err))) == NULL) {
 		warnx("%s", err);
@@ -473,10 +515,8 @@ main(int argc, char *argv[])
 		return cmd_stats(&ctl, argc, argv);
 	if (strcmp(argv[0], "reload") == 0)
 		return cmd_reload(&ctl, argc, argv);
-	if (strcmp(argv[0], "cache") == 0) {
-		warnx("there is no login cache yet");
-		return EXIT_STORE;
-	}
+	if (strcmp(argv[0], "cache") == 0)
+		return cmd_cache(&ctl, argc, argv);
 	warnx("unknown command \"%s\"", argv[0]);
 	usage();
 }

@@ -3,7 +3,8 @@
  *
  * authctl.c parses the command line, finds the store and opens it,
  * reads passwords and gives the store to authd's user afterwards;
- * user.c has the user commands, import.c user import.
+ * user.c has the user commands, import.c user import, cache.c the
+ * login cache's.
  */
 #ifndef PORTCULLIS_AUTHCTL_H
 #define PORTCULLIS_AUTHCTL_H
@@ -21,7 +22,8 @@
 /* Exit status; see authctl.8.  69 and 77 are sysexits(3)'s. */
 #define EXIT_ERROR	1	/* no such user, user exists, bad input */
 #define EXIT_USAGE	2
-#define EXIT_STORE	69	/* EX_UNAVAILABLE: store missing, unreadable */
+#define EXIT_STORE	69	/* EX_UNAVAILABLE: store missing, unreadable;
+				   no login cache configured */
 #define EXIT_NOPERM	77	/* EX_NOPERM: permission denied */
 
 /* A buffer for a password: one octet more than PASSWD_MAX shows a
@@ -37,6 +39,7 @@ struct ctl {
 	const char	*conffile;	/* -f, or the default */
 	int		 conf_given;	/* -f was given */
 	const char	*storedir;	/* -d, else from the configuration */
+	int		 cache;		/* the store is the login cache's */
 	char		 dirbuf[PATH_MAX];
 	char		 auth_user[CONF_USER_MAX];
 	struct store	*st;
@@ -62,6 +65,9 @@ const char	*name_problem(const char *name, int address);
 
 /* import.c */
 int		 cmd_import(struct ctl *, int argc, char *argv[]);
+
+/* cache.c */
+int		 cmd_cache(struct ctl *, int argc, char *argv[]);
 
 /* live.c: the control socket commands (not dispatched by main() yet) */
 int		 cmd_test(struct ctl *, int argc, char *argv[]);

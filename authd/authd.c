@@ -23,6 +23,7 @@
 #include "privsep.h"
 #include "proto.h"
 #include "hashpool.h"
+#include "http.h"
 #include "passwd.h"
 #include "store.h"
 
@@ -57,6 +58,8 @@ authd_configure(struct portcullis_conf *conf)
 			log_debug("running as %s", conf->auth_user);
 		if (hashpool_init(authd->base, hash_threads()) == -1)
 			fatal("hash pool");
+		if (http_init(authd->base) == -1)
+			fatalx("cannot start libcurl");
 		/* Made now, so the first unknown user costs no more. */
 		(void)passwd_dummy_hash();
 	}
@@ -94,6 +97,64 @@ authd_channel_free(struct worker_channel *wc)
 	free(wc);
 }
 
+static struct auth_ctx *
+ctx_new(struct worker_channel *wc, const struct auth_request *req,
+    const uint8_t *secret, size_t len)
+{
+	struct auth_ctx	*ctx;
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		fatal("calloc");
+	ctx->wc = wc;
+	ctx->req_id = req->req_id;
+	ctx->session_id = req->session_id;
+	ctx->mechanism = req->mechanism;
+	strlcpy(ctx->client, req->client, sizeof(ctx->client));
+	strlcpy(ctx->listener, req->listener, sizeof(ctx->listener));
+	if ((ctx->password = malloc(len + 1)) == NULL)
+		fatal("malloc");
+	memcpy(ctx->password, secret, len);
+	ctx->password[len] = '\0';
+	ctx->pwlen = len;
+	TAILQ_INSERT_TAIL(&wc->pending, ctx, entry);
+	return ctx;
+}
+
+/*
+ * "user NUL token": the user may be empty (OAUTHBEARER without a=);
+ * the token is RFC 6750 2.1 b64token, as the worker checked already.
+ */
+static int
+token_request(struct worker_channel *wc, const struct auth_request *req,
+    const uint8_t *cred, size_t len)
+{
+	struct auth_ctx	*ctx;
+	const uint8_t	*nul, *tok;
+	size_t		 ulen, tlen;
+
+	if ((nul = memchr(cred, '\0', len)) == NULL)
+		return -1;
+	ulen = (size_t)(nul - cred);
+	tok = nul + 1;
+	tlen = len - ulen - 1;
+	if (ulen >= CONF_AUTH_NAME_MAX || tlen == 0)
+		return -1;
+	for (size_t i = 0; i < tlen; i++)
+		if (tok[i] <= ' ' || tok[i] >= 0x7f)
+			return -1;
+	ctx = ctx_new(wc, req, tok, tlen);
+	memcpy(ctx->user, cred, ulen);
+	ctx->user[ulen] = '\0';
+	if (ulen > 0 && store_name_normalize(ctx->user, ctx->user,
+	    sizeof(ctx->user)) == -1) {
+		ctx->why = "bad user name";
+		chain_reject(ctx);
+		return 0;
+	}
+	chain_start(ctx);
+	return 0;
+}
+
 /*
  * A worker may be compromised: everything in the request is checked,
  * and anything wrong closes that worker's channel.
@@ -113,10 +174,14 @@ authd_auth_request(struct worker_channel *wc, struct imsg *imsg)
 	len = ibuf_size(&ibuf);
 	cred = ibuf_data(&ibuf);
 	if (req.cred_len != len || len > AUTH_CRED_MAX ||
-	    (req.mechanism != SASL_PLAIN && req.mechanism != SASL_LOGIN))
+	    (req.mechanism != SASL_PLAIN && req.mechanism != SASL_LOGIN &&
+	    req.mechanism != SASL_XOAUTH2 &&
+	    req.mechanism != SASL_OAUTHBEARER))
 		return -1;
 	req.client[sizeof(req.client) - 1] = '\0';
 	req.listener[sizeof(req.listener) - 1] = '\0';
+	if (req.mechanism & SASL_TOKEN_MECHS)
+		return token_request(wc, &req, cred, len);
 	if ((nul1 = memchr(cred, '\0', len)) == NULL ||
 	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - cred)))
 	    == NULL)
@@ -128,22 +193,9 @@ authd_auth_request(struct worker_channel *wc, struct imsg *imsg)
 	    memchr(nul2 + 1, '\0', plen) != NULL)
 		return -1;
 
-	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
-		fatal("calloc");
-	ctx->wc = wc;
-	ctx->req_id = req.req_id;
-	ctx->session_id = req.session_id;
-	ctx->mechanism = req.mechanism;
-	strlcpy(ctx->client, req.client, sizeof(ctx->client));
-	strlcpy(ctx->listener, req.listener, sizeof(ctx->listener));
+	ctx = ctx_new(wc, &req, nul2 + 1, plen);
 	memcpy(ctx->user, nul1 + 1, ulen);
 	ctx->user[ulen] = '\0';
-	if ((ctx->password = malloc(plen + 1)) == NULL)
-		fatal("malloc");
-	memcpy(ctx->password, nul2 + 1, plen);
-	ctx->password[plen] = '\0';
-	ctx->pwlen = plen;
-	TAILQ_INSERT_TAIL(&wc->pending, ctx, entry);
 	/* Acting for another user (RFC 4616 authzid) is not offered. */
 	if (zlen != 0 && (zlen != ulen || memcmp(cred, nul1 + 1, ulen) != 0)) {
 		ctx->why = "authzid differs";

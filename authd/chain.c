@@ -9,9 +9,16 @@
  * nobody says ok the answer is tempfail, so the client hears 454 and
  * tries again, instead of 535 and a wrong conclusion.
  *
- * Every check runs on the hash pool; between two checks the attempt
- * lives on the event loop.  One audit line per attempt says who, how,
- * which checker, the result and the time it took; never the secret.
+ * Local checks run on the hash pool; remote ones (oauth) run on the
+ * event loop and call back; between two checks the attempt lives on
+ * the event loop.  One audit line per attempt says who, how, which
+ * checker, the result and the time it took; never the secret.
+ *
+ * When an oauth checker has decided, the cache (if one is configured)
+ * learns its verdict.  A cache entry that expired not long ago may
+ * still answer for a provider that cannot be reached (stale-if-error):
+ * the cache marks it in the attempt, and the provider's tempfail turns
+ * into that answer.
  */
 
 #include <ctype.h>
@@ -28,6 +35,7 @@
 
 static struct checker	 checkers[CONF_CHECKERS_MAX];
 static int		 ncheckers;
+static struct checker	*cache;		/* in checkers[], or NULL */
 static unsigned int	 inflight;
 static struct portcullis_conf *retired[16];	/* wait for inflight 0 */
 static int		 nretired;
@@ -96,6 +104,59 @@ chain_mechanisms(void)
 	return m;
 }
 
+/*
+ * One LMDB environment is opened once per process, whatever number of
+ * checkers use it (an lmdb checker and the cache may share one): POSIX
+ * locks are per process, and closing a second handle would drop the
+ * first one's.  They stay open for good; a reload that drops a checker
+ * leaves its environment open, which costs a descriptor and a mapping.
+ */
+struct store *
+chain_store(const char *path)
+{
+	static struct {
+		char		 path[PATH_MAX];
+		struct store	*st;
+	} stores[CONF_CHECKERS_MAX * 2];
+	static int	 nstores;
+	char		 err[256];
+	int		 i;
+
+	for (i = 0; i < nstores; i++)
+		if (strcmp(stores[i].path, path) == 0) {
+			if (stores[i].st != NULL)
+				return stores[i].st;
+			break;
+		}
+	if (i == nstores) {
+		if (nstores == (int)(sizeof(stores) / sizeof(stores[0]))) {
+			log_warnx("%s: too many stores", path);
+			return NULL;
+		}
+		strlcpy(stores[i].path, path, sizeof(stores[i].path));
+		nstores++;
+	}
+	/* Retried at the next reload when it failed. */
+	if ((stores[i].st = store_open(path, STORE_CREATE, err,
+	    sizeof(err))) == NULL)
+		log_warnx("%s", err);
+	return stores[i].st;
+}
+
+static void
+priv_unref(struct checker_priv *p)
+{
+	if (p != NULL && --p->refs == 0)
+		p->free(p);
+}
+
+const struct checker *
+chain_checkers(int *n)
+{
+	*n = ncheckers;
+	return checkers;
+}
+
 int
 chain_configure(struct portcullis_conf *conf)
 {
@@ -103,15 +164,15 @@ chain_configure(struct portcullis_conf *conf)
 	struct checker		 c;
 	int			 n = 0;
 
-	/* A check in flight keeps its own copy of its checker; the old
-	 * stores stay open (LMDB handles are cheap) until then. */
-	for (int i = 0; i < ncheckers && inflight == 0; i++)
-		if (checkers[i].store != NULL)
-			store_close(checkers[i].store);
+	/* A check in flight holds its own reference to what it uses. */
+	for (int i = 0; i < ncheckers; i++)
+		priv_unref(checkers[i].priv);
 	ncheckers = 0;
+	cache = NULL;
 	TAILQ_FOREACH(cc, &conf->checkers, entry) {
 		memset(&c, 0, sizeof(c));
 		c.conf = cc;
+		c.index = n;
 		switch (cc->type) {
 		case CHECKER_LMDB:
 			if (checker_lmdb_init(&c) == -1)
@@ -122,13 +183,20 @@ chain_configure(struct portcullis_conf *conf)
 				return -1;
 			break;
 		case CHECKER_OAUTH:
+			if (checker_oauth_init(&c) == -1)
+				return -1;
+			break;
 		case CHECKER_CACHE:
-			log_warnx("checker %s: not built yet", cc->name);
-			return -1;
+			if (checker_cache_init(&c, conf) == -1)
+				return -1;
+			break;
 		}
 		c.mechanisms = cc->mechanisms != 0 ? cc->mechanisms :
 		    SASL_PASSWORD_MECHS;
-		checkers[n++] = c;
+		checkers[n] = c;
+		if (cc->type == CHECKER_CACHE)
+			cache = &checkers[n];
+		n++;
 	}
 	ncheckers = n;
 	return 0;
@@ -142,6 +210,10 @@ mech_name(uint32_t m)
 		return "PLAIN";
 	case SASL_LOGIN:
 		return "LOGIN";
+	case SASL_XOAUTH2:
+		return "XOAUTH2";
+	case SASL_OAUTHBEARER:
+		return "OAUTHBEARER";
 	}
 	return "unknown";
 }
@@ -157,12 +229,18 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - ctx->started.tv_sec) * 1000 +
 	    (now.tv_nsec - ctx->started.tv_nsec) / 1000000;
-	escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
-	log_info("auth result=%s user=\"%s\" mech=%s checker=%s session=%016llx"
-	    " client=%s listener=%s ms=%ld%s%s",
+	/* A token login that named nobody is audited as whom it proved. */
+	if (ctx->user[0] == '\0' && result == AUTH_OK)
+		escape_text(ctx->canonical, strlen(ctx->canonical), user,
+		    sizeof(user));
+	else
+		escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
+	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s "
+	    "session=%016llx client=%s listener=%s ms=%ld%s%s",
 	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :
 	    "tempfail", user, mech_name(ctx->mechanism),
 	    checker != NULL ? checker : "none",
+	    ctx->answered_stale ? " stale=yes" : "",
 	    (unsigned long long)ctx->session_id, ctx->client, ctx->listener,
 	    ms, ctx->why != NULL ? " reason=" : "",
 	    ctx->why != NULL ? ctx->why : "");
@@ -189,7 +267,7 @@ chain_ctx_free(struct auth_ctx *ctx)
 	if (ctx->password != NULL)
 		freezero(ctx->password, ctx->pwlen + 1);
 	free(ctx->current);
-	free(ctx);
+	freezero(ctx, sizeof(*ctx));
 }
 
 static void
@@ -204,13 +282,35 @@ job_work(void *arg)
 static void
 job_done(void *arg)
 {
-	struct auth_ctx		*ctx = arg;
-	struct checker_conf	*cc = ctx->current->conf;
+	chain_checker_done(arg);
+}
+
+/* A checker has decided: on the loop, whichever way it ran. */
+void
+chain_checker_done(struct auth_ctx *ctx)
+{
+	struct checker		*c = ctx->current;
+	struct checker_conf	*cc = c->conf;
 
 	inflight--;
+	if (cc->type == CHECKER_OAUTH && cache != NULL &&
+	    ctx->result != AUTH_TEMPFAIL)
+		cache_remember(cache, c, ctx, ctx->result);
+	priv_unref(c->priv);
+	c->priv = NULL;
 	retired_free();
 	if (ctx->wc == NULL && ctx->cancelled) {
 		chain_ctx_free(ctx);
+		return;
+	}
+	/* stale-if-error: the provider is down, the cache remembers. */
+	if (ctx->result == AUTH_TEMPFAIL && cache != NULL &&
+	    (ctx->stale & (1U << c->index))) {
+		ctx->answered_stale = 1;
+		ctx->why = NULL;
+		strlcpy(ctx->canonical, ctx->stale_user,
+		    sizeof(ctx->canonical));
+		chain_finish(ctx, AUTH_OK, cache->conf->name);
 		return;
 	}
 	switch (ctx->result) {
@@ -239,7 +339,8 @@ chain_step(struct auth_ctx *ctx)
 	int	 i;
 
 	for (i = ctx->next; i < ncheckers; i++)
-		if (checkers[i].mechanisms & ctx->mechanism)
+		if ((checkers[i].mechanisms & ctx->mechanism) &&
+		    (ctx->skip & (1U << i)) == 0)
 			break;
 	if (i >= ncheckers) {
 		chain_finish(ctx, ctx->tempfail_seen ? AUTH_TEMPFAIL :
@@ -251,9 +352,15 @@ chain_step(struct auth_ctx *ctx)
 	    (ctx->current = malloc(sizeof(*ctx->current))) == NULL)
 		fatal("malloc");
 	*ctx->current = checkers[i];
+	if (ctx->current->priv != NULL)
+		ctx->current->priv->refs++;
 	ctx->why = NULL;
 	inflight++;
-	hashpool_submit(job_work, job_done, ctx);
+	if (ctx->current->start != NULL) {
+		ctx->result = AUTH_TEMPFAIL;
+		ctx->current->start(ctx->current, ctx);
+	} else
+		hashpool_submit(job_work, job_done, ctx);
 }
 
 /* Refused before any checker: still audited, still a verdict. */

@@ -73,12 +73,9 @@ lmdb_verify(struct checker *c, struct auth_ctx *ctx)
 int
 checker_lmdb_init(struct checker *c)
 {
-	char	 err[256];
-
 	c->verify = lmdb_verify;
-	c->store = store_open(c->conf->path, STORE_CREATE, err, sizeof(err));
-	if (c->store == NULL)
-		log_warnx("checker %s: %s; its logins fail temporarily",
-		    c->conf->name, err);
+	if ((c->store = chain_store(c->conf->path)) == NULL)
+		log_warnx("checker %s: its logins fail temporarily",
+		    c->conf->name);
 	return 0;
 }

@@ -344,6 +344,19 @@ recv_checker(struct config_recv *cr, struct imsg *imsg)
 	}
 	TERMINATE(c->name);
 	TERMINATE(c->path);
+	TERMINATE(c->oauth.introspection_url);
+	TERMINATE(c->oauth.token_url);
+	TERMINATE(c->oauth.jwks_url);
+	TERMINATE(c->oauth.issuer);
+	TERMINATE(c->oauth.audience);
+	TERMINATE(c->oauth.scope);
+	TERMINATE(c->oauth.client_id);
+	TERMINATE(c->oauth.secret_file);
+	TERMINATE(c->oauth.client_secret);
+	TERMINATE(c->oauth.ca_file);
+	TERMINATE(c->oauth.user_claim);
+	TERMINATE(c->oauth.domain);
+	TERMINATE(c->cache.key_file);
 	TAILQ_INSERT_TAIL(&cr->conf->checkers, c, entry);
 	return 0;
 }

@@ -133,6 +133,7 @@ struct checker_opts {
 	int			 on_tempfail;
 	int			 mechanisms;
 	uint32_t		 given;		/* oauth, cache: options seen */
+	int			 kv_bad;	/* one of them was in error */
 };
 
 /* The values of one "option value ..." line of an oauth or cache block. */
@@ -236,6 +237,7 @@ static struct listen_opts	 lopts;
 static struct pki_opts		 popts;
 static struct checker_opts	 copts;
 static int			 ncache_checkers;
+static struct setting_origin	 cache_origin;	/* the cache checker */
 static struct setting_origin	 fdmax_origin;
 
 static int			 errors;
@@ -721,8 +723,14 @@ optkvbody	: /* empty */
 		| kvbody
 		;
 
+/* After an error, the closing brace ends the block as well as a '\n'. */
 kvbody		: '{' kvlines '}'
 		| '{' kvlines kvline '}'
+		| '{' kvlines error '}'		{
+			memset(&kv, 0, sizeof(kv));
+			copts.kv_bad = 1;
+			yyerrok;
+		}
 		;
 
 kvlines		: /* empty */
@@ -730,6 +738,7 @@ kvlines		: /* empty */
 		| kvlines kvline '\n'
 		| kvlines error '\n'		{
 			memset(&kv, 0, sizeof(kv));
+			copts.kv_bad = 1;
 			yyerrok;
 		}
 		;
@@ -2113,12 +2122,25 @@ checker_end(void)
 	if (copts.type == CHECKER_STATIC && copts.nusers == 0)
 		conf_error_at(file->name, copts.line,
 		    "checker \"%s\": no users", copts.name);
-	if (copts.type == CHECKER_OAUTH && copts.checker != NULL)
+	/* With an option in error, what is missing follows from it. */
+	if (copts.type == CHECKER_OAUTH && copts.checker != NULL &&
+	    !copts.kv_bad)
 		oauth_check(copts.checker);
 	if (copts.type == CHECKER_CACHE && ncache_checkers++ > 0)
 		conf_error_at(file->name, copts.line,
 		    "checker \"%s\": only one cache checker may be "
 		    "configured", copts.name);
+	else if (copts.type == CHECKER_CACHE && copts.checker != NULL) {
+		/* A miss is a fail: the provider must be asked next. */
+		if (copts.checker->on_fail == CHAIN_STOP)
+			conf_error_at(file->name, copts.line, "checker \"%s\": "
+			    "a cache cannot take on-fail stop: a miss would "
+			    "end the chain", copts.name);
+		/* cache_check(), at the end, speaks of this line. */
+		if ((cache_origin.file = pool_strdup(file->name)) == NULL)
+			conf_error("out of memory");
+		cache_origin.line = copts.line;
+	}
 	memset(&copts, 0, sizeof(copts));
 }
 
@@ -2174,6 +2196,18 @@ checker_can_verify(enum checker_type type)
 		return SASL_PASSWORD_MECHS | SASL_TOKEN_MECHS;
 	}
 	return 0;
+}
+
+/* The name of the first mechanism in m. */
+static const char *
+mechanism_name(uint32_t m)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(mechanisms) / sizeof(mechanisms[0]); i++)
+		if (mechanisms[i].bit != 0 && (m & mechanisms[i].bit) != 0)
+			return mechanisms[i].name;
+	return "?";
 }
 
 static const char *
@@ -2232,6 +2266,8 @@ checker_mechanism(const char *name)
 enum kv_kind {
 	KV_URL,			/* https://, or http:// to loopback */
 	KV_STRING,
+	KV_DOMAIN,		/* as hostname */
+	KV_SCOPE,		/* one scope-token, RFC 6749 3.3 */
 	KV_FILE,		/* an absolute path */
 	KV_DURATION_MS,
 	KV_DURATION_S,
@@ -2262,14 +2298,14 @@ static const struct kv_option oauth_options[] = {
 	{ "client-secret-file",	KV_FILE,	OA(secret_file), 0, 0 },
 	{ "connect-timeout",	KV_DURATION_MS,	OA(connect_timeout), 100,
 	    60 * 1000 },
-	{ "domain",		KV_STRING,	OA(domain), 0, 0 },
+	{ "domain",		KV_DOMAIN,	OA(domain), 0, 0 },
 	{ "introspection-url",	KV_URL,		OA(introspection_url), 0, 0 },
 	{ "issuer",		KV_STRING,	OA(issuer), 0, 0 },
 	{ "jwks-refresh",	KV_DURATION_S,	OA(jwks_refresh), 1, 86400 },
 	{ "jwks-url",		KV_URL,		OA(jwks_url), 0, 0 },
 	{ "leeway",		KV_DURATION_S,	OA(leeway), 0, 600 },
 	{ "max-requests",	KV_NUMBER,	OA(max_requests), 1, 1024 },
-	{ "scope",		KV_STRING,	OA(scope), 0, 0 },
+	{ "scope",		KV_SCOPE,	OA(scope), 0, 0 },
 	{ "timeout",		KV_DURATION_MS,	OA(timeout), 100, 120 * 1000 },
 	{ "token-url",		KV_URL,		OA(token_url), 0, 0 },
 	{ "user-claim",		KV_STRING,	OA(user_claim), 0, 0 },
@@ -2283,28 +2319,79 @@ static const struct kv_option cache_options[] = {
 	{ "ttl",		KV_DURATION_S,	CA(ttl), 1, 30 * 86400 },
 };
 
-/* An identity provider's URL: TLS, unless it is on this host. */
-static int
-valid_oauth_url(const char *u)
+/*
+ * An identity provider's URL: TLS, unless it is on this host.  NULL if
+ * it is good, else what is wrong with it.
+ */
+static const char *
+oauth_url_problem(const char *u)
 {
 	static const char *const loopback[] = {
 		"http://127.0.0.1", "http://[::1]", "http://localhost",
 	};
-	const char	*p;
-	size_t		 i, n;
+	static const char	 nottls[] = "not an https URL (http is "
+				    "allowed to this host only)";
+	const char		*p;
+	size_t			 i, n;
 
 	for (p = u; *p != '\0'; p++)
 		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-			return 0;
+			return "blanks or control characters in a URL";
 	if (strncasecmp(u, "https://", 8) == 0)
-		return u[8] != '\0' && u[8] != '/';
+		return u[8] != '\0' && u[8] != '/' ? NULL : "no host";
+	/*
+	 * The host ends at a port, a path or the end: in
+	 * "http://127.0.0.1:80@example.org/", 127.0.0.1:80 is a user name
+	 * and the password, and example.org the host.
+	 */
 	for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
 		n = strlen(loopback[i]);
-		if (strncasecmp(u, loopback[i], n) == 0 &&
-		    (u[n] == ':' || u[n] == '/' || u[n] == '\0'))
-			return 1;
+		if (strncasecmp(u, loopback[i], n) != 0)
+			continue;
+		p = u + n;
+		if (*p == ':' && isdigit((unsigned char)p[1]))
+			for (p++; isdigit((unsigned char)*p); p++)
+				;
+		if (*p == '/' || *p == '\0')
+			return NULL;
 	}
-	return 0;
+	return nottls;
+}
+
+/* One scope-token of RFC 6749 3.3: printable, no blank, '"' or '\\'. */
+static int
+valid_scope(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < 0x21 || *s > 0x7e || *s == '"' || *s == '\\')
+			return 0;
+	return 1;
+}
+
+/* "1h", "100ms", "30d": the largest unit that says it exactly. */
+static const char *
+kv_duration_str(int64_t ms, char *buf, size_t size)
+{
+	static const struct {
+		const char	*unit;
+		int64_t		 ms;
+	} units[] = {
+		{ "d", 86400 * 1000 }, { "h", 3600 * 1000 },
+		{ "m", 60 * 1000 }, { "s", 1000 },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			(void)snprintf(buf, size, "%lld%s",
+			    (long long)(ms / units[i].ms),
+			    ms == 0 ? "s" : units[i].unit);
+			return buf;
+		}
+	(void)snprintf(buf, size, "%lldms", (long long)ms);
+	return buf;
 }
 
 static int
@@ -2381,9 +2468,10 @@ static int
 kv_set(struct checker_conf *c, const struct kv_option *opt)
 {
 	char		*dst = (char *)c + opt->off;
-	char		 what[CONF_NAME_MAX + 64];
-	int64_t		 n;
+	char		 what[CONF_NAME_MAX + 64], lo[32], hi[32];
+	int64_t		 n, scale;
 	char		*end;
+	const char	*why;
 
 	(void)snprintf(what, sizeof(what), "checker \"%s\": %s", c->name,
 	    opt->name);
@@ -2395,13 +2483,25 @@ kv_set(struct checker_conf *c, const struct kv_option *opt)
 	}
 	switch (opt->kind) {
 	case KV_URL:
-		if (!valid_oauth_url(kv.v[0])) {
-			conf_error("%s: \"%s\" is not an https URL (http is "
-			    "allowed to this host only)", what, kv.v[0]);
+		if ((why = oauth_url_problem(kv.v[0])) != NULL) {
+			conf_error("%s: \"%s\": %s", what, kv.v[0], why);
 			return -1;
 		}
 		return copy_value(dst, opt->size, kv.v[0], what);
 	case KV_STRING:
+		return copy_value(dst, opt->size, kv.v[0], what);
+	case KV_DOMAIN:
+		if (!valid_hostname(kv.v[0])) {
+			conf_error("%s: invalid domain \"%s\"", what, kv.v[0]);
+			return -1;
+		}
+		return copy_value(dst, opt->size, kv.v[0], what);
+	case KV_SCOPE:
+		if (!valid_scope(kv.v[0])) {
+			conf_error("%s: invalid scope \"%s\": one scope, "
+			    "without blanks or quotes", what, kv.v[0]);
+			return -1;
+		}
 		return copy_value(dst, opt->size, kv.v[0], what);
 	case KV_FILE:
 		return copy_path(dst, opt->size, kv.v[0], what);
@@ -2412,14 +2512,19 @@ kv_set(struct checker_conf *c, const struct kv_option *opt)
 			    kv.v[0]);
 			return -1;
 		}
-		if (opt->kind == KV_DURATION_S) {
-			if (n % 1000 != 0) {
-				conf_error("%s must be a whole number of "
-				    "seconds", what);
-				return -1;
-			}
-			n /= 1000;
+		scale = opt->kind == KV_DURATION_S ? 1000 : 1;
+		if (n % scale != 0) {
+			conf_error("%s must be a whole number of seconds",
+			    what);
+			return -1;
 		}
+		if (n < opt->min * scale || n > opt->max * scale) {
+			conf_error("%s must be between %s and %s", what,
+			    kv_duration_str(opt->min * scale, lo, sizeof(lo)),
+			    kv_duration_str(opt->max * scale, hi, sizeof(hi)));
+			return -1;
+		}
+		n /= scale;
 		break;
 	case KV_NUMBER:
 		errno = 0;
@@ -2455,16 +2560,18 @@ kv_option(void)
 		conf_error_at(file->name, kv.line, "checker \"%s\": unknown "
 		    "%s option \"%s\"", copts.name,
 		    copts.type == CHECKER_OAUTH ? "oauth" : "cache", kv.key);
+		copts.kv_bad = 1;
 		return;
 	}
 	if (copts.given & (1U << (opt - table))) {
 		conf_error_at(file->name, kv.line, "checker \"%s\": %s given "
 		    "twice", copts.name, opt->name);
+		copts.kv_bad = 1;
 		return;
 	}
 	copts.given |= 1U << (opt - table);
-	if (copts.checker != NULL)
-		(void)kv_set(copts.checker, opt);
+	if (copts.checker != NULL && kv_set(copts.checker, opt) == -1)
+		copts.kv_bad = 1;
 }
 
 /*
@@ -2505,9 +2612,14 @@ oauth_check(struct checker_conf *c)
 		    "no algorithms", c->name);
 	if (c->mechanisms == 0)
 		c->mechanisms = can;
+	else if ((c->mechanisms & ~can & SASL_PASSWORD_MECHS) != 0)
+		conf_error_at(file->name, copts.line, "checker \"%s\": %s "
+		    "needs token-url", c->name,
+		    mechanism_name(c->mechanisms & ~can));
 	else if ((c->mechanisms & ~can) != 0)
-		conf_error_at(file->name, copts.line, "checker \"%s\": "
-		    "mechanisms that its URLs cannot verify", c->name);
+		conf_error_at(file->name, copts.line, "checker \"%s\": %s "
+		    "needs jwks-url or introspection-url", c->name,
+		    mechanism_name(c->mechanisms & ~can));
 }
 
 /* A cache answers for the oauth checkers, with their mechanisms. */
@@ -2523,23 +2635,26 @@ cache_check(void)
 		if (c->type == CHECKER_CACHE)
 			cache = c;
 	}
-	if (cache == NULL)
+	if (cache == NULL || cache_origin.file == NULL)
 		return;
 	if (m == 0) {
-		conf_error("checker \"%s\": a cache needs an oauth checker",
+		conf_error_at(cache_origin.file, cache_origin.line,
+		    "checker \"%s\": a cache needs an oauth checker",
 		    cache->name);
 		return;
 	}
 	if (cache->mechanisms == 0)
 		cache->mechanisms = m;
 	else if ((cache->mechanisms & ~m) != 0)
-		conf_error("checker \"%s\": mechanisms that no oauth checker "
-		    "verifies", cache->name);
+		conf_error_at(cache_origin.file, cache_origin.line,
+		    "checker \"%s\": no oauth checker verifies %s",
+		    cache->name, mechanism_name(cache->mechanisms & ~m));
 	if (cache->cache.key_file[0] == '\0' &&
 	    (size_t)snprintf(cache->cache.key_file,
 	    sizeof(cache->cache.key_file), "%s/cache.key", cache->path) >=
 	    sizeof(cache->cache.key_file))
-		conf_error("checker \"%s\": key-file: too long", cache->name);
+		conf_error_at(cache_origin.file, cache_origin.line,
+		    "checker \"%s\": key-file: too long", cache->name);
 }
 
 /*
@@ -2820,6 +2935,7 @@ parse_reset(void)
 	prev_is_keyword = 0;
 	in_list = 0;
 	ncache_checkers = 0;
+	memset(&cache_origin, 0, sizeof(cache_origin));
 	kv_pending = kv_depth = 0;
 	cur_text[0] = prev_text[0] = stmt_keyword[0] = '\0';
 	list_keyword[0] = '\0';
@@ -2847,6 +2963,7 @@ parse_cleanup(void)
 	memset(&popts, 0, sizeof(popts));
 	memset(&copts, 0, sizeof(copts));
 	memset(&fdmax_origin, 0, sizeof(fdmax_origin));
+	memset(&cache_origin, 0, sizeof(cache_origin));
 	/* They may hold the last words of a password. */
 	explicit_bzero(cur_text, sizeof(cur_text));
 	explicit_bzero(prev_text, sizeof(prev_text));

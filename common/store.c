@@ -42,11 +42,15 @@
 #include "util.h"
 
 #define RECORD_HEADER	19	/* version, flags, created, changed, H */
+#define CACHE_HEADER	50	/* version, flags, created, expires,
+				   verifier */
 
 struct store {
 	MDB_env			*env;
 	MDB_dbi			 meta;
 	MDB_dbi			 users;
+	MDB_dbi			 cache;		/* if has_cache */
+	int			 has_cache;
 	int			 flags;
 	pthread_rwlock_t	 maplock;
 	char			 dir[PATH_MAX];
@@ -66,10 +70,11 @@ lmdb_error(const struct store *st, const char *what, int rc, char *err,
 
 /*
  * 1 if s[0..len) is well-formed UTF-8 without control characters
- * (C0, DEL, C1) or spaces; else 0, with *why saying which.
+ * (C0, DEL, C1), nor spaces unless space_ok; else 0, with *why saying
+ * which.
  */
 static int
-text_ok(const unsigned char *s, size_t len, const char **why)
+text_ok(const unsigned char *s, size_t len, int space_ok, const char **why)
 {
 	size_t		 i = 0, n, k;
 	uint32_t	 cp, min;
@@ -78,7 +83,7 @@ text_ok(const unsigned char *s, size_t len, const char **why)
 	while (i < len) {
 		c = s[i];
 		if (c < 0x80) {
-			if (c == ' ') {
+			if (c == ' ' && !space_ok) {
 				*why = "contains a space";
 				return 0;
 			}
@@ -143,7 +148,7 @@ name_normalize(const char *in, char *out, size_t outlen, const char **why)
 		*why = "is too long";
 		return -1;
 	}
-	if (!text_ok((const unsigned char *)in, len, why))
+	if (!text_ok((const unsigned char *)in, len, 0, why))
 		return -1;
 	if ((at = strrchr(in, '@')) != NULL) {
 		if (at == in) {
@@ -262,7 +267,8 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 			    "than %d octets", i + 1, STORE_ADDR_MAX);
 			return -1;
 		}
-		if (!text_ok((const unsigned char *)u->addrs[i], alen, &why)) {
+		if (!text_ok((const unsigned char *)u->addrs[i], alen, 0,
+		    &why)) {
 			errbuf_set(err, errlen, "address %zu %s", i + 1, why);
 			return -1;
 		}
@@ -342,6 +348,12 @@ store_record_decode(const unsigned char *buf, size_t len,
 		memcpy(addr, buf + o, alen);
 		addr[alen] = '\0';
 		o += alen;
+		/* addr_normalize() would stop at a NUL, and pass the rest. */
+		if (memchr(addr, '\0', alen) != NULL) {
+			errbuf_set(err, errlen, "address %zu contains a "
+			    "control character", i + 1);
+			goto bad;
+		}
 		if (addr_normalize(addr, u->addrs[i], sizeof(u->addrs[i]),
 		    &why) == -1) {
 			errbuf_set(err, errlen, "address %zu %s", i + 1, why);
@@ -563,6 +575,27 @@ open_databases(struct store *st, char *err, size_t errlen)
 			    errlen);
 		return -1;
 	}
+
+	/*
+	 * The cache database came after layout 1 without a new layout
+	 * number.  An older portcullis opens meta and users by name and
+	 * never looks at another database, so a store with a cache is
+	 * still a good layout 1 store to it, and going back to it after
+	 * an upgrade still works; a layout 2 would make it refuse the
+	 * whole store for a database it need not know.  So the cache is
+	 * made whenever the store is opened for writing (the transaction
+	 * is aborted, and nothing made, if the store is refused below).
+	 * Opened read-only, a store without it has an empty cache: the
+	 * cache calls say so, and nothing is wrong with the store.
+	 */
+	rc = mdb_dbi_open(txn, "cache", rdonly ? 0 : MDB_CREATE, &st->cache);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot open its cache database", rc, err,
+		    errlen);
+		return -1;
+	}
+	st->has_cache = rc == 0;
 
 	key.mv_data = "layout";
 	key.mv_size = strlen("layout");
@@ -989,5 +1022,740 @@ store_user_list(struct store *st,
 		if (err != NULL && l < errlen)
 			errbuf_set(err + l, errlen - l, " (and %zu more)", bad - 1);
 	}
+	return bad > 0 ? -1 : 0;
+}
+
+/*
+ * The login cache.  Keys and records are described in store.h; as for
+ * users, nothing read from the file is trusted before it is checked.
+ */
+
+static int
+cache_kind_ok(int kind)
+{
+	return kind == STORE_CACHE_PASSWORD || kind == STORE_CACHE_NEGATIVE ||
+	    kind == STORE_CACHE_TOKEN;
+}
+
+static const char *
+cache_kind_name(int kind)
+{
+	switch (kind) {
+	case STORE_CACHE_PASSWORD:
+		return "password";
+	case STORE_CACHE_NEGATIVE:
+		return "negative";
+	case STORE_CACHE_TOKEN:
+		return "token";
+	}
+	return "unknown";
+}
+
+/* A checker name: 1..CONF_NAME_MAX - 1 octets of text (spaces too). */
+static int
+checker_ok(const unsigned char *s, size_t len, const char **why)
+{
+	if (len == 0) {
+		*why = "is empty";
+		return 0;
+	}
+	if (len >= CONF_NAME_MAX) {
+		*why = "is too long";
+		return 0;
+	}
+	return text_ok(s, len, 1, why);
+}
+
+/* A scope: printable ASCII, spaces between its tokens (RFC 6749 3.3). */
+static int
+scope_ok(const unsigned char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * e's key into buf (STORE_CACHE_KEY_MAX octets), its user normalised
+ * into user (CONF_AUTH_NAME_MAX octets).  The length; -1 when e breaks
+ * the format; -2 when only its user name is refused.
+ */
+static int
+cache_key(const struct store_cache_entry *e, unsigned char *buf,
+    size_t buflen, char *user, char *err, size_t errlen)
+{
+	char		 safe[CONF_NAME_MAX * 4];
+	const char	*why;
+	size_t		 clen, ulen, o;
+
+	if (!cache_kind_ok(e->kind)) {
+		errbuf_set(err, errlen, "unknown cache entry kind %d", e->kind);
+		return -1;
+	}
+	clen = strnlen(e->checker, sizeof(e->checker));
+	if (!checker_ok((const unsigned char *)e->checker, clen, &why)) {
+		errbuf_set(err, errlen, "checker name \"%s\" %s",
+		    escape_text(e->checker, clen, safe, sizeof(safe)), why);
+		return -1;
+	}
+	user[0] = '\0';
+	/* A token may come with no user name; a password never does. */
+	if ((e->kind != STORE_CACHE_TOKEN || e->user[0] != '\0') &&
+	    name_normalize(e->user, user, CONF_AUTH_NAME_MAX, &why) == -1) {
+		name_error(e->user, why, err, errlen);
+		return -2;
+	}
+	if (buflen < STORE_CACHE_KEY_MAX) {
+		errbuf_set(err, errlen, "cache key buffer too small");
+		return -1;
+	}
+	ulen = strlen(user);
+	buf[0] = (unsigned char)e->kind;
+	memcpy(buf + 1, e->checker, clen);
+	o = 1 + clen;
+	buf[o++] = '\0';
+	memcpy(buf + o, user, ulen);
+	o += ulen;
+	buf[o++] = '\0';
+	if (e->kind == STORE_CACHE_TOKEN) {
+		memcpy(buf + o, e->token_hash, STORE_CACHE_HASH_LEN);
+		o += STORE_CACHE_HASH_LEN;
+	}
+	return (int)o;
+}
+
+int
+store_cache_key_encode(const struct store_cache_entry *e, unsigned char *buf,
+    size_t buflen, char *err, size_t errlen)
+{
+	char	 user[CONF_AUTH_NAME_MAX];
+	int	 len;
+
+	len = cache_key(e, buf, buflen, user, err, errlen);
+	return len < 0 ? -1 : len;
+}
+
+int
+store_cache_key_decode(const unsigned char *buf, size_t len,
+    struct store_cache_entry *e, char *err, size_t errlen)
+{
+	const unsigned char	*p, *nul;
+	const char		*why;
+	char			 name[CONF_AUTH_NAME_MAX];
+	size_t			 clen, ulen, rest;
+
+	e->kind = 0;
+	memset(e->checker, 0, sizeof(e->checker));
+	memset(e->user, 0, sizeof(e->user));
+	memset(e->token_hash, 0, sizeof(e->token_hash));
+	if (len < 1) {
+		errbuf_set(err, errlen, "the key is empty");
+		return -1;
+	}
+	if (!cache_kind_ok(buf[0])) {
+		errbuf_set(err, errlen, "unknown entry kind 0x%02x", buf[0]);
+		return -1;
+	}
+	p = buf + 1;
+	rest = len - 1;
+	if ((nul = memchr(p, '\0', rest)) == NULL) {
+		errbuf_set(err, errlen, "the checker name has no end");
+		return -1;
+	}
+	clen = (size_t)(nul - p);
+	if (!checker_ok(p, clen, &why)) {
+		errbuf_set(err, errlen, "the checker name %s", why);
+		return -1;
+	}
+	memcpy(e->checker, p, clen);
+	e->checker[clen] = '\0';
+
+	p = nul + 1;
+	rest = len - (size_t)(p - buf);
+	if ((nul = memchr(p, '\0', rest)) == NULL) {
+		errbuf_set(err, errlen, "the user name has no end");
+		goto bad;
+	}
+	ulen = (size_t)(nul - p);
+	if (ulen >= sizeof(name)) {
+		errbuf_set(err, errlen, "the user name is too long");
+		goto bad;
+	}
+	memcpy(name, p, ulen);
+	name[ulen] = '\0';
+	if (ulen == 0 && buf[0] != STORE_CACHE_TOKEN) {
+		errbuf_set(err, errlen, "the user name is empty");
+		goto bad;
+	}
+	if (ulen > 0) {
+		if (name_normalize(name, e->user, sizeof(e->user),
+		    &why) == -1) {
+			errbuf_set(err, errlen, "the user name %s", why);
+			goto bad;
+		}
+		if (strcmp(name, e->user) != 0) {
+			errbuf_set(err, errlen, "the user name is not "
+			    "normalised");
+			goto bad;
+		}
+	}
+
+	p = nul + 1;
+	rest = len - (size_t)(p - buf);
+	if (buf[0] == STORE_CACHE_TOKEN) {
+		if (rest != STORE_CACHE_HASH_LEN) {
+			errbuf_set(err, errlen, "the token hash is %zu octets, "
+			    "not %d", rest, STORE_CACHE_HASH_LEN);
+			goto bad;
+		}
+		memcpy(e->token_hash, p, STORE_CACHE_HASH_LEN);
+	} else if (rest != 0) {
+		errbuf_set(err, errlen, "%zu octets of garbage after the key",
+		    rest);
+		goto bad;
+	}
+	e->kind = buf[0];
+	return 0;
+ bad:
+	memset(e->checker, 0, sizeof(e->checker));
+	memset(e->user, 0, sizeof(e->user));
+	return -1;
+}
+
+/* Nothing half-decoded for a careless caller to trust. */
+static void
+cache_record_clear(struct store_cache_entry *e)
+{
+	e->created = 0;
+	e->expires = 0;
+	memset(e->verifier, 0, sizeof(e->verifier));
+	memset(e->canonical, 0, sizeof(e->canonical));
+	memset(e->scope, 0, sizeof(e->scope));
+}
+
+int
+store_cache_record_encode(const struct store_cache_entry *e,
+    unsigned char *buf, size_t buflen, char *err, size_t errlen)
+{
+	char		 canon[CONF_AUTH_NAME_MAX];
+	char		 safe[CONF_AUTH_NAME_MAX];
+	const char	*why;
+	size_t		 clen = 0, slen, o;
+
+	if (!cache_kind_ok(e->kind)) {
+		errbuf_set(err, errlen, "unknown cache entry kind %d", e->kind);
+		return -1;
+	}
+	canon[0] = '\0';
+	slen = strnlen(e->scope, sizeof(e->scope));
+	if (e->kind == STORE_CACHE_NEGATIVE) {
+		/* A refused password authenticates nobody. */
+		if (e->canonical[0] != '\0' || slen != 0) {
+			errbuf_set(err, errlen, "a negative cache entry has "
+			    "neither a canonical name nor a scope");
+			return -1;
+		}
+	} else if (name_normalize(e->canonical, canon, sizeof(canon),
+	    &why) == -1) {
+		errbuf_set(err, errlen, "canonical name \"%s\" %s",
+		    escape_text(e->canonical, strnlen(e->canonical,
+		    sizeof(e->canonical)), safe, sizeof(safe)), why);
+		return -1;
+	}
+	clen = strlen(canon);
+	if (slen >= sizeof(e->scope) || slen > 255) {
+		errbuf_set(err, errlen, "the scope is longer than 255 octets");
+		return -1;
+	}
+	if (!scope_ok((const unsigned char *)e->scope, slen)) {
+		errbuf_set(err, errlen, "the scope has an octet that is not "
+		    "printable ASCII");
+		return -1;
+	}
+	if (buflen < STORE_CACHE_RECORD_MAX) {
+		errbuf_set(err, errlen, "cache record buffer too small");
+		return -1;
+	}
+
+	buf[0] = STORE_CACHE_RECORD_VERSION;
+	buf[1] = 0;
+	put_i64(buf + 2, e->created);
+	put_i64(buf + 10, e->expires);
+	/* A token's entry holds only the token's hash, in its key. */
+	if (e->kind == STORE_CACHE_TOKEN)
+		memset(buf + 18, 0, STORE_CACHE_HASH_LEN);
+	else
+		memcpy(buf + 18, e->verifier, STORE_CACHE_HASH_LEN);
+	o = CACHE_HEADER;
+	buf[o++] = (unsigned char)clen;
+	memcpy(buf + o, canon, clen);
+	o += clen;
+	buf[o++] = (unsigned char)slen;
+	memcpy(buf + o, e->scope, slen);
+	o += slen;
+	return (int)o;
+}
+
+int
+store_cache_record_decode(const unsigned char *buf, size_t len,
+    struct store_cache_entry *e, char *err, size_t errlen)
+{
+	char		 name[CONF_AUTH_NAME_MAX];
+	const char	*why;
+	size_t		 clen, slen, i, o;
+
+	cache_record_clear(e);
+	if (!cache_kind_ok(e->kind)) {
+		errbuf_set(err, errlen, "unknown cache entry kind %d", e->kind);
+		return -1;
+	}
+	if (len < 1) {
+		errbuf_set(err, errlen, "the record is empty");
+		return -1;
+	}
+	if (buf[0] != STORE_CACHE_RECORD_VERSION) {
+		if (buf[0] > STORE_CACHE_RECORD_VERSION)
+			errbuf_set(err, errlen, "the record has format %u, this "
+			    "portcullis understands up to %d: upgrade "
+			    "portcullis", buf[0], STORE_CACHE_RECORD_VERSION);
+		else
+			errbuf_set(err, errlen, "unknown record format %u",
+			    buf[0]);
+		return -1;
+	}
+	if (len < CACHE_HEADER + 2) {
+		errbuf_set(err, errlen, "the record is %zu octets, too short",
+		    len);
+		return -1;
+	}
+	if (buf[1] != 0) {
+		errbuf_set(err, errlen, "unknown flags 0x%02x", buf[1]);
+		return -1;
+	}
+	if (e->kind == STORE_CACHE_TOKEN)
+		for (i = 0; i < STORE_CACHE_HASH_LEN; i++)
+			if (buf[18 + i] != 0) {
+				errbuf_set(err, errlen, "a token entry holds a "
+				    "verifier");
+				return -1;
+			}
+
+	o = CACHE_HEADER;
+	clen = buf[o++];
+	if (clen + 1 > len - o) {
+		errbuf_set(err, errlen, "the canonical name (%zu octets) "
+		    "overruns the record (%zu octets)", clen, len);
+		return -1;
+	}
+	if (e->kind == STORE_CACHE_NEGATIVE && clen != 0) {
+		errbuf_set(err, errlen, "a negative entry has a canonical "
+		    "name");
+		return -1;
+	}
+	if (e->kind != STORE_CACHE_NEGATIVE && clen == 0) {
+		errbuf_set(err, errlen, "the canonical name is empty");
+		return -1;
+	}
+	memcpy(name, buf + o, clen);
+	name[clen] = '\0';
+	o += clen;
+	/* name_normalize() would stop at a NUL, and pass the rest. */
+	if (memchr(name, '\0', clen) != NULL) {
+		errbuf_set(err, errlen, "the canonical name contains a control "
+		    "character");
+		goto bad;
+	}
+	if (clen > 0) {
+		if (name_normalize(name, e->canonical, sizeof(e->canonical),
+		    &why) == -1) {
+			errbuf_set(err, errlen, "the canonical name %s", why);
+			goto bad;
+		}
+		if (strcmp(name, e->canonical) != 0) {
+			errbuf_set(err, errlen, "the canonical name is not "
+			    "normalised");
+			goto bad;
+		}
+	}
+
+	slen = buf[o++];
+	if (slen > len - o) {
+		errbuf_set(err, errlen, "the scope (%zu octets) overruns the "
+		    "record (%zu octets)", slen, len);
+		goto bad;
+	}
+	if (e->kind == STORE_CACHE_NEGATIVE && slen != 0) {
+		errbuf_set(err, errlen, "a negative entry has a scope");
+		goto bad;
+	}
+	if (!scope_ok(buf + o, slen)) {
+		errbuf_set(err, errlen, "the scope has an octet that is not "
+		    "printable ASCII");
+		goto bad;
+	}
+	memcpy(e->scope, buf + o, slen);
+	e->scope[slen] = '\0';
+	o += slen;
+	if (o != len) {
+		errbuf_set(err, errlen, "%zu octets of garbage after the "
+		    "record", len - o);
+		goto bad;
+	}
+	e->created = get_i64(buf + 2);
+	e->expires = get_i64(buf + 10);
+	memcpy(e->verifier, buf + 18, STORE_CACHE_HASH_LEN);
+	return 0;
+ bad:
+	cache_record_clear(e);
+	return -1;
+}
+
+/* Before a cache call: the database is there, and writable if need be. */
+static int
+cache_ready(const struct store *st, int write, char *err, size_t errlen)
+{
+	if (write && (st->flags & STORE_RDONLY)) {
+		errbuf_set(err, errlen, "store %s is open read-only", st->dir);
+		return -1;
+	}
+	if (!st->has_cache) {
+		errbuf_set(err, errlen, "store %s has no login cache: it is "
+		    "made when the store is opened for writing", st->dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* The normalised user of a flush or a listing into norm; NULL: all. */
+static int
+cache_user(const char *user, char *norm, size_t normlen, char *err,
+    size_t errlen)
+{
+	const char	*why;
+
+	norm[0] = '\0';
+	if (user != NULL && name_normalize(user, norm, normlen, &why) == -1) {
+		name_error(user, why, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Decode one entry of the cache database into e: 0; -1 its key is
+ * corrupt; -2 its record is (e holds the key).  why says what is wrong.
+ */
+static int
+cache_entry(const MDB_val *key, const MDB_val *val,
+    struct store_cache_entry *e, char *why, size_t whylen)
+{
+	memset(e, 0, sizeof(*e));
+	if (store_cache_key_decode(key->mv_data, key->mv_size, e, why,
+	    whylen) == -1)
+		return -1;
+	if (store_cache_record_decode(val->mv_data, val->mv_size, e, why,
+	    whylen) == -1)
+		return -2;
+	return 0;
+}
+
+static void
+cache_corrupt_error(const struct store *st, const MDB_val *key,
+    const struct store_cache_entry *e, int rc, const char *why, char *err,
+    size_t errlen)
+{
+	char	 safe[STORE_CACHE_KEY_MAX * 4];
+	char	 tok[24];
+
+	if (rc == -1) {
+		errbuf_set(err, errlen, "store %s: cache key \"%s\" is "
+		    "corrupt: %s", st->dir, escape_text(key->mv_data,
+		    key->mv_size, safe, sizeof(safe)), why);
+		return;
+	}
+	tok[0] = '\0';
+	if (e->kind == STORE_CACHE_TOKEN)
+		(void)snprintf(tok, sizeof(tok), " %02x%02x%02x%02x",
+		    e->token_hash[0], e->token_hash[1], e->token_hash[2],
+		    e->token_hash[3]);
+	errbuf_set(err, errlen, "store %s: the %s%s entry of checker \"%s\" "
+	    "for user \"%s\" is corrupt: %s", st->dir, cache_kind_name(e->kind),
+	    tok, e->checker, e->user, why);
+}
+
+/* Append " (and N more)" to err when more than one entry was bad. */
+static void
+more_error(size_t bad, char *err, size_t errlen)
+{
+	size_t	 l;
+
+	if (bad < 2 || err == NULL)
+		return;
+	l = strlen(err);
+	if (l < errlen)
+		errbuf_set(err + l, errlen - l, " (and %zu more)", bad - 1);
+}
+
+int
+store_cache_get(struct store *st, struct store_cache_entry *e, char *err,
+    size_t errlen)
+{
+	struct store_cache_entry	 d;
+	unsigned char			 kbuf[STORE_CACHE_KEY_MAX];
+	char				 user[CONF_AUTH_NAME_MAX];
+	char				 why[128];
+	MDB_txn				*txn;
+	MDB_val				 key, val;
+	int				 rc, len;
+
+	cache_record_clear(e);
+	if ((len = cache_key(e, kbuf, sizeof(kbuf), user, err,
+	    errlen)) == -1)
+		return -1;
+	/* A name that cannot be stored has no entry. */
+	if (len == -2)
+		return 0;
+	(void)strlcpy(e->user, user, sizeof(e->user));
+	if (!st->has_cache) {
+		(void)cache_ready(st, 0, err, errlen);
+		return 0;
+	}
+	if (txn_begin(st, 1, &txn, err, errlen) == -1)
+		return -1;
+	key.mv_data = kbuf;
+	key.mv_size = (size_t)len;
+	rc = mdb_get(txn, st->cache, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		txn_abort(st, txn);
+		errbuf_set(err, errlen, "no cache entry");
+		return 0;
+	}
+	if (rc != 0) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot read the cache", rc, err, errlen);
+		return -1;
+	}
+	memset(&d, 0, sizeof(d));
+	d.kind = e->kind;
+	rc = store_cache_record_decode(val.mv_data, val.mv_size, &d, why,
+	    sizeof(why));
+	txn_abort(st, txn);
+	if (rc == -1) {
+		cache_corrupt_error(st, &key, e, -2, why, err, errlen);
+		return -1;
+	}
+	e->created = d.created;
+	e->expires = d.expires;
+	memcpy(e->verifier, d.verifier, sizeof(e->verifier));
+	(void)strlcpy(e->canonical, d.canonical, sizeof(e->canonical));
+	(void)strlcpy(e->scope, d.scope, sizeof(e->scope));
+	explicit_bzero(&d, sizeof(d));
+	return 1;
+}
+
+int
+store_cache_put(struct store *st, const struct store_cache_entry *e,
+    char *err, size_t errlen)
+{
+	unsigned char	 kbuf[STORE_CACHE_KEY_MAX];
+	unsigned char	 rbuf[STORE_CACHE_RECORD_MAX];
+	char		 user[CONF_AUTH_NAME_MAX];
+	MDB_txn		*txn;
+	MDB_val		 key, val;
+	int		 rc, klen, rlen;
+
+	if (cache_ready(st, 1, err, errlen) == -1)
+		return -1;
+	if ((klen = cache_key(e, kbuf, sizeof(kbuf), user, err,
+	    errlen)) < 0)
+		return -1;
+	if ((rlen = store_cache_record_encode(e, rbuf, sizeof(rbuf), err,
+	    errlen)) == -1)
+		return -1;
+	if (txn_begin(st, 0, &txn, err, errlen) == -1) {
+		explicit_bzero(rbuf, sizeof(rbuf));
+		return -1;
+	}
+	key.mv_data = kbuf;
+	key.mv_size = (size_t)klen;
+	val.mv_data = rbuf;
+	val.mv_size = (size_t)rlen;
+	rc = mdb_put(txn, st->cache, &key, &val, 0);
+	explicit_bzero(rbuf, sizeof(rbuf));
+	if (rc != 0) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot write the cache", rc, err, errlen);
+		return -1;
+	}
+	return txn_commit(st, txn, err, errlen);
+}
+
+/*
+ * Whether an entry belongs to user norm: its key names norm, or its
+ * record (when it could be decoded, rc 0) names norm as canonical.
+ */
+static int
+cache_entry_of(const struct store_cache_entry *e, int rc, const char *norm)
+{
+	if (rc == -1)
+		return 0;
+	if (strcmp(e->user, norm) == 0)
+		return 1;
+	return rc == 0 && strcmp(e->canonical, norm) == 0;
+}
+
+/*
+ * Delete, in one write transaction, the entries that user norm owns
+ * (expire 0) or that are expired at before (expire 1).  An entry that
+ * cannot be decoded is left alone: it is of no use to a login, and
+ * may be a newer portcullis's.
+ */
+static int
+cache_delete(struct store *st, const char *norm, int expire,
+    int64_t before, size_t *n, char *err, size_t errlen)
+{
+	struct store_cache_entry	 e;
+	MDB_txn				*txn;
+	MDB_cursor			*cur;
+	MDB_val				 key, val;
+	char				 why[128];
+	size_t				 count = 0;
+	int				 rc, drc, del;
+
+	if (txn_begin(st, 0, &txn, err, errlen) == -1)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, st->cache, &cur)) != 0) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot walk the cache", rc, err, errlen);
+		return -1;
+	}
+	/* After mdb_cursor_del(), MDB_NEXT gives the entry after it. */
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		drc = cache_entry(&key, &val, &e, why, sizeof(why));
+		if (expire)
+			del = drc == 0 && e.expires <= before;
+		else
+			del = cache_entry_of(&e, drc, norm);
+		if (!del)
+			continue;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		count++;
+	}
+	mdb_cursor_close(cur);
+	explicit_bzero(&e, sizeof(e));
+	if (rc != MDB_NOTFOUND) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot delete from the cache", rc, err, errlen);
+		return -1;
+	}
+	if (txn_commit(st, txn, err, errlen) == -1)
+		return -1;
+	*n = count;
+	return 0;
+}
+
+int
+store_cache_flush(struct store *st, const char *user, size_t *n, char *err,
+    size_t errlen)
+{
+	char		 norm[CONF_AUTH_NAME_MAX];
+	MDB_txn		*txn;
+	MDB_stat	 ms;
+	size_t		 dummy;
+	int		 rc;
+
+	if (n == NULL)
+		n = &dummy;
+	*n = 0;
+	if (cache_ready(st, 1, err, errlen) == -1 ||
+	    cache_user(user, norm, sizeof(norm), err, errlen) == -1)
+		return -1;
+	if (user != NULL)
+		return cache_delete(st, norm, 0, 0, n, err, errlen);
+
+	if (txn_begin(st, 0, &txn, err, errlen) == -1)
+		return -1;
+	if ((rc = mdb_stat(txn, st->cache, &ms)) != 0 ||
+	    (rc = mdb_drop(txn, st->cache, 0)) != 0) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot empty the cache", rc, err, errlen);
+		return -1;
+	}
+	if (txn_commit(st, txn, err, errlen) == -1)
+		return -1;
+	*n = ms.ms_entries;
+	return 0;
+}
+
+int
+store_cache_expire(struct store *st, int64_t before, size_t *n, char *err,
+    size_t errlen)
+{
+	size_t	 dummy;
+
+	if (n == NULL)
+		n = &dummy;
+	*n = 0;
+	if (cache_ready(st, 1, err, errlen) == -1)
+		return -1;
+	return cache_delete(st, NULL, 1, before, n, err, errlen);
+}
+
+int
+store_cache_list(struct store *st, const char *user,
+    int (*cb)(const struct store_cache_entry *, void *), void *arg,
+    char *err, size_t errlen)
+{
+	struct store_cache_entry	 e;
+	char				 norm[CONF_AUTH_NAME_MAX];
+	char				 why[128];
+	MDB_txn				*txn;
+	MDB_cursor			*cur;
+	MDB_val				 key, val;
+	size_t				 bad = 0;
+	int				 rc, drc;
+
+	if (cache_user(user, norm, sizeof(norm), err, errlen) == -1)
+		return -1;
+	/* Read-only, a store without a cache has an empty one. */
+	if (!st->has_cache)
+		return 0;
+	if (txn_begin(st, 1, &txn, err, errlen) == -1)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, st->cache, &cur)) != 0) {
+		txn_abort(st, txn);
+		lmdb_error(st, "cannot list the cache", rc, err, errlen);
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		/* A bad entry might be user's: it is always reported. */
+		if ((drc = cache_entry(&key, &val, &e, why,
+		    sizeof(why))) != 0) {
+			if (bad++ == 0)
+				cache_corrupt_error(st, &key, &e, drc, why,
+				    err, errlen);
+			continue;
+		}
+		if (user != NULL && !cache_entry_of(&e, drc, norm))
+			continue;
+		if (cb(&e, arg) != 0) {
+			rc = MDB_NOTFOUND;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	txn_abort(st, txn);
+	explicit_bzero(&e, sizeof(e));
+	if (rc != MDB_NOTFOUND) {
+		lmdb_error(st, "cannot list the cache", rc, err, errlen);
+		return -1;
+	}
+	more_error(bad, err, errlen);
 	return bad > 0 ? -1 : 0;
 }

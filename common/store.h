@@ -32,6 +32,28 @@
  *   and nothing after.  A record that breaks any of this is corrupt:
  *   an error naming the user, never a crash.
  *
+ * A cache key is described with the cache calls below.  A cache
+ * record, version 1; integers little-endian:
+ *   offset  size
+ *   0       1    record version (1)
+ *   1       1    flags: none yet, must be 0
+ *   2       8    created, int64, seconds since the Epoch
+ *   10      8    expires, int64, seconds since the Epoch
+ *   18      32   the verifier of a password or negative entry; all
+ *                zero in a token entry
+ *   50      1    C, the canonical name's length, 0..255: 0 in a
+ *                negative entry, 1..255 in the others
+ *   51      C    the canonical name, as store_name_normalize() leaves it
+ *   51+C    1    S, the scope's length, 0..255: 0 in a negative entry
+ *   52+C    S    the scope, printable ASCII (0x20..0x7e)
+ *   and nothing after.  The kind comes from the key: a record is
+ *   checked against it.  A bad key or record is corrupt: an error that
+ *   names the entry as far as it can be read, never a crash.
+ *
+ * The cache database is not in every layout 1 store: it came later,
+ * and store_open() makes it when it opens a store for writing.  A
+ * store opened read-only without it has an empty cache.
+ *
  * Threads: after store_open() returns, every other call may be made
  * from any thread at once (MDB_NOTLS: a read transaction is not tied
  * to its thread; writers queue on LMDB's lock).  store_open() and
@@ -164,7 +186,20 @@ int		 store_record_decode(const unsigned char *buf, size_t len,
 #define STORE_CACHE_NEGATIVE	'n'
 #define STORE_CACHE_TOKEN	't'
 #define STORE_CACHE_HASH_LEN	32
+#define STORE_CACHE_RECORD_VERSION	1
+/* kind, checker NUL, user NUL, token hash: 353 < LMDB's 511 */
+#define STORE_CACHE_KEY_MAX	(1 + CONF_NAME_MAX + CONF_AUTH_NAME_MAX + \
+				    STORE_CACHE_HASH_LEN)
+#define STORE_CACHE_RECORD_MAX	(50 + 1 + 255 + 1 + 255)
 
+/*
+ * checker: 1..CONF_NAME_MAX - 1 octets of UTF-8 without control
+ * characters (spaces are allowed).  user: a name store_name_normalize()
+ * takes, normalised on the way in; "" only in a token entry.  A
+ * negative entry has no canonical name and no scope; the others have
+ * a canonical name (normalised on the way in too).  verifier is not
+ * stored for a token entry (zeros), token_hash only for one.
+ */
 struct store_cache_entry {
 	/* the key */
 	int	 kind;				/* STORE_CACHE_* */
@@ -179,32 +214,74 @@ struct store_cache_entry {
 	char	 scope[CONF_HOST_MAX];		/* tokens: granted scope */
 };
 
-/* 1 found (e's record filled from its key), 0 none, -1 error. */
+/*
+ * Look up the entry with e's key: 1 found (e's record filled; e->user
+ * normalised), 0 none (e's record zeroed; err says why), -1 error (a
+ * corrupt record, LMDB, a bad kind or checker).  A user name that
+ * cannot be stored, and a store opened read-only that has no cache
+ * database, have no entry: 0.  An expired entry is returned as any
+ * other: expires is for the caller to judge (stale-if-error).
+ */
 int		 store_cache_get(struct store *, struct store_cache_entry *e,
 		    char *err, size_t errlen);
-/* Create or replace the entry with e's key. 0 ok, -1 error. */
+/*
+ * Create or replace the entry with e's key, in one short write
+ * transaction.  0 ok, -1 error (e breaks the rules above, read-only).
+ */
 int		 store_cache_put(struct store *,
 		    const struct store_cache_entry *e, char *err,
 		    size_t errlen);
 /*
- * Delete the entries of user (its key's user or its canonical name),
- * or all when user is NULL; *n says how many.  0 ok, -1 error.
+ * Delete the entries of user (its key's user or its canonical name,
+ * after store_name_normalize()), or all when user is NULL, in one
+ * write transaction; *n says how many (n may be NULL).  An entry that
+ * cannot be decoded is kept, unless its key names user or user is
+ * NULL: it cannot serve a login.  0 ok, -1 error (a name that cannot
+ * be stored among them).
  */
 int		 store_cache_flush(struct store *, const char *user,
 		    size_t *n, char *err, size_t errlen);
 /*
- * Delete the entries that expired before "before"; *n how many.
- * 0 ok, -1 error.
+ * Delete the entries that are expired at "before" (expires <= before)
+ * in one write transaction; *n how many (n may be NULL).  An entry
+ * that cannot be decoded is kept (store_cache_list reports it, flush
+ * removes it).  0 ok, -1 error.
  */
 int		 store_cache_expire(struct store *, int64_t before, size_t *n,
 		    char *err, size_t errlen);
 /*
  * Call cb for the entries of user (as for flush), or all, inside one
- * read transaction, in key order; cb returns non-zero to stop.  A
- * corrupt entry is skipped and makes the result -1.
+ * read transaction, in key order (kind, checker, user, hash); cb must
+ * not call back into the store, and returns non-zero to stop.  A
+ * corrupt entry, the user's or not, is skipped and makes the result
+ * -1, err naming the first.  A store opened read-only without a cache
+ * database: 0, no call.
  */
 int		 store_cache_list(struct store *, const char *user,
 		    int (*cb)(const struct store_cache_entry *, void *),
 		    void *arg, char *err, size_t errlen);
+
+/*
+ * The cache codec, exposed for tests and fuzzing.  key encode: checks
+ * e's key and writes it with the user normalised, into buf of at least
+ * STORE_CACHE_KEY_MAX octets: its length, or -1.  key decode: fills
+ * kind, checker, user and token_hash, refusing a user that is not
+ * normalised: 0 or -1.  record encode: into buf of at least
+ * STORE_CACHE_RECORD_MAX octets, e->kind saying which rules apply: its
+ * length, or -1.  record decode: e->kind must be set (from the key);
+ * fills the record's fields, zeroed on error: 0 or -1.  err says what
+ * is wrong.
+ */
+int		 store_cache_key_encode(const struct store_cache_entry *e,
+		    unsigned char *buf, size_t buflen, char *err,
+		    size_t errlen);
+int		 store_cache_key_decode(const unsigned char *buf, size_t len,
+		    struct store_cache_entry *e, char *err, size_t errlen);
+int		 store_cache_record_encode(const struct store_cache_entry *e,
+		    unsigned char *buf, size_t buflen, char *err,
+		    size_t errlen);
+int		 store_cache_record_decode(const unsigned char *buf,
+		    size_t len, struct store_cache_entry *e, char *err,
+		    size_t errlen);
 
 #endif /* PORTCULLIS_STORE_H */

@@ -1,13 +1,19 @@
 /*
  * smtp_auth.c -- SMTP AUTH (RFC 4954) in the worker: the framing of
- * PLAIN (RFC 4616) and LOGIN, and the hand-over to authd.
+ * PLAIN (RFC 4616), LOGIN, XOAUTH2 and OAUTHBEARER (RFC 7628), and
+ * the hand-over to authd.
  *
- * The worker never judges a password: it decodes the exchange into
- * "authzid NUL authcid NUL password", sends that to authd, wipes it,
- * and acts on the verdict.  A failure is answered after a delay that
- * grows with the failures of the client's address (a timer, never a
- * sleep); after max-auth-failures in one session the session ends
- * with 421.  If authd is unreachable the answer is 454, at once.
+ * The worker never judges a password or a token: it decodes the
+ * exchange into "authzid NUL authcid NUL password" or "user NUL
+ * token", sends that to authd, wipes it, and acts on the verdict.  A
+ * failure is answered after a delay that grows with the failures of
+ * the client's address (a timer, never a sleep); after
+ * max-auth-failures in one session the session ends with 421.  If
+ * authd is unreachable the answer is 454, at once.
+ *
+ * A refused token is answered in two steps (RFC 7628 3.2.2): after
+ * the delay, a 334 error challenge; after the client's dummy
+ * response, the 535.  The failure is counted once, like any other.
  */
 
 #include <sys/socket.h>
@@ -26,6 +32,9 @@
 #include "sasl.h"
 #include "worker.h"
 
+_Static_assert(SASL_NAME_MAX + 1 + SASL_TOKEN_MAX <= AUTH_CRED_MAX,
+    "user NUL token must fit an AUTH_REQUEST");
+
 #define PENALTY_FORGET		3600	/* seconds without a failure */
 #define PENALTY_MAX		65536	/* addresses remembered per worker */
 
@@ -39,6 +48,8 @@ struct penalty {
 
 static int	penalty_cmp(struct penalty *, struct penalty *);
 static int	pending_cmp(struct session *, struct session *);
+static void	auth_failure_count(struct session *);
+static void	auth_failed_reply(struct session *);
 
 RB_HEAD(penalty_tree, penalty);
 RB_PROTOTYPE(penalty_tree, penalty, entry, penalty_cmp)
@@ -100,17 +111,34 @@ auth_allowed_now(struct session *s)
 	return client_is_loopback(s);
 }
 
-/* For EHLO: "PLAIN LOGIN", or NULL when AUTH is not offered now. */
+/* The SASL_* bits AUTH offers now; 0 when it is not offered. */
+static uint32_t
+mechanisms_offered(struct session *s)
+{
+	if (s->auth_user[0] != '\0' || !auth_allowed_now(s))
+		return 0;
+	return mechanisms_configured();
+}
+
+/* For EHLO: "PLAIN LOGIN ...", or NULL when AUTH is not offered now. */
 const char *
 smtp_auth_mechanisms(struct session *s)
 {
-	uint32_t	 m = mechanisms_configured();
+	static char	 list[64];
+	uint32_t	 m = mechanisms_offered(s);
 
-	if (m == 0 || s->auth_user[0] != '\0' || !auth_allowed_now(s))
+	if (m == 0)
 		return NULL;
-	if ((m & SASL_PASSWORD_MECHS) == SASL_PASSWORD_MECHS)
-		return "PLAIN LOGIN";
-	return (m & SASL_PLAIN) ? "PLAIN" : "LOGIN";
+	list[0] = '\0';
+	if (m & SASL_PLAIN)
+		strlcat(list, " PLAIN", sizeof(list));
+	if (m & SASL_LOGIN)
+		strlcat(list, " LOGIN", sizeof(list));
+	if (m & SASL_XOAUTH2)
+		strlcat(list, " XOAUTH2", sizeof(list));
+	if (m & SASL_OAUTHBEARER)
+		strlcat(list, " OAUTHBEARER", sizeof(list));
+	return list + 1;
 }
 
 static void
@@ -121,6 +149,7 @@ auth_end(struct session *s)
 		s->auth_login_user = NULL;
 	}
 	s->auth_mech = 0;
+	s->auth_challenged = 0;
 	s->state = s->auth_prev;
 }
 
@@ -209,6 +238,55 @@ auth_login_user(struct session *s, const uint8_t *user, size_t len)
 	session_reply(s, "334 UGFzc3dvcmQ6");
 }
 
+/*
+ * XOAUTH2 and OAUTHBEARER: checked here so that junk never reaches
+ * authd, then sent on as "user NUL token" (common/proto.h).
+ */
+static void
+auth_token(struct session *s, const uint8_t *msg, size_t len)
+{
+	struct sasl_token	 t;
+	uint8_t			 cred[AUTH_CRED_MAX];
+	size_t			 ulen;
+	int			 xoauth2 = s->auth_mech == SASL_XOAUTH2;
+
+	if ((xoauth2 ? sasl_xoauth2_parse(msg, len, &t) :
+	    sasl_oauthbearer_parse(msg, len, &t)) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, "501 5.5.2 Malformed %s message",
+		    xoauth2 ? "XOAUTH2" : "OAUTHBEARER");
+		return;
+	}
+	ulen = strlen(t.user);
+	memcpy(cred, t.user, ulen);
+	cred[ulen] = '\0';
+	memcpy(cred + ulen + 1, t.token, t.token_len);
+	auth_send(s, cred, ulen + 1 + t.token_len);
+	explicit_bzero(cred, ulen + 1 + t.token_len);
+	explicit_bzero(&t, sizeof(t));
+}
+
+/*
+ * The client's answer to the error challenge: RFC 7628 3.2.3 wants
+ * %x01 (XOAUTH2 clients send an empty line), but whatever it is, the
+ * exchange has failed.  "*" is the one answer that differs, and even
+ * it counts as the failure it is: cancelling must not be a way round
+ * max-auth-failures.
+ */
+static void
+auth_challenge_answered(struct session *s, const char *b64)
+{
+	int	 cancelled = strcmp(b64, "*") == 0;
+
+	auth_end(s);
+	if (!cancelled) {
+		auth_failed_reply(s);
+		return;
+	}
+	smtp_reply_error(s, "501 5.0.0 Authentication cancelled");
+	auth_failure_count(s);
+}
+
 /* One client answer (base64, "=" for empty, "*" to cancel). */
 static void
 auth_step(struct session *s, const char *b64)
@@ -216,6 +294,10 @@ auth_step(struct session *s, const char *b64)
 	uint8_t	 buf[SMTP_AUTH_LINE_MAX];
 	size_t	 len = 0;
 
+	if (s->auth_challenged) {
+		auth_challenge_answered(s, b64);
+		return;
+	}
 	if (strcmp(b64, "*") == 0) {
 		auth_end(s);
 		smtp_reply_error(s, "501 5.0.0 Authentication cancelled");
@@ -229,6 +311,8 @@ auth_step(struct session *s, const char *b64)
 	}
 	if (s->auth_mech == SASL_PLAIN)
 		auth_plain(s, buf, len);
+	else if (s->auth_mech & SASL_TOKEN_MECHS)
+		auth_token(s, buf, len);
 	else if (s->auth_login_user == NULL)
 		auth_login_user(s, buf, len);
 	else
@@ -236,11 +320,25 @@ auth_step(struct session *s, const char *b64)
 	explicit_bzero(buf, len);
 }
 
+static uint32_t
+mechanism_by_name(const char *name)
+{
+	if (strcasecmp(name, "PLAIN") == 0)
+		return SASL_PLAIN;
+	if (strcasecmp(name, "LOGIN") == 0)
+		return SASL_LOGIN;
+	if (strcasecmp(name, "XOAUTH2") == 0)
+		return SASL_XOAUTH2;
+	if (strcasecmp(name, "OAUTHBEARER") == 0)
+		return SASL_OAUTHBEARER;
+	return 0;
+}
+
 void
 smtp_auth_command(struct session *s, char *arg)
 {
 	char		*mech = arg, *ir;
-	const char	*offered = smtp_auth_mechanisms(s);
+	uint32_t	 offered = mechanisms_offered(s);
 
 	if (s->auth_user[0] != '\0') {
 		smtp_reply_error(s, "503 5.5.1 Already authenticated");
@@ -259,18 +357,14 @@ smtp_auth_command(struct session *s, char *arg)
 		smtp_reply_error(s, "502 5.5.1 AUTH not available");
 		return;
 	}
-	if (offered == NULL) {
+	if (offered == 0) {
 		smtp_reply_error(s, "530 5.7.0 Must issue a STARTTLS command "
 		    "first");
 		return;
 	}
 	if ((ir = strchr(arg, ' ')) != NULL)
 		*ir++ = '\0';
-	if (strcasecmp(mech, "PLAIN") == 0 && strstr(offered, "PLAIN"))
-		s->auth_mech = SASL_PLAIN;
-	else if (strcasecmp(mech, "LOGIN") == 0 && strstr(offered, "LOGIN"))
-		s->auth_mech = SASL_LOGIN;
-	else {
+	if ((s->auth_mech = mechanism_by_name(mech) & offered) == 0) {
 		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
 		    "type");
 		return;
@@ -279,8 +373,8 @@ smtp_auth_command(struct session *s, char *arg)
 	s->state = STATE_AUTH;
 	if (ir != NULL && *ir != '\0')
 		auth_step(s, ir);
-	else if (s->auth_mech == SASL_PLAIN)
-		session_reply(s, "334 ");
+	else if (s->auth_mech != SASL_LOGIN)
+		session_reply(s, "334 ");	/* RFC 4954 4: empty */
 	else
 		session_reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
 }
@@ -384,10 +478,10 @@ client_is_trusted(struct session *s)
 	return 0;
 }
 
+/* One failed exchange, whatever its last reply; too many end the session. */
 static void
-auth_failed_reply(struct session *s)
+auth_failure_count(struct session *s)
 {
-	smtp_reply_error(s, "535 5.7.8 Authentication credentials invalid");
 	if (!s->closing && ++s->auth_failures >=
 	    (unsigned int)worker->conf->max_auth_failures) {
 		log_info("session %016llx: %u failed authentications, closing",
@@ -399,6 +493,67 @@ auth_failed_reply(struct session *s)
 }
 
 static void
+auth_failed_reply(struct session *s)
+{
+	smtp_reply_error(s, "535 5.7.8 Authentication credentials invalid");
+	auth_failure_count(s);
+}
+
+/* The scope all oauth checkers of mech want, for the challenge; or NULL. */
+static const char *
+token_scope(uint32_t mech)
+{
+	struct checker_conf	*c;
+	const char		*scope = NULL;
+
+	TAILQ_FOREACH(c, &worker->conf->checkers, entry) {
+		if (c->type != CHECKER_OAUTH || !(c->mechanisms & mech))
+			continue;
+		if (memchr(c->oauth.scope, '\0', sizeof(c->oauth.scope)) ==
+		    NULL)
+			return NULL;
+		if (scope != NULL && strcmp(scope, c->oauth.scope) != 0)
+			return NULL;
+		scope = c->oauth.scope;
+	}
+	return scope;
+}
+
+/*
+ * RFC 7628 3.2.2: a refused token gets an error challenge, not yet the
+ * 535, and the exchange waits in STATE_AUTH for the client's answer
+ * (timeouts and disconnects as for any other AUTH continuation).
+ */
+static void
+auth_token_challenge(struct session *s)
+{
+	char	 b64[SMTP_LINE_MAX - 6];	/* "334 " and CR LF */
+	int	 xoauth2 = s->auth_mech == SASL_XOAUTH2;
+
+	/* A scope too long, or not a scope, is left out. */
+	if (sasl_token_error(xoauth2, token_scope(s->auth_mech), b64,
+	    sizeof(b64)) == -1 &&
+	    sasl_token_error(xoauth2, NULL, b64, sizeof(b64)) == -1)
+		fatalx("%s: challenge does not fit", __func__);
+	s->auth_challenged = 1;
+	s->state = STATE_AUTH;
+	session_reply(s, "334 %s", b64);
+}
+
+/* The verdict was fail and its delay is over: tell the client. */
+static void
+auth_failed(struct session *s)
+{
+	if (s->auth_mech & SASL_TOKEN_MECHS)
+		auth_token_challenge(s);
+	else {
+		auth_end(s);
+		auth_failed_reply(s);
+	}
+	session_resume(s);
+}
+
+static void
 auth_delay_done(evutil_socket_t fd, short ev, void *arg)
 {
 	struct session	*s = arg;
@@ -406,9 +561,7 @@ auth_delay_done(evutil_socket_t fd, short ev, void *arg)
 	(void)fd; (void)ev;
 	event_free(s->auth_delay);
 	s->auth_delay = NULL;
-	auth_end(s);
-	auth_failed_reply(s);
-	session_resume(s);
+	auth_failed(s);
 }
 
 /*
@@ -434,9 +587,7 @@ auth_fail(struct session *s)
 	if (ms > worker->conf->failure_delay_max)
 		ms = worker->conf->failure_delay_max;
 	if (ms <= 0) {
-		auth_end(s);
-		auth_failed_reply(s);
-		session_resume(s);
+		auth_failed(s);
 		return;
 	}
 	tv.tv_sec = ms / 1000;

@@ -69,6 +69,7 @@ struct session {
 	enum smtp_state		 auth_prev;	/* state to go back to */
 	unsigned int		 auth_failures;
 	char			*auth_login_user; /* LOGIN: first answer */
+	int			 auth_challenged; /* token refused, 334 sent */
 	struct event		*auth_delay;
 	struct envelope		 env;
 	size_t			 rcpt_cap;

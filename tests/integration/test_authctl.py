@@ -5,12 +5,17 @@ do not) through a running portcullisd, without a reload.
 """
 
 import base64
+import binascii
+import json
 import os
 import pwd
 import shutil
 import smtplib
+import struct
 import subprocess
+import sys
 import tempfile
+import time
 import unittest
 
 from daemon import AUTH_USER, BUILD, IS_ROOT, Daemon, base_env
@@ -206,11 +211,6 @@ class TestUserCommands(StoreTest):
         self.assertIn("unknown option --bogus", err)
         self.assertIn("usage:", err)
 
-    def test_cache_is_not_there_yet(self):
-        rc, out, err = run("cache")
-        self.assertEqual(rc, 69)
-        self.assertEqual(err, "authctl: there is no login cache yet\n")
-
     def test_hash(self):
         for scheme, prefix in (("sha512", "$6$"), ("argon2id", "$argon2id$"),
                                ("bcrypt", "$2b$"), ("yescrypt", "$y$")):
@@ -293,6 +293,234 @@ class TestUserCommands(StoreTest):
                            user="nobody", env=base_env(), timeout=60)
         self.assertEqual(p.returncode, 77, p.stderr)
         self.assertIn("permission denied", p.stderr)
+
+
+def lmdb_python():
+    """An interpreter with the lmdb module (python3-lmdb), or None: the
+    one running the tests may be another than Debian's."""
+    for exe in (sys.executable, "/usr/bin/python3"):
+        if exe and os.path.exists(exe) and subprocess.run(
+                [exe, "-c", "import lmdb"], capture_output=True).returncode \
+                == 0:
+            return exe
+    return None
+
+
+LMDB_PYTHON = lmdb_python()
+
+# Writes what authd would (and what it never would) into a store: the
+# store's map size and database count, so as to open it as store.c does.
+LMDB_WRITER = r"""
+import binascii, json, sys
+import lmdb
+job = json.load(sys.stdin)
+env = lmdb.open(job["dir"], map_size=256 << 20, max_dbs=8,
+                create=job["create"])
+with env.begin(write=True) as txn:
+    for db, key, val in job["puts"]:
+        handle = env.open_db(db.encode(), txn=txn)
+        txn.put(binascii.unhexlify(key), binascii.unhexlify(val), db=handle)
+env.close()
+"""
+
+
+def lmdb_put(directory, puts, create=False):
+    """puts: [(database, key bytes, value bytes)], in one transaction."""
+    job = {"dir": directory, "create": create,
+           "puts": [(db, binascii.hexlify(k).decode(),
+                     binascii.hexlify(v).decode()) for db, k, v in puts]}
+    subprocess.run([LMDB_PYTHON, "-c", LMDB_WRITER], input=json.dumps(job),
+                   text=True, check=True, timeout=60)
+
+
+def cache_key(kind, checker, user, token_hash=b""):
+    """store.h: kind, checker NUL, user NUL, and a token's hash."""
+    return kind + checker.encode() + b"\0" + user.encode() + b"\0" + \
+        token_hash
+
+
+def cache_record(created, expires, verifier=bytes(32), canonical="",
+                 scope=""):
+    """store.h: a cache record, version 1, little-endian."""
+    c, s = canonical.encode(), scope.encode()
+    return bytes([1, 0]) + struct.pack("<qq", created, expires) + \
+        verifier + bytes([len(c)]) + c + bytes([len(s)]) + s
+
+
+@unittest.skipUnless(LMDB_PYTHON, "needs python3-lmdb to write entries")
+class TestCacheCommands(StoreTest):
+    """cache list and flush, on entries written as authd writes them."""
+
+    VERIFIER = bytes([0x5e] * 32)
+    TOKEN = bytes(range(0xab, 0xab + 32))
+
+    def make_store(self):
+        self.add("admin@example.org")
+
+    def fill(self):
+        now = int(time.time())
+        self.now = now
+        lmdb_put(self.db, [
+            ("cache", cache_key(b"p", "idp", "alice@example.org"),
+             cache_record(now - 60, now + 3600, self.VERIFIER,
+                          "alice@example.org")),
+            # The last refused password: expired a while ago.
+            ("cache", cache_key(b"n", "idp", "alice@example.org"),
+             cache_record(now - 120, now - 90, self.VERIFIER)),
+            # A token sent with no user name: alice's by its record.
+            ("cache", cache_key(b"t", "idp", "", self.TOKEN),
+             cache_record(now, now + 600, canonical="alice@example.org",
+                          scope="smtp")),
+            ("cache", cache_key(b"p", "idp", "bob@example.org"),
+             cache_record(now, now + 3600, self.VERIFIER,
+                          "bob@example.org")),
+            ("cache", cache_key(b"p", "other", "bob@example.org"),
+             cache_record(now, now + 3600, self.VERIFIER,
+                          "bob@example.org")),
+        ])
+
+    def listing(self, *user):
+        rc, out, err = self.ctl("cache", "list", *user)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, "")
+        return [line.split() for line in out.splitlines()]
+
+    def iso(self, t):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    def test_list(self):
+        self.make_store()
+        rc, out, err = self.ctl("cache", "list")
+        self.assertEqual((rc, out, err), (0, "", ""))
+        self.fill()
+        rows = self.listing()
+        self.assertEqual(rows[0], ["KIND", "CHECKER", "USER", "CANONICAL",
+                                   "TOKEN", "CREATED", "EXPIRES",
+                                   "STATUS"])
+        # In key order: kind, checker, user.
+        self.assertEqual(rows[1:], [
+            ["negative", "idp", "alice@example.org", "-", "-",
+             self.iso(self.now - 120), self.iso(self.now - 90), "expired"],
+            ["password", "idp", "alice@example.org", "alice@example.org",
+             "-", self.iso(self.now - 60), self.iso(self.now + 3600),
+             "valid"],
+            ["password", "idp", "bob@example.org", "bob@example.org", "-",
+             self.iso(self.now), self.iso(self.now + 3600), "valid"],
+            ["password", "other", "bob@example.org", "bob@example.org",
+             "-", self.iso(self.now), self.iso(self.now + 3600), "valid"],
+            ["token", "idp", "-", "alice@example.org", "abacadae",
+             self.iso(self.now), self.iso(self.now + 600), "valid"],
+        ])
+        # Never the verifier, nor more of a token's hash.
+        rc, out, err = self.ctl("cache", "list")
+        self.assertNotIn("5e5e", out.lower())
+        self.assertNotIn("abacadaeaf", out)
+
+    def test_list_one_user(self):
+        self.make_store()
+        self.fill()
+        rows = self.listing("alice@EXAMPLE.org")
+        self.assertEqual([(r[0], r[2]) for r in rows[1:]], [
+            ("negative", "alice@example.org"),
+            ("password", "alice@example.org"), ("token", "-")])
+        rows = self.listing("bob@example.org")
+        self.assertEqual([r[1] for r in rows[1:]], ["idp", "other"])
+        self.assertEqual(self.listing("carol@example.org"), [])
+        rc, out, err = self.ctl("cache", "list", "bad name")
+        self.assertEqual(rc, 1)
+        self.assertIn('user name "bad name" contains a space', err)
+
+    def test_flush_one_user(self):
+        self.make_store()
+        self.fill()
+        rc, out, err = self.ctl("cache", "flush", "alice@example.org")
+        self.assertEqual((rc, out, err), (0, "3 entries removed\n", ""))
+        self.assertEqual([r[2] for r in self.listing()[1:]],
+                         ["bob@example.org", "bob@example.org"])
+        rc, out, err = self.ctl("cache", "flush", "alice@example.org")
+        self.assertEqual((rc, out), (0, "0 entries removed\n"))
+        # The users are not the cache's business.
+        self.assertEqual(self.names(), ["admin@example.org"])
+
+    def test_flush_all(self):
+        self.make_store()
+        self.fill()
+        rc, out, err = self.ctl("cache", "flush")
+        self.assertEqual((rc, out, err), (0, "5 entries removed\n", ""))
+        self.assertEqual(self.listing(), [])
+        lmdb_put(self.db, [
+            ("cache", cache_key(b"p", "idp", "dave"),
+             cache_record(1, 2, self.VERIFIER, "dave"))])
+        rc, out, err = self.ctl("cache", "flush")
+        self.assertEqual((rc, out), (0, "1 entry removed\n"))
+
+    def test_corrupt_entry(self):
+        self.make_store()
+        self.fill()
+        lmdb_put(self.db, [("cache", cache_key(b"p", "idp", "mallory"),
+                            b"\x01\x00garbage")])
+        rc, out, err = self.ctl("cache", "list")
+        self.assertEqual(rc, 1)
+        self.assertEqual(len(out.splitlines()), 6)
+        self.assertIn('the password entry of checker "idp" for user '
+                      '"mallory" is corrupt: the record is 9 octets, too '
+                      'short', err)
+        rc, out, err = self.ctl("cache", "flush", "mallory")
+        self.assertEqual((rc, out), (0, "1 entry removed\n"))
+        self.assertEqual(len(self.listing()), 6)
+
+    def test_store_of_before_the_cache(self):
+        # A layout 1 store as portcullis made it before the cache.
+        os.mkdir(self.db, 0o700)
+        user = bytes([1, 0]) + struct.pack("<qq", 1, 1) + bytes([0, 0])
+        lmdb_put(self.db, [("meta", b"layout", b"1"),
+                           ("users", b"old@example.org", user)], create=True)
+        self.assertEqual(self.names(), ["old@example.org"])
+        self.assertEqual(self.listing(), [])
+        rc, out, err = self.ctl("cache", "flush")
+        self.assertEqual((rc, out, err), (0, "0 entries removed\n", ""))
+        self.fill()
+        self.assertEqual(len(self.listing()), 6)
+
+    def test_missing_cache_is_69(self):
+        for args in (("cache", "list"), ("cache", "flush"),
+                     ("cache", "flush", "a")):
+            rc, out, err = self.ctl(*args)
+            self.assertEqual(rc, 69, args)
+            self.assertEqual(err, "authctl: login cache %s does not exist: "
+                             "authd creates it, for a cache checker\n"
+                             % self.db)
+        self.assertFalse(os.path.exists(self.db))
+
+    def test_cache_from_the_configuration(self):
+        conf = os.path.join(self.tmp, "cache.conf")
+        with open(conf, "w") as f:
+            f.write('auth-user "%s"\nlisten on 127.0.0.1 port 2525\n'
+                    'auth {\n\tchecker "cache" cache "%s"\n'
+                    '\tchecker "idp" oauth {\n'
+                    '\t\tjwks-url "https://idp.example.org/jwks"\n'
+                    '\t\tissuer "https://idp.example.org"\n'
+                    '\t\taudience "smtp"\n\t}\n}\n' % (AUTH_USER, self.db))
+        os.chmod(conf, 0o644)
+        self.make_store()
+        self.fill()
+        rc, out, err = run("cache", "list", "bob@example.org", conf=conf)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(out.splitlines()), 3)
+        # No cache checker, no -d: nothing to reach.
+        rc, out, err = run("cache", "list", conf=self.conf)
+        self.assertEqual(rc, 69)
+        self.assertIn("no cache checker in the configuration", err)
+        rc, out, err = run("cache", "flush", conf=self.conf)
+        self.assertEqual(rc, 69)
+
+    def test_usage(self):
+        self.assertEqual(self.ctl("cache")[0], 2)
+        self.assertEqual(self.ctl("cache", "frobnicate")[0], 2)
+        self.assertEqual(self.ctl("cache", "list", "a", "b")[0], 2)
+        rc, out, err = self.ctl("cache", "flush", "-x")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown option -x", err)
 
 
 class TestImport(StoreTest):

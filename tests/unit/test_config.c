@@ -904,6 +904,9 @@ Test(config, durations)
 	cr_assert_eq(conf->grace_period, 2);
 	cr_assert_eq(conf->failure_delay, 0);
 	config_free(conf);
+	conf = parse_ok("listen on 127.0.0.1 port 25\ngrace-period 1d\n");
+	cr_assert_eq(conf->grace_period, 86400);
+	config_free(conf);
 
 	expect_text_error("listen on 127.0.0.1 port 25\n"
 	    "grace-period 1500ms\n", 2,
@@ -912,8 +915,10 @@ Test(config, durations)
 	    2, "grace-period must be between 0s and 24h");
 	expect_text_error("listen on 127.0.0.1 port 25\ngrace-period -1\n",
 	    2, "invalid duration \"-1\"");
-	expect_text_error("listen on 127.0.0.1 port 25\ngrace-period 1d\n",
-	    2, "invalid duration \"1d\"");
+	expect_text_error("listen on 127.0.0.1 port 25\ngrace-period 2d\n",
+	    2, "grace-period must be between 0s and 24h");
+	expect_text_error("listen on 127.0.0.1 port 25\ngrace-period 1w\n",
+	    2, "invalid duration \"1w\"");
 	expect_text_error("listen on 127.0.0.1 port 25\nauth {\n"
 	    "failure-delay 2m\n}\n", 3,
 	    "failure-delay must be between 0 and 60s");
@@ -1530,10 +1535,12 @@ Test(config, checker_options)
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms "
 	    "scram-sha-256\n"), 3, "mechanism \"SCRAM-SHA-256\" not "
 	    "supported yet");
+	/* Tokens are for the oauth checkers. */
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms XOAUTH2\n"),
-	    3, "mechanism \"XOAUTH2\" not supported yet");
-	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms OAUTHBEARER\n"),
-	    3, "mechanism \"OAUTHBEARER\" not supported yet");
+	    3, "checker \"a\" (lmdb) cannot verify XOAUTH2");
+	expect_text_error(AUTH("\tchecker \"a\" static { user u password p } "
+	    "mechanisms oauthbearer\n"), 3,
+	    "checker \"a\" (static) cannot verify OAUTHBEARER");
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN plain\n"),
 	    3, "checker \"a\": mechanism PLAIN given twice");
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN "
@@ -1888,4 +1895,655 @@ Test(config, static_checker_serves_auth)
 	    "auth {\n\ttrusted-networks { ::1 }\n}\n", 2,
 	    "listener \"127.0.0.1:25\": auth needs a checker in the auth "
 	    "block");
+}
+
+/* The oauth and cache checkers. */
+
+/* What an oauth checker has when its block says nothing of it. */
+static void
+assert_oauth_defaults(const struct oauth_conf *o)
+{
+	cr_assert_eq(o->client_auth, OAUTH_CLIENT_BASIC);
+	cr_assert_eq(o->algorithms, JWT_ALG_RS256 | JWT_ALG_ES256 |
+	    JWT_ALG_EDDSA);
+	cr_assert_eq(o->leeway, DEFAULT_OAUTH_LEEWAY);
+	cr_assert_eq(o->leeway, 30);
+	cr_assert_eq(o->timeout, DEFAULT_OAUTH_TIMEOUT);
+	cr_assert_eq(o->timeout, 5000);
+	cr_assert_eq(o->connect_timeout, DEFAULT_OAUTH_CONNECT_TIMEOUT);
+	cr_assert_eq(o->connect_timeout, 2000);
+	cr_assert_eq(o->max_requests, DEFAULT_OAUTH_MAX_REQUESTS);
+	cr_assert_eq(o->max_requests, 16);
+	cr_assert_eq(o->breaker, DEFAULT_OAUTH_BREAKER);
+	cr_assert_eq(o->breaker, 5);
+	cr_assert_eq(o->breaker_time, DEFAULT_OAUTH_BREAKER_TIME);
+	cr_assert_eq(o->breaker_time, 30);
+	cr_assert_eq(o->jwks_refresh, DEFAULT_OAUTH_JWKS_REFRESH);
+	cr_assert_eq(o->jwks_refresh, 60);
+	cr_assert_str_eq(o->scope, "");
+	cr_assert_str_eq(o->ca_file, "");
+	cr_assert_str_eq(o->user_claim, "");
+	cr_assert_str_eq(o->domain, "");
+	cr_assert_str_eq(o->client_secret, "");	/* master reads it */
+}
+
+Test(config, good_oauth)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+	const struct oauth_conf	*o;
+	char			 path[PATH_MAX];
+
+	fixture(path, sizeof(path), "good-oauth.conf");
+	conf = parse_config(path);
+	cr_assert_not_null(conf, "%s", config_errmsg());
+	cr_assert_str_eq(config_errmsg(), "");
+
+	/* The cache answers for every mechanism of the oauth checkers. */
+	c = nth_checker(conf, 0);
+	assert_checker(c, "cache", CHECKER_CACHE, "/var/db/portcullis-cache",
+	    CHAIN_CONTINUE, CHAIN_STOP, SASL_PLAIN | SASL_LOGIN |
+	    SASL_XOAUTH2 | SASL_OAUTHBEARER);
+	cr_assert_eq(c->cache.ttl, 7200);
+	cr_assert_eq(c->cache.negative_ttl, 300);
+	cr_assert_eq(c->cache.stale_if_error, 86400);
+	cr_assert_str_eq(c->cache.key_file, "/etc/portcullis/cache.key");
+
+	/* Every option; mechanisms narrow what the URLs allow. */
+	c = nth_checker(conf, 1);
+	assert_checker(c, "full", CHECKER_OAUTH, "", CHAIN_STOP,
+	    CHAIN_CONTINUE, SASL_XOAUTH2 | SASL_PLAIN);
+	o = &c->oauth;
+	cr_assert_str_eq(o->introspection_url,
+	    "https://idp.example.org/introspect");
+	cr_assert_str_eq(o->jwks_url, "https://idp.example.org/certs");
+	cr_assert_str_eq(o->token_url, "http://127.0.0.1:8080/token");
+	cr_assert_str_eq(o->issuer, "https://idp.example.org/realms/mail");
+	cr_assert_str_eq(o->audience, "smtp.example.org");
+	cr_assert_str_eq(o->scope, "https://mail.example.org/SMTP.Send");
+	cr_assert_str_eq(o->client_id, "portcullis");
+	cr_assert_str_eq(o->secret_file, "/etc/portcullis/idp.secret");
+	cr_assert_str_eq(o->client_secret, "");
+	cr_assert_eq(o->client_auth, OAUTH_CLIENT_POST);
+	cr_assert_str_eq(o->ca_file, "/etc/ssl/idp-ca.pem");
+	cr_assert_str_eq(o->user_claim, "preferred_username");
+	cr_assert_str_eq(o->domain, "example.org");
+	cr_assert_eq(o->algorithms, JWT_ALG_ES256 | JWT_ALG_EDDSA);
+	cr_assert_eq(o->leeway, 60);
+	cr_assert_eq(o->timeout, 2500);
+	cr_assert_eq(o->connect_timeout, 500);
+	cr_assert_eq(o->max_requests, 4);
+	cr_assert_eq(o->breaker, 3);
+	cr_assert_eq(o->breaker_time, 60);
+	cr_assert_eq(o->jwks_refresh, 300);
+
+	/* A JWKS verifies tokens only. */
+	c = nth_checker(conf, 2);
+	assert_checker(c, "tokens", CHECKER_OAUTH, "", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_XOAUTH2 | SASL_OAUTHBEARER);
+	o = &c->oauth;
+	cr_assert_str_eq(o->jwks_url, "http://[::1]/jwks");
+	cr_assert_str_eq(o->issuer, "https://login.example.com/v2.0");
+	cr_assert_str_eq(o->audience, "api://smtp");
+	cr_assert_str_eq(o->introspection_url, "");
+	cr_assert_str_eq(o->token_url, "");
+	cr_assert_str_eq(o->client_id, "");
+	cr_assert_str_eq(o->secret_file, "");
+	assert_oauth_defaults(o);
+
+	/* A token endpoint verifies passwords only. */
+	c = nth_checker(conf, 3);
+	assert_checker(c, "passwords", CHECKER_OAUTH, "", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_PLAIN | SASL_LOGIN);
+	o = &c->oauth;
+	cr_assert_str_eq(o->token_url, "http://localhost/token");
+	cr_assert_str_eq(o->client_id, "public-client");
+	cr_assert_str_eq(o->secret_file, "");
+	cr_assert_str_eq(o->jwks_url, "");
+	cr_assert_str_eq(o->introspection_url, "");
+	cr_assert_eq(o->breaker, 0);
+	cr_assert_eq(o->breaker_time, DEFAULT_OAUTH_BREAKER_TIME);
+	cr_assert_null(TAILQ_NEXT(c, entry));
+
+	/* No static users, nothing else changed. */
+	cr_assert(TAILQ_EMPTY(&conf->static_users));
+	cr_assert_eq(conf->failure_delay, DEFAULT_FAILURE_DELAY);
+	config_free(conf);
+}
+
+Test(config, good_oauth_defaults)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+	char			 path[PATH_MAX];
+
+	fixture(path, sizeof(path), "good-oauth-defaults.conf");
+	conf = parse_config(path);
+	cr_assert_not_null(conf, "%s", config_errmsg());
+
+	/* The cache: the default environment, its key in there. */
+	c = nth_checker(conf, 0);
+	assert_checker(c, "cache", CHECKER_CACHE, PORTCULLIS_DB,
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, SASL_TOKEN_MECHS);
+	cr_assert_eq(c->cache.ttl, DEFAULT_CACHE_TTL);
+	cr_assert_eq(c->cache.ttl, 3600);
+	cr_assert_eq(c->cache.negative_ttl, 0);
+	cr_assert_eq(c->cache.stale_if_error, 0);
+	cr_assert_str_eq(c->cache.key_file, "/var/db/portcullis/cache.key");
+
+	c = nth_checker(conf, 1);
+	assert_checker(c, "jwt", CHECKER_OAUTH, "", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_XOAUTH2 | SASL_OAUTHBEARER);
+	cr_assert_str_eq(c->oauth.jwks_url, "https://idp.example.org/jwks");
+	cr_assert_str_eq(c->oauth.issuer, "https://idp.example.org");
+	cr_assert_str_eq(c->oauth.audience, "smtp");
+	cr_assert_str_eq(c->oauth.introspection_url, "");
+	cr_assert_str_eq(c->oauth.token_url, "");
+	cr_assert_str_eq(c->oauth.client_id, "");
+	cr_assert_str_eq(c->oauth.secret_file, "");
+	assert_oauth_defaults(&c->oauth);
+	cr_assert_null(TAILQ_NEXT(c, entry));
+	config_free(conf);
+}
+
+Test(config, bad_oauth_unknown_option)
+{
+	expect_error("bad-oauth-option.conf", 7,
+	    "checker \"idp\": unknown oauth option \"client-secret\"");
+}
+
+Test(config, bad_oauth_duplicate_option)
+{
+	expect_error("bad-oauth-dup-option.conf", 7,
+	    "checker \"idp\": client-id given twice");
+}
+
+Test(config, bad_oauth_http_url)
+{
+	expect_error("bad-oauth-http-url.conf", 5,
+	    "checker \"idp\": introspection-url: "
+	    "\"http://idp.example.org/introspect\": not an https URL (http "
+	    "is allowed to this host only)");
+}
+
+Test(config, bad_oauth_url_with_space)
+{
+	expect_error("bad-oauth-url-space.conf", 5,
+	    "checker \"idp\": token-url: "
+	    "\"https://idp.example.org/oauth token\": blanks or control "
+	    "characters in a URL");
+}
+
+Test(config, bad_oauth_jwks_without_audience)
+{
+	expect_error("bad-oauth-no-audience.conf", 4,
+	    "checker \"idp\": jwks-url needs issuer and audience");
+}
+
+Test(config, bad_oauth_introspection_without_secret)
+{
+	expect_error("bad-oauth-no-secret.conf", 4,
+	    "checker \"idp\": introspection-url needs client-id and "
+	    "client-secret-file");
+}
+
+Test(config, bad_oauth_token_url_without_client_id)
+{
+	expect_error("bad-oauth-no-client-id.conf", 4,
+	    "checker \"idp\": token-url needs client-id");
+}
+
+Test(config, bad_oauth_no_url)
+{
+	expect_error("bad-oauth-no-url.conf", 4,
+	    "checker \"idp\": oauth needs introspection-url, jwks-url or "
+	    "token-url");
+}
+
+Test(config, bad_oauth_algorithm_hmac)
+{
+	expect_error("bad-oauth-alg-hs256.conf", 8,
+	    "checker \"idp\": unsupported algorithm \"HS256\": want RS256, "
+	    "ES256 or EdDSA");
+}
+
+Test(config, bad_oauth_algorithm_none)
+{
+	expect_error("bad-oauth-alg-none.conf", 8,
+	    "checker \"idp\": unsupported algorithm \"none\": want RS256, "
+	    "ES256 or EdDSA");
+}
+
+Test(config, bad_oauth_client_auth)
+{
+	expect_error("bad-oauth-client-auth.conf", 7,
+	    "checker \"idp\": invalid client-auth \"private_key_jwt\": want "
+	    "basic or post");
+}
+
+Test(config, bad_oauth_breaker_zero)
+{
+	expect_error("bad-oauth-breaker-zero.conf", 7,
+	    "checker \"idp\": circuit-breaker: the count must be between 1 "
+	    "and 1000");
+}
+
+Test(config, bad_oauth_breaker_duration)
+{
+	expect_error("bad-oauth-breaker-duration.conf", 7,
+	    "checker \"idp\": circuit-breaker: the time must be whole "
+	    "seconds between 1s and 1h");
+}
+
+Test(config, bad_oauth_breaker_three_values)
+{
+	expect_error("bad-oauth-breaker-values.conf", 7,
+	    "checker \"idp\": circuit-breaker: wrong number of values");
+}
+
+Test(config, bad_oauth_timeout)
+{
+	expect_error("bad-oauth-timeout.conf", 7,
+	    "checker \"idp\": timeout must be between 100ms and 2m");
+}
+
+Test(config, bad_oauth_mechanisms)
+{
+	expect_error("bad-oauth-mechanisms.conf", 4,
+	    "checker \"idp\": PLAIN needs token-url");
+}
+
+Test(config, bad_cache_two)
+{
+	expect_error("bad-cache-two.conf", 5,
+	    "checker \"cache2\": only one cache checker may be configured");
+}
+
+/* Found at the end of the file, reported at the cache's line. */
+Test(config, bad_cache_without_oauth)
+{
+	expect_error("bad-cache-no-oauth.conf", 4,
+	    "checker \"cache\": a cache needs an oauth checker");
+}
+
+Test(config, bad_cache_key_file)
+{
+	expect_error("bad-cache-key-file.conf", 5,
+	    "checker \"cache\": key-file: \"cache.key\" is not an absolute "
+	    "path");
+}
+
+Test(config, bad_cache_negative_ttl)
+{
+	expect_error("bad-cache-negative-ttl.conf", 6,
+	    "checker \"cache\": negative-ttl must be a whole number of "
+	    "seconds");
+}
+
+#define TOKENS	"\tchecker \"o\" oauth {\n" \
+		"\t\tjwks-url \"https://idp.example.org/jwks\"\n" \
+		"\t\tissuer \"https://idp.example.org\"\n" \
+		"\t\taudience \"smtp\"\n"
+#define OAUTH(x) AUTH("\tchecker \"o\" oauth {\n" \
+		"\t\ttoken-url \"https://idp.example.org/token\"\n" \
+		"\t\tclient-id \"portcullis\"\n" x "\t}\n")
+
+/* Only TLS, or plain HTTP to this very host. */
+Test(config, oauth_urls)
+{
+	static const char *const good[] = {
+		"https://idp.example.org", "HTTPS://idp.example.org/token",
+		"https://idp.example.org:8443/a?b=c",
+		"http://127.0.0.1", "http://127.0.0.1/token",
+		"http://127.0.0.1:8080/token", "http://[::1]:80",
+		"http://localhost/token", "HTTP://LOCALHOST:9/x",
+	};
+	static const struct {
+		const char	*url;
+		const char	*why;
+	} bad[] = {
+		{ "http://idp.example.org/token", "not an https URL" },
+		{ "ftp://idp.example.org/token", "not an https URL" },
+		{ "idp.example.org/token", "not an https URL" },
+		{ "https://", "no host" },
+		{ "https:///token", "no host" },
+		{ "http://localhost.example.org/", "not an https URL" },
+		{ "http://127.0.0.10/", "not an https URL" },
+		{ "http://localhost@example.org/", "not an https URL" },
+		/* A user name and password, then the real host. */
+		{ "http://127.0.0.1:80@example.org/", "not an https URL" },
+		{ "http://[::1]:x@example.org/", "not an https URL" },
+		{ "http://localhost:/token", "not an https URL" },
+		{ "https://idp.example.org/a\tb", "blanks or control" },
+	};
+	struct portcullis_conf	*conf;
+	char			 text[2048], want[512];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		(void)snprintf(text, sizeof(text), AUTH("\tchecker \"o\" "
+		    "oauth {\n\t\ttoken-url \"%s\"\n\t\tclient-id x\n\t}\n"),
+		    good[i]);
+		conf = parse_ok(text);
+		cr_assert_str_eq(nth_checker(conf, 0)->oauth.token_url,
+		    good[i]);
+		config_free(conf);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		(void)snprintf(text, sizeof(text), AUTH("\tchecker \"o\" "
+		    "oauth {\n\t\tclient-id x\n\t\ttoken-url \"%s\"\n\t}\n"),
+		    bad[i].url);
+		(void)snprintf(want, sizeof(want), "checker \"o\": token-url: "
+		    "\"%s\": %s%s", bad[i].url, bad[i].why,
+		    strcmp(bad[i].why, "not an https URL") == 0 ?
+		    " (http is allowed to this host only)" :
+		    strcmp(bad[i].why, "blanks or control") == 0 ?
+		    " characters in a URL" : "");
+		expect_text_error(text, 5, want);
+	}
+}
+
+Test(config, oauth_options)
+{
+	struct portcullis_conf	*conf;
+	struct oauth_conf	*o;
+
+	/* Durations take any unit; numbers without one are seconds. */
+	conf = parse_ok(OAUTH("\t\tleeway 0\n\t\ttimeout 2m\n"
+	    "\t\tconnect-timeout 100ms\n\t\tjwks-refresh 1d\n"
+	    "\t\tmax-requests 1024\n\t\tcircuit-breaker 1000 1h\n"
+	    "\t\talgorithms RS256\n\t\tclient-auth basic\n"
+	    "\t\tuser-claim sub\n\t\tscope \"https://mail.google.com/\"\n"));
+	o = &nth_checker(conf, 0)->oauth;
+	cr_assert_eq(o->leeway, 0);
+	cr_assert_eq(o->timeout, 120000);
+	cr_assert_eq(o->connect_timeout, 100);
+	cr_assert_eq(o->jwks_refresh, 86400);
+	cr_assert_eq(o->max_requests, 1024);
+	cr_assert_eq(o->breaker, 1000);
+	cr_assert_eq(o->breaker_time, 3600);
+	cr_assert_eq(o->algorithms, JWT_ALG_RS256);
+	cr_assert_eq(o->client_auth, OAUTH_CLIENT_BASIC);
+	cr_assert_str_eq(o->user_claim, "sub");
+	cr_assert_str_eq(o->scope, "https://mail.google.com/");
+	config_free(conf);
+
+	/* A block may start and end on the lines of its options. */
+	conf = parse_ok(AUTH("\tchecker \"c\" cache { ttl 1d }\n"
+	    "\tchecker \"o\" oauth { token-url \"https://i/t\"\n"
+	    "\t\tclient-id x } on-fail stop\n"));
+	cr_assert_eq(nth_checker(conf, 0)->cache.ttl, 86400);
+	assert_checker(nth_checker(conf, 1), "o", CHECKER_OAUTH, "",
+	    CHAIN_STOP, CHAIN_CONTINUE, SASL_PASSWORD_MECHS);
+	config_free(conf);
+
+	/* Values: their number, their form, their range. */
+	expect_text_error(OAUTH("\t\tissuer\n"), 6, "issuer: missing value");
+	expect_text_error(OAUTH("\t\ttimeout\n"), 6,
+	    "timeout: missing value");
+	expect_text_error(OAUTH("\t\tissuer a b\n"), 6,
+	    "checker \"o\": issuer: wrong number of values");
+	expect_text_error(OAUTH("\t\tclient-auth basic post\n"), 6,
+	    "checker \"o\": client-auth: wrong number of values");
+	expect_text_error(OAUTH("\t\tcircuit-breaker 5\n"), 6,
+	    "checker \"o\": circuit-breaker: wrong number of values");
+	expect_text_error(OAUTH("\t\tcircuit-breaker 1001 1m\n"), 6,
+	    "checker \"o\": circuit-breaker: the count must be between 1 "
+	    "and 1000");
+	expect_text_error(OAUTH("\t\tcircuit-breaker 5 1500ms\n"), 6,
+	    "checker \"o\": circuit-breaker: the time must be whole "
+	    "seconds between 1s and 1h");
+	expect_text_error(OAUTH("\t\tcircuit-breaker 5 2h\n"), 6,
+	    "checker \"o\": circuit-breaker: the time must be whole "
+	    "seconds between 1s and 1h");
+	expect_text_error(OAUTH("\t\tcircuit-breaker yes\n"), 6,
+	    "checker \"o\": circuit-breaker: wrong number of values");
+	expect_text_error(OAUTH("\t\ttimeout 99ms\n"), 6,
+	    "checker \"o\": timeout must be between 100ms and 2m");
+	expect_text_error(OAUTH("\t\tconnect-timeout 61\n"), 6,
+	    "checker \"o\": connect-timeout must be between 100ms and 1m");
+	expect_text_error(OAUTH("\t\tleeway 11m\n"), 6,
+	    "checker \"o\": leeway must be between 0s and 10m");
+	expect_text_error(OAUTH("\t\tleeway 500ms\n"), 6,
+	    "checker \"o\": leeway must be a whole number of seconds");
+	expect_text_error(OAUTH("\t\tjwks-refresh 0\n"), 6,
+	    "checker \"o\": jwks-refresh must be between 1s and 1d");
+	expect_text_error(OAUTH("\t\tjwks-refresh 1y\n"), 6,
+	    "checker \"o\": jwks-refresh: invalid duration \"1y\"");
+	expect_text_error(OAUTH("\t\tmax-requests 0\n"), 6,
+	    "checker \"o\": max-requests must be between 1 and 1024");
+	expect_text_error(OAUTH("\t\tmax-requests many\n"), 6,
+	    "checker \"o\": max-requests: invalid number \"many\"");
+	expect_text_error(OAUTH("\t\talgorithms rs256\n"), 6,
+	    "checker \"o\": unsupported algorithm \"rs256\": want RS256, "
+	    "ES256 or EdDSA");
+	expect_text_error(OAUTH("\t\tca-file \"ca.pem\"\n"), 6,
+	    "checker \"o\": ca-file: \"ca.pem\" is not an absolute path");
+	expect_text_error(OAUTH("\t\tclient-secret-file secret\n"), 6,
+	    "checker \"o\": client-secret-file: \"secret\" is not an "
+	    "absolute path");
+	expect_text_error(OAUTH("\t\tuser-claim \"\"\n"), 6,
+	    "checker \"o\": user-claim: empty value");
+	expect_text_error(OAUTH("\t\tdomain \"@example.org\"\n"), 6,
+	    "checker \"o\": domain: invalid domain \"@example.org\"");
+	expect_text_error(OAUTH("\t\tscope \"openid email\"\n"), 6,
+	    "checker \"o\": scope: invalid scope \"openid email\": one "
+	    "scope, without blanks or quotes");
+	expect_text_error(OAUTH("\t\ttoken-url \"https://other/\"\n"), 6,
+	    "checker \"o\": token-url given twice");
+	expect_text_error(OAUTH("\t\talgorithms RS256\n"
+	    "\t\talgorithms ES256\n"), 7,
+	    "checker \"o\": algorithms given twice");
+	/* A cache option is no oauth option, and the reverse. */
+	expect_text_error(OAUTH("\t\tttl 1h\n"), 6,
+	    "checker \"o\": unknown oauth option \"ttl\"");
+	expect_text_error(AUTH("\tchecker \"c\" cache {\n"
+	    "\t\tscope x\n\t}\n"), 4,
+	    "checker \"c\": unknown cache option \"scope\"");
+	/* The block is not optional. */
+	expect_text_error(AUTH("\tchecker \"o\" oauth on-fail stop\n"), 3,
+	    "syntax error near \"on-fail\"");
+}
+
+/* What an oauth checker verifies follows from its URLs. */
+Test(config, oauth_mechanisms)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(AUTH(TOKENS "\t} mechanisms OAUTHBEARER\n"));
+	assert_checker(nth_checker(conf, 0), "o", CHECKER_OAUTH, "",
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, SASL_OAUTHBEARER);
+	config_free(conf);
+
+	/* introspection-url verifies tokens just as jwks-url does. */
+	conf = parse_ok(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tintrospection-url \"https://idp/introspect\"\n"
+	    "\t\tclient-id x\n\t\tclient-secret-file /s\n\t}\n"));
+	assert_checker(nth_checker(conf, 0), "o", CHECKER_OAUTH, "",
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, SASL_TOKEN_MECHS);
+	config_free(conf);
+
+	expect_text_error(AUTH(TOKENS "\t} mechanisms LOGIN\n"), 3,
+	    "checker \"o\": LOGIN needs token-url");
+	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\ttoken-url \"https://idp/token\"\n"
+	    "\t\tclient-id x\n\t} mechanisms PLAIN XOAUTH2\n"), 3,
+	    "checker \"o\": XOAUTH2 needs jwks-url or introspection-url");
+	expect_text_error(AUTH(TOKENS "\t} mechanisms SCRAM-SHA-256\n"), 7,
+	    "mechanism \"SCRAM-SHA-256\" not supported yet");
+	/* Any one of them may be missing. */
+	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tjwks-url \"https://idp/jwks\"\n"
+	    "\t\taudience smtp\n\t}\n"), 3,
+	    "checker \"o\": jwks-url needs issuer and audience");
+	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tintrospection-url \"https://idp/introspect\"\n"
+	    "\t\tclient-secret-file /s\n\t}\n"), 3,
+	    "checker \"o\": introspection-url needs client-id and "
+	    "client-secret-file");
+	expect_text_error(AUTH("\tchecker \"o\" oauth {\n\t}\n"), 3,
+	    "checker \"o\": oauth needs introspection-url, jwks-url or "
+	    "token-url");
+}
+
+Test(config, cache_checker)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+
+	/* Last in the chain is allowed; the key goes with the path. */
+	conf = parse_ok(AUTH(TOKENS "\t}\n"
+	    "\tchecker \"c\" cache \"/var/db/x\" {\n"
+	    "\t\tttl 30d\n\t\tnegative-ttl 1h\n"
+	    "\t\tstale-if-error 30d\n\t}\n"));
+	c = nth_checker(conf, 1);
+	assert_checker(c, "c", CHECKER_CACHE, "/var/db/x", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_TOKEN_MECHS);
+	cr_assert_eq(c->cache.ttl, 30 * 86400);
+	cr_assert_eq(c->cache.negative_ttl, 3600);
+	cr_assert_eq(c->cache.stale_if_error, 30 * 86400);
+	cr_assert_str_eq(c->cache.key_file, "/var/db/x/cache.key");
+	config_free(conf);
+
+	/* The union of the oauth checkers' mechanisms, not all four. */
+	conf = parse_ok(AUTH("\tchecker \"c\" cache\n"
+	    TOKENS "\t} mechanisms XOAUTH2\n"
+	    "\tchecker \"p\" oauth {\n\t\ttoken-url \"https://idp/t\"\n"
+	    "\t\tclient-id x\n\t}\n"
+	    "\tchecker \"l\" lmdb\n"));
+	assert_checker(nth_checker(conf, 0), "c", CHECKER_CACHE,
+	    PORTCULLIS_DB, CHAIN_CONTINUE, CHAIN_CONTINUE,
+	    SASL_XOAUTH2 | SASL_PLAIN | SASL_LOGIN);
+	config_free(conf);
+
+	/* Its own mechanisms, if given, must be among them. */
+	conf = parse_ok(AUTH("\tchecker \"c\" cache mechanisms xoauth2\n"
+	    TOKENS "\t}\n"));
+	assert_checker(nth_checker(conf, 0), "c", CHECKER_CACHE,
+	    PORTCULLIS_DB, CHAIN_CONTINUE, CHAIN_CONTINUE, SASL_XOAUTH2);
+	config_free(conf);
+	expect_text_error(AUTH("\tchecker \"c\" cache mechanisms PLAIN\n"
+	    TOKENS "\t}\n"), 3,
+	    "checker \"c\": no oauth checker verifies PLAIN");
+
+	/* A miss is a fail, and must not end the chain. */
+	expect_text_error(AUTH("\tchecker \"c\" cache on-fail stop\n"
+	    TOKENS "\t}\n"), 3, "checker \"c\": a cache cannot take on-fail "
+	    "stop: a miss would end the chain");
+	expect_text_error(AUTH("\tchecker \"c\" cache \"db\"\n"), 3,
+	    "cache: \"db\" is not an absolute path");
+	expect_text_error(AUTH("\tchecker \"c\" cache { ttl 0 }\n"), 3,
+	    "checker \"c\": ttl must be between 1s and 30d");
+	expect_text_error(AUTH("\tchecker \"c\" cache { ttl 31d }\n"), 3,
+	    "checker \"c\": ttl must be between 1s and 30d");
+	expect_text_error(AUTH("\tchecker \"c\" cache {\n"
+	    "\t\tnegative-ttl 61m\n\t}\n"), 4,
+	    "checker \"c\": negative-ttl must be between 0s and 1h");
+	expect_text_error(AUTH("\tchecker \"c\" cache {\n"
+	    "\t\tstale-if-error 1h\n\t\tstale-if-error 2h\n\t}\n"), 5,
+	    "checker \"c\": stale-if-error given twice");
+	expect_text_error(AUTH("\tchecker \"c\" cache {\n"
+	    "\t\tkey-file /a /b\n\t}\n"), 4,
+	    "checker \"c\": key-file: wrong number of values");
+	/* One cache; it needs something to cache. */
+	expect_text_error(AUTH(TOKENS "\t}\n\tchecker \"c\" cache\n"
+	    "\tchecker \"d\" cache \"/var/db/d\"\n"), 9,
+	    "checker \"d\": only one cache checker may be configured");
+	expect_text_error(AUTH("\tchecker \"c\" cache\n"), 3,
+	    "checker \"c\": a cache needs an oauth checker");
+}
+
+/*
+ * Every error is logged once, and none that follows from another: an
+ * option in error is not "missing" as well, and the rest of a block
+ * on one line is skipped to its closing brace, not to the next line.
+ */
+Test(config, oauth_errors_logged, .init = cr_redirect_stderr)
+{
+	struct portcullis_conf	*conf;
+	char			 path[PATH_MAX], want[8 * PATH_MAX];
+
+	log_init(1, LOG_MAIL);
+	conf = parse_text("listen on 127.0.0.1 port 25\n"
+	    "auth {\n"
+	    "\tchecker \"a\" oauth {\n"
+	    "\t\tjwks-url \"http://idp.example.org/jwks\"\n"
+	    "\t\tissuer \"https://idp.example.org\"\n"
+	    "\t\taudiences smtp\n"
+	    "\t}\n"
+	    "\tchecker \"b\" oauth { token-url 'https://i/t' x }\n"
+	    "\tchecker \"c\" cache { ttl 1h; }\n"
+	    "\tchecker \"d\" oauth {\n"
+	    "\t\tjwks-url \"https://idp.example.org/jwks\"\n"
+	    "\t}\n"
+	    "}\n", path, sizeof(path));
+	cr_assert_null(conf);
+	(void)snprintf(want, sizeof(want),
+	    "%s:4: checker \"a\": jwks-url: "
+	    "\"http://idp.example.org/jwks\": not an https URL (http is "
+	    "allowed to this host only)\n"
+	    "%s:6: checker \"a\": unknown oauth option \"audiences\"\n"
+	    "%s:8: checker \"b\": token-url: wrong number of values\n"
+	    "%s:9: syntax error near \";\"\n"
+	    "%s:10: checker \"d\": jwks-url needs issuer and audience\n",
+	    path, path, path, path, path);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(want);
+}
+
+/* An error in an included file names that file and its line. */
+Test(config, oauth_error_in_included_file)
+{
+	char	 inc[PATH_MAX], text[PATH_MAX + 256], path[PATH_MAX];
+	char	 want[2 * PATH_MAX];
+	int	 fd;
+
+	(void)strlcpy(inc, "/tmp/portcullis-test-inc-XXXXXX", sizeof(inc));
+	cr_assert((fd = mkstemp(inc)) != -1);
+	(void)snprintf(text, sizeof(text), "# inc\nauth {\n"
+	    "\tchecker \"c\" cache\n\tchecker \"l\" lmdb\n}\n");
+	cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	(void)snprintf(text, sizeof(text), "listen on 127.0.0.1 port 25\n"
+	    "include \"%s\"\n# the end\n", inc);
+	cr_assert_null(parse_text(text, path, sizeof(path)));
+	unlink(inc);
+	(void)snprintf(want, sizeof(want),
+	    "%s:3: checker \"c\": a cache needs an oauth checker", inc);
+	cr_assert_str_eq(config_errmsg(), want);
+}
+
+/*
+ * As portcullis.conf(5) shows them: a macro followed by the rest of a
+ * URL, and a long URL continued over two lines.
+ */
+Test(config, oauth_urls_from_macros)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+
+	conf = parse_ok("idp = \"https://sso.example.org/realms/mail\"\n"
+	    L25 "auth {\n"
+	    "\tchecker \"sso\" oauth {\n"
+	    "\t\tintrospection-url $idp/token/introspect\n"
+	    "\t\ttoken-url $idp/token\n"
+	    "\t\tclient-id \"portcullis\"\n"
+	    "\t\tclient-secret-file \"/etc/portcullis/sso.secret\"\n"
+	    "\t}\n"
+	    "\tchecker \"entra\" oauth {\n"
+	    "\t\tjwks-url \"https://login.microsoftonline.com/\\\n"
+	    "TENANT/discovery/v2.0/keys\"\n"
+	    "\t\tissuer \"https://login.microsoftonline.com/TENANT/v2.0\"\n"
+	    "\t\taudience \"api://portcullis\"\n"
+	    "\t}\n"
+	    "}\n");
+	c = nth_checker(conf, 0);
+	cr_assert_str_eq(c->oauth.introspection_url,
+	    "https://sso.example.org/realms/mail/token/introspect");
+	cr_assert_str_eq(c->oauth.token_url,
+	    "https://sso.example.org/realms/mail/token");
+	c = nth_checker(conf, 1);
+	cr_assert_str_eq(c->oauth.jwks_url,
+	    "https://login.microsoftonline.com/TENANT/discovery/v2.0/keys");
+	config_free(conf);
 }

@@ -1,9 +1,12 @@
 /*
- * test_sasl.c -- strict base64 (RFC 4648) and the PLAIN message
- * (RFC 4616), as the worker decodes them before anything reaches
- * authd.
+ * test_sasl.c -- strict base64 (RFC 4648), the PLAIN message (RFC
+ * 4616) and the XOAUTH2 and OAUTHBEARER messages (RFC 7628), as the
+ * worker decodes them before anything reaches authd; and the error
+ * challenge of a refused token.
  */
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -96,4 +99,384 @@ Test(sasl, plain_refuses_malformed)
 	longname[0] = '\0';
 	longname[301] = '\0';
 	cr_assert_eq(sasl_plain_parse(longname, sizeof(longname), &p), -1);
+}
+
+/*
+ * The token mechanisms: XOAUTH2 (Google's and Microsoft's) and
+ * OAUTHBEARER (RFC 7628 3.1).  ^A is %x01.
+ */
+
+#define XO_GOOGLE	"user=someuser@example.com\1auth=Bearer " \
+			"ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg\1\1"
+#define XO_GOOGLE_TOKEN	"ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"
+/* RFC 7628 4.1, with the token of 4.2 */
+#define OB_RFC		"n,a=user@example.com,\1host=server.example.com" \
+			"\1port=143\1auth=Bearer vF9dft4qmTc2Nvb3RlckBhdHRh" \
+			"dmlzdGEuY29tCg==\1\1"
+#define OB_RFC_TOKEN	"vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg=="
+
+static int
+xoauth2(const char *msg, size_t len, struct sasl_token *t)
+{
+	return sasl_xoauth2_parse((const uint8_t *)msg, len, t);
+}
+
+static int
+oauthbearer(const char *msg, size_t len, struct sasl_token *t)
+{
+	return sasl_oauthbearer_parse((const uint8_t *)msg, len, t);
+}
+
+#define XO(s, t)	xoauth2((s), sizeof(s) - 1, (t))
+#define OB(s, t)	oauthbearer((s), sizeof(s) - 1, (t))
+
+static void
+assert_token(const struct sasl_token *t, const char *user, const char *token)
+{
+	cr_assert_str_eq(t->user, user);
+	cr_assert_eq(t->token_len, strlen(token));
+	cr_assert_eq(memcmp(t->token, token, t->token_len), 0);
+}
+
+Test(sasl, xoauth2_google_example)
+{
+	struct sasl_token	 t;
+
+	cr_assert_eq(XO(XO_GOOGLE, &t), 0);
+	assert_token(&t, "someuser@example.com", XO_GOOGLE_TOKEN);
+}
+
+Test(sasl, xoauth2_scheme_case_and_padding)
+{
+	struct sasl_token	 t;
+
+	cr_assert_eq(XO("user=u\1auth=bEARER a-b.c_d~e+f/g==\1\1", &t), 0);
+	assert_token(&t, "u", "a-b.c_d~e+f/g==");
+}
+
+Test(sasl, xoauth2_refuses_malformed)
+{
+	struct sasl_token	 t;
+	const struct {
+		const char	*msg;
+		size_t		 len;
+	} bad[] = {
+#define B(s)	{ s, sizeof(s) - 1 }
+		B(""),
+		B("\1"),
+		B("user=u\1auth=Bearer tok\1"),		/* no final ^A */
+		B("user=u\1auth=Bearer tok"),
+		B("user=u\1auth=Bearer tok\1\1\1"),	/* one too many */
+		B("user=u\1auth=Bearer tok\1\1x"),	/* trailing junk */
+		B("user=u\1auth=Bearer t\0k\1\1"),	/* NUL */
+		B("user=u\0\1auth=Bearer tok\1\1"),
+		B("user=u\1auth=Basic dTpw\1\1"),	/* not Bearer */
+		B("user=u\1auth=Bearertok\1\1"),	/* no space */
+		B("user=u\1auth=Bearer  tok\1\1"),	/* two spaces */
+		B("user=u\1auth=Bearer \1\1"),		/* empty token */
+		B("user=u\1auth=Bearer\1\1"),
+		B("user=u\1auth=Bearer to ken\1\1"),	/* bad token chars */
+		B("user=u\1auth=Bearer tok=en\1\1"),	/* '=' inside */
+		B("user=u\1auth=Bearer ==\1\1"),	/* only padding */
+		B("user=u\1auth=Bearer tök\1\1"),
+		B("user=u\1auth=Bearer tok,\1\1"),
+		B("user=\1auth=Bearer tok\1\1"),	/* empty user */
+		B("auth=Bearer tok\1user=u\1\1"),	/* wrong order */
+		B("auth=Bearer tok\1\1"),		/* no user */
+		B("user=u\1\1"),			/* no auth */
+		B("user=u\1host=h\1auth=Bearer tok\1\1"), /* unknown field */
+		B("User=u\1auth=Bearer tok\1\1"),
+		B("user=u\1Auth=Bearer tok\1\1"),
+		B("user=u\tv\1auth=Bearer tok\1\1"),	/* control in user */
+		B("user=u\1auth=Bearer tok\1auth=Bearer tok\1\1"),
+#undef B
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&t, 0xa5, sizeof(t));
+		cr_assert_eq(xoauth2(bad[i].msg, bad[i].len, &t), -1,
+		    "accepted bad[%zu]", i);
+		/* Nothing of a refused message is left behind. */
+		cr_assert_eq(t.user[0], '\0');
+		cr_assert_null(t.token);
+	}
+}
+
+Test(sasl, xoauth2_lengths)
+{
+	struct sasl_token	 t;
+	char			 msg[AUTH_CRED_MAX + 64];
+	size_t			 n;
+
+	/* The longest user and token. */
+	n = (size_t)snprintf(msg, sizeof(msg), "user=%0*d\1auth=Bearer ",
+	    SASL_NAME_MAX, 0);
+	memset(msg + n, 'x', SASL_TOKEN_MAX);
+	n += SASL_TOKEN_MAX;
+	memcpy(msg + n, "\1\1", 2);
+	cr_assert_eq(xoauth2(msg, n + 2, &t), 0);
+	cr_assert_eq(strlen(t.user), SASL_NAME_MAX);
+	cr_assert_eq(t.token_len, SASL_TOKEN_MAX);
+
+	/* One more octet of token. */
+	memcpy(msg + n, "x\1\1", 3);
+	cr_assert_eq(xoauth2(msg, n + 3, &t), -1);
+
+	/* One more octet of user. */
+	n = (size_t)snprintf(msg, sizeof(msg), "user=%0*d\1auth=Bearer t\1\1",
+	    SASL_NAME_MAX + 1, 0);
+	cr_assert_eq(xoauth2(msg, n, &t), -1);
+}
+
+Test(sasl, oauthbearer_rfc7628_example)
+{
+	struct sasl_token	 t;
+
+	cr_assert_eq(OB(OB_RFC, &t), 0);
+	assert_token(&t, "user@example.com", OB_RFC_TOKEN);
+}
+
+Test(sasl, oauthbearer_valid)
+{
+	struct sasl_token	 t;
+
+	/* No authzid: the token names the user. */
+	cr_assert_eq(OB("n,,\1auth=Bearer tok\1\1", &t), 0);
+	assert_token(&t, "", "tok");
+	/* "y": the client could bind, and thinks we cannot. */
+	cr_assert_eq(OB("y,,\1auth=Bearer tok\1\1", &t), 0);
+	/* Escaped authzid (RFC 5801 4). */
+	cr_assert_eq(OB("n,a=a=2Cb=3Dc,\1auth=Bearer tok\1\1", &t), 0);
+	assert_token(&t, "a,b=c", "tok");
+	/* auth first, then host and port; scheme in any case. */
+	cr_assert_eq(OB("n,,\1auth=BEARER tok\1host=h.example\1port=587\1\1",
+	    &t), 0);
+	assert_token(&t, "", "tok");
+	/* RFC 6750 2.1: 1*SP after the scheme. */
+	cr_assert_eq(OB("n,,\1auth=Bearer   tok\1\1", &t), 0);
+	assert_token(&t, "", "tok");
+	/* Keys we do not know, values with SP HTAB CR LF, empty values. */
+	cr_assert_eq(OB("n,,\1xtra=a b\tc\r\n\1host=\1auth=Bearer tok\1\1",
+	    &t), 0);
+	assert_token(&t, "", "tok");
+}
+
+Test(sasl, oauthbearer_refuses_malformed)
+{
+	struct sasl_token	 t;
+	const struct {
+		const char	*msg;
+		size_t		 len;
+	} bad[] = {
+#define B(s)	{ s, sizeof(s) - 1 }
+		B(""),
+		B("\1"),				/* the dummy response */
+		B("n,,\1\1"),				/* no auth */
+		B("n,,\1host=h\1port=1\1\1"),
+		B("n,,\1auth=Bearer tok\1"),		/* no final ^A */
+		B("n,,\1auth=Bearer tok"),
+		B("n,,\1auth=Bearer tok\1\1\1"),	/* trailing */
+		B("n,,\1auth=Bearer tok\1\1x"),
+		B("n,,\1auth=Bearer t\0k\1\1"),		/* NUL */
+		B("n,a=u\0,\1auth=Bearer tok\1\1"),
+		B("n,,\1auth=Basic dTpw\1\1"),		/* scheme */
+		B("n,,\1auth=Bearertok\1\1"),		/* no space */
+		B("n,,\1auth=Bearer \1\1"),		/* empty token */
+		B("n,,\1auth=\1\1"),
+		B("n,,\1auth=Bearer to ken\1\1"),	/* bad token chars */
+		B("n,,\1auth=Bearer tok\t\1\1"),
+		B("n,,\1auth=Bearer t=k\1\1"),
+		B("n,,\1auth=Bearer tok\1auth=Bearer tok\1\1"), /* twice */
+		B("n,,\1auth=Bearer a\1host=h\1auth=Bearer b\1\1"),
+		B("p=tls-unique,,\1auth=Bearer tok\1\1"), /* channel binding */
+		B("p=tls-server-end-point,a=u,\1auth=Bearer tok\1\1"),
+		B("F,n,,\1auth=Bearer tok\1\1"),	/* non-standard flag */
+		B("x,,\1auth=Bearer tok\1\1"),		/* unknown flag */
+		B("N,,\1auth=Bearer tok\1\1"),
+		B(",,\1auth=Bearer tok\1\1"),
+		B("n\1auth=Bearer tok\1\1"),		/* short gs2 header */
+		B("n,\1auth=Bearer tok\1\1"),
+		B("n,,auth=Bearer tok\1\1"),		/* no ^A after it */
+		B("n,a=,\1auth=Bearer tok\1\1"),	/* empty authzid */
+		B("n,a=u=41,\1auth=Bearer tok\1\1"),	/* bad escape */
+		B("n,a=u=2c,\1auth=Bearer tok\1\1"),	/* lower case */
+		B("n,a=u=,\1auth=Bearer tok\1\1"),
+		B("n,a=u=2,\1auth=Bearer tok\1\1"),
+		B("n,a=u\1v,\1auth=Bearer tok\1\1"),	/* control */
+		B("n,b=u,\1auth=Bearer tok\1\1"),	/* not a= */
+		B("n,a=u\1auth=Bearer tok\1\1"),	/* unterminated */
+		B("n,,\1=v\1auth=Bearer tok\1\1"),	/* empty key */
+		B("n,,\1ho-st=v\1auth=Bearer tok\1\1"),	/* key not ALPHA */
+		B("n,,\1host\1auth=Bearer tok\1\1"),	/* no '=' */
+		B("n,,\1host=h\xc3\xa9\1auth=Bearer tok\1\1"), /* not VCHAR */
+		B("n,,\1host=\x7f\1auth=Bearer tok\1\1"),
+#undef B
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&t, 0xa5, sizeof(t));
+		cr_assert_eq(oauthbearer(bad[i].msg, bad[i].len, &t), -1,
+		    "accepted bad[%zu]", i);
+		cr_assert_eq(t.user[0], '\0');
+		cr_assert_null(t.token);
+	}
+}
+
+Test(sasl, oauthbearer_lengths)
+{
+	struct sasl_token	 t;
+	char			 msg[AUTH_CRED_MAX + 1024];
+	size_t			 n;
+
+	/* 255 octets once unescaped, though the wire form is longer. */
+	n = (size_t)snprintf(msg, sizeof(msg), "n,a=");
+	for (int i = 0; i < SASL_NAME_MAX; i++)
+		n += (size_t)snprintf(msg + n, sizeof(msg) - n, "=2C");
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, ",\1auth=Bearer ");
+	memset(msg + n, 'x', SASL_TOKEN_MAX);
+	n += SASL_TOKEN_MAX;
+	memcpy(msg + n, "\1\1", 2);
+	cr_assert_eq(oauthbearer(msg, n + 2, &t), 0);
+	cr_assert_eq(strlen(t.user), SASL_NAME_MAX);
+	cr_assert_eq(t.user[0], ',');
+	cr_assert_eq(t.token_len, SASL_TOKEN_MAX);
+	memcpy(msg + n, "x\1\1", 3);
+	cr_assert_eq(oauthbearer(msg, n + 3, &t), -1);
+
+	n = (size_t)snprintf(msg, sizeof(msg), "n,a=%0*d,\1auth=Bearer t\1\1",
+	    SASL_NAME_MAX + 1, 0);
+	cr_assert_eq(oauthbearer(msg, n, &t), -1);
+}
+
+/*
+ * Every proper prefix of a valid message is incomplete: refused, and
+ * read no further than its end (each copy is its own allocation, for
+ * the sanitizers to watch).
+ */
+static void
+assert_prefixes_refused(int (*parse)(const char *, size_t,
+    struct sasl_token *), const char *msg, size_t len)
+{
+	struct sasl_token	 t;
+
+	for (size_t n = 0; n < len; n++) {
+		char	*p = malloc(n > 0 ? n : 1);
+
+		cr_assert_not_null(p);
+		memcpy(p, msg, n);
+		cr_assert_eq(parse(p, n, &t), -1, "accepted %zu of %zu", n,
+		    len);
+		free(p);
+	}
+}
+
+Test(sasl, token_truncated_everywhere)
+{
+	assert_prefixes_refused(xoauth2, XO_GOOGLE, sizeof(XO_GOOGLE) - 1);
+	assert_prefixes_refused(oauthbearer, OB_RFC, sizeof(OB_RFC) - 1);
+	assert_prefixes_refused(oauthbearer, "n,a=a=2Cb,\1auth=Bearer t\1\1",
+	    26);
+}
+
+/* Each message with one octet changed: no crash, whatever the answer. */
+Test(sasl, token_mutated)
+{
+	struct sasl_token	 t;
+	char			 m[sizeof(OB_RFC)];
+	const uint8_t		 octets[] = { 0, 1, ' ', ',', '=', 'a', 0xff };
+
+	for (size_t i = 0; i < sizeof(OB_RFC) - 1; i++)
+		for (size_t k = 0; k < sizeof(octets); k++) {
+			memcpy(m, OB_RFC, sizeof(m));
+			m[i] = (char)octets[k];
+			(void)oauthbearer(m, sizeof(m) - 1, &t);
+			memcpy(m, XO_GOOGLE, sizeof(XO_GOOGLE));
+			if (i < sizeof(XO_GOOGLE) - 1) {
+				m[i] = (char)octets[k];
+				(void)xoauth2(m, sizeof(XO_GOOGLE) - 1, &t);
+			}
+		}
+}
+
+static void
+assert_b64_encode(const char *in, size_t len, const char *want)
+{
+	char	 out[64];
+	uint8_t	 back[64];
+	size_t	 backlen;
+
+	cr_assert_eq(sasl_b64_encode((const uint8_t *)in, len, out,
+	    sizeof(out)), 0);
+	cr_assert_str_eq(out, want);
+	cr_assert_eq(sasl_b64_decode(out, strlen(out), back, sizeof(back),
+	    &backlen), 0);
+	cr_assert_eq(backlen, len);
+	cr_assert_eq(memcmp(back, in, len), 0);
+}
+
+Test(sasl, base64_encode)
+{
+	char	 out[9];
+
+	/* RFC 4648 10 */
+	assert_b64_encode("", 0, "");
+	assert_b64_encode("f", 1, "Zg==");
+	assert_b64_encode("fo", 2, "Zm8=");
+	assert_b64_encode("foo", 3, "Zm9v");
+	assert_b64_encode("foob", 4, "Zm9vYg==");
+	assert_b64_encode("fooba", 5, "Zm9vYmE=");
+	assert_b64_encode("foobar", 6, "Zm9vYmFy");
+	assert_b64_encode("\1", 1, "AQ==");
+	assert_b64_encode("\xff\xfe\0", 3, "//4A");
+
+	/* The output and its NUL must fit. */
+	cr_assert_eq(sasl_b64_encode((const uint8_t *)"foobar", 6, out, 9), 0);
+	cr_assert_eq(sasl_b64_encode((const uint8_t *)"foobar", 6, out, 8), -1);
+	cr_assert_eq(sasl_b64_encode((const uint8_t *)"fooba", 5, out, 8), -1);
+	cr_assert_eq(sasl_b64_encode((const uint8_t *)"", 0, out, 0), -1);
+}
+
+static void
+assert_token_error(int xoauth2, const char *scope, const char *json)
+{
+	char	 b64[512], got[512];
+	size_t	 len;
+
+	cr_assert_eq(sasl_token_error(xoauth2, scope, b64, sizeof(b64)), 0);
+	cr_assert_eq(sasl_b64_decode(b64, strlen(b64), (uint8_t *)got,
+	    sizeof(got) - 1, &len), 0);
+	got[len] = '\0';
+	cr_assert_str_eq(got, json);
+}
+
+Test(sasl, token_error_challenge)
+{
+	char	 b64[512];
+
+	/* RFC 7628 3.2.2 */
+	assert_token_error(0, NULL, "{\"status\":\"invalid_token\"}");
+	assert_token_error(0, "", "{\"status\":\"invalid_token\"}");
+	assert_token_error(0, "mail smtp.send",
+	    "{\"status\":\"invalid_token\",\"scope\":\"mail smtp.send\"}");
+	/* Google's XOAUTH2 answer */
+	assert_token_error(1, NULL,
+	    "{\"status\":\"401\",\"schemes\":\"bearer\"}");
+	assert_token_error(1, "https://mail.google.com/",
+	    "{\"status\":\"401\",\"schemes\":\"bearer\","
+	    "\"scope\":\"https://mail.google.com/\"}");
+	/* The exact bytes, as a client would see them. */
+	cr_assert_eq(sasl_token_error(0, NULL, b64, sizeof(b64)), 0);
+	cr_assert_str_eq(b64, "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=");
+
+	/* Not RFC 6749 3.3 scopes: nothing would escape them in JSON. */
+	cr_assert_eq(sasl_token_error(0, "a\"b", b64, sizeof(b64)), -1);
+	cr_assert_eq(sasl_token_error(0, "a\\b", b64, sizeof(b64)), -1);
+	cr_assert_eq(sasl_token_error(0, "a\nb", b64, sizeof(b64)), -1);
+	cr_assert_eq(sasl_token_error(0, " a", b64, sizeof(b64)), -1);
+	cr_assert_eq(sasl_token_error(0, "a ", b64, sizeof(b64)), -1);
+	cr_assert_eq(sasl_token_error(0, "a  b", b64, sizeof(b64)), -1);
+	cr_assert_eq(sasl_token_error(0, "\xc3\xa9", b64, sizeof(b64)), -1);
+	/* Too small an output. */
+	cr_assert_eq(sasl_token_error(0, NULL, b64, 36), -1);
+	cr_assert_eq(sasl_token_error(0, NULL, b64, 37), 0);
 }

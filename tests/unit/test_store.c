@@ -778,6 +778,10 @@ Test(store, record_decode_is_defensive)
 	expect_decode_fails(bad, (size_t)len,
 	    "address 1 contains a control character");
 	memcpy(bad, rec, (size_t)len);
+	bad[41] = '\0';	/* "a@b.\0": no cutting an address short */
+	expect_decode_fails(bad, (size_t)len,
+	    "address 1 contains a control character");
+	memcpy(bad, rec, (size_t)len);
 	bad[39] = 'B';
 	expect_decode_fails(bad, (size_t)len, "address 1 is not normalised");
 	memcpy(bad, rec, (size_t)len);
@@ -972,4 +976,914 @@ Test(store, permission_denied_names_file_and_uid)
 			    "to uid 0 (mode 0600) and this process runs as "
 			    "uid 65534", dir, path);
 	}
+}
+
+/* The login cache. */
+
+static void
+cache_init(struct store_cache_entry *e, int kind, const char *checker,
+    const char *user, const char *canonical)
+{
+	size_t	 i;
+
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	(void)strlcpy(e->checker, checker, sizeof(e->checker));
+	(void)strlcpy(e->user, user, sizeof(e->user));
+	(void)strlcpy(e->canonical, canonical, sizeof(e->canonical));
+	e->created = 1000;
+	e->expires = 2000;
+	for (i = 0; i < STORE_CACHE_HASH_LEN; i++) {
+		if (kind != STORE_CACHE_TOKEN)
+			e->verifier[i] = (uint8_t)(i + 1);
+		else
+			e->token_hash[i] = (uint8_t)(0xa0 + i);
+	}
+}
+
+static void
+cache_put_ok(struct store *st, const struct store_cache_entry *e)
+{
+	cr_assert_eq(store_cache_put(st, e, err, sizeof(err)), 0,
+	    "put %c/%s/%s: %s", e->kind, e->checker, e->user, err);
+}
+
+/* Get the entry with e's key into *out: the result of store_cache_get. */
+static int
+cache_get(struct store *st, const struct store_cache_entry *e,
+    struct store_cache_entry *out)
+{
+	memset(out, 0x5a, sizeof(*out));
+	out->kind = e->kind;
+	(void)strlcpy(out->checker, e->checker, sizeof(out->checker));
+	(void)strlcpy(out->user, e->user, sizeof(out->user));
+	memcpy(out->token_hash, e->token_hash, sizeof(out->token_hash));
+	return store_cache_get(st, out, err, sizeof(err));
+}
+
+struct centries {
+	struct store_cache_entry	 e[16];
+	int				 n;
+	int				 stop_after;
+};
+
+static int
+centries_cb(const struct store_cache_entry *e, void *arg)
+{
+	struct centries	*c = arg;
+
+	if (c->n < 16)
+		c->e[c->n] = *e;
+	c->n++;
+	return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+static int
+cache_count(struct store *st, const char *user)
+{
+	struct centries	 c;
+
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(store_cache_list(st, user, centries_cb, &c, err,
+	    sizeof(err)), 0, "%s", err);
+	return c.n;
+}
+
+Test(store, cache_round_trip_of_each_kind)
+{
+	struct store			*st;
+	struct store_cache_entry	 p, n, t, got;
+	static const uint8_t		 zero[STORE_CACHE_HASH_LEN];
+
+	st = open_ok(STORE_CREATE);
+	cache_init(&p, STORE_CACHE_PASSWORD, "remote", "Alice@Example.ORG",
+	    "alice@EXAMPLE.org");
+	(void)strlcpy(p.scope, "smtp offline_access", sizeof(p.scope));
+	p.created = -1;
+	p.expires = INT64_MAX;
+	cache_put_ok(st, &p);
+	cache_init(&n, STORE_CACHE_NEGATIVE, "remote", "alice@example.org", "");
+	n.verifier[0] = 0xff;
+	cache_put_ok(st, &n);
+	cache_init(&t, STORE_CACHE_TOKEN, "remote", "alice@example.org",
+	    "alice@example.org");
+	(void)strlcpy(t.scope, "https://mail.example.org/smtp",
+	    sizeof(t.scope));
+	cache_put_ok(st, &t);
+
+	cr_assert_eq(cache_get(st, &p, &got), 1, "%s", err);
+	cr_expect_eq(got.kind, STORE_CACHE_PASSWORD);
+	cr_expect_str_eq(got.checker, "remote");
+	cr_expect_str_eq(got.user, "Alice@example.org");	/* normalised */
+	cr_expect_str_eq(got.canonical, "alice@example.org");
+	cr_expect_str_eq(got.scope, "smtp offline_access");
+	cr_expect_eq(got.created, -1);
+	cr_expect_eq(got.expires, INT64_MAX);
+	cr_expect_arr_eq(got.verifier, p.verifier, STORE_CACHE_HASH_LEN);
+
+	cr_assert_eq(cache_get(st, &n, &got), 1, "%s", err);
+	cr_expect_str_eq(got.canonical, "");
+	cr_expect_str_eq(got.scope, "");
+	cr_expect_arr_eq(got.verifier, n.verifier, STORE_CACHE_HASH_LEN);
+	cr_expect_eq(got.created, 1000);
+	cr_expect_eq(got.expires, 2000);
+
+	cr_assert_eq(cache_get(st, &t, &got), 1, "%s", err);
+	cr_expect_str_eq(got.canonical, "alice@example.org");
+	cr_expect_str_eq(got.scope, "https://mail.example.org/smtp");
+	cr_expect_arr_eq(got.token_hash, t.token_hash, STORE_CACHE_HASH_LEN);
+	/* A token entry holds no verifier, whatever the caller left. */
+	cr_expect_arr_eq(got.verifier, zero, STORE_CACHE_HASH_LEN);
+
+	/* Another token of the same user is another entry: none. */
+	t.token_hash[31] ^= 1;
+	cr_expect_eq(cache_get(st, &t, &got), 0);
+	cr_expect_str_eq(err, "no cache entry");
+	cr_expect_eq(got.expires, 0);
+	cr_expect_str_eq(got.canonical, "");
+
+	/* Replacing keeps one entry. */
+	p.expires = 5000;
+	cache_put_ok(st, &p);
+	cr_assert_eq(cache_get(st, &p, &got), 1);
+	cr_expect_eq(got.expires, 5000);
+	cr_expect_eq(cache_count(st, NULL), 3);
+
+	/* And after the store is opened again, read-only. */
+	store_close(st);
+	st = open_ok(STORE_RDONLY);
+	cr_assert_eq(cache_get(st, &p, &got), 1, "%s", err);
+	cr_expect_eq(got.expires, 5000);
+	cr_expect_eq(store_cache_put(st, &p, err, sizeof(err)), -1);
+	expect_err("store %s is open read-only", dir);
+	store_close(st);
+}
+
+Test(store, cache_users_never_collide)
+{
+	struct store			*st;
+	struct store_cache_entry	 a, b, got;
+
+	st = open_ok(STORE_CREATE);
+	/* The NUL after the checker keeps "c"+"ab" from "ca"+"b". */
+	cache_init(&a, STORE_CACHE_PASSWORD, "c", "ab", "ab");
+	cache_init(&b, STORE_CACHE_PASSWORD, "ca", "b", "b");
+	b.verifier[0] = 0x77;
+	cache_put_ok(st, &a);
+	cache_put_ok(st, &b);
+	cr_assert_eq(cache_get(st, &a, &got), 1);
+	cr_expect_str_eq(got.canonical, "ab");
+	cr_expect_eq(got.verifier[0], 1);
+	cr_assert_eq(cache_get(st, &b, &got), 1);
+	cr_expect_str_eq(got.canonical, "b");
+	cr_expect_eq(got.verifier[0], 0x77);
+
+	/* The local part is case-sensitive: Bob is not bob. */
+	cache_init(&a, STORE_CACHE_PASSWORD, "c", "bob@example.org",
+	    "bob@example.org");
+	cache_init(&b, STORE_CACHE_PASSWORD, "c", "Bob@example.org",
+	    "Bob@example.org");
+	b.verifier[0] = 0x99;
+	cache_put_ok(st, &a);
+	cache_put_ok(st, &b);
+	cr_assert_eq(cache_get(st, &a, &got), 1);
+	cr_expect_eq(got.verifier[0], 1);
+	cr_expect_str_eq(got.canonical, "bob@example.org");
+	cr_assert_eq(cache_get(st, &b, &got), 1);
+	cr_expect_eq(got.verifier[0], 0x99);
+
+	/* A user that is a prefix of another. */
+	cache_init(&a, STORE_CACHE_TOKEN, "c", "bo", "bo");
+	cache_init(&b, STORE_CACHE_TOKEN, "c", "bob@example.org",
+	    "bob@example.org");
+	cache_put_ok(st, &a);
+	cr_expect_eq(cache_get(st, &b, &got), 0);
+	cr_expect_eq(cache_count(st, NULL), 5);
+	cr_expect_eq(cache_count(st, "bob@example.org"), 1);
+	cr_expect_eq(cache_count(st, "Bob@example.org"), 1);
+	store_close(st);
+}
+
+Test(store, cache_same_user_under_two_checkers)
+{
+	struct store			*st;
+	struct store_cache_entry	 a, b, got;
+	struct centries			 c;
+
+	st = open_ok(STORE_CREATE);
+	cache_init(&a, STORE_CACHE_PASSWORD, "google", "carol@example.org",
+	    "carol@example.org");
+	cache_init(&b, STORE_CACHE_PASSWORD, "azure", "carol@example.org",
+	    "carol@example.org");
+	b.verifier[5] = 0;
+	cache_put_ok(st, &a);
+	cache_put_ok(st, &b);
+	cr_assert_eq(cache_get(st, &a, &got), 1);
+	cr_expect_eq(got.verifier[5], 6);
+	cr_assert_eq(cache_get(st, &b, &got), 1);
+	cr_expect_eq(got.verifier[5], 0);
+
+	/* In key order: kind, then checker. */
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(store_cache_list(st, "carol@example.org", centries_cb,
+	    &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.n, 2);
+	cr_expect_str_eq(c.e[0].checker, "azure");
+	cr_expect_str_eq(c.e[1].checker, "google");
+
+	/* A checker name may hold a space, not a control character. */
+	(void)strlcpy(a.checker, "my cache", sizeof(a.checker));
+	cache_put_ok(st, &a);
+	(void)strlcpy(a.checker, "bad\tname", sizeof(a.checker));
+	cr_expect_eq(store_cache_put(st, &a, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "checker name \"bad\\x09name\" contains a "
+	    "control character");
+	cr_expect_eq(cache_get(st, &a, &got), -1);
+	a.checker[0] = '\0';
+	cr_expect_eq(store_cache_put(st, &a, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "checker name \"\" is empty");
+	a.kind = 'x';
+	(void)strlcpy(a.checker, "google", sizeof(a.checker));
+	cr_expect_eq(store_cache_put(st, &a, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "unknown cache entry kind 120");
+	store_close(st);
+}
+
+Test(store, cache_token_entries_without_a_user)
+{
+	struct store			*st;
+	struct store_cache_entry	 t, p, got;
+
+	st = open_ok(STORE_CREATE);
+	cache_init(&t, STORE_CACHE_TOKEN, "remote", "", "dave@example.org");
+	cache_put_ok(st, &t);
+	cr_assert_eq(cache_get(st, &t, &got), 1, "%s", err);
+	cr_expect_str_eq(got.user, "");
+	cr_expect_str_eq(got.canonical, "dave@example.org");
+	/* The same token named with a user is another entry. */
+	(void)strlcpy(t.user, "dave@example.org", sizeof(t.user));
+	cr_expect_eq(cache_get(st, &t, &got), 0);
+
+	/* Passwords always come with a user. */
+	cache_init(&p, STORE_CACHE_PASSWORD, "remote", "", "dave@example.org");
+	cr_expect_eq(store_cache_put(st, &p, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "user name \"\" is empty");
+	cr_expect_eq(cache_get(st, &p, &got), 0);
+	cr_expect_str_eq(err, "user name \"\" is empty");
+	p.kind = STORE_CACHE_NEGATIVE;
+	p.canonical[0] = '\0';
+	cr_expect_eq(store_cache_put(st, &p, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "user name \"\" is empty");
+	/* Nor may a token's user be one that cannot be stored. */
+	(void)strlcpy(t.user, "da ve", sizeof(t.user));
+	cr_expect_eq(store_cache_put(st, &t, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "user name \"da ve\" contains a space");
+	/* Every positive entry says whom it authenticates. */
+	cache_init(&t, STORE_CACHE_TOKEN, "remote", "", "");
+	cr_expect_eq(store_cache_put(st, &t, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "canonical name \"\" is empty");
+	cache_init(&p, STORE_CACHE_NEGATIVE, "remote", "dave", "dave");
+	cr_expect_eq(store_cache_put(st, &p, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "a negative cache entry has neither a canonical "
+	    "name nor a scope");
+	cr_expect_eq(cache_count(st, NULL), 1);
+	store_close(st);
+}
+
+/* alice: 2 entries of her own and a token of hers; bob: 2. */
+static void
+cache_fill(struct store *st)
+{
+	struct store_cache_entry	 e;
+
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "alice@example.org",
+	    "alice@example.org");
+	cache_put_ok(st, &e);
+	cache_init(&e, STORE_CACHE_NEGATIVE, "remote", "alice@example.org",
+	    "");
+	e.expires = 1500;
+	cache_put_ok(st, &e);
+	cache_init(&e, STORE_CACHE_TOKEN, "remote", "", "alice@example.org");
+	e.expires = 3000;
+	cache_put_ok(st, &e);
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "bob@example.org",
+	    "bob@example.org");
+	e.expires = 1000;
+	cache_put_ok(st, &e);
+	/* bob's alias: his entry by its key. */
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "bobby@example.org",
+	    "bob@example.org");
+	e.expires = 4000;
+	cache_put_ok(st, &e);
+}
+
+Test(store, cache_flush_one_user_leaves_the_others)
+{
+	struct store	*st;
+	size_t		 n = 99;
+
+	st = open_ok(STORE_CREATE);
+	cache_fill(st);
+	cr_expect_eq(cache_count(st, "alice@example.org"), 3);
+	cr_expect_eq(cache_count(st, "bob@example.org"), 2);
+	cr_expect_eq(cache_count(st, "bobby@EXAMPLE.org"), 1);
+	cr_expect_eq(cache_count(st, "nobody"), 0);
+
+	/* By its key's user, or its canonical name; normalised first. */
+	cr_assert_eq(store_cache_flush(st, "alice@Example.Org", &n, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 3);
+	cr_expect_eq(cache_count(st, "alice@example.org"), 0);
+	cr_expect_eq(cache_count(st, NULL), 2);
+	cr_assert_eq(store_cache_flush(st, "alice@example.org", &n, err,
+	    sizeof(err)), 0);
+	cr_expect_eq(n, 0);
+	/* An alias goes alone; its canonical user keeps the rest. */
+	cr_assert_eq(store_cache_flush(st, "bobby@example.org", &n, err,
+	    sizeof(err)), 0);
+	cr_expect_eq(n, 1);
+	cr_expect_eq(cache_count(st, "bob@example.org"), 1);
+
+	cr_expect_eq(store_cache_flush(st, "bad name", &n, err, sizeof(err)),
+	    -1);
+	cr_expect_str_eq(err, "user name \"bad name\" contains a space");
+	cr_expect_eq(store_cache_flush(st, "", NULL, err, sizeof(err)), -1);
+	cr_expect_eq(store_cache_list(st, "", centries_cb, NULL, err,
+	    sizeof(err)), -1);
+	cr_expect_str_eq(err, "user name \"\" is empty");
+	cr_expect_eq(cache_count(st, NULL), 1);
+	store_close(st);
+}
+
+Test(store, cache_flush_all)
+{
+	struct store	*st;
+	struct centries	 c;
+	size_t		 n;
+
+	st = open_ok(STORE_CREATE);
+	cr_assert_eq(store_cache_flush(st, NULL, &n, err, sizeof(err)), 0);
+	cr_expect_eq(n, 0);
+	cache_fill(st);
+	cr_assert_eq(store_cache_flush(st, NULL, &n, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_expect_eq(n, 5);
+	cr_expect_eq(cache_count(st, NULL), 0);
+	/* The database is still there to write to. */
+	cache_fill(st);
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	cr_expect_eq(store_cache_list(st, NULL, centries_cb, &c, err,
+	    sizeof(err)), 0);
+	cr_expect_eq(c.n, 2);
+	/* In key order: negative, password, token. */
+	cr_expect_eq(c.e[0].kind, STORE_CACHE_NEGATIVE);
+	cr_expect_eq(c.e[1].kind, STORE_CACHE_PASSWORD);
+	cr_expect_str_eq(c.e[1].user, "alice@example.org");
+	store_close(st);
+
+	/* Read-only, nothing is flushed. */
+	st = open_ok(STORE_RDONLY);
+	cr_expect_eq(store_cache_flush(st, NULL, &n, err, sizeof(err)), -1);
+	expect_err("store %s is open read-only", dir);
+	cr_expect_eq(store_cache_expire(st, INT64_MAX, &n, err, sizeof(err)),
+	    -1);
+	expect_err("store %s is open read-only", dir);
+	cr_expect_eq(cache_count(st, NULL), 5);
+	store_close(st);
+}
+
+Test(store, cache_expire)
+{
+	struct store			*st;
+	struct store_cache_entry	 e, got;
+	size_t				 n;
+
+	st = open_ok(STORE_CREATE);
+	cache_fill(st);		/* expires 1000, 1500, 2000, 3000, 4000 */
+	cr_assert_eq(store_cache_expire(st, 999, &n, err, sizeof(err)), 0);
+	cr_expect_eq(n, 0);
+	/* Not valid from expires on: an entry expiring at "before" goes. */
+	cr_assert_eq(store_cache_expire(st, 1500, &n, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_expect_eq(n, 2);
+	cr_expect_eq(cache_count(st, NULL), 3);
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "bob@example.org",
+	    "bob@example.org");
+	cr_expect_eq(cache_get(st, &e, &got), 0);
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "alice@example.org",
+	    "alice@example.org");
+	cr_expect_eq(cache_get(st, &e, &got), 1);
+	cr_assert_eq(store_cache_expire(st, INT64_MAX, NULL, err,
+	    sizeof(err)), 0);
+	cr_expect_eq(cache_count(st, NULL), 0);
+	store_close(st);
+}
+
+Test(store, cache_corrupt_entries_are_reported_and_skipped)
+{
+	static const unsigned char	 garbage[] = "\x01\x00garbage";
+	struct store			*st;
+	struct store_cache_entry	 e, got;
+	struct centries			 c;
+	unsigned char			 key[STORE_CACHE_KEY_MAX];
+	unsigned char			 rec[STORE_CACHE_RECORD_MAX];
+	int				 klen, rlen;
+	size_t				 n;
+
+	st = open_ok(STORE_CREATE);
+	cache_fill(st);
+	store_close(st);
+
+	/* A good key with a bad record: mallory's. */
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "mallory", "mallory");
+	cr_assert_gt(klen = store_cache_key_encode(&e, key, sizeof(key), err,
+	    sizeof(err)), 0, "%s", err);
+	raw_put("cache", key, (size_t)klen, garbage, sizeof(garbage) - 1);
+
+	st = open_ok(STORE_RDONLY);
+	cr_expect_eq(cache_get(st, &e, &got), -1);
+	expect_err("store %s: the password entry of checker \"remote\" for "
+	    "user \"mallory\" is corrupt: the record is 9 octets, too short",
+	    dir);
+	cr_expect_str_eq(got.canonical, "");
+	cr_expect_eq(got.expires, 0);
+	memset(&c, 0, sizeof(c));
+	cr_expect_eq(store_cache_list(st, NULL, centries_cb, &c, err,
+	    sizeof(err)), -1);
+	cr_expect_eq(c.n, 5);
+	expect_err("store %s: the password entry of checker \"remote\" for "
+	    "user \"mallory\" is corrupt: the record is 9 octets, too short",
+	    dir);
+	/* Reported to a listing of another user too: it might be his. */
+	memset(&c, 0, sizeof(c));
+	cr_expect_eq(store_cache_list(st, "alice@example.org", centries_cb,
+	    &c, err, sizeof(err)), -1);
+	cr_expect_eq(c.n, 3);
+	store_close(st);
+
+	/* A bad key, and a record of a newer format. */
+	raw_put("cache", "p\0\0x\0", 5, garbage, sizeof(garbage) - 1);
+	cache_init(&e, STORE_CACHE_TOKEN, "remote", "", "eve@example.org");
+	e.token_hash[0] = 0xee;
+	cr_assert_gt(klen = store_cache_key_encode(&e, key, sizeof(key), err,
+	    sizeof(err)), 0);
+	cr_assert_gt(rlen = store_cache_record_encode(&e, rec, sizeof(rec),
+	    err, sizeof(err)), 0);
+	rec[0] = 2;
+	raw_put("cache", key, (size_t)klen, rec, (size_t)rlen);
+
+	st = open_ok(0);
+	memset(&c, 0, sizeof(c));
+	cr_expect_eq(store_cache_list(st, NULL, centries_cb, &c, err,
+	    sizeof(err)), -1);
+	cr_expect_eq(c.n, 5);
+	expect_err("store %s: cache key \"p\\x00\\x00x\\x00\" is corrupt: the "
+	    "checker name is empty (and 2 more)", dir);
+	cr_expect_eq(cache_get(st, &e, &got), -1);
+	expect_err("store %s: the token eea1a2a3 entry of checker \"remote\" "
+	    "for user \"\" is corrupt: the record has format 2, this "
+	    "portcullis understands up to 1: upgrade portcullis", dir);
+
+	/* expire keeps what it cannot read; flush of the user does not. */
+	cr_assert_eq(store_cache_expire(st, INT64_MAX, &n, err, sizeof(err)),
+	    0, "%s", err);
+	cr_expect_eq(n, 5);
+	cr_assert_eq(store_cache_flush(st, "mallory", &n, err, sizeof(err)),
+	    0, "%s", err);
+	cr_expect_eq(n, 1);
+	/* eve's token: the record holds her name, but cannot be read. */
+	cr_assert_eq(store_cache_flush(st, "eve@example.org", &n, err,
+	    sizeof(err)), 0);
+	cr_expect_eq(n, 0);
+	/* put repairs a corrupt record. */
+	cache_put_ok(st, &e);
+	cr_expect_eq(cache_get(st, &e, &got), 1);
+	memset(&c, 0, sizeof(c));
+	cr_expect_eq(store_cache_list(st, NULL, centries_cb, &c, err,
+	    sizeof(err)), -1);
+	cr_expect_eq(c.n, 1);
+	expect_err("store %s: cache key \"p\\x00\\x00x\\x00\" is corrupt: the "
+	    "checker name is empty", dir);
+	cr_assert_eq(store_cache_flush(st, NULL, &n, err, sizeof(err)), 0);
+	cr_expect_eq(n, 2);
+	cr_expect_eq(cache_count(st, NULL), 0);
+	store_close(st);
+}
+
+/* Raw LMDB: an old layout 1 store, of meta and users only. */
+static void
+make_old_store(void)
+{
+	MDB_env		*env;
+	MDB_txn		*txn;
+	MDB_dbi		 meta, users, cache;
+	MDB_val		 k, v;
+
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
+	cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "users", MDB_CREATE, &users), 0);
+	k.mv_data = "layout";
+	k.mv_size = 6;
+	v.mv_data = "1";
+	v.mv_size = 1;
+	cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "cache", 0, &cache), MDB_NOTFOUND);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* The layout stays 1, and the cache database is there (1) or not. */
+static int
+old_store_state(void)
+{
+	MDB_env		*env;
+	MDB_txn		*txn;
+	MDB_dbi		 meta, cache;
+	MDB_val		 k, v;
+	int		 rc;
+
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
+	cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	k.mv_data = "layout";
+	k.mv_size = 6;
+	cr_assert_eq(mdb_get(txn, meta, &k, &v), 0);
+	cr_expect(v.mv_size == 1 && memcmp(v.mv_data, "1", 1) == 0);
+	rc = mdb_dbi_open(txn, "cache", 0, &cache);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc == 0;
+}
+
+Test(store, cache_in_an_old_store)
+{
+	struct store			*st;
+	struct store_cache_entry	 e, got;
+	struct centries			 c;
+
+	make_old_store();
+
+	/* Read-only: an empty cache, said plainly, nothing made. */
+	st = open_ok(STORE_RDONLY);
+	cache_init(&e, STORE_CACHE_PASSWORD, "remote", "frank", "frank");
+	cr_expect_eq(cache_get(st, &e, &got), 0);
+	expect_err("store %s has no login cache: it is made when the store is "
+	    "opened for writing", dir);
+	memset(&c, 0, sizeof(c));
+	cr_expect_eq(store_cache_list(st, NULL, centries_cb, &c, err,
+	    sizeof(err)), 0);
+	cr_expect_eq(c.n, 0);
+	cr_expect_eq(store_cache_put(st, &e, err, sizeof(err)), -1);
+	expect_err("store %s is open read-only", dir);
+	store_close(st);
+	cr_expect_eq(old_store_state(), 0);
+
+	/* For writing, even without STORE_CREATE, it is made. */
+	st = open_ok(0);
+	cache_put_ok(st, &e);
+	store_close(st);
+	cr_expect_eq(old_store_state(), 1);
+	st = open_ok(STORE_RDONLY);
+	cr_expect_eq(cache_get(st, &e, &got), 1, "%s", err);
+	store_close(st);
+
+	/* A newer layout is refused before anything is made. */
+	teardown();
+	setup();
+	make_old_store();
+	raw_put("meta", "layout", 6, "2", 1);
+	cr_expect_null(store_open(dir, 0, err, sizeof(err)));
+	raw_put("meta", "layout", 6, "1", 1);
+	cr_expect_eq(old_store_state(), 0);
+}
+
+static void
+expect_key_fails(const unsigned char *buf, size_t len, const char *why)
+{
+	struct store_cache_entry	 e;
+	char				 e2[256];
+
+	cr_expect_eq(store_cache_key_decode(buf, len, &e, e2, sizeof(e2)), -1,
+	    "key of %zu octets", len);
+	if (why != NULL)
+		cr_expect_str_eq(e2, why);
+	cr_expect_eq(e.kind, 0);
+	cr_expect_str_eq(e.user, "");
+}
+
+static void
+expect_rec_fails(int kind, const unsigned char *buf, size_t len,
+    const char *why)
+{
+	struct store_cache_entry	 e;
+	char				 e2[256];
+
+	memset(&e, 0x5a, sizeof(e));
+	e.kind = kind;
+	cr_expect_eq(store_cache_record_decode(buf, len, &e, e2, sizeof(e2)),
+	    -1, "record of %zu octets", len);
+	if (why != NULL)
+		cr_expect_str_eq(e2, why);
+	cr_expect_str_eq(e.canonical, "");
+	cr_expect_str_eq(e.scope, "");
+	cr_expect_eq(e.expires, 0);
+}
+
+/* The cache codec, octet by octet. */
+Test(store, cache_codec_edge_cases)
+{
+	struct store_cache_entry	 e, d;
+	unsigned char			 key[STORE_CACHE_KEY_MAX];
+	unsigned char			 rec[STORE_CACHE_RECORD_MAX];
+	unsigned char			 bad[STORE_CACHE_RECORD_MAX + 8];
+	char				 e2[256], big[300];
+	int				 klen, rlen, i, j;
+
+	/* Keys: exactly as store.h says. */
+	cache_init(&e, STORE_CACHE_PASSWORD, "ck", "U@X.Y", "u@x.y");
+	klen = store_cache_key_encode(&e, key, sizeof(key), e2, sizeof(e2));
+	cr_assert_eq(klen, 10, "%s", e2);
+	cr_expect_arr_eq(key, "pck\0U@x.y\0", 10);
+	cache_init(&e, STORE_CACHE_TOKEN, "ck", "", "u@x.y");
+	klen = store_cache_key_encode(&e, key, sizeof(key), e2, sizeof(e2));
+	cr_assert_eq(klen, 5 + 32);
+	cr_expect_arr_eq(key, "tck\0\0", 5);
+	cr_expect_arr_eq(key + 5, e.token_hash, 32);
+	memset(&d, 0x5a, sizeof(d));
+	cr_assert_eq(store_cache_key_decode(key, (size_t)klen, &d, e2,
+	    sizeof(e2)), 0, "%s", e2);
+	cr_expect_eq(d.kind, STORE_CACHE_TOKEN);
+	cr_expect_str_eq(d.checker, "ck");
+	cr_expect_str_eq(d.user, "");
+	cr_expect_arr_eq(d.token_hash, e.token_hash, 32);
+	/* The longest key fits. */
+	memset(&e, 0, sizeof(e));
+	e.kind = STORE_CACHE_TOKEN;
+	memset(e.checker, 'c', CONF_NAME_MAX - 1);
+	memset(e.user, 'u', CONF_AUTH_NAME_MAX - 1);
+	cr_expect_eq(store_cache_key_encode(&e, key, sizeof(key), e2,
+	    sizeof(e2)), STORE_CACHE_KEY_MAX);
+	cr_expect_eq(store_cache_key_decode(key, STORE_CACHE_KEY_MAX, &d, e2,
+	    sizeof(e2)), 0, "%s", e2);
+	/* An unterminated checker or user is refused, not overrun. */
+	memset(e.checker, 'c', sizeof(e.checker));
+	cr_expect_eq(store_cache_key_encode(&e, key, sizeof(key), e2,
+	    sizeof(e2)), -1);
+	memset(e.checker, 0, sizeof(e.checker));
+	e.checker[0] = 'c';
+	memset(e.user, 'u', sizeof(e.user));
+	cr_expect_eq(store_cache_key_encode(&e, key, sizeof(key), e2,
+	    sizeof(e2)), -1);
+	cr_expect_eq(strncmp(e2, "user name \"uuu", 14), 0, "%s", e2);
+	cache_init(&e, STORE_CACHE_TOKEN, "ck", "", "u@x.y");
+	cr_expect_eq(store_cache_key_encode(&e, key, 10, e2, sizeof(e2)), -1);
+	cr_expect_str_eq(e2, "cache key buffer too small");
+
+	expect_key_fails(key, 0, "the key is empty");
+	expect_key_fails((const unsigned char *)"x", 1,
+	    "unknown entry kind 0x78");
+	expect_key_fails((const unsigned char *)"pck", 3,
+	    "the checker name has no end");
+	expect_key_fails((const unsigned char *)"p\0u\0", 4,
+	    "the checker name is empty");
+	expect_key_fails((const unsigned char *)"pc\x01\0u\0", 6,
+	    "the checker name contains a control character");
+	expect_key_fails((const unsigned char *)"pck\0u", 5,
+	    "the user name has no end");
+	expect_key_fails((const unsigned char *)"pck\0\0", 5,
+	    "the user name is empty");
+	expect_key_fails((const unsigned char *)"nck\0a b\0", 8,
+	    "the user name contains a space");
+	expect_key_fails((const unsigned char *)"pck\0u@X\0", 8,
+	    "the user name is not normalised");
+	expect_key_fails((const unsigned char *)"pck\0u\0\0", 7,
+	    "1 octets of garbage after the key");
+	expect_key_fails((const unsigned char *)"tck\0u\0abc", 9,
+	    "the token hash is 3 octets, not 32");
+	memset(big, 'c', sizeof(big));
+	big[0] = 'p';
+	big[CONF_NAME_MAX + 1] = '\0';
+	expect_key_fails((unsigned char *)big, sizeof(big),
+	    "the checker name is too long");
+	big[CONF_NAME_MAX + 1] = 'c';
+	big[5] = '\0';
+	expect_key_fails((unsigned char *)big, sizeof(big),
+	    "the user name has no end");
+	big[sizeof(big) - 1] = '\0';
+	expect_key_fails((unsigned char *)big, sizeof(big),
+	    "the user name is too long");
+
+	/* Records: exactly as store.h says. */
+	cache_init(&e, STORE_CACHE_PASSWORD, "ck", "u", "U@X.Y");
+	(void)strlcpy(e.scope, "a b", sizeof(e.scope));
+	e.created = -5;
+	e.expires = 0x0102030405060708LL;
+	rlen = store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2));
+	cr_assert_eq(rlen, 50 + 1 + 5 + 1 + 3, "%s", e2);
+	cr_expect_eq(rec[0], 1);
+	cr_expect_eq(rec[1], 0);
+	cr_expect_eq(rec[2], 0xfb);
+	cr_expect_eq(rec[9], 0xff);
+	cr_expect_eq(rec[10], 0x08);
+	cr_expect_eq(rec[17], 0x01);
+	cr_expect_arr_eq(rec + 18, e.verifier, 32);
+	cr_expect_eq(rec[50], 5);
+	cr_expect_arr_eq(rec + 51, "U@x.y", 5);	/* normalised */
+	cr_expect_eq(rec[56], 3);
+	cr_expect_arr_eq(rec + 57, "a b", 3);
+	memset(&d, 0, sizeof(d));
+	d.kind = STORE_CACHE_PASSWORD;
+	cr_assert_eq(store_cache_record_decode(rec, (size_t)rlen, &d, e2,
+	    sizeof(e2)), 0, "%s", e2);
+	cr_expect_eq(d.created, -5);
+	cr_expect_eq(d.expires, 0x0102030405060708LL);
+	cr_expect_str_eq(d.canonical, "U@x.y");
+	cr_expect_str_eq(d.scope, "a b");
+	cr_expect_arr_eq(d.verifier, e.verifier, 32);
+
+	for (i = 0; i < rlen; i++)
+		expect_rec_fails(STORE_CACHE_PASSWORD, rec, (size_t)i, NULL);
+	expect_rec_fails(STORE_CACHE_PASSWORD, rec, 0, "the record is empty");
+	expect_rec_fails(STORE_CACHE_PASSWORD, rec, 51,
+	    "the record is 51 octets, too short");
+	memcpy(bad, rec, (size_t)rlen);
+	bad[rlen] = 'x';
+	expect_rec_fails(STORE_CACHE_PASSWORD, bad, (size_t)rlen + 1,
+	    "1 octets of garbage after the record");
+	/* A password record read as a negative or a token one. */
+	expect_rec_fails(STORE_CACHE_NEGATIVE, rec, (size_t)rlen,
+	    "a negative entry has a canonical name");
+	expect_rec_fails(STORE_CACHE_TOKEN, rec, (size_t)rlen,
+	    "a token entry holds a verifier");
+	expect_rec_fails(0, rec, (size_t)rlen, "unknown cache entry kind 0");
+#define DAMAGE(off, val, why) do {					\
+	memcpy(bad, rec, (size_t)rlen);					\
+	bad[(off)] = (val);						\
+	expect_rec_fails(STORE_CACHE_PASSWORD, bad, (size_t)rlen, (why)); \
+} while (0)
+	DAMAGE(0, 0, "unknown record format 0");
+	DAMAGE(0, 2, "the record has format 2, this portcullis understands "
+	    "up to 1: upgrade portcullis");
+	DAMAGE(1, 0x80, "unknown flags 0x80");
+	DAMAGE(50, 0, "the canonical name is empty");
+	DAMAGE(50, 3, "the scope (46 octets) overruns the record (60 "
+	    "octets)");
+	DAMAGE(50, 9, "the canonical name (9 octets) overruns the record "
+	    "(60 octets)");
+	DAMAGE(50, 200, "the canonical name (200 octets) overruns the record "
+	    "(60 octets)");
+	DAMAGE(55, '@', "the canonical name has an empty domain");
+	DAMAGE(53, 'X', "the canonical name is not normalised");
+	DAMAGE(52, ' ', "the canonical name contains a space");
+	DAMAGE(52, 0, "the canonical name contains a control character");
+	DAMAGE(56, 4, "the scope (4 octets) overruns the record (60 octets)");
+	DAMAGE(56, 2, "1 octets of garbage after the record");
+	DAMAGE(58, '\n', "the scope has an octet that is not printable "
+	    "ASCII");
+	DAMAGE(58, 0xc3, "the scope has an octet that is not printable "
+	    "ASCII");
+#undef DAMAGE
+
+	/* Negative records: nothing but the times and the verifier. */
+	cache_init(&e, STORE_CACHE_NEGATIVE, "ck", "u", "");
+	rlen = store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2));
+	cr_assert_eq(rlen, 52, "%s", e2);
+	memcpy(bad, rec, (size_t)rlen);
+	bad[51] = 1;
+	bad[52] = 's';
+	expect_rec_fails(STORE_CACHE_NEGATIVE, bad, 53,
+	    "a negative entry has a scope");
+	(void)strlcpy(e.scope, "s", sizeof(e.scope));
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), -1);
+	/* Token records hold no verifier. */
+	cache_init(&e, STORE_CACHE_TOKEN, "ck", "u", "u");
+	memset(e.verifier, 0xee, sizeof(e.verifier));
+	rlen = store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2));
+	cr_assert_eq(rlen, 53);
+	for (i = 18; i < 50; i++)
+		cr_expect_eq(rec[i], 0);
+
+	/* What encode refuses. */
+	cache_init(&e, STORE_CACHE_PASSWORD, "ck", "u", "u");
+	memset(e.scope, 's', sizeof(e.scope));	/* unterminated */
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), -1);
+	cr_expect_str_eq(e2, "the scope is longer than 255 octets");
+	e.scope[255] = '\0';			/* 255: fine */
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), 50 + 2 + 255 + 1);
+	memset(e.canonical, 'c', CONF_AUTH_NAME_MAX - 1);
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), STORE_CACHE_RECORD_MAX);
+	memset(&d, 0, sizeof(d));
+	d.kind = STORE_CACHE_PASSWORD;
+	cr_expect_eq(store_cache_record_decode(rec, STORE_CACHE_RECORD_MAX,
+	    &d, e2, sizeof(e2)), 0, "%s", e2);
+	(void)strlcpy(e.scope, "tab\there", sizeof(e.scope));
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), -1);
+	cr_expect_str_eq(e2, "the scope has an octet that is not printable "
+	    "ASCII");
+	cache_init(&e, STORE_CACHE_PASSWORD, "ck", "u", "c@");
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), -1);
+	cr_expect_str_eq(e2, "canonical name \"c@\" has an empty domain");
+	cache_init(&e, STORE_CACHE_PASSWORD, "ck", "u", "u");
+	cr_expect_eq(store_cache_record_encode(&e, rec, 100, e2,
+	    sizeof(e2)), -1);
+	cr_expect_str_eq(e2, "cache record buffer too small");
+
+	/* Every octet of a key and of a record to every value: no crash. */
+	cache_init(&e, STORE_CACHE_TOKEN, "ck", "u@x", "u@x");
+	(void)strlcpy(e.scope, "smtp", sizeof(e.scope));
+	klen = store_cache_key_encode(&e, key, sizeof(key), e2, sizeof(e2));
+	rlen = store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2));
+	cr_assert(klen > 0 && rlen > 0);
+	for (i = 0; i < klen; i++)
+		for (j = 0; j < 256; j++) {
+			memcpy(bad, key, (size_t)klen);
+			bad[i] = (unsigned char)j;
+			if (store_cache_key_decode(bad, (size_t)klen, &d, e2,
+			    sizeof(e2)) == 0) {
+				cr_assert_lt(strlen(d.checker),
+				    sizeof(d.checker));
+				cr_assert_lt(strlen(d.user), sizeof(d.user));
+			}
+		}
+	for (i = 0; i < rlen; i++)
+		for (j = 0; j < 256; j++) {
+			memcpy(bad, rec, (size_t)rlen);
+			bad[i] = (unsigned char)j;
+			d.kind = STORE_CACHE_TOKEN;
+			if (store_cache_record_decode(bad, (size_t)rlen, &d,
+			    e2, sizeof(e2)) == 0) {
+				cr_assert_lt(strlen(d.canonical),
+				    sizeof(d.canonical));
+				cr_assert_lt(strlen(d.scope), sizeof(d.scope));
+			}
+		}
+	srandom(2);
+	for (i = 0; i < 20000; i++) {
+		size_t	 n = (size_t)random() % sizeof(bad);
+		int	 kinds[] = { 'p', 'n', 't' };
+
+		for (j = 0; j < (int)n; j++)
+			bad[j] = (unsigned char)random();
+		if (n > 0)
+			bad[0] = i % 2 ? 1 : (unsigned char)kinds[i % 3];
+		if (n > 52 && i % 4 == 1) {
+			bad[1] = 0;
+			bad[50] = (unsigned char)(random() % 16);
+		}
+		d.kind = kinds[i % 3];
+		(void)store_cache_record_decode(bad, n, &d, e2, sizeof(e2));
+		cr_assert_lt(strnlen(d.scope, sizeof(d.scope)),
+		    sizeof(d.scope));
+		(void)store_cache_key_decode(bad, n, &d, e2, sizeof(e2));
+		cr_assert_lt(strnlen(d.user, sizeof(d.user)), sizeof(d.user));
+	}
+}
+
+/* Deleting while walking, over many pages: none skipped, none twice. */
+Test(store, cache_flush_and_expire_over_many_pages)
+{
+	struct store			*st;
+	struct store_cache_entry	 e;
+	char				 name[32];
+	size_t				 n;
+	int				 i;
+
+	st = open_ok(STORE_CREATE);
+	for (i = 0; i < 3000; i++) {
+		(void)snprintf(name, sizeof(name), "user%04d@example.org", i);
+		cache_init(&e, STORE_CACHE_PASSWORD, "remote", name,
+		    i % 2 ? "odd" : "even");
+		e.expires = i % 3 == 0 ? 100 : 200;
+		cache_put_ok(st, &e);
+	}
+	cr_assert_eq(store_cache_flush(st, "even", &n, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_expect_eq(n, 1500);
+	cr_expect_eq(cache_count(st, "even"), 0);
+	cr_expect_eq(cache_count(st, "odd"), 1500);
+	/* Of the odd ones, every third expires at 100. */
+	cr_assert_eq(store_cache_expire(st, 100, &n, err, sizeof(err)), 0);
+	cr_expect_eq(n, 500);
+	cr_expect_eq(cache_count(st, NULL), 1000);
+	cr_assert_eq(store_cache_expire(st, 200, &n, err, sizeof(err)), 0);
+	cr_expect_eq(n, 1000);
+	cr_expect_eq(cache_count(st, NULL), 0);
+	store_close(st);
 }

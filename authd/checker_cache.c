@@ -1,0 +1,361 @@
+/*
+ * checker_cache.c -- what the oauth checkers said, remembered in LMDB.
+ *
+ * The idea portcullis started from: once the identity provider has
+ * said yes, the next login should neither wait for it nor depend on
+ * it.  The cache is a checker like the others, so the configuration
+ * says where it stands in the chain (before the oauth checkers).
+ *
+ * A password is never stored, not even hashed the usual way: an entry
+ * holds HMAC-SHA-256(key, checker NUL user NUL password), with a key
+ * in its own file that only authd reads.  Whoever copies the database
+ * alone cannot test guesses against it.  A token entry holds the
+ * token's SHA-256 (in its key), whom it proved and until when; it
+ * never outlives the token's own expiry.
+ *
+ * A hit answers ok with no HTTP request.  A miss says fail, and the
+ * chain goes on to the provider.  Two more answers:
+ * - a password the provider refused a moment ago (negative-ttl) keeps
+ *   that provider out of this attempt, so that a client retrying a
+ *   wrong password does not hammer it;
+ * - an entry expired less than stale-if-error ago is noted in the
+ *   attempt: if its provider then tempfails, the chain answers ok from
+ *   it, and the audit line says stale=yes.
+ *
+ * Lookups run on the hash pool (LMDB reads, one HMAC); writes too,
+ * since a commit waits for the disk.
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "chain.h"
+#include "hashpool.h"
+#include "log.h"
+#include "store.h"
+
+#define CACHE_KEY_LEN		32
+#define CACHE_PURGE_EVERY	600	/* seconds between purges */
+
+struct cache {
+	struct checker_priv	 priv;		/* first: chain.c's view */
+	char			 name[CONF_NAME_MAX];
+	struct cache_conf	 conf;
+	struct store		*st;
+	uint8_t			 key[CACHE_KEY_LEN];
+	int			 usable;
+	int			 noauth;
+	struct {
+		char		 name[CONF_NAME_MAX];
+		int		 index;
+		uint32_t	 mechanisms;
+	}			 oauth[CONF_CHECKERS_MAX];
+	time_t			 purged;
+};
+
+struct cache_write {
+	struct cache		*cache;
+	struct store_cache_entry e;
+	int			 purge;
+};
+
+static void
+cache_free(struct checker_priv *priv)
+{
+	struct cache	*c = (struct cache *)priv;
+
+	freezero(c, sizeof(*c));
+}
+
+/*
+ * The key: made on the first start, 0600, owned by authd's user.  A
+ * key anybody else could read or replace would make the cache no
+ * better than plain hashes, so such a file disables the cache.
+ */
+static int
+key_load(struct cache *c)
+{
+	const char	*path = c->conf.key_file;
+	struct stat	 st;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 &&
+	    errno == ENOENT) {
+		if (RAND_bytes(c->key, sizeof(c->key)) != 1) {
+			log_warnx("cache %s: no random bytes", c->name);
+			return -1;
+		}
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600)) == -1) {
+			log_warn("cache %s: %s", c->name, path);
+			return -1;
+		}
+		if (write(fd, c->key, sizeof(c->key)) != sizeof(c->key) ||
+		    fsync(fd) == -1) {
+			log_warn("cache %s: %s", c->name, path);
+			close(fd);
+			(void)unlink(path);
+			return -1;
+		}
+		close(fd);
+		log_info("cache %s: new key in %s", c->name, path);
+		return 0;
+	}
+	if (fd == -1) {
+		log_warn("cache %s: %s", c->name, path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		log_warnx("cache %s: %s must be a file of mode 0600 owned by "
+		    "uid %d", c->name, path, (int)geteuid());
+		close(fd);
+		return -1;
+	}
+	n = read(fd, c->key, sizeof(c->key));
+	close(fd);
+	if (n != (ssize_t)sizeof(c->key)) {
+		log_warnx("cache %s: %s: not a %zu-octet key", c->name, path,
+		    sizeof(c->key));
+		explicit_bzero(c->key, sizeof(c->key));
+		return -1;
+	}
+	return 0;
+}
+
+/* HMAC-SHA-256(key, checker NUL user NUL password) */
+static int
+verifier(const struct cache *c, const char *checker, const char *user,
+    const char *pw, size_t pwlen, uint8_t out[STORE_CACHE_HASH_LEN])
+{
+	size_t		 cl = strlen(checker) + 1, ul = strlen(user) + 1;
+	size_t		 len = cl + ul + pwlen;
+	unsigned int	 outlen = 0;
+	uint8_t		*buf;
+
+	if ((buf = malloc(len)) == NULL)
+		return -1;
+	memcpy(buf, checker, cl);
+	memcpy(buf + cl, user, ul);
+	memcpy(buf + cl + ul, pw, pwlen);
+	if (HMAC(EVP_sha256(), c->key, sizeof(c->key), buf, len, out,
+	    &outlen) == NULL || outlen != STORE_CACHE_HASH_LEN)
+		outlen = 0;
+	freezero(buf, len);
+	return outlen == 0 ? -1 : 0;
+}
+
+static int
+token_hash(const char *tok, size_t len, uint8_t out[STORE_CACHE_HASH_LEN])
+{
+	unsigned int	 outlen = 0;
+
+	if (EVP_Digest(tok, len, out, &outlen, EVP_sha256(), NULL) != 1 ||
+	    outlen != STORE_CACHE_HASH_LEN)
+		return -1;
+	return 0;
+}
+
+/* One oauth checker's entries for this attempt: 1 hit, 0 not. */
+static int
+lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
+{
+	struct store_cache_entry e;
+	uint8_t			 v[STORE_CACHE_HASH_LEN];
+	char			 err[256];
+	int			 pw = (ctx->mechanism & SASL_PASSWORD_MECHS) != 0;
+	int			 hit = 0;
+
+	memset(&e, 0, sizeof(e));
+	e.kind = pw ? STORE_CACHE_PASSWORD : STORE_CACHE_TOKEN;
+	strlcpy(e.checker, c->oauth[i].name, sizeof(e.checker));
+	strlcpy(e.user, ctx->user, sizeof(e.user));
+	if (pw ? verifier(c, e.checker, e.user, ctx->password, ctx->pwlen,
+	    v) == -1 : token_hash(ctx->password, ctx->pwlen,
+	    e.token_hash) == -1)
+		return 0;
+	switch (store_cache_get(c->st, &e, err, sizeof(err))) {
+	case 1:
+		if (pw && CRYPTO_memcmp(e.verifier, v, sizeof(v)) != 0)
+			break;	/* another password: ask the provider */
+		if (now < e.expires) {
+			strlcpy(ctx->canonical, e.canonical,
+			    sizeof(ctx->canonical));
+			hit = 1;
+		} else if (now < e.expires + c->conf.stale_if_error) {
+			ctx->stale |= 1U << c->oauth[i].index;
+			if (ctx->stale_user[0] == '\0')
+				strlcpy(ctx->stale_user, e.canonical,
+				    sizeof(ctx->stale_user));
+		}
+		break;
+	case -1:
+		log_warnx("cache %s: %s", c->name, err);
+		break;
+	}
+	if (hit || !pw || c->conf.negative_ttl == 0)
+		goto out;
+	e.kind = STORE_CACHE_NEGATIVE;
+	if (store_cache_get(c->st, &e, err, sizeof(err)) == 1 &&
+	    now < e.expires && CRYPTO_memcmp(e.verifier, v, sizeof(v)) == 0)
+		ctx->skip |= 1U << c->oauth[i].index;
+out:
+	explicit_bzero(v, sizeof(v));
+	explicit_bzero(&e, sizeof(e));
+	return hit;
+}
+
+/* On a pool thread. */
+static void
+cache_verify(struct checker *chk, struct auth_ctx *ctx)
+{
+	struct cache	*c = (struct cache *)chk->priv;
+	time_t		 now = time(NULL);
+
+	ctx->result = AUTH_FAIL;
+	ctx->why = "miss";
+	if (!c->usable) {
+		ctx->why = "cache unusable";
+		return;
+	}
+	for (int i = 0; i < c->noauth; i++) {
+		if ((c->oauth[i].mechanisms & ctx->mechanism) == 0)
+			continue;
+		if (lookup_one(c, i, ctx, now)) {
+			ctx->result = AUTH_OK;
+			ctx->why = NULL;
+			return;
+		}
+	}
+	if (ctx->skip != 0)
+		ctx->why = "refused a moment ago";
+}
+
+static void
+write_work(void *arg)
+{
+	struct cache_write	*w = arg;
+	char			 err[256];
+	size_t			 n;
+
+	if (store_cache_put(w->cache->st, &w->e, err, sizeof(err)) == -1)
+		log_warnx("cache %s: %s", w->cache->name, err);
+	if (w->purge && store_cache_expire(w->cache->st,
+	    (int64_t)time(NULL) - w->cache->conf.stale_if_error, &n, err,
+	    sizeof(err)) == -1)
+		log_warnx("cache %s: %s", w->cache->name, err);
+}
+
+static void
+write_done(void *arg)
+{
+	struct cache_write	*w = arg;
+	struct cache		*c = w->cache;
+
+	if (--c->priv.refs == 0)
+		c->priv.free(&c->priv);
+	freezero(w, sizeof(*w));
+}
+
+/* On the loop, when an oauth checker has decided. */
+void
+cache_remember(struct checker *chk, const struct checker *oauth,
+    struct auth_ctx *ctx, int result)
+{
+	struct cache		*c = (struct cache *)chk->priv;
+	struct cache_write	*w;
+	struct store_cache_entry *e;
+	time_t			 now = time(NULL);
+	int			 pw = (ctx->mechanism & SASL_PASSWORD_MECHS) != 0;
+
+	if (c == NULL || !c->usable || ctx->answered_stale)
+		return;
+	if (result == AUTH_FAIL && (!pw || !ctx->refused ||
+	    c->conf.negative_ttl == 0))
+		return;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return;
+	e = &w->e;
+	strlcpy(e->checker, oauth->conf->name, sizeof(e->checker));
+	strlcpy(e->user, ctx->user, sizeof(e->user));
+	if (result == AUTH_OK)
+		strlcpy(e->canonical, ctx->canonical, sizeof(e->canonical));
+	e->created = now;
+	if (pw) {
+		e->kind = result == AUTH_OK ? STORE_CACHE_PASSWORD :
+		    STORE_CACHE_NEGATIVE;
+		e->expires = now + (result == AUTH_OK ? c->conf.ttl :
+		    c->conf.negative_ttl);
+		if (verifier(c, e->checker, e->user, ctx->password,
+		    ctx->pwlen, e->verifier) == -1)
+			goto fail;
+	} else {
+		e->kind = STORE_CACHE_TOKEN;
+		e->expires = now + c->conf.ttl;
+		/* Never longer than the token itself. */
+		if (ctx->token_exp > 0 && ctx->token_exp < e->expires)
+			e->expires = ctx->token_exp;
+		strlcpy(e->scope, ctx->scope, sizeof(e->scope));
+		if (token_hash(ctx->password, ctx->pwlen, e->token_hash) == -1)
+			goto fail;
+	}
+	if (now - c->purged >= CACHE_PURGE_EVERY) {
+		c->purged = now;
+		w->purge = 1;
+	}
+	w->cache = c;
+	c->priv.refs++;
+	hashpool_submit(write_work, write_done, w);
+	return;
+fail:
+	freezero(w, sizeof(*w));
+}
+
+int
+checker_cache_init(struct checker *chk, struct portcullis_conf *conf)
+{
+	struct checker_conf	*cc;
+	struct cache		*c;
+	int			 i = 0;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("calloc");
+	c->priv.refs = 1;
+	c->priv.free = cache_free;
+	strlcpy(c->name, chk->conf->name, sizeof(c->name));
+	c->conf = chk->conf->cache;
+	c->purged = time(NULL);
+	TAILQ_FOREACH(cc, &conf->checkers, entry) {
+		if (cc->type == CHECKER_OAUTH) {
+			strlcpy(c->oauth[c->noauth].name, cc->name,
+			    sizeof(c->oauth[c->noauth].name));
+			c->oauth[c->noauth].index = i;
+			c->oauth[c->noauth].mechanisms = cc->mechanisms;
+			c->noauth++;
+		}
+		i++;
+	}
+	c->st = chain_store(chk->conf->path);
+	if (c->st != NULL && key_load(c) == 0)
+		c->usable = 1;
+	else
+		log_warnx("cache %s: disabled; every login goes to the "
+		    "provider", c->name);
+	chk->store = c->st;
+	chk->priv = &c->priv;
+	chk->verify = cache_verify;
+	return 0;
+}
