@@ -21,8 +21,6 @@
  * forged token leaves nothing behind for the caller's next TLS call.
  */
 
-#include <sys/types.h>
-
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,7 +41,7 @@
 /* NumericDate limits (RFC 7519 2): the epoch to the end of 9999 */
 #define NUMERIC_DATE_MAX	253402300799LL
 
-#define JWKS_PARAM_MAX		2048	/* base64url chars of n, x, ... */
+#define JWKS_PARAM_MAX		2048	/* characters of n, x, ... */
 
 struct jwk {
 	EVP_PKEY	*pkey;
@@ -61,7 +59,7 @@ struct jwks {
 
 /* a token taken apart, with its header checked */
 struct jws {
-	const char	*input;		/* header.payload: what was signed */
+	const char	*input;		/* header.payload, signed */
 	size_t		 inputlen;
 	const char	*payload;	/* still base64url */
 	size_t		 payloadlen;
@@ -79,7 +77,7 @@ static const struct {
 	{ "RS256",	JWT_ALG_RS256 },	/* RFC 7518 3.3 */
 	{ "ES256",	JWT_ALG_ES256 },	/* RFC 7518 3.4 */
 	{ "EdDSA",	JWT_ALG_EDDSA },	/* RFC 8037 3.1 */
-	{ "Ed25519",	JWT_ALG_EDDSA },	/* RFC 9864: EdDSA, fully named */
+	{ "Ed25519",	JWT_ALG_EDDSA },	/* RFC 9864: the same */
 };
 
 /* Names are case-sensitive (RFC 7515 4.1.1): "rs256" is no RS256. */

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JWT_MAX_TOKEN	16384		/* octets, the whole compact form */
+#define JWT_MAX_TOKEN	16384		/* octets, compact form */
 #define JWKS_MAX_LEN	(256 * 1024)	/* octets of JWKS JSON */
 #define JWKS_MAX_KEYS	64		/* entries of its "keys" array */
 #define JWT_KID_MAX	128		/* with the NUL */
@@ -24,9 +24,9 @@
 /* what jwt_verify() and jws_verify_signature() return */
 enum jwt_result {
 	JWT_OK = 0,
-	JWT_INVALID,		/* forged, expired, malformed: the login fails */
-	JWT_UNKNOWN_KID,	/* well-formed, but its kid is not in the set:
-				   the set may be stale, refresh and retry */
+	JWT_INVALID,		/* forged, expired, malformed: no login */
+	JWT_UNKNOWN_KID,	/* well-formed, its kid not in the set: the
+				   set may be stale; refresh, retry */
 };
 
 struct jwks;
@@ -35,10 +35,10 @@ struct jwt_policy {
 	uint32_t	 algorithms;	/* JWT_ALG_* of config.h */
 	const char	*issuer;	/* NULL or "": not checked */
 	const char	*audience;	/* NULL or "": not checked */
-	const char	*scope;		/* NULL or "": none needed; else every
-					   space-separated scope is needed */
-	const char	*user_claim;	/* NULL or "": "username", if absent
-					   "sub" */
+	const char	*scope;		/* NULL or "": none needed;
+					   else each of its words */
+	const char	*user_claim;	/* NULL or "": "username", if
+					   absent "sub" */
 	int		 leeway;	/* seconds, for exp, nbf and iat */
 };
 
@@ -46,11 +46,11 @@ struct jwt_policy {
 struct jwt_claims {
 	char		 user[256];	/* from policy->user_claim */
 	char		 sub[256];	/* "" if absent or unusable */
-	char		 scope[256];	/* whole scopes, as many as fit */
+	char		 scope[256];	/* whole scopes, as fit */
 	int64_t		 exp;
 	int64_t		 iat;		/* 0 if absent */
-	char		 kid[JWT_KID_MAX];	/* set once the header parsed,
-						   also on failure */
+	char		 kid[JWT_KID_MAX];	/* set once the header
+						   parsed, on failure too */
 };
 
 /*
@@ -73,9 +73,10 @@ int		 jwks_skipped(const struct jwks *, char *why, size_t whylen);
  * Returns an enum jwt_result; err says why not, for an administrator,
  * and never holds the token or its signature.
  */
-int		 jwt_verify(const char *token, size_t len, const struct jwks *,
-		    const struct jwt_policy *, int64_t now,
-		    struct jwt_claims *out, char *err, size_t errlen);
+int		 jwt_verify(const char *token, size_t len,
+		    const struct jwks *, const struct jwt_policy *,
+		    int64_t now, struct jwt_claims *out, char *err,
+		    size_t errlen);
 
 /*
  * The first half of jwt_verify(): the header and the signature only,

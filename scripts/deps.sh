@@ -28,6 +28,10 @@ if [ ! -f /etc/debian_version ]; then
 	exit 1
 fi
 
+# The OAuth tests run a real authorization server on Node.js (20 or
+# later, as this kind of machine has); Debian's nodejs is the fallback.
+command -v node >/dev/null 2>&1 || debian_pkgs="$debian_pkgs nodejs npm"
+
 missing=""
 for p in $debian_pkgs; do
 	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -25,6 +25,7 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import BUILD, Daemon, free_port  # noqa: E402
+import oauth_bench  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
 HASHRATE = os.path.join(BUILD, "hashrate")
@@ -318,6 +319,11 @@ def main():
                    idle_memory(started, n), "KiB", False)
                   for n in (1000, 10000)]
         table = run_scenarios(started, userfile) + memory
+        for s in started:
+            s.stop()
+        started = []
+        log("oauth: cached and uncached logins, a hung provider")
+        oauth_rows = oauth_bench.run(workdir, users, hashes)
         u, pw = users[0]
         raw = float(subprocess.run([HASHRATE, hashes[u], pw,
                                     str(DURATION)], capture_output=True,
@@ -362,6 +368,7 @@ def main():
         ratio = "n/a" if not (mine and best) else "%.2f" % (mine / best)
         print("| %s | %s | %s | %s |" % (scenario, unit, " | ".join(cells),
                                          ratio))
+    oauth_bench.print_rows(oauth_rows)
     auth_row = [r for r in table if r[0].startswith("AUTH only")][0][1]
     mine = (auth_row.get("portcullis") or (None, 0))[0]
     if mine:

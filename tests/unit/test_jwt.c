@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "config.h"
 #include "jwt.h"
@@ -38,7 +39,8 @@
 
 /* everything a valid token has but its exp */
 #define STD_NOIAT "\"iss\":\"" ISS "\",\"aud\":\"" AUD "\"," \
-		"\"username\":\"alice\",\"sub\":\"u-1\",\"scope\":\"openid smtp\""
+		"\"username\":\"alice\",\"sub\":\"u-1\"," \
+		"\"scope\":\"openid smtp\""
 #define STD	STD_NOIAT ",\"iat\":1700000000"
 #define P_OK	"{\"exp\":1700000300," STD "}"
 #define H_RS	"{\"alg\":\"RS256\",\"typ\":\"at+jwt\",\"kid\":\"rsa1\"}"
@@ -921,6 +923,28 @@ Test(jwt, es256_signature_in_der_refused)
 	    JWT_OK, "%s", err);
 }
 
+/* RFC 7518 3.3: RS256 is PKCS #1 v1.5; a PSS signature is not one */
+Test(jwt, rs256_is_pkcs1_v1_5)
+{
+	char		*input = signing_input(H_RS, P_OK);
+	EVP_MD_CTX	*ctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX	*pctx;
+	unsigned char	 sig[256];
+	size_t		 len = sizeof(sig);
+
+	cr_assert_eq(EVP_DigestSignInit_ex(ctx, &pctx, "SHA256", NULL, NULL,
+	    rsa, NULL), 1);
+	cr_assert_gt(EVP_PKEY_CTX_set_rsa_padding(pctx,
+	    RSA_PKCS1_PSS_PADDING), 0);
+	cr_assert_eq(EVP_DigestSign(ctx, sig, &len,
+	    (const unsigned char *)input, strlen(input)), 1);
+	EVP_MD_CTX_free(ctx);
+	cr_assert_eq(len, 256);
+	cr_expect_eq(verify(fmt("%s.%s", input, b64url(sig, len))),
+	    JWT_INVALID);
+	cr_expect_str_eq(err, "bad signature");
+}
+
 /* ---- the compact serialisation ---- */
 
 static char *
@@ -981,7 +1005,8 @@ Test(jwt, strict_base64url)
 Test(jwt, strict_base64url_header_payload)
 {
 	/* 28 octets: 38 characters, the last with 4 bits to spare */
-	static const char	 hdr[] = "{\"alg\":\"ES256\",\"kid\":\"ec1\"} ";
+	static const char	 hdr[] =
+	    "{\"alg\":\"ES256\",\"kid\":\"ec1\"} ";
 	char			*input, *tok, *h;
 	size_t			 hlen;
 
@@ -1434,7 +1459,8 @@ static const char rfc7515_a3[] = "eyJhbGciOiJFUzI1NiJ9." RFC7515_PAYLOAD
 
 /* RFC 8037 A.4: {"alg":"EdDSA"}, "Example of Ed25519 signing" */
 static const char rfc8037_a4_jwks[] = "{\"keys\":[{\"kty\":\"OKP\","
-    "\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}";
+    "\"crv\":\"Ed25519\","
+    "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}";
 
 static const char rfc8037_a4[] = "eyJhbGciOiJFZERTQSJ9."
     "RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc."
