@@ -360,6 +360,8 @@ class TestPasswordGrant(OAuthCase):
         lines = self.audit(since, "carol@example.org")
         self.assertTrue(any("result=ok" in l and "checker=corp" in l
                             for l in lines), lines)
+        reqs = [r for r in SRV.requests() if r["path"] == "/pw/token"]
+        self.assertEqual(oauth_server.auth_style(reqs[-1]), "basic")
         log = self.d.log()
         self.assertNotIn("carol-pw", log)
         self.assertNotIn(SRV.client_secret, log)
@@ -521,6 +523,52 @@ class TestProviderTrouble(OAuthCase):
             self.assertIn("reason=circuit open", log)
         finally:
             d.stop()
+
+
+class TestBreakerCloses(OAuthCase):
+    oauth_extra = "\t\tcircuit-breaker 3 2s\n"
+
+    def test_opens_once_and_closes_once(self):
+        SRV.set_user("olga", "olga-pw")
+        SRV.mode(hang=True)
+        since = self.d.log_offset()
+        codes = []
+        ths = [threading.Thread(target=lambda: codes.append(
+            login_password(self.d.port, "olga@example.org", "olga-pw")))
+            for _ in range(3)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(10)
+        self.assertEqual(codes, [454] * 3)
+        # Open: refused at once, without a request.
+        SRV.mode(hang=False)
+        SRV.reset_stats()
+        t0 = time.monotonic()
+        self.assertEqual(login_password(self.d.port, "olga@example.org",
+                                        "olga-pw"), 454)
+        self.assertLess(time.monotonic() - t0, 0.5)
+        self.assertEqual(SRV.count("/pw/token"), 0)
+        time.sleep(2.1)
+        self.assertEqual(login_password(self.d.port, "olga@example.org",
+                                        "olga-pw"), 235)
+        self.assertEqual(login_password(self.d.port, "olga@example.org",
+                                        "olga-pw"), 235)
+        log = self.d.log()[since:]
+        self.assertEqual(log.count("not asking the provider"), 1, log)
+        self.assertEqual(log.count("the provider answers again"), 1, log)
+
+
+class TestClientAuthPost(OAuthCase):
+    oauth_extra = "\t\tclient-auth post\n"
+
+    def test_secret_in_the_body_not_in_a_header(self):
+        SRV.set_user("pia", "pia-pw")
+        SRV.reset_stats()
+        self.assertEqual(login_password(self.d.port, "pia@example.org",
+                                        "pia-pw"), 235)
+        reqs = [r for r in SRV.requests() if r["path"] == "/pw/token"]
+        self.assertEqual(oauth_server.auth_style(reqs[-1]), "post")
 
 
 class TestClients(OAuthCase):
