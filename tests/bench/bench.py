@@ -286,6 +286,13 @@ def idle_memory(servers, n):
             if not line or line.startswith("idle:"):
                 break
         ok = line.startswith("idle:")
+        m = re.match(r"idle: (\d+) sessions open", line)
+        held = int(m.group(1)) if m else 0
+        if ok and held < n * 0.9:
+            # A server that refused most of them (Postfix's process
+            # limit) has no per-session figure at this count.
+            log("idle %d on %s: only %d held open" % (n, s.name, held))
+            ok = False
         time.sleep(1)
         after = rss_kib(s.pids())
         p.terminate()
