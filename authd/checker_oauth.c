@@ -23,6 +23,9 @@
 #include <sys/queue.h>
 
 #include <ctype.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,11 +607,34 @@ oauth_start(struct checker *c, struct auth_ctx *ctx)
 		job_done(j, AUTH_FAIL, "not a JWT", 0);
 }
 
+/*
+ * jansson keeps copies of what it parses, an access token from the
+ * token endpoint among them, and frees them without wiping: give it
+ * a free that wipes.
+ */
+static void
+json_wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+#ifdef __GLIBC__
+	explicit_bzero(p, malloc_usable_size(p));
+#endif
+	/* OpenBSD's malloc junks freed chunks by itself. */
+	free(p);
+}
+
 int
 checker_oauth_init(struct checker *c)
 {
+	static int		 json_ready;
 	struct provider		*p;
 	struct http_client_opts	 ho;
+
+	if (!json_ready) {
+		json_set_alloc_funcs(malloc, json_wipe_free);
+		json_ready = 1;
+	}
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		fatal("calloc");
