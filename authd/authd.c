@@ -2,7 +2,8 @@
  * authd.c -- portcullis-authd: the process that holds the credentials.
  *
  * Started by master with its channel on PROC_PARENT_FD.  It takes its
- * configuration from master, drops to the auth user, and then serves
+ * configuration from master, drops to the auth user, opens its stores,
+ * enters its sandbox (sandbox.c), and then serves
  * one channel per worker, handed over by master.  Everything a worker
  * sends is checked for length and type; a worker that sends anything
  * malformed loses its channel, and nobody else notices.  A new
@@ -22,10 +23,18 @@
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
+#include "sandbox.h"
 #include "hashpool.h"
 #include "http.h"
 #include "passwd.h"
 #include "store.h"
+
+/*
+ * Answers queued for a worker that does not read them, beyond which
+ * authd stops reading that worker: its requests then wait in its own
+ * socket buffer instead of growing authd's memory.
+ */
+#define AUTHD_CHANNEL_WQ_MAX	1024
 
 struct authd		*authd;
 static struct config_recv conf_recv = { NULL, -1, -1 };
@@ -42,6 +51,30 @@ usage(void)
 	fprintf(stderr, "usage: portcullis-authd [-dv]\n"
 	    "(started by portcullisd, not by hand)\n");
 	exit(1);
+}
+
+/*
+ * What authd opens by name once it is sandboxed, for unveil(2) where
+ * there is one: the stores (a reload may reopen them), the cache key,
+ * the CA files, and what libcurl's resolver reads.  On OpenBSD a
+ * reload that names a new path needs a restart of the daemon.
+ */
+static void
+authd_unveil(const struct portcullis_conf *conf)
+{
+	const struct checker_conf	*c;
+
+	TAILQ_FOREACH(c, &conf->checkers, entry) {
+		if (c->path[0] != '\0')
+			sandbox_unveil(c->path, "rwc");
+		if (c->type == CHECKER_CACHE && c->cache.key_file[0] != '\0')
+			sandbox_unveil(c->cache.key_file, "rwc");
+		if (c->type == CHECKER_OAUTH && c->oauth.ca_file[0] != '\0')
+			sandbox_unveil(c->oauth.ca_file, "r");
+	}
+	sandbox_unveil("/etc/ssl/cert.pem", "r");
+	sandbox_unveil("/etc/resolv.conf", "r");
+	sandbox_unveil("/etc/hosts", "r");
 }
 
 static void
@@ -65,10 +98,12 @@ authd_configure(struct portcullis_conf *conf)
 	}
 	if (chain_configure(conf) == -1)
 		fatalx("cannot set up the checker chain");
-	if (first)
+	if (first) {
+		authd_unveil(conf);
+		sandbox_enter(SANDBOX_AUTHD, 0);
 		imsgev_compose(&authd->master, IMSG_CHILD_READY, 0, -1,
 		    NULL, 0);
-	else
+	} else
 		log_info("configuration reloaded");
 }
 
@@ -126,26 +161,14 @@ ctx_new(struct worker_channel *wc, const struct auth_request *req,
  */
 static int
 token_request(struct worker_channel *wc, const struct auth_request *req,
-    const uint8_t *cred, size_t len)
+    const struct auth_cred *cred)
 {
 	struct auth_ctx	*ctx;
-	const uint8_t	*nul, *tok;
-	size_t		 ulen, tlen;
 
-	if ((nul = memchr(cred, '\0', len)) == NULL)
-		return -1;
-	ulen = (size_t)(nul - cred);
-	tok = nul + 1;
-	tlen = len - ulen - 1;
-	if (ulen >= CONF_AUTH_NAME_MAX || tlen == 0)
-		return -1;
-	for (size_t i = 0; i < tlen; i++)
-		if (tok[i] <= ' ' || tok[i] >= 0x7f)
-			return -1;
-	ctx = ctx_new(wc, req, tok, tlen);
-	memcpy(ctx->user, cred, ulen);
-	ctx->user[ulen] = '\0';
-	if (ulen > 0 && store_name_normalize(ctx->user, ctx->user,
+	ctx = ctx_new(wc, req, cred->secret, cred->secret_len);
+	memcpy(ctx->user, cred->user, cred->user_len);
+	ctx->user[cred->user_len] = '\0';
+	if (cred->user_len > 0 && store_name_normalize(ctx->user, ctx->user,
 	    sizeof(ctx->user)) == -1) {
 		ctx->why = "bad user name";
 		chain_reject(ctx);
@@ -156,48 +179,27 @@ token_request(struct worker_channel *wc, const struct auth_request *req,
 }
 
 /*
- * A worker may be compromised: everything in the request is checked,
- * and anything wrong closes that worker's channel.
+ * A worker may be compromised: everything in the request is checked
+ * (request.c), and anything wrong closes that worker's channel.
  */
 int
 authd_auth_request(struct worker_channel *wc, struct imsg *imsg)
 {
 	struct auth_request	 req;
+	struct auth_cred	 cred;
 	struct auth_ctx		*ctx;
-	struct ibuf		 ibuf;
-	const uint8_t		*cred, *nul1, *nul2;
-	size_t			 len, zlen, ulen, plen;
 
-	if (imsg_get_ibuf(imsg, &ibuf) == -1 ||
-	    ibuf_get(&ibuf, &req, sizeof(req)) == -1)
+	if (auth_request_decode(imsg, &req, &cred) == -1)
 		return -1;
-	len = ibuf_size(&ibuf);
-	cred = ibuf_data(&ibuf);
-	if (req.cred_len != len || len > AUTH_CRED_MAX ||
-	    (req.mechanism != SASL_PLAIN && req.mechanism != SASL_LOGIN &&
-	    req.mechanism != SASL_XOAUTH2 &&
-	    req.mechanism != SASL_OAUTHBEARER))
-		return -1;
-	req.client[sizeof(req.client) - 1] = '\0';
-	req.listener[sizeof(req.listener) - 1] = '\0';
 	if (req.mechanism & SASL_TOKEN_MECHS)
-		return token_request(wc, &req, cred, len);
-	if ((nul1 = memchr(cred, '\0', len)) == NULL ||
-	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - cred)))
-	    == NULL)
-		return -1;
-	zlen = (size_t)(nul1 - cred);
-	ulen = (size_t)(nul2 - nul1 - 1);
-	plen = len - (size_t)(nul2 + 1 - cred);
-	if (ulen == 0 || ulen >= CONF_AUTH_NAME_MAX || plen == 0 ||
-	    memchr(nul2 + 1, '\0', plen) != NULL)
-		return -1;
+		return token_request(wc, &req, &cred);
 
-	ctx = ctx_new(wc, &req, nul2 + 1, plen);
-	memcpy(ctx->user, nul1 + 1, ulen);
-	ctx->user[ulen] = '\0';
+	ctx = ctx_new(wc, &req, cred.secret, cred.secret_len);
+	memcpy(ctx->user, cred.user, cred.user_len);
+	ctx->user[cred.user_len] = '\0';
 	/* Acting for another user (RFC 4616 authzid) is not offered. */
-	if (zlen != 0 && (zlen != ulen || memcmp(cred, nul1 + 1, ulen) != 0)) {
+	if (cred.authzid_len != 0 && (cred.authzid_len != cred.user_len ||
+	    memcmp(cred.authzid, cred.user, cred.user_len) != 0)) {
 		ctx->why = "authzid differs";
 		ctx->result = AUTH_FAIL;
 		chain_reject(ctx);
@@ -264,6 +266,8 @@ channel_new(struct imsg *imsg)
 		free(wc);
 		return;
 	}
+	/* A worker that never reads its answers stops being read. */
+	wc->iev.wq_max = AUTHD_CHANNEL_WQ_MAX;
 	TAILQ_INSERT_TAIL(&authd->channels, wc, entry);
 	log_debug("%s: channel open", wc->name);
 }

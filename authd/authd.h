@@ -5,6 +5,7 @@
 #define PORTCULLIS_AUTHD_H
 
 #include <sys/queue.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -38,6 +39,23 @@ extern struct authd	*authd;
 /* authd.c */
 int	authd_auth_request(struct worker_channel *, struct imsg *);
 void	authd_channel_free(struct worker_channel *);
+
+/* request.c: what a well-formed IMSG_AUTH_REQUEST carries */
+struct auth_cred {
+	const uint8_t	*authzid;	/* password mechanisms; may be empty */
+	size_t		 authzid_len;
+	const uint8_t	*user;		/* tokens: empty when none named */
+	size_t		 user_len;	/* < CONF_AUTH_NAME_MAX */
+	const uint8_t	*secret;	/* the password, or the bearer token */
+	size_t		 secret_len;	/* > 0 */
+};
+
+/*
+ * 0 with req and cred filled (cred points into the imsg), or -1 for a
+ * request that is malformed in any way.
+ */
+int	auth_request_decode(struct imsg *, struct auth_request *,
+	    struct auth_cred *);
 
 /* control.c */
 void	control_init(int fd);

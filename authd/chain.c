@@ -285,20 +285,32 @@ job_done(void *arg)
 	chain_checker_done(arg);
 }
 
-/* A checker has decided: on the loop, whichever way it ran. */
-void
-chain_checker_done(struct auth_ctx *ctx)
+/*
+ * A checker has decided: on the loop, whichever way it ran.  cc may
+ * belong to a configuration retired by a reload, which can be freed
+ * only once the decision is acted on (chain_checker_done).
+ */
+static void
+checker_decided(struct auth_ctx *ctx)
 {
 	struct checker		*c = ctx->current;
 	struct checker_conf	*cc = c->conf;
 
+	/*
+	 * The cache learns the verdict before the client does: a client
+	 * that logs in again at once must find it there.
+	 */
+	if (!ctx->remembered && cc->type == CHECKER_OAUTH && cache != NULL &&
+	    ctx->result != AUTH_TEMPFAIL) {
+		ctx->remembered = 1;
+		if (cache_remember(cache, c, ctx, ctx->result,
+		    chain_checker_done) == 1)
+			return;		/* back here once it is written */
+	}
+	ctx->remembered = 0;
 	inflight--;
-	if (cc->type == CHECKER_OAUTH && cache != NULL &&
-	    ctx->result != AUTH_TEMPFAIL)
-		cache_remember(cache, c, ctx, ctx->result);
 	priv_unref(c->priv);
 	c->priv = NULL;
-	retired_free();
 	if (ctx->wc == NULL && ctx->cancelled) {
 		chain_ctx_free(ctx);
 		return;
@@ -331,6 +343,13 @@ chain_checker_done(struct auth_ctx *ctx)
 		}
 	}
 	chain_step(ctx);
+}
+
+void
+chain_checker_done(struct auth_ctx *ctx)
+{
+	checker_decided(ctx);
+	retired_free();
 }
 
 static void

@@ -49,6 +49,7 @@ struct auth_ctx {
 	void			*job;		/* the async checker's */
 	int			 refused;	/* the provider said no to
 						   this password */
+	int			 remembered;	/* the cache has the verdict */
 	int			 retried;	/* oauth: after a JWKS refresh */
 };
 TAILQ_HEAD(auth_ctxlist, auth_ctx);
@@ -95,7 +96,7 @@ int	checker_static_init(struct checker *, struct portcullis_conf *);
 int	checker_oauth_init(struct checker *);
 int	checker_cache_init(struct checker *, struct portcullis_conf *);
 /* the cache learns what an oauth checker said (on the loop) */
-void	cache_remember(struct checker *cache, const struct checker *oauth,
-	    struct auth_ctx *, int result);
+int	cache_remember(struct checker *cache, const struct checker *oauth,
+	    struct auth_ctx *, int result, void (*then)(struct auth_ctx *));
 
 #endif /* PORTCULLIS_CHAIN_H */

@@ -69,6 +69,8 @@ struct cache_write {
 	struct cache		*cache;
 	struct store_cache_entry e;
 	int			 purge;
+	struct auth_ctx		*ctx;		/* waits for the write */
+	void			(*then)(struct auth_ctx *);
 };
 
 static void
@@ -264,16 +266,23 @@ write_done(void *arg)
 {
 	struct cache_write	*w = arg;
 	struct cache		*c = w->cache;
+	struct auth_ctx		*ctx = w->ctx;
+	void			(*then)(struct auth_ctx *) = w->then;
 
 	if (--c->priv.refs == 0)
 		c->priv.free(&c->priv);
 	freezero(w, sizeof(*w));
+	if (then != NULL)
+		then(ctx);
 }
 
-/* On the loop, when an oauth checker has decided. */
-void
+/*
+ * On the loop, when an oauth checker has decided.  1: the entry is
+ * being written, and then(ctx) runs once it is; 0: nothing to write.
+ */
+int
 cache_remember(struct checker *chk, const struct checker *oauth,
-    struct auth_ctx *ctx, int result)
+    struct auth_ctx *ctx, int result, void (*then)(struct auth_ctx *))
 {
 	struct cache		*c = (struct cache *)chk->priv;
 	struct cache_write	*w;
@@ -282,12 +291,12 @@ cache_remember(struct checker *chk, const struct checker *oauth,
 	int			 pw = (ctx->mechanism & SASL_PASSWORD_MECHS) != 0;
 
 	if (c == NULL || !c->usable || ctx->answered_stale)
-		return;
+		return 0;
 	if (result == AUTH_FAIL && (!pw || !ctx->refused ||
 	    c->conf.negative_ttl == 0))
-		return;
+		return 0;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
-		return;
+		return 0;
 	e = &w->e;
 	strlcpy(e->checker, oauth->conf->name, sizeof(e->checker));
 	strlcpy(e->user, ctx->user, sizeof(e->user));
@@ -317,11 +326,14 @@ cache_remember(struct checker *chk, const struct checker *oauth,
 		w->purge = 1;
 	}
 	w->cache = c;
+	w->ctx = ctx;
+	w->then = then;
 	c->priv.refs++;
 	hashpool_submit(write_work, write_done, w);
-	return;
+	return 1;
 fail:
 	freezero(w, sizeof(*w));
+	return 0;
 }
 
 int

@@ -52,12 +52,17 @@ imsgev_init(struct imsgev *iev, struct event_base *base, int fd, int fdpass,
 static void
 imsgev_update(struct imsgev *iev)
 {
-	short	 events = EV_READ;
+	uint32_t queued;
+	short	 events = 0;
 
 	if (!iev->open)
 		return;
-	if (imsgbuf_queuelen(&iev->ibuf) > 0)
+	queued = imsgbuf_queuelen(&iev->ibuf);
+	if (queued > 0)
 		events |= EV_WRITE;
+	/* Over wq_max, queued > 0: the channel still waits for EV_WRITE. */
+	if (iev->wq_max == 0 || queued <= iev->wq_max)
+		events |= EV_READ;
 	if (events == iev->events && event_pending(iev->ev, events, NULL))
 		return;
 	event_del(iev->ev);
@@ -149,7 +154,12 @@ imsgev_read(struct imsgev *iev)
 
 	switch (imsgbuf_read(&iev->ibuf)) {
 	case -1:
-		if (errno != EAGAIN && errno != EINTR) {
+		if (errno == ERANGE) {
+			/* A header whose length no message can have. */
+			log_warnx("%s: message length out of range, closing "
+			    "channel", iev->name);
+			imsgev_close(iev);
+		} else if (errno != EAGAIN && errno != EINTR) {
 			log_warn("%s: read", iev->name);
 			imsgev_close(iev);
 		}

@@ -34,6 +34,12 @@ struct imsgev {
 	int			 open;
 	int			 dispatching;
 	int			 close_pending;
+	/*
+	 * If not 0: while more messages than this wait to be written, the
+	 * channel reads nothing from its peer.  A peer that writes and
+	 * never reads then fills its own socket buffer, not our memory.
+	 */
+	uint32_t		 wq_max;
 };
 
 int	imsgev_init(struct imsgev *, struct event_base *, int fd, int fdpass,

@@ -2944,6 +2944,8 @@ parse_reset(void)
 	memset(&popts, 0, sizeof(popts));
 	memset(&copts, 0, sizeof(copts));
 	memset(&fdmax_origin, 0, sizeof(fdmax_origin));
+	/* A parse that stopped inside an option line left its values. */
+	memset(&kv, 0, sizeof(kv));
 }
 
 static void

@@ -5,6 +5,12 @@
  * gid and uid, and finally verify that none of the old ids can be
  * regained.  A drop that did not take is fatal: a child that believes
  * it is unprivileged but is not is worse than no child.
+ *
+ * Core dumps are off in every child from its first instruction on
+ * (sandbox_nocore()), and again after the change of uid, which would
+ * otherwise make the process dumpable as fs.suid_dumpable says.  The
+ * system-call filter comes last, from the child itself, once it holds
+ * everything it needs (sandbox_enter()).
  */
 
 #include <sys/types.h>
@@ -20,6 +26,7 @@
 
 #include "log.h"
 #include "privsep.h"
+#include "sandbox.h"
 
 extern char	**environ;
 
@@ -60,6 +67,7 @@ privsep_drop(const char *user, const char *chroot_dir)
 		fatalx("privilege drop to %s did not take", user);
 	if (setuid(0) != -1 || seteuid(0) != -1)
 		fatalx("privilege drop to %s is reversible", user);
+	sandbox_nocore();
 	return 1;
 }
 
@@ -81,13 +89,15 @@ privsep_title_init(int argc, char *argv[])
 }
 
 /*
- * What every child does before it reads its first message: name its
- * role in the log and in ps(1), and leave the decision to stop to
- * master (a Ctrl-C in the terminal reaches the whole process group).
+ * What every child does before it reads its first message: turn core
+ * dumps off, name its role in the log and in ps(1), and leave the
+ * decision to stop to master (a Ctrl-C in the terminal reaches the
+ * whole process group).
  */
 void
 privsep_child_init(const char *role, int debug, int verbose)
 {
+	sandbox_nocore();
 	log_init(debug, LOG_MAIL);
 	log_setverbose(verbose);
 	log_procinit(role);

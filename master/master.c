@@ -30,6 +30,7 @@
 #include "master.h"
 #include "privsep.h"
 #include "proto.h"
+#include "sandbox.h"
 
 #define SHUTDOWN_SLACK_SEC	5	/* past the grace period */
 
@@ -292,6 +293,8 @@ main(int argc, char *argv[])
 	int		 ch, checkonly = 0;
 
 	privsep_title_init(argc, argv);
+	/* master reads keys and secrets: it never dumps core either. */
+	sandbox_nocore();
 
 	if ((master = calloc(1, sizeof(*master))) == NULL)
 		err(1, "calloc");
@@ -328,6 +331,11 @@ main(int argc, char *argv[])
 
 	log_init(master->debug, LOG_MAIL);
 	log_procinit("master");
+	/*
+	 * Before the first key is read and the first child started, who
+	 * inherits it: see sandbox.c for why master's is a deny-list.
+	 */
+	sandbox_enter(SANDBOX_MASTER, 0);
 	master_init();
 	if (!master->debug && daemon(0, 0) == -1)
 		fatal("daemon");

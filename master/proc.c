@@ -26,6 +26,7 @@
 #include "log.h"
 #include "master.h"
 #include "proto.h"
+#include "sandbox.h"
 
 #define RESPAWN_BASE_MS		100
 #define RESPAWN_MAX_MS		30000
@@ -95,6 +96,10 @@ child_exec(struct child *c, int fd)
 	if ((size_t)snprintf(path, sizeof(path), "%s/portcullis-%s",
 	    master->libexec, role_name(c->role)) >= sizeof(path))
 		_exit(127);
+	/* Only root can raise the hard limit: do it while we are. */
+	if (c->role == ROLE_WORKER)
+		(void)sandbox_nofile_raise(
+		    sandbox_nofile_need(master->conf->max_sessions));
 	/* argv[0] "portcullis" makes ps(1) show "portcullis: ROLE". */
 	argv[argc++] = "portcullis";
 	if (master->debug)
@@ -267,7 +272,11 @@ child_died(struct child *c, int status)
 	struct timeval	 tv;
 	long		 ms;
 
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		log_warnx("%s (pid %d) killed by the sandbox (SIGSYS): it "
+		    "made a system call its role does not allow", c->name,
+		    (int)c->pid);
+	else if (WIFSIGNALED(status))
 		log_warnx("%s (pid %d) killed by signal %d", c->name,
 		    (int)c->pid, WTERMSIG(status));
 	else if (WEXITSTATUS(status) != 0 || !(master->shutting_down ||

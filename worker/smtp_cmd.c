@@ -165,10 +165,25 @@ next_param(char **p)
 	return param;
 }
 
+/*
+ * RFC 5321 4.2: reply text is printable ASCII.  What the client sent
+ * is shown with anything else as '?', a CR above all: the line reader
+ * takes a bare CR as part of a line.
+ */
+static void
+reply_safe(char *dst, size_t len, const char *src)
+{
+	size_t	 i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < len; i++)
+		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+	dst[i] = '\0';
+}
+
 static int
 mail_param(struct session *s, char *param, struct mail_params *mp)
 {
-	char		*value = strchr(param, '=');
+	char		*value = strchr(param, '='), shown[65];
 	const char	*errstr;
 
 	if (value != NULL)
@@ -191,8 +206,9 @@ mail_param(struct session *s, char *param, struct mail_params *mp)
 	else if (strcasecmp(param, "AUTH") == 0 && value != NULL) {
 		/* RFC 4954 5: accepted, and not trusted. */
 	} else {
-		smtp_reply_error(s, "555 5.5.4 Unsupported MAIL parameter %.64s",
-		    param);
+		reply_safe(shown, sizeof(shown), param);
+		smtp_reply_error(s, "555 5.5.4 Unsupported MAIL parameter %s",
+		    shown);
 		return -1;
 	}
 	return 0;

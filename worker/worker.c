@@ -4,11 +4,13 @@
  *
  * Started by master with its channel on PROC_PARENT_FD.  It waits for
  * its configuration, the listening sockets and the spool descriptor,
- * then chroots and drops to the workers' user before it accepts a
- * single connection.  Its channel to authd arrives from master and is
- * replaced whenever authd is restarted; a ping on each new channel
- * proves the path.  On CTL_SHUTDOWN it stops accepting at once and
- * gives open sessions the grace period before it closes them with 421.
+ * builds its TLS contexts, raises its descriptor limit, chroots, drops
+ * to the workers' user and enters its sandbox (sandbox.c) before it
+ * accepts a single connection.  Its channel to authd arrives from
+ * master and is replaced whenever authd is restarted; a ping on each
+ * new channel proves the path.  On CTL_SHUTDOWN it stops accepting at
+ * once and gives open sessions the grace period before it closes them
+ * with 421.
  */
 
 #include <sys/types.h>
@@ -24,16 +26,61 @@
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
+#include "sandbox.h"
 #include "tls.h"
 #include "worker.h"
 
+/*
+ * A new worker takes connections once authd has answered its first
+ * ping: on a reload the old generation stops accepting at once, and a
+ * session that reached the new one before its channel to authd would
+ * get 454 for its AUTH.  If authd does not answer within this long the
+ * worker listens anyway: mail without AUTH need not wait for authd.
+ */
+#define LISTEN_WAIT_SEC		2
+
 struct worker		*worker;
 static struct config_recv conf_recv = { NULL, -1, -1 };
+static struct event	*listen_wait_ev;
+static int		 listening;
 
 static void	master_dispatch(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static void	authd_dispatch(struct imsgev *, struct imsg *);
 static void	authd_closed(struct imsgev *);
+
+/* Start accepting, once: authd answered, or it took too long. */
+static void
+worker_listen(void)
+{
+	if (listening || worker->shutting_down || worker->conf == NULL)
+		return;
+	listening = 1;
+	if (listen_wait_ev != NULL)
+		evtimer_del(listen_wait_ev);
+	smtp_listen_start();
+}
+
+static void
+listen_wait_over(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev; (void)arg;
+	if (!listening)
+		log_warnx("worker %u: authd has not answered, accepting "
+		    "connections without it", worker->id);
+	worker_listen();
+}
+
+static void
+listen_wait(void)
+{
+	struct timeval	 tv = { LISTEN_WAIT_SEC, 0 };
+
+	if ((listen_wait_ev = evtimer_new(worker->base, listen_wait_over,
+	    NULL)) == NULL)
+		fatalx("evtimer_new");
+	evtimer_add(listen_wait_ev, &tv);
+}
 
 static __attribute__((__noreturn__)) void
 usage(void)
@@ -91,6 +138,38 @@ worker_shutdown(void)
 	evtimer_add(worker->grace_ev, &tv);
 }
 
+/*
+ * Every session needs a descriptor, and another while it delivers.
+ * master raised the hard limit already where it could; a limit still
+ * short of max-sessions means refused connections under load, which an
+ * administrator should hear about before it happens.
+ */
+static void
+worker_nofile(const struct portcullis_conf *conf)
+{
+	rlim_t	 need, have;
+
+	need = sandbox_nofile_need(conf->max_sessions);
+	if ((have = sandbox_nofile_raise(need)) < need)
+		log_warnx("worker %u: only %llu descriptors allowed, "
+		    "max-sessions %d needs %llu: connections beyond the "
+		    "limit will be refused", worker->id,
+		    (unsigned long long)have, conf->max_sessions,
+		    (unsigned long long)need);
+}
+
+static void
+worker_sandbox(const struct portcullis_conf *conf)
+{
+	unsigned int	 flags = 0;
+
+	if (conf->deliver == DELIVER_SPOOL)
+		flags |= SANDBOX_SPOOL;
+	else if (conf->deliver == DELIVER_RELAY)
+		flags |= SANDBOX_RELAY;
+	sandbox_enter(SANDBOX_WORKER, flags);
+}
+
 static void
 worker_configure(struct portcullis_conf *conf, int spool_fd)
 {
@@ -111,12 +190,15 @@ worker_configure(struct portcullis_conf *conf, int spool_fd)
 		fatalx("worker %u: TLS setup failed", worker->id);
 	if (deliver_init(worker->base, conf, spool_fd) == -1)
 		fatalx("worker %u: delivery setup failed", worker->id);
+	worker_nofile(conf);
 	if (privsep_drop(conf->user, conf->chroot))
 		log_debug("worker %u: running as %s in %s", worker->id,
 		    conf->user, conf->chroot);
+	worker_sandbox(conf);
 	imsgev_compose(&worker->master, IMSG_CHILD_READY, worker->id, -1,
 	    NULL, 0);
-	smtp_listen_start();
+	/* The channel to authd comes once master has CHILD_READY. */
+	listen_wait();
 }
 
 static void
@@ -223,6 +305,7 @@ authd_pong(struct imsg *imsg)
 	    (now.tv_nsec - worker->ping_sent.tv_nsec) / 1000;
 	ping.rtt_usec = usec < 0 ? 0 : (uint32_t)usec;
 	ping.worker_id = worker->id;
+	worker_listen();
 	log_info("worker %u: authd answered ping %llu in %u us", worker->id,
 	    (unsigned long long)ping.seq, ping.rtt_usec);
 	imsgev_compose(&worker->master, IMSG_PING_RESULT, worker->id, -1,

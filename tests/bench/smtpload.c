@@ -9,6 +9,11 @@
  * error, and any error makes the exit status 1.
  *
  * TLS is not verified: this is a loopback benchmark, not a mail client.
+ *
+ * With --ack-log, every message carries a Message-ID of its own, and
+ * its fate (the reply that decided it, or the loss of the connection,
+ * and at which stage) is written to a file, one line per message: the
+ * fault tests compare that with what the server delivered.
  */
 
 #include <sys/types.h>
@@ -88,6 +93,9 @@ struct session {
 	int			 ml_code;	/* code of a multi-line reply */
 	int			 msg;		/* messages done */
 	int			 rcpt;		/* RCPT replies read */
+	uint64_t		 seq;		/* session number, from 0 */
+	int			 msg_open;	/* --ack-log: fate not logged */
+	char			 msgid[128];	/* --ack-log: of this message */
 	const struct user	*user;
 	double			 t_connect;
 	double			 t_auth;
@@ -102,6 +110,7 @@ static struct {
 	const char	*to;
 	const char	*ehlo;
 	const char	*authfile;
+	const char	*acklog;
 	int		 conc;
 	long		 nsessions;	/* 0: not given */
 	long		 seconds;	/* 0: not given */
@@ -148,6 +157,8 @@ static int			 idle_open, idle_resolved, idle_announced;
 static double			 t_start, t_end;
 static struct timeval		 tv_timeout;
 static const struct timeval	 tv_zero;
+static FILE			*ackfp;
+static long			 mypid;
 
 static void	session_start(struct session *);
 static void	session_end(struct session *);
@@ -215,6 +226,63 @@ fail_reply(struct session *s, int code)
 	s->failed = 1;
 }
 
+/*
+ * --ack-log: the fate of the message in flight, once.  what is a reply
+ * code ("250", "451") or "drop" (connection closed, reset or refused)
+ * or "timeout"; the stage says where the message was.
+ */
+static void
+ack(struct session *s, const char *what, const char *stage)
+{
+	if (ackfp == NULL || !s->msg_open)
+		return;
+	s->msg_open = 0;
+	fprintf(ackfp, "%s %s %s %.0f\n", s->msgid, what, stage,
+	    now_ms() - t_start);
+}
+
+static void
+ack_code(struct session *s, int code, const char *stage)
+{
+	char	 buf[16];
+
+	snprintf(buf, sizeof(buf), "%03d", code);
+	ack(s, buf, stage);
+}
+
+/* The connection is gone: where was the message? */
+static void
+ack_lost(struct session *s, const char *what)
+{
+	switch (s->state) {
+	case S_MAIL:
+		ack(s, what, "mail");
+		break;
+	case S_RCPT:
+		ack(s, what, "rcpt");
+		break;
+	case S_DATA:
+		ack(s, what, "data");
+		break;
+	case S_DOT:
+		/*
+		 * Octets still queued here never reached the server, the
+		 * final dot among them: it cannot have the message.  Once
+		 * all is written the server may have taken it and its 250
+		 * may be what was lost.
+		 */
+		if (s->bev != NULL && evbuffer_get_length(
+		    bufferevent_get_output(s->bev)) > 0)
+			ack(s, what, "body");
+		else
+			ack(s, what, "dot");
+		break;
+	default:
+		ack(s, what, "other");
+		break;
+	}
+}
+
 static void
 sendf(struct session *s, const char *fmt, ...)
     __attribute__((__format__(__printf__, 2, 3)));
@@ -263,6 +331,12 @@ send_mail(struct session *s)
 	s->rcpt = 0;
 	s->txn_failed = 0;
 	s->t_txn = now_ms();
+	if (ackfp != NULL) {
+		snprintf(s->msgid, sizeof(s->msgid),
+		    "smtpload.%ld.%llu.%d@%s", mypid,
+		    (unsigned long long)s->seq, s->msg, cf.ehlo);
+		s->msg_open = 1;
+	}
 	sendf(s, "MAIL FROM:<%s>\r\n", mail_from(s));
 	if (!s->pipelining)
 		return;
@@ -408,6 +482,7 @@ on_reply(struct session *s, int code)
 	case S_MAIL:
 		if (code != 250) {
 			fail_reply(s, code);
+			ack_code(s, code, "mail");
 			if (!s->pipelining) {
 				send_quit(s);
 				return 0;
@@ -421,6 +496,7 @@ on_reply(struct session *s, int code)
 	case S_RCPT:
 		if (code != 250 && code != 251) {
 			fail_reply(s, code);
+			ack_code(s, code, "rcpt");
 			if (!s->pipelining) {
 				send_quit(s);
 				return 0;
@@ -441,6 +517,7 @@ on_reply(struct session *s, int code)
 	case S_DATA:
 		if (code != 354) {
 			fail_reply(s, code);
+			ack_code(s, code, "data");
 			send_quit(s);
 			return 0;
 		}
@@ -450,10 +527,13 @@ on_reply(struct session *s, int code)
 			sendf(s, ".\r\n");
 			return 0;
 		}
+		if (ackfp != NULL)
+			sendf(s, "Message-ID: <%s>\r\n", s->msgid);
 		evbuffer_add_reference(bufferevent_get_output(s->bev),
 		    body, bodylen, NULL, NULL);
 		return 0;
 	case S_DOT:
+		ack_code(s, code, "dot");
 		if (code != 250) {
 			fail_reply(s, code);
 			send_quit(s);
@@ -566,6 +646,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		st.timeouts++;
 		s->failed = 1;
+		ack_lost(s, "timeout");
 	} else if (what & BEV_EVENT_ERROR) {
 		e = s->tls ? bufferevent_get_openssl_error(bev) : 0;
 		if (e != 0) {
@@ -594,7 +675,7 @@ session_start(struct session *s)
 	memset(&s->state, 0, sizeof(*s) - offsetof(struct session, state));
 	s->active = 1;
 	active++;
-	st.started++;
+	s->seq = st.started++;
 	if (nusers > 0) {
 		s->user = &users[next_user];
 		next_user = (next_user + 1) % nusers;
@@ -673,6 +754,8 @@ session_end(struct session *s)
 {
 	if (!s->active)
 		return;
+	/* Ended with a message open: malformed reply or lost connection. */
+	ack_lost(s, "drop");
 	if (cf.idle && s->state < S_IDLE)
 		idle_resolved++;
 	if (s->bev != NULL)
@@ -1038,8 +1121,9 @@ usage(void)
 	    "[--auth userfile] [-c concurrency]\n"
 	    "\t[-h host] [-k rcpts] [-m messages] [-n sessions] [-p port] "
 	    "[-s size]\n"
-	    "\t[-t seconds] [-v] [--ehlo name] [--from addr] [--idle count] "
-	    "[--sni name]\n\t[--timeout seconds] [--to addr]\n",
+	    "\t[-t seconds] [-v] [--ack-log file] [--ehlo name] "
+	    "[--from addr]\n\t[--idle count] [--sni name] "
+	    "[--timeout seconds] [--to addr]\n",
 	    getprogname());
 	exit(2);
 }
@@ -1058,7 +1142,7 @@ num(const char *s, const char *what, long lo, long hi)
 
 enum {
 	OPT_STARTTLS = 256, OPT_TLS, OPT_AUTH, OPT_FROM, OPT_TO, OPT_EHLO,
-	OPT_IDLE, OPT_JSON, OPT_TIMEOUT, OPT_SNI, OPT_HELP
+	OPT_IDLE, OPT_JSON, OPT_TIMEOUT, OPT_SNI, OPT_ACKLOG, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -1072,6 +1156,7 @@ static const struct option longopts[] = {
 	{ "json",	no_argument,		NULL, OPT_JSON },
 	{ "timeout",	required_argument,	NULL, OPT_TIMEOUT },
 	{ "sni",	required_argument,	NULL, OPT_SNI },
+	{ "ack-log",	required_argument,	NULL, OPT_ACKLOG },
 	{ "help",	no_argument,		NULL, OPT_HELP },
 	{ NULL,		0,			NULL, 0 }
 };
@@ -1154,6 +1239,9 @@ main(int argc, char *argv[])
 		case OPT_SNI:
 			cf.sni = optarg;
 			break;
+		case OPT_ACKLOG:
+			cf.acklog = optarg;
+			break;
 		default:
 			usage();
 		}
@@ -1186,6 +1274,13 @@ main(int argc, char *argv[])
 
 	if (cf.authfile != NULL)
 		load_users(cf.authfile);
+	if (cf.acklog != NULL) {
+		if (strcmp(cf.acklog, "-") == 0)
+			ackfp = stderr;
+		else if ((ackfp = fopen(cf.acklog, "w")) == NULL)
+			err(1, "%s", cf.acklog);
+		mypid = (long)getpid();
+	}
 	make_rcpts();
 	make_body();
 
@@ -1225,6 +1320,12 @@ main(int argc, char *argv[])
 	if (t_end == 0)
 		t_end = now_ms();
 
+	/* Abandoned by a second signal: their fate is unknown. */
+	for (i = 0; ackfp != NULL && i < n; i++)
+		if (sessions[i].active)
+			ack_lost(&sessions[i], "abandoned");
+	if (ackfp != NULL && ackfp != stderr && fclose(ackfp) == EOF)
+		warn("%s", cf.acklog);
 	report();
 	fflush(stdout);
 	if (timer != NULL)

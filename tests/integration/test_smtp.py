@@ -446,6 +446,10 @@ class TestTransactions(DaemonTestCase):
         s = self.session()
         self.assertEqual(s.cmd("MAIL FROM:<a@client.example> FOO=bar"),
                          "555 5.5.4 Unsupported MAIL parameter FOO\r\n")
+        # RFC 5321 4.2: reply text is printable; a bare CR is part of
+        # the line read, and was sent back (found by fuzz_smtp_cmd).
+        self.assertEqual(s.cmd("MAIL FROM:<a@client.example> X\rY\x01"),
+                         "555 5.5.4 Unsupported MAIL parameter X?Y?\r\n")
         self.assertEqual(s.cmd("MAIL FROM:<a@client.example> BODY=BINARYMIME"),
                          "501 5.5.4 Bad BODY parameter\r\n")
         self.assertEqual(s.cmd("MAIL FROM:<a@client.example> BODY=8BITMIME "

@@ -1165,6 +1165,34 @@ Test(config, parse_twice)
 	config_free(conf);
 }
 
+/*
+ * A NUL ends the input where it is, here inside an option line of an
+ * oauth block.  The values read so far on that line pointed into the
+ * freed string pool and were taken as the first values of the next
+ * parse (found by tests/fuzz/fuzz_parse_config).
+ */
+Test(config, parse_twice_stopped_inside_option_line)
+{
+	static const char	 text[] = "listen on 127.0.0.1 port 25\n"
+	    "auth {\n\tchecker \"idp\" oauth {\n\t\talgorithms RS256\n"
+	    "\t\ttimeout 1\0\n";
+	char			 path[PATH_MAX], want[PATH_MAX + 64];
+	int			 fd;
+
+	(void)strlcpy(path, "/tmp/portcullis-test-conf-XXXXXX", sizeof(path));
+	cr_assert((fd = mkstemp(path)) != -1);
+	cr_assert(write(fd, text, sizeof(text) - 1) ==
+	    (ssize_t)sizeof(text) - 1);
+	close(fd);
+	(void)snprintf(want, sizeof(want), "%s:5: timeout: missing value",
+	    path);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_null(parse_config(path));
+		cr_expect_str_eq(config_errmsg(), want, "parse %d", i + 1);
+	}
+	unlink(path);
+}
+
 /* The ESMTP settings. */
 
 #define L25	"listen on 127.0.0.1 port 25\n"
