@@ -643,6 +643,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		s->state = S_GREETING;
 		return;
 	}
+	/*
+	 * A server that closes right after its last reply (Postfix after
+	 * 221, over TLS) can make libevent's TLS filter report the end
+	 * before it has handed us that reply: read what is there first.
+	 */
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		read_cb(bev, s);
+		if (!s->active || s->bev != bev)
+			return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		st.timeouts++;
 		s->failed = 1;
