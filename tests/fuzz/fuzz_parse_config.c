@@ -27,13 +27,6 @@
 
 static char	 path[64];
 
-static void
-cleanup(void)
-{
-	if (path[0] != '\0')
-		(void)unlink(path);
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -43,7 +36,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	setlogmask(LOG_UPTO(LOG_CRIT));
 	(void)snprintf(path, sizeof(path), "/tmp/fuzz_parse_config.%d.conf",
 	    (int)getpid());
-	atexit(cleanup);
 	return 0;
 }
 
@@ -102,5 +94,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	config_free(a);
 	config_free(b);
+	(void)unlink(path);
 	return 0;
 }
