@@ -405,9 +405,11 @@ class TestCache(OAuthCase):
         self.assertEqual(SRV.count("total"), 0)
 
     def test_token_entry_ends_with_the_token(self):
-        tok = SRV.mint("gus", fmt="jwt", ttl=1)
+        # exp = iat + 2 with iat in whole seconds: valid for 1 s at least.
+        # The cache's ttl is 3 s: the entry must end with the token.
+        tok = SRV.mint("gus", fmt="jwt", ttl=2)
         self.assertEqual(login_token(self.d.port, "gus", tok), 235)
-        time.sleep(1.5)
+        time.sleep(2.5)
         self.assertEqual(login_token(self.d.port, "gus", tok), 535)
 
     def test_two_users_never_share(self):
