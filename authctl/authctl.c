@@ -355,6 +355,26 @@ ctl_close(struct ctl *ctl, int status)
 }
 
 /*
+ * The end of a listing: say what went wrong (rv is 0 or the failure's
+ * status, err its text), make sure the listing reached stdout, close.
+ */
+int
+ctl_list_end(struct ctl *ctl, int rv, int nomem, const char *err,
+    const char *what)
+{
+	if (nomem) {
+		warnx("out of memory listing %s", what);
+		rv = EXIT_ERROR;
+	} else if (rv != 0)
+		warnx("%s", err);
+	if (fflush(stdout) == EOF) {
+		warn("stdout");
+		rv = EXIT_ERROR;
+	}
+	return ctl_close(ctl, rv);
+}
+
+/*
  * One line from standard input, read an octet at a time so that no
  * copy of the password stays in a stdio buffer, and nothing after the
  * line is taken from the caller.  The newline is not part of it.

@@ -49,6 +49,8 @@ struct ctl {
 /* authctl.c */
 int		 ctl_open(struct ctl *, int mode);
 int		 ctl_close(struct ctl *, int status);
+int		 ctl_list_end(struct ctl *, int rv, int nomem, const char *err,
+		    const char *what);
 int		 password_read(int from_stdin, char *buf, size_t buflen);
 int		 scheme_check(const char *scheme);
 void		 getopt_reset(void);

@@ -43,20 +43,6 @@ struct clisting {
 	int		 nomem;
 };
 
-static const char *
-kind_name(int kind)
-{
-	switch (kind) {
-	case STORE_CACHE_PASSWORD:
-		return "password";
-	case STORE_CACHE_NEGATIVE:
-		return "negative";
-	case STORE_CACHE_TOKEN:
-		return "token";
-	}
-	return "?";
-}
-
 /* ISO 8601, UTC; any int64 the store holds, or "-". */
 static const char *
 fmt_utc(int64_t t, char *buf, size_t len)
@@ -146,7 +132,7 @@ print_rows(const struct clisting *l)
 		r = &l->rows[i];
 		/* An entry is not valid from expires on. */
 		printf("%-8s  %-*s  %-*s  %-*s  %-8s  %-20s  %-20s  %s\n",
-		    kind_name(r->kind), wc, r->checker, wu, r->user, wn,
+		    store_cache_kind_name(r->kind), wc, r->checker, wu, r->user, wn,
 		    r->canonical, r->token, fmt_utc(r->created, t1, sizeof(t1)),
 		    fmt_utc(r->expires, t2, sizeof(t2)),
 		    (int64_t)now >= r->expires ? "expired" : "valid");
@@ -194,16 +180,7 @@ cache_list(struct ctl *ctl, int argc, char *argv[])
 		free(l.rows[i].canonical);
 	}
 	free(l.rows);
-	if (l.nomem) {
-		warnx("out of memory listing the cache");
-		rv = EXIT_ERROR;
-	} else if (rv != 0)
-		warnx("%s", err);
-	if (fflush(stdout) == EOF) {
-		warn("stdout");
-		rv = EXIT_ERROR;
-	}
-	return ctl_close(ctl, rv);
+	return ctl_list_end(ctl, rv, l.nomem, err, "the cache");
 }
 
 static int

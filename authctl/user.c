@@ -487,16 +487,7 @@ user_list(struct ctl *ctl, int argc, char *argv[])
 		free(l.rows[i].addrs);
 	}
 	free(l.rows);
-	if (l.nomem) {
-		warnx("out of memory listing the users");
-		rv = EXIT_ERROR;
-	} else if (rv != 0)
-		warnx("%s", err);
-	if (fflush(stdout) == EOF) {
-		warn("stdout");
-		rv = EXIT_ERROR;
-	}
-	return ctl_close(ctl, rv);
+	return ctl_list_end(ctl, rv, l.nomem, err, "the users");
 }
 
 int

@@ -1037,8 +1037,8 @@ cache_kind_ok(int kind)
 	    kind == STORE_CACHE_TOKEN;
 }
 
-static const char *
-cache_kind_name(int kind)
+const char *
+store_cache_kind_name(int kind)
 {
 	switch (kind) {
 	case STORE_CACHE_PASSWORD:
@@ -1482,7 +1482,7 @@ cache_corrupt_error(const struct store *st, const MDB_val *key,
 		    e->token_hash[0], e->token_hash[1], e->token_hash[2],
 		    e->token_hash[3]);
 	errbuf_set(err, errlen, "store %s: the %s%s entry of checker \"%s\" "
-	    "for user \"%s\" is corrupt: %s", st->dir, cache_kind_name(e->kind),
+	    "for user \"%s\" is corrupt: %s", st->dir, store_cache_kind_name(e->kind),
 	    tok, e->checker, e->user, why);
 }
 

@@ -214,6 +214,9 @@ struct store_cache_entry {
 	char	 scope[CONF_HOST_MAX];		/* tokens: granted scope */
 };
 
+/* "password", "negative", "token"; "?" for anything else. */
+const char	*store_cache_kind_name(int kind);
+
 /*
  * Look up the entry with e's key: 1 found (e's record filled; e->user
  * normalised), 0 none (e's record zeroed; err says why), -1 error (a
