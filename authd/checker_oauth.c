@@ -39,6 +39,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 struct oauth_job {
 	TAILQ_ENTRY(oauth_job)	 entry;		/* waiting for the JWKS */
@@ -305,6 +306,7 @@ password_done(const struct http_response *r, void *arg)
 	struct oauth_job	*j = arg;
 	json_t			*root, *v;
 	const char		*err = NULL;
+	char			 eerr[64 * 4 + 1];
 
 	j->req = NULL;
 	if (response_trouble(j, r, "token endpoint"))
@@ -329,11 +331,13 @@ password_done(const struct http_response *r, void *arg)
 	    strcmp(err, "invalid_grant") == 0) {
 		j->ctx->refused = 1;	/* the cache may remember it */
 		job_done(j, AUTH_FAIL, "refused by provider", 0);
-	}
-	else {
-		log_warnx("checker %s: token endpoint: HTTP %ld%s%.64s",
+	} else {
+		/* The provider's words, made safe for one log line. */
+		if (err != NULL)
+			escape_text(err, strnlen(err, 64), eerr, sizeof(eerr));
+		log_warnx("checker %s: token endpoint: HTTP %ld%s%s",
 		    j->p->name, r->status, err != NULL ? " " : "",
-		    err != NULL ? err : "");
+		    err != NULL ? eerr : "");
 		job_done(j, AUTH_TEMPFAIL, "provider refused our client", 0);
 	}
 	json_decref(root);

@@ -62,6 +62,8 @@ struct http_client {
 	struct http_reqlist	 queued;
 	int			 nrunning;
 	struct event		*kick;		/* finish work off the stack */
+	int			 busy;		/* in one of our events */
+	int			 dying;		/* freed while busy */
 };
 
 /* What we watch on one of libcurl's sockets. */
@@ -74,6 +76,25 @@ static struct event_base	*base;
 
 static void	client_check_done(struct http_client *);
 static void	client_start_queued(struct http_client *);
+static void	client_destroy(struct http_client *);
+
+/*
+ * A callback may drop the last reference to the provider that owns the
+ * client delivering it (a reload replaced it): http_client_free() then
+ * only marks it, and the event that is running frees it on its way out.
+ */
+static void
+client_enter(struct http_client *c)
+{
+	c->busy++;
+}
+
+static void
+client_leave(struct http_client *c)
+{
+	if (--c->busy == 0 && c->dying)
+		client_destroy(c);
+}
 
 int
 http_init(struct event_base *b)
@@ -107,9 +128,11 @@ sock_event(evutil_socket_t fd, short what, void *arg)
 		mask |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
 		mask |= CURL_CSELECT_OUT;
+	client_enter(c);
 	/* hs may be freed by this call (CURL_POLL_REMOVE). */
 	curl_multi_socket_action(c->multi, fd, mask, &running);
 	client_check_done(c);
+	client_leave(c);
 }
 
 static int
@@ -153,8 +176,10 @@ timer_event(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	client_enter(c);
 	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	client_check_done(c);
+	client_leave(c);
 }
 
 static int
@@ -181,8 +206,11 @@ kick_event(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	client_enter(c);
 	client_start_queued(c);
-	client_check_done(c);
+	if (!c->dying)
+		client_check_done(c);
+	client_leave(c);
 }
 
 struct http_client *
@@ -237,6 +265,7 @@ req_free(struct http_req *r)
 	free(r);
 }
 
+/* The requests go at once, their callbacks never run. */
 void
 http_client_free(struct http_client *c)
 {
@@ -252,6 +281,17 @@ http_client_free(struct http_client *c)
 		TAILQ_REMOVE(&c->running, r, entry);
 		req_free(r);
 	}
+	c->nrunning = 0;
+	if (c->busy > 0) {
+		c->dying = 1;
+		return;
+	}
+	client_destroy(c);
+}
+
+static void
+client_destroy(struct http_client *c)
+{
 	if (c->multi != NULL)
 		curl_multi_cleanup(c->multi);
 	if (c->timer != NULL)
@@ -367,11 +407,15 @@ client_start_queued(struct http_client *c)
 		if (left <= 0) {
 			req_finish(r, 0, "timed out waiting for a free "
 			    "connection", 1);
+			if (c->dying)
+				return;
 			continue;
 		}
 		if (req_setup(r, left) == -1 ||
 		    curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
 			req_finish(r, 0, "cannot start the request", 0);
+			if (c->dying)
+				return;
 			continue;
 		}
 		r->started = 1;
@@ -408,6 +452,8 @@ client_check_done(struct http_client *c)
 			req_finish(r, 0, r->errbuf[0] != '\0' ? r->errbuf :
 			    curl_easy_strerror(rc),
 			    rc == CURLE_OPERATION_TIMEDOUT);
+		if (c->dying)
+			return;		/* freed by that callback */
 	}
 	client_start_queued(c);
 }

@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import shutil
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -559,6 +560,29 @@ class TestBreakerCloses(OAuthCase):
         log = self.d.log()[since:]
         self.assertEqual(log.count("not asking the provider"), 1, log)
         self.assertEqual(log.count("the provider answers again"), 1, log)
+
+
+class TestReloadInFlight(OAuthCase):
+    def test_reload_while_the_provider_thinks(self):
+        """The answer comes back to a provider a reload has replaced."""
+        SRV.set_user("quinn", "quinn-pw")
+        SRV.mode(delay_ms=1500)
+        authd = self.d.pids("authd")
+        codes = []
+        th = threading.Thread(target=lambda: codes.append(
+            login_password(self.d.port, "quinn@example.org", "quinn-pw")))
+        th.start()
+        time.sleep(0.5)
+        since = self.d.log_offset()
+        os.kill(self.d.proc.pid, signal.SIGHUP)
+        self.d.wait_log(r"configuration reloaded", since=since)
+        th.join(10)
+        SRV.mode(delay_ms=0)
+        self.assertEqual(codes, [235])
+        self.assertEqual(self.d.pids("authd"), authd)
+        # The new provider works too.
+        self.assertEqual(login_password(self.d.port, "quinn@example.org",
+                                        "quinn-pw"), 235)
 
 
 class TestClientAuthPost(OAuthCase):
