@@ -202,22 +202,6 @@ chain_configure(struct portcullis_conf *conf)
 	return 0;
 }
 
-static const char *
-mech_name(uint32_t m)
-{
-	switch (m) {
-	case SASL_PLAIN:
-		return "PLAIN";
-	case SASL_LOGIN:
-		return "LOGIN";
-	case SASL_XOAUTH2:
-		return "XOAUTH2";
-	case SASL_OAUTHBEARER:
-		return "OAUTHBEARER";
-	}
-	return "unknown";
-}
-
 static void
 chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 {

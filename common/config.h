@@ -17,6 +17,8 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
+#include "mech.h"
+
 #define PORTCULLIS_CONF_FILE	"/etc/portcullis.conf"
 #define PORTCULLIS_USER		"_portcullis"
 #define PORTCULLIS_AUTH_USER	"_portcullis_auth"
@@ -100,14 +102,6 @@ enum checker_type {
 	CHECKER_OAUTH,		/* a remote OAuth 2.0 provider */
 	CHECKER_CACHE,		/* earlier oauth verdicts, in LMDB */
 };
-
-/* SASL mechanisms, as a bit set */
-#define SASL_PLAIN		0x0001	/* RFC 4616 */
-#define SASL_LOGIN		0x0002	/* draft-murchison-sasl-login */
-#define SASL_XOAUTH2		0x0004	/* Google's and Microsoft's */
-#define SASL_OAUTHBEARER	0x0008	/* RFC 7628 */
-#define SASL_PASSWORD_MECHS	(SASL_PLAIN | SASL_LOGIN)
-#define SASL_TOKEN_MECHS	(SASL_XOAUTH2 | SASL_OAUTHBEARER)
 
 #define CONF_FILE_MAX		1024	/* ca-file, key-file, secret files */
 #define CONF_CLAIM_MAX		64

@@ -2168,78 +2168,55 @@ checker_policy(enum chain_policy *dst, int *given, const char *what,
 		*dst = policy;
 }
 
-/*
- * The SASL mechanisms by name.  Those with no bit are known, and will
- * come with the checkers that can verify them.
- */
-static const struct mechanism {
-	const char	*name;
-	uint32_t	 bit;		/* SASL_*; 0: not supported yet */
-} mechanisms[] = {
-	{ "PLAIN",		SASL_PLAIN },
-	{ "LOGIN",		SASL_LOGIN },
-	{ "SCRAM-SHA-256",	0 },
-	{ "XOAUTH2",		SASL_XOAUTH2 },
-	{ "OAUTHBEARER",	SASL_OAUTHBEARER },
+/* The kinds of checker: their names and what they can verify. */
+static const struct checker_kind {
+	enum checker_type	 type;
+	const char		*name;
+	uint32_t		 kinds;		/* CRED_* */
+} checker_kinds[] = {
+	{ CHECKER_LMDB,		"lmdb",		CRED_PASSWORD },
+	{ CHECKER_STATIC,	"static",	CRED_PASSWORD },
+	{ CHECKER_OAUTH,	"oauth",	CRED_PASSWORD | CRED_TOKEN },
+	{ CHECKER_CACHE,	"cache",	CRED_PASSWORD | CRED_TOKEN },
 };
+
+static const struct checker_kind *
+checker_kind(enum checker_type type)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(checker_kinds) / sizeof(checker_kinds[0]); i++)
+		if (checker_kinds[i].type == type)
+			return &checker_kinds[i];
+	return NULL;
+}
 
 /* The mechanisms a type of checker can verify. */
 static uint32_t
 checker_can_verify(enum checker_type type)
 {
-	switch (type) {
-	case CHECKER_LMDB:
-	case CHECKER_STATIC:
-		return SASL_PASSWORD_MECHS;	/* they hold passwords */
-	case CHECKER_OAUTH:
-	case CHECKER_CACHE:
-		return SASL_PASSWORD_MECHS | SASL_TOKEN_MECHS;
-	}
-	return 0;
-}
+	const struct checker_kind	*k = checker_kind(type);
 
-/* The name of the first mechanism in m. */
-static const char *
-mechanism_name(uint32_t m)
-{
-	size_t	 i;
-
-	for (i = 0; i < sizeof(mechanisms) / sizeof(mechanisms[0]); i++)
-		if (mechanisms[i].bit != 0 && (m & mechanisms[i].bit) != 0)
-			return mechanisms[i].name;
-	return "?";
+	return k != NULL ? mech_of_kinds(k->kinds) : 0;
 }
 
 static const char *
 checker_type_name(enum checker_type type)
 {
-	switch (type) {
-	case CHECKER_LMDB:
-		return "lmdb";
-	case CHECKER_STATIC:
-		return "static";
-	case CHECKER_OAUTH:
-		return "oauth";
-	case CHECKER_CACHE:
-		return "cache";
-	}
-	return "?";
+	const struct checker_kind	*k = checker_kind(type);
+
+	return k != NULL ? k->name : "?";
 }
 
 static void
 checker_mechanism(const char *name)
 {
-	const struct mechanism	*m;
-	size_t			 i;
+	const struct sasl_mech	*m;
 
-	for (i = 0; i < sizeof(mechanisms) / sizeof(mechanisms[0]); i++)
-		if (strcasecmp(name, mechanisms[i].name) == 0)
-			break;
-	if (i == sizeof(mechanisms) / sizeof(mechanisms[0])) {
+	if ((m = mech_by_name(name)) == NULL) {
 		conf_error("unknown mechanism \"%s\"", name);
 		return;
 	}
-	m = &mechanisms[i];
 	if (m->bit == 0) {
 		conf_error("mechanism \"%s\" not supported yet", m->name);
 		return;
@@ -2615,11 +2592,11 @@ oauth_check(struct checker_conf *c)
 	else if ((c->mechanisms & ~can & SASL_PASSWORD_MECHS) != 0)
 		conf_error_at(file->name, copts.line, "checker \"%s\": %s "
 		    "needs token-url", c->name,
-		    mechanism_name(c->mechanisms & ~can));
+		    mech_name(c->mechanisms & ~can));
 	else if ((c->mechanisms & ~can) != 0)
 		conf_error_at(file->name, copts.line, "checker \"%s\": %s "
 		    "needs jwks-url or introspection-url", c->name,
-		    mechanism_name(c->mechanisms & ~can));
+		    mech_name(c->mechanisms & ~can));
 }
 
 /* A cache answers for the oauth checkers, with their mechanisms. */
@@ -2648,7 +2625,7 @@ cache_check(void)
 	else if ((cache->mechanisms & ~m) != 0)
 		conf_error_at(cache_origin.file, cache_origin.line,
 		    "checker \"%s\": no oauth checker verifies %s",
-		    cache->name, mechanism_name(cache->mechanisms & ~m));
+		    cache->name, mech_name(cache->mechanisms & ~m));
 	if (cache->cache.key_file[0] == '\0' &&
 	    (size_t)snprintf(cache->cache.key_file,
 	    sizeof(cache->cache.key_file), "%s/cache.key", cache->path) >=

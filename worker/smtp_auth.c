@@ -124,20 +124,18 @@ mechanisms_offered(struct session *s)
 const char *
 smtp_auth_mechanisms(struct session *s)
 {
-	static char	 list[64];
-	uint32_t	 m = mechanisms_offered(s);
+	static char		 list[64];
+	const struct sasl_mech	*mech;
+	uint32_t		 m = mechanisms_offered(s);
 
 	if (m == 0)
 		return NULL;
 	list[0] = '\0';
-	if (m & SASL_PLAIN)
-		strlcat(list, " PLAIN", sizeof(list));
-	if (m & SASL_LOGIN)
-		strlcat(list, " LOGIN", sizeof(list));
-	if (m & SASL_XOAUTH2)
-		strlcat(list, " XOAUTH2", sizeof(list));
-	if (m & SASL_OAUTHBEARER)
-		strlcat(list, " OAUTHBEARER", sizeof(list));
+	for (mech = sasl_mechs; mech->name != NULL; mech++)
+		if (mech->bit & m) {
+			strlcat(list, " ", sizeof(list));
+			strlcat(list, mech->name, sizeof(list));
+		}
 	return list + 1;
 }
 
@@ -323,15 +321,9 @@ auth_step(struct session *s, const char *b64)
 static uint32_t
 mechanism_by_name(const char *name)
 {
-	if (strcasecmp(name, "PLAIN") == 0)
-		return SASL_PLAIN;
-	if (strcasecmp(name, "LOGIN") == 0)
-		return SASL_LOGIN;
-	if (strcasecmp(name, "XOAUTH2") == 0)
-		return SASL_XOAUTH2;
-	if (strcasecmp(name, "OAUTHBEARER") == 0)
-		return SASL_OAUTHBEARER;
-	return 0;
+	const struct sasl_mech	*m = mech_by_name(name);
+
+	return m != NULL ? m->bit : 0;
 }
 
 void
