@@ -81,6 +81,24 @@ config_new_empty(void)
 	return conf;
 }
 
+/*
+ * The PEM a pki carries: the key, and the certificate file, which may
+ * hold the key beside the certificate.  Each buffer is len + 1 bytes,
+ * NUL included.
+ */
+void
+pki_pem_wipe(struct pki *p)
+{
+	if (p->cert_pem != NULL)
+		freezero(p->cert_pem, p->cert_len + 1);
+	p->cert_pem = NULL;
+	p->cert_len = 0;
+	if (p->key_pem != NULL)
+		freezero(p->key_pem, p->key_len + 1);
+	p->key_pem = NULL;
+	p->key_len = 0;
+}
+
 void
 config_free(struct portcullis_conf *conf)
 {
@@ -99,11 +117,7 @@ config_free(struct portcullis_conf *conf)
 	}
 	while ((p = TAILQ_FIRST(&conf->pkis)) != NULL) {
 		TAILQ_REMOVE(&conf->pkis, p, entry);
-		/* Each buffer is len + 1 bytes, NUL included. */
-		if (p->cert_pem != NULL)
-			freezero(p->cert_pem, p->cert_len + 1);
-		if (p->key_pem != NULL)
-			freezero(p->key_pem, p->key_len + 1);
+		pki_pem_wipe(p);
 		free(p);
 	}
 	while ((c = TAILQ_FIRST(&conf->checkers)) != NULL) {

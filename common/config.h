@@ -19,7 +19,10 @@
 
 #include "mech.h"
 
-#define PORTCULLIS_CONF_FILE	"/etc/portcullis.conf"
+#ifndef SYSCONFDIR
+#define SYSCONFDIR		"/etc"
+#endif
+#define PORTCULLIS_CONF_FILE	SYSCONFDIR "/portcullis.conf"
 #define PORTCULLIS_USER		"_portcullis"
 #define PORTCULLIS_AUTH_USER	"_portcullis_auth"
 #define PORTCULLIS_CHROOT	"/var/empty"
@@ -264,6 +267,7 @@ struct portcullis_conf	*parse_config(const char *file);
 const char		*config_errmsg(void);	/* first error of the last parse */
 struct portcullis_conf	*config_new_empty(void);
 void			 config_free(struct portcullis_conf *);
+void			 pki_pem_wipe(struct pki *);
 const char		*listener_address(const struct listener *);
 int			 listener_port(const struct listener *);
 

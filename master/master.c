@@ -298,7 +298,7 @@ main(int argc, char *argv[])
 
 	if ((master = calloc(1, sizeof(*master))) == NULL)
 		err(1, "calloc");
-	master->conffile = SYSCONFDIR "/portcullis.conf";
+	master->conffile = PORTCULLIS_CONF_FILE;
 	TAILQ_INIT(&master->workers);
 	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
 		switch (ch) {

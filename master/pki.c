@@ -61,19 +61,6 @@ pki_ssl_errors(char *buf, size_t len)
 	return buf[0] == '\0' ? "invalid PEM" : buf;
 }
 
-static void
-pki_forget(struct pki *p)
-{
-	if (p->cert_pem != NULL)
-		freezero(p->cert_pem, p->cert_len + 1);
-	p->cert_pem = NULL;
-	p->cert_len = 0;
-	if (p->key_pem != NULL)
-		freezero(p->key_pem, p->key_len + 1);
-	p->key_pem = NULL;
-	p->key_len = 0;
-}
-
 static int
 pki_read_all(int fd, char *buf, size_t size, size_t *lenp)
 {
@@ -270,7 +257,7 @@ pki_load_one(struct pki *p)
 	X509	*x;
 	int	 ret;
 
-	pki_forget(p);
+	pki_pem_wipe(p);
 	if (pki_read_file(p, p->cert_file, 0, &p->cert_pem,
 	    &p->cert_len) == -1 ||
 	    pki_read_file(p, p->key_file, 1, &p->key_pem, &p->key_len) == -1)
@@ -298,7 +285,7 @@ pki_load(struct portcullis_conf *conf)
 			ret = -1;
 	if (ret == -1)
 		TAILQ_FOREACH(p, &conf->pkis, entry)
-			pki_forget(p);
+			pki_pem_wipe(p);
 	ERR_clear_error();
 	return ret;
 }

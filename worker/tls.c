@@ -355,17 +355,8 @@ tls_conf_forget_keys(struct portcullis_conf *conf)
 {
 	struct pki	*p;
 
-	TAILQ_FOREACH(p, &conf->pkis, entry) {
-		if (p->key_pem != NULL)
-			freezero(p->key_pem, p->key_len + 1);
-		p->key_pem = NULL;
-		p->key_len = 0;
-		/* A combined PEM file may hold the key beside the cert. */
-		if (p->cert_pem != NULL)
-			freezero(p->cert_pem, p->cert_len + 1);
-		p->cert_pem = NULL;
-		p->cert_len = 0;
-	}
+	TAILQ_FOREACH(p, &conf->pkis, entry)
+		pki_pem_wipe(p);
 }
 
 /* Every listener that speaks TLS must find its context. */
