@@ -475,8 +475,8 @@ def imsg_types():
 
 
 def sasl_plain_bit():
-    """SASL_PLAIN from common/config.h."""
-    with open(os.path.join(TOP, "common", "config.h")) as f:
+    """SASL_PLAIN from common/mech.h."""
+    with open(os.path.join(TOP, "common", "mech.h")) as f:
         m = re.search(r"#define\s+SASL_PLAIN\s+(\S+)", f.read())
     return int(m.group(1).strip("()"), 0)
 
