@@ -91,6 +91,42 @@ session_reply(struct session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* An error reply; it counts towards max-errors. */
+void
+smtp_reply_error(struct session *s, const char *fmt, ...)
+{
+	char	 line[SMTP_LINE_MAX];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	session_reply(s, "%s", line);
+	if (++s->errors >= (unsigned int)worker->conf->max_errors) {
+		log_info("session %016llx: too many errors, closing",
+		    (unsigned long long)s->id);
+		session_close_after(s, "421 4.7.0 %s Too many errors, closing "
+		    "transmission channel", worker->conf->hostname);
+	}
+}
+
+/* RFC 5321 4.1.1.5: forget the envelope, keep the session. */
+void
+smtp_transaction_reset(struct session *s)
+{
+	for (size_t i = 0; i < s->env.nrcpts; i++)
+		free(s->env.rcpts[i]);
+	free(s->env.rcpts);
+	s->env.rcpts = NULL;
+	s->env.nrcpts = 0;
+	s->rcpt_cap = 0;
+	s->env.sender[0] = '\0';
+	s->env.body_8bit = 0;
+	s->env.smtputf8 = 0;
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		s->state = STATE_HELO;
+}
+
 /* Send a last line, stop reading, free once the output has drained. */
 void
 session_close_after(struct session *s, const char *fmt, ...)
