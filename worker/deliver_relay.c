@@ -156,13 +156,48 @@ static void	relay_send(struct relay *, const char *, ...)
  * Configuration
  */
 
+/* "host", "host:port", "[v6]:port", maybe with a "/": split. */
+static int
+relay_url_host_port(const char *p, char *host, size_t hostsz, char *port,
+    size_t portsz)
+{
+	const char	*end;
+	size_t		 len;
+
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			return -1;
+		len = end - p - 1;
+		p++;
+		end++;
+	} else {
+		end = p + strcspn(p, ":/");
+		len = end - p;
+	}
+	if (len == 0 || len >= hostsz)
+		return -1;
+	memcpy(host, p, len);
+	host[len] = '\0';
+	if (*end == ':') {
+		end++;
+		len = strspn(end, "0123456789");
+		if (len == 0 || len >= portsz)
+			return -1;
+		memcpy(port, end, len);
+		port[len] = '\0';
+		end += len;
+	} else
+		strlcpy(port, relay_conf.lmtp ? "24" : "25", portsz);
+	if (*end == '/')
+		end++;
+	return *end == '\0' ? 0 : -1;
+}
+
 static int
 relay_parse_url(const char *url)
 {
 	char		 host[CONF_URL_MAX], port[8];
-	const char	*p, *end;
 	struct addrinfo	 hints, *res;
-	size_t		 len;
 	int		 error;
 
 	if (strncmp(url, "smtp://", 7) == 0)
@@ -174,34 +209,8 @@ relay_parse_url(const char *url)
 		    "or lmtp://host:port", url);
 		return -1;
 	}
-	p = url + 7;
-	if (*p == '[') {
-		if ((end = strchr(p, ']')) == NULL)
-			goto bad;
-		len = end - p - 1;
-		p++;
-		end++;
-	} else {
-		end = p + strcspn(p, ":/");
-		len = end - p;
-	}
-	if (len == 0 || len >= sizeof(host))
-		goto bad;
-	memcpy(host, p, len);
-	host[len] = '\0';
-	if (*end == ':') {
-		end++;
-		len = strspn(end, "0123456789");
-		if (len == 0 || len >= sizeof(port))
-			goto bad;
-		memcpy(port, end, len);
-		port[len] = '\0';
-		end += len;
-	} else
-		strlcpy(port, relay_conf.lmtp ? "24" : "25", sizeof(port));
-	if (*end == '/')
-		end++;
-	if (*end != '\0')
+	if (relay_url_host_port(url + 7, host, sizeof(host), port,
+	    sizeof(port)) == -1)
 		goto bad;
 
 	memset(&hints, 0, sizeof(hints));
