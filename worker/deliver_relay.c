@@ -65,10 +65,8 @@
 
 #include "log.h"
 #include "deliver_int.h"
+#include "smtp_reply.h"
 
-#define RELAY_LINE_MAX		4096	/* longest reply line we wait for */
-#define RELAY_LINES_MAX		128	/* lines in one reply */
-#define RELAY_TEXT_MAX		512	/* reply text kept */
 #define RELAY_SHOW_MAX		200	/* reply text passed on */
 #define RELAY_LOW_WATER		(DELIVER_HIGH_WATER / 2)
 
@@ -98,14 +96,6 @@ static const char *const relay_state_names[] = {
 	"RCPT", "DATA", "message", "end of data", "QUIT", "closed",
 };
 
-struct relay_reply {
-	int		 code;		/* 0 while incomplete */
-	int		 lines;
-	char		 status[16];	/* enhanced status, "" if none */
-	char		 text[RELAY_TEXT_MAX];
-	size_t		 textlen;
-};
-
 struct relay {
 	struct delivery		 d;
 	enum relay_state	 state;
@@ -132,10 +122,10 @@ struct relay {
 	size_t			 nrcpts;
 	size_t			 rcpt_next;	/* RCPT: index; DOT: replies */
 	uint64_t		 octets;
-	struct relay_reply	 reply;		/* being read */
-	struct relay_reply	 first_temp;	/* LMTP: first 4xx */
-	struct relay_reply	 first_perm;	/* LMTP: first 5xx */
-	struct relay_reply	 first_ok;	/* LMTP: first 2xx */
+	struct smtp_reply	 reply;		/* being read */
+	struct smtp_reply	 first_temp;	/* LMTP: first 4xx */
+	struct smtp_reply	 first_perm;	/* LMTP: first 5xx */
+	struct smtp_reply	 first_ok;	/* LMTP: first 2xx */
 	int			 result_code;
 	char			 result_status[16];
 	char			 result_text[256];
@@ -166,13 +156,48 @@ static void	relay_send(struct relay *, const char *, ...)
  * Configuration
  */
 
+/* "host", "host:port", "[v6]:port", maybe with a "/": split. */
+static int
+relay_url_host_port(const char *p, char *host, size_t hostsz, char *port,
+    size_t portsz)
+{
+	const char	*end;
+	size_t		 len;
+
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			return -1;
+		len = end - p - 1;
+		p++;
+		end++;
+	} else {
+		end = p + strcspn(p, ":/");
+		len = end - p;
+	}
+	if (len == 0 || len >= hostsz)
+		return -1;
+	memcpy(host, p, len);
+	host[len] = '\0';
+	if (*end == ':') {
+		end++;
+		len = strspn(end, "0123456789");
+		if (len == 0 || len >= portsz)
+			return -1;
+		memcpy(port, end, len);
+		port[len] = '\0';
+		end += len;
+	} else
+		strlcpy(port, relay_conf.lmtp ? "24" : "25", portsz);
+	if (*end == '/')
+		end++;
+	return *end == '\0' ? 0 : -1;
+}
+
 static int
 relay_parse_url(const char *url)
 {
 	char		 host[CONF_URL_MAX], port[8];
-	const char	*p, *end;
 	struct addrinfo	 hints, *res;
-	size_t		 len;
 	int		 error;
 
 	if (strncmp(url, "smtp://", 7) == 0)
@@ -184,34 +209,8 @@ relay_parse_url(const char *url)
 		    "or lmtp://host:port", url);
 		return -1;
 	}
-	p = url + 7;
-	if (*p == '[') {
-		if ((end = strchr(p, ']')) == NULL)
-			goto bad;
-		len = end - p - 1;
-		p++;
-		end++;
-	} else {
-		end = p + strcspn(p, ":/");
-		len = end - p;
-	}
-	if (len == 0 || len >= sizeof(host))
-		goto bad;
-	memcpy(host, p, len);
-	host[len] = '\0';
-	if (*end == ':') {
-		end++;
-		len = strspn(end, "0123456789");
-		if (len == 0 || len >= sizeof(port))
-			goto bad;
-		memcpy(port, end, len);
-		port[len] = '\0';
-		end += len;
-	} else
-		strlcpy(port, relay_conf.lmtp ? "24" : "25", sizeof(port));
-	if (*end == '/')
-		end++;
-	if (*end != '\0')
+	if (relay_url_host_port(url + 7, host, sizeof(host), port,
+	    sizeof(port)) == -1)
 		goto bad;
 
 	memset(&hints, 0, sizeof(hints));
@@ -471,106 +470,45 @@ relay_drop(struct relay *r, const char *why)
  * Replies
  */
 
-/* "4.2.1 " at the start of a reply text of class 4: its length. */
-static size_t
-relay_status_len(const char *text, int class)
-{
-	const char	*p = text;
-	int		 part, digits;
-
-	if (*p++ != '0' + class)
-		return 0;
-	for (part = 0; part < 2; part++) {
-		if (*p++ != '.')
-			return 0;
-		for (digits = 0; isdigit((unsigned char)*p); digits++)
-			p++;
-		if (digits < 1 || digits > 3)
-			return 0;
-	}
-	if (*p != ' ' && *p != '\0')
-		return 0;
-	return p - text;
-}
-
+/* RFC 5321 4.1.1.1: the EHLO keywords that change what we send. */
 static void
-relay_reply_line(struct relay *r, const char *text)
+relay_ehlo_keyword(struct relay *r, const char *text)
 {
-	struct relay_reply	*rp = &r->reply;
-	size_t			 n;
-	int			 class = rp->code / 100;
+	size_t	 n = strcspn(text, " ");
 
-	if ((n = relay_status_len(text, class)) > 0) {
-		if (rp->lines == 0 && n < sizeof(rp->status)) {
-			memcpy(rp->status, text, n);
-			rp->status[n] = '\0';
-		}
-		text += n;
-		while (*text == ' ')
-			text++;
-	}
-	if (r->state == R_EHLO && rp->lines > 0) {
-		n = strcspn(text, " ");
-		if (n == 8 && strncasecmp(text, "STARTTLS", n) == 0)
-			r->ext_starttls = 1;
-		else if (n == 8 && strncasecmp(text, "8BITMIME", n) == 0)
-			r->ext_8bitmime = 1;
-		else if (n == 8 && strncasecmp(text, "SMTPUTF8", n) == 0)
-			r->ext_smtputf8 = 1;
-	}
-	if (*text == '\0' || rp->textlen + 2 >= sizeof(rp->text))
-		return;
-	if (rp->textlen > 0)
-		rp->text[rp->textlen++] = ' ';
-	rp->textlen += strlcpy(rp->text + rp->textlen, text,
-	    sizeof(rp->text) - rp->textlen);
-	if (rp->textlen >= sizeof(rp->text))
-		rp->textlen = sizeof(rp->text) - 1;
+	if (n == 8 && strncasecmp(text, "STARTTLS", n) == 0)
+		r->ext_starttls = 1;
+	else if (n == 8 && strncasecmp(text, "8BITMIME", n) == 0)
+		r->ext_8bitmime = 1;
+	else if (n == 8 && strncasecmp(text, "SMTPUTF8", n) == 0)
+		r->ext_smtputf8 = 1;
 }
 
 /*
- * Read one whole reply (RFC 5321 4.2.1: "250-" lines, then "250 ").
+ * Read one whole reply into r->reply (smtp_reply.c parses it).
  * 1: r->reply holds it; 0: more input needed; -1: not SMTP.
  */
 static int
 relay_read_reply(struct relay *r, struct evbuffer *in)
 {
-	struct relay_reply	*rp = &r->reply;
-	char			*line;
-	size_t			 len;
-	int			 code, last;
+	const char	*text;
+	char		*line;
+	size_t		 len;
+	int		 first, rv;
 
-	for (;;) {
+	do {
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
 		if (line == NULL)
-			return evbuffer_get_length(in) > RELAY_LINE_MAX ?
-			    -1 : 0;
-		if (len < 3 || line[0] < '2' || line[0] > '5' ||
-		    !isdigit((unsigned char)line[1]) ||
-		    !isdigit((unsigned char)line[2]) ||
-		    (len > 3 && line[3] != ' ' && line[3] != '-') ||
-		    strlen(line) != len) {
-			free(line);
-			return -1;
-		}
-		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-		    (line[2] - '0');
-		if (rp->lines == 0) {
-			memset(rp, 0, sizeof(*rp));
-			rp->code = code;
-		} else if (code != rp->code || rp->lines >= RELAY_LINES_MAX) {
-			free(line);
-			return -1;
-		}
-		last = len == 3 || line[3] == ' ';
-		relay_reply_line(r, len > 4 ? line + 4 : "");
-		rp->lines++;
+			return smtp_reply_pending(evbuffer_get_length(in)) ==
+			    SMTP_REPLY_ERROR ? -1 : 0;
+		first = r->reply.lines == 0;
+		rv = smtp_reply_feed(&r->reply, line, len, &text);
+		/* The first line of the reply to EHLO is the greeting. */
+		if (rv != SMTP_REPLY_ERROR && r->state == R_EHLO && !first)
+			relay_ehlo_keyword(r, text);
 		free(line);
-		if (last) {
-			rp->lines = 0;	/* the next line starts a reply */
-			return 1;
-		}
-	}
+	} while (rv == SMTP_REPLY_MORE);
+	return rv == SMTP_REPLY_DONE ? 1 : -1;
 }
 
 /*
@@ -578,7 +516,7 @@ relay_read_reply(struct relay *r, struct evbuffer *in)
  * status when it gave one of the same class, and its text cleaned.
  */
 static void
-relay_refused(struct relay *r, const struct relay_reply *rp,
+relay_refused(struct relay *r, const struct smtp_reply *rp,
     const char *what)
 {
 	char	 shown[RELAY_SHOW_MAX + 1], text[256], why[512];
@@ -725,7 +663,7 @@ relay_start_tls(struct relay *r)
 static int
 relay_lmtp_reply(struct relay *r)
 {
-	const struct relay_reply	*rp = &r->reply;
+	const struct smtp_reply	*rp = &r->reply;
 	const char			*rcpt = r->rcpts[r->rcpt_next];
 	char				 shown[RELAY_SHOW_MAX + 1];
 
@@ -777,6 +715,99 @@ relay_success(struct relay *r)
 	relay_result(r, 250, "2.0.0", text);
 }
 
+/* Done with the connection, at once.  Always -1: stop reading. */
+static int
+relay_stop(struct relay *r)
+{
+	relay_close(r);
+	relay_maybe_free(r);
+	return -1;
+}
+
+/* EHLO said 250: STARTTLS if we must, else MAIL. */
+static int
+relay_ehlo_done(struct relay *r)
+{
+	if (relay_conf.ssl_ctx != NULL && !r->tls_active) {
+		if (!r->ext_starttls) {
+			relay_fail(r, 451, "4.7.0",
+			    "Next hop does not offer STARTTLS",
+			    "STARTTLS required but not offered");
+			relay_quit(r);
+			return -1;
+		}
+		relay_send(r, "STARTTLS");
+		r->state = R_STARTTLS;
+		relay_arm(r, relay_reply_timeout);
+		return 0;
+	}
+	if (relay_send_mail(r) == -1) {
+		relay_quit(r);
+		return -1;
+	}
+	return 0;
+}
+
+/* One RCPT answered: the next, or DATA after the last. */
+static int
+relay_rcpt_done(struct relay *r)
+{
+	char	 what[SMTP_PATH_MAX + 16];
+
+	if (r->reply.code / 100 != 2) {
+		snprintf(what, sizeof(what), "RCPT TO:<%s>",
+		    r->rcpts[r->rcpt_next]);
+		relay_refused(r, &r->reply, what);
+		relay_quit(r);
+		return -1;
+	}
+	if (++r->rcpt_next < r->nrcpts) {
+		relay_send_rcpt(r);
+		return 0;
+	}
+	relay_send(r, "DATA");
+	r->state = R_DATA;
+	relay_arm(r, relay_reply_timeout);
+	return 0;
+}
+
+/* DATA said 354: what the session wrote meanwhile goes out. */
+static int
+relay_data_go(struct relay *r)
+{
+	r->state = R_BODY;
+	if (evbuffer_add_buffer(bufferevent_get_output(r->bev),
+	    r->pre) == -1) {
+		relay_fail(r, 451, "4.3.0", "Local error in processing",
+		    "out of memory");
+		return relay_stop(r);
+	}
+	evbuffer_free(r->pre);
+	r->pre = NULL;
+	if (r->ended)
+		relay_send_dot(r);
+	return 0;
+}
+
+/* The reply (LMTP: one of the replies) to the final dot. */
+static int
+relay_dot_done(struct relay *r)
+{
+	if (r->lmtp) {
+		if (relay_lmtp_reply(r) == 0) {
+			relay_arm(r, 2 * relay_reply_timeout);
+			return 0;
+		}
+		if (!r->have_result)
+			relay_success(r);
+	} else if (r->reply.code / 100 == 2)
+		relay_success(r);
+	else
+		relay_refused(r, &r->reply, "end of data");
+	relay_quit(r);
+	return -1;
+}
+
 /*
  * One reply in r->reply, in r->state.  0: go on reading; -1: stop
  * (r may be gone).
@@ -784,9 +815,8 @@ relay_success(struct relay *r)
 static int
 relay_handle_reply(struct relay *r)
 {
-	const struct relay_reply	*rp = &r->reply;
-	int				 ok = rp->code / 100 == 2;
-	char				 what[SMTP_PATH_MAX + 16];
+	const struct smtp_reply	*rp = &r->reply;
+	int			 ok = rp->code / 100 == 2;
 
 	evtimer_del(r->timer);
 	switch (r->state) {
@@ -798,33 +828,11 @@ relay_handle_reply(struct relay *r)
 	case R_EHLO:
 		if (!ok)
 			break;
-		if (relay_conf.ssl_ctx != NULL && !r->tls_active) {
-			if (!r->ext_starttls) {
-				relay_fail(r, 451, "4.7.0",
-				    "Next hop does not offer STARTTLS",
-				    "STARTTLS required but not offered");
-				relay_quit(r);
-				return -1;
-			}
-			relay_send(r, "STARTTLS");
-			r->state = R_STARTTLS;
-			relay_arm(r, relay_reply_timeout);
-			return 0;
-		}
-		if (relay_send_mail(r) == -1) {
-			relay_quit(r);
-			return -1;
-		}
-		return 0;
+		return relay_ehlo_done(r);
 	case R_STARTTLS:
 		if (rp->code != 220)
 			break;
-		if (relay_start_tls(r) == -1) {
-			relay_close(r);
-			relay_maybe_free(r);
-			return -1;
-		}
-		return 0;
+		return relay_start_tls(r) == -1 ? relay_stop(r) : 0;
 	case R_MAIL:
 		if (!ok)
 			break;
@@ -832,68 +840,23 @@ relay_handle_reply(struct relay *r)
 		relay_send_rcpt(r);
 		return 0;
 	case R_RCPT:
-		if (!ok) {
-			snprintf(what, sizeof(what), "RCPT TO:<%s>",
-			    r->rcpts[r->rcpt_next]);
-			relay_refused(r, rp, what);
-			relay_quit(r);
-			return -1;
-		}
-		if (++r->rcpt_next < r->nrcpts) {
-			relay_send_rcpt(r);
-			return 0;
-		}
-		relay_send(r, "DATA");
-		r->state = R_DATA;
-		relay_arm(r, relay_reply_timeout);
-		return 0;
+		return relay_rcpt_done(r);
 	case R_DATA:
 		if (rp->code != 354)
 			break;
-		r->state = R_BODY;
-		if (evbuffer_add_buffer(bufferevent_get_output(r->bev),
-		    r->pre) == -1) {
-			relay_fail(r, 451, "4.3.0", "Local error in processing",
-			    "out of memory");
-			relay_close(r);
-			relay_maybe_free(r);
-			return -1;
-		}
-		evbuffer_free(r->pre);
-		r->pre = NULL;
-		if (r->ended)
-			relay_send_dot(r);
-		return 0;
+		return relay_data_go(r);
 	case R_DOT:
-		if (r->lmtp) {
-			if (relay_lmtp_reply(r) == 0) {
-				relay_arm(r, 2 * relay_reply_timeout);
-				return 0;
-			}
-			if (!r->have_result)
-				relay_success(r);
-		} else if (ok)
-			relay_success(r);
-		else
-			relay_refused(r, rp, "end of data");
-		relay_quit(r);
-		return -1;
+		return relay_dot_done(r);
 	case R_QUIT:
-		relay_close(r);
-		relay_maybe_free(r);
-		return -1;
+		return relay_stop(r);
 	case R_BODY:
 		/* Nothing was asked: the next hop gives up (421 ...). */
 		relay_refused(r, rp, "unsolicited reply during the message");
-		relay_close(r);
-		relay_maybe_free(r);
-		return -1;
+		return relay_stop(r);
 	default:
 		relay_fail(r, 451, "4.5.0", "Next hop protocol error",
 		    "unexpected reply");
-		relay_close(r);
-		relay_maybe_free(r);
-		return -1;
+		return relay_stop(r);
 	}
 	/* The awaited reply said no. */
 	relay_refused(r, rp, "reply");

@@ -326,37 +326,30 @@ mechanism_by_name(const char *name)
 	return m != NULL ? m->bit : 0;
 }
 
+/*
+ * After the state: AUTH is refused when no checker is configured, and
+ * before TLS where passwords must not travel in the clear.
+ */
+const char *
+smtp_auth_policy(struct session *s)
+{
+	if (mechanisms_configured() == 0)
+		return "502 5.5.1 AUTH not available";
+	if (mechanisms_offered(s) == 0)
+		return "530 5.7.0 Must issue a STARTTLS command first";
+	return NULL;
+}
+
+/* "AUTH mechanism [initial-response]": the table checked the rest. */
 void
 smtp_auth_command(struct session *s, char *arg)
 {
 	char		*mech = arg, *ir;
-	uint32_t	 offered = mechanisms_offered(s);
 
-	if (s->auth_user[0] != '\0') {
-		smtp_reply_error(s, "503 5.5.1 Already authenticated");
-		return;
-	}
-	if (s->state == STATE_MAIL || s->state == STATE_RCPT) {
-		smtp_reply_error(s, "503 5.5.1 AUTH not permitted in a mail "
-		    "transaction");
-		return;
-	}
-	if (s->state == STATE_INIT) {
-		smtp_reply_error(s, "503 5.5.1 Send EHLO first");
-		return;
-	}
-	if (mechanisms_configured() == 0) {
-		smtp_reply_error(s, "502 5.5.1 AUTH not available");
-		return;
-	}
-	if (offered == 0) {
-		smtp_reply_error(s, "530 5.7.0 Must issue a STARTTLS command "
-		    "first");
-		return;
-	}
 	if ((ir = strchr(arg, ' ')) != NULL)
 		*ir++ = '\0';
-	if ((s->auth_mech = mechanism_by_name(mech) & offered) == 0) {
+	if ((s->auth_mech = mechanism_by_name(mech) &
+	    mechanisms_offered(s)) == 0) {
 		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
 		    "type");
 		return;

@@ -1,23 +1,25 @@
 /*
  * smtp_cmd.c -- the SMTP commands (RFC 5321 4.1) and their replies.
  *
- * One function per command; each checks the sequence first, then the
- * syntax, then the policy, and answers with the reply code and the
- * enhanced status code (RFC 2034, RFC 3463) that case calls for.  Every
- * error counts against the session; after max-errors the session is
- * closed with 421.  No open relay: without AUTH only recipients in a
- * local domain are accepted.
+ * smtp_cmds[] below holds every verb we know: the states it is
+ * allowed in and the reply in the others, its argument, and its
+ * handler; smtp_command() looks the verb up and refuses what the entry
+ * says to refuse (the order is in smtp_cmd.h), so that a handler runs
+ * only in its states and with its argument, and deals with the rest:
+ * the argument's own syntax and the policy.  Replies carry the
+ * enhanced status code (RFC 2034, RFC 3463) that case calls for.
+ * Every error counts against the session; after max-errors the
+ * session is closed with 421.  No open relay: without AUTH only
+ * recipients in a local domain are accepted.
  */
 
-#include <ctype.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
+#include "smtp_cmd.h"
 #include "worker.h"
 
 struct mail_params {
@@ -25,41 +27,6 @@ struct mail_params {
 	int		 body_8bit;
 	int		 smtputf8;
 };
-
-/* An error reply; it counts towards max-errors. */
-void
-smtp_reply_error(struct session *s, const char *fmt, ...)
-{
-	char	 line[SMTP_LINE_MAX];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	session_reply(s, "%s", line);
-	if (++s->errors >= (unsigned int)worker->conf->max_errors) {
-		log_info("session %016llx: too many errors, closing",
-		    (unsigned long long)s->id);
-		session_close_after(s, "421 4.7.0 %s Too many errors, closing "
-		    "transmission channel", worker->conf->hostname);
-	}
-}
-
-void
-smtp_transaction_reset(struct session *s)
-{
-	for (size_t i = 0; i < s->env.nrcpts; i++)
-		free(s->env.rcpts[i]);
-	free(s->env.rcpts);
-	s->env.rcpts = NULL;
-	s->env.nrcpts = 0;
-	s->rcpt_cap = 0;
-	s->env.sender[0] = '\0';
-	s->env.body_8bit = 0;
-	s->env.smtputf8 = 0;
-	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
-		s->state = STATE_HELO;
-}
 
 static const char *
 addr_domain(const char *addr)
@@ -240,17 +207,19 @@ sender_allowed(struct session *s, const char *sender)
 	return strcasecmp(sender, user) == 0;
 }
 
+#define REPLY_UNKNOWN		"500 5.5.1 Command unrecognized"
+#define REPLY_TOO_LONG		"500 5.5.2 Line too long"
+#define REPLY_NOT_IMPLEMENTED	"502 5.5.1 Command not implemented"
+#define REPLY_BAD_SEQUENCE	"503 5.5.1 Bad sequence of commands"
+#define REPLY_BAD_SENDER	"501 5.1.7 Bad sender address syntax"
+#define REPLY_BAD_RCPT		"501 5.1.3 Bad recipient address syntax"
+
 static void
-cmd_helo(struct session *s, char *arg, int esmtp)
+smtp_greet_back(struct session *s, char *arg, int esmtp)
 {
 	struct listener	*l = s->listener;
 	const char	*host = worker->conf->hostname, *mechs;
 
-	if (*arg == '\0' || strchr(arg, ' ') != NULL) {
-		smtp_reply_error(s, "501 5.5.4 Syntax: %s hostname",
-		    esmtp ? "EHLO" : "HELO");
-		return;
-	}
 	strlcpy(s->helo, arg, sizeof(s->helo));
 	/* RFC 5321 4.1.4: HELO/EHLO also resets the transaction. */
 	smtp_transaction_reset(s);
@@ -273,28 +242,29 @@ cmd_helo(struct session *s, char *arg, int esmtp)
 	session_reply(s, "250 SMTPUTF8");
 }
 
-static int
-mail_allowed(struct session *s)
+static void
+cmd_ehlo(struct session *s, char *arg)
+{
+	smtp_greet_back(s, arg, 1);
+}
+
+static void
+cmd_helo(struct session *s, char *arg)
+{
+	smtp_greet_back(s, arg, 0);
+}
+
+/* RFC 3207 4 and RFC 4954 4: what the listener demands before MAIL. */
+static const char *
+mail_policy(struct session *s)
 {
 	struct listener	*l = s->listener;
 
-	if (s->state == STATE_INIT) {
-		smtp_reply_error(s, "503 5.5.1 Send HELO or EHLO first");
-		return 0;
-	}
-	if (s->state != STATE_HELO) {
-		smtp_reply_error(s, "503 5.5.1 Nested MAIL command");
-		return 0;
-	}
-	if ((l->flags & LISTEN_TLS_REQUIRE) && !s->tls) {
-		smtp_reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
-		return 0;
-	}
-	if ((l->flags & LISTEN_AUTH_REQUIRE) && s->auth_user[0] == '\0') {
-		smtp_reply_error(s, "530 5.7.0 Authentication required");
-		return 0;
-	}
-	return 1;
+	if ((l->flags & LISTEN_TLS_REQUIRE) && !s->tls)
+		return "530 5.7.0 Must issue a STARTTLS command first";
+	if ((l->flags & LISTEN_AUTH_REQUIRE) && s->auth_user[0] == '\0')
+		return "530 5.7.0 Authentication required";
+	return NULL;
 }
 
 static void
@@ -304,11 +274,9 @@ cmd_mail(struct session *s, char *arg)
 	char			 addr[SMTP_PATH_MAX], *params, *param;
 	int			 utf8;
 
-	if (!mail_allowed(s))
-		return;
 	if (parse_path(arg, "FROM:", addr, sizeof(addr), &params,
 	    &utf8) == -1) {
-		smtp_reply_error(s, "501 5.1.7 Bad sender address syntax");
+		smtp_reply_error(s, REPLY_BAD_SENDER);
 		return;
 	}
 	memset(&mp, 0, sizeof(mp));
@@ -339,18 +307,31 @@ cmd_mail(struct session *s, char *arg)
 }
 
 static void
+rcpt_add(struct session *s, const char *addr)
+{
+	char	**n;
+
+	if (s->env.nrcpts == s->rcpt_cap) {
+		s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
+		n = reallocarray(s->env.rcpts, s->rcpt_cap, sizeof(*n));
+		if (n == NULL)
+			fatal("reallocarray");
+		s->env.rcpts = n;
+	}
+	if ((s->env.rcpts[s->env.nrcpts] = strdup(addr)) == NULL)
+		fatal("strdup");
+	s->env.nrcpts++;
+}
+
+static void
 cmd_rcpt(struct session *s, char *arg)
 {
-	char	 addr[SMTP_PATH_MAX], *params, **n;
+	char	 addr[SMTP_PATH_MAX], *params;
 	int	 utf8;
 
-	if (s->state != STATE_MAIL && s->state != STATE_RCPT) {
-		smtp_reply_error(s, "503 5.5.1 Need MAIL before RCPT");
-		return;
-	}
 	if (parse_path(arg, "TO:", addr, sizeof(addr), &params, &utf8) == -1 ||
 	    addr[0] == '\0') {
-		smtp_reply_error(s, "501 5.1.3 Bad recipient address syntax");
+		smtp_reply_error(s, REPLY_BAD_RCPT);
 		return;
 	}
 	if (*params != '\0') {
@@ -373,16 +354,7 @@ cmd_rcpt(struct session *s, char *arg)
 		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		return;
 	}
-	if (s->env.nrcpts == s->rcpt_cap) {
-		s->rcpt_cap = s->rcpt_cap ? s->rcpt_cap * 2 : 4;
-		n = reallocarray(s->env.rcpts, s->rcpt_cap, sizeof(*n));
-		if (n == NULL)
-			fatal("reallocarray");
-		s->env.rcpts = n;
-	}
-	if ((s->env.rcpts[s->env.nrcpts] = strdup(addr)) == NULL)
-		fatal("strdup");
-	s->env.nrcpts++;
+	rcpt_add(s, addr);
 	s->state = STATE_RCPT;
 	session_reply(s, "250 2.1.5 Ok");
 }
@@ -390,112 +362,240 @@ cmd_rcpt(struct session *s, char *arg)
 static void
 cmd_data(struct session *s, char *arg)
 {
-	if (*arg != '\0') {
-		smtp_reply_error(s, "501 5.5.4 Syntax: DATA");
-		return;
-	}
-	if (s->state == STATE_MAIL) {
-		smtp_reply_error(s, "554 5.5.1 No valid recipients");
-		return;
-	}
-	if (s->state != STATE_RCPT) {
-		smtp_reply_error(s, "503 5.5.1 Need RCPT before DATA");
-		return;
-	}
+	(void)arg;
 	smtp_data_start(s);
+}
+
+static void
+cmd_rset(struct session *s, char *arg)
+{
+	(void)arg;
+	smtp_transaction_reset(s);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct session *s, char *arg)
+{
+	(void)arg;
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct session *s, char *arg)
+{
+	(void)arg;
+	s->state = STATE_QUIT;
+	session_close_after(s, "221 2.0.0 Bye");
+}
+
+static const char *
+starttls_gate(struct session *s)
+{
+	if (!(s->listener->flags & LISTEN_STARTTLS))
+		return "502 5.5.1 STARTTLS not available";
+	if (s->tls)
+		return "503 5.5.1 TLS already active";
+	return NULL;
 }
 
 static void
 cmd_starttls(struct session *s, char *arg)
 {
-	if (!(s->listener->flags & LISTEN_STARTTLS)) {
-		smtp_reply_error(s, "502 5.5.1 STARTTLS not available");
-		return;
-	}
-	if (s->tls) {
-		smtp_reply_error(s, "503 5.5.1 TLS already active");
-		return;
-	}
-	if (*arg != '\0') {
-		smtp_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
-		return;
-	}
-	if (s->state == STATE_MAIL || s->state == STATE_RCPT) {
-		smtp_reply_error(s, "503 5.5.1 STARTTLS inside a mail transaction");
-		return;
-	}
+	(void)arg;
 	session_reply(s, "220 2.0.0 Ready to start TLS");
 	session_starttls(s);
+}
+
+/* RFC 4954 4: once authenticated, AUTH is refused whatever the state. */
+static const char *
+auth_gate(struct session *s)
+{
+	if (s->auth_user[0] != '\0')
+		return "503 5.5.1 Already authenticated";
+	return NULL;
 }
 
 static void
 cmd_vrfy(struct session *s, char *arg)
 {
-	if (*arg == '\0') {
-		smtp_reply_error(s, "501 5.5.4 Syntax: VRFY address");
-		return;
-	}
+	(void)arg;
 	/* RFC 5321 3.5.3: neither confirm nor deny. */
 	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept "
 	    "message and attempt delivery");
 }
 
 static void
-cmd_help(struct session *s)
+cmd_help(struct session *s, char *arg)
 {
+	(void)arg;
 	session_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
 	    "NOOP QUIT VRFY HELP STARTTLS");
 	session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+/* The states a command line is read in. */
+#define ANY_STATE	(CMD_STATE(STATE_INIT) | CMD_STATE(STATE_HELO) | \
+			 CMD_STATE(STATE_MAIL) | CMD_STATE(STATE_RCPT))
+#define NOT_IMPLEMENTED(v) \
+	{ .verb = (v), .flags = CMD_NOT_IMPLEMENTED }
+#define NOT_IMPLEMENTED_END(v) \
+	{ .verb = (v), .flags = CMD_NOT_IMPLEMENTED | CMD_GROUP_END }
+
+/*
+ * Sorted by verb, for bsearch.  CMD_GROUP_END marks the verbs RFC
+ * 2920 3.1 puts last in a pipelined group, for the client's sake: the
+ * server reads on after any of them and answers each group in one
+ * write.  Only STARTTLS throws away what follows it (RFC 3207 4.2,
+ * session_starttls()); after QUIT, DATA and AUTH what follows is read
+ * in the state they leave the session in.
+ */
+const struct smtp_cmd smtp_cmds[] = {
+	{ .verb = "AUTH", .states = CMD_STATE(STATE_HELO),
+	  .refuse = {
+		[STATE_INIT] = "503 5.5.1 Send EHLO first",
+		[STATE_MAIL] = "503 5.5.1 AUTH not permitted in a mail "
+		    "transaction",
+		[STATE_RCPT] = "503 5.5.1 AUTH not permitted in a mail "
+		    "transaction" },
+	  .arg = ARG_REQUIRED,
+	  .bad_arg = "504 5.5.4 Unrecognized authentication type",
+	  .flags = CMD_GROUP_END | CMD_LONG_LINE,
+	  .gate = auth_gate, .policy = smtp_auth_policy,
+	  .handler = smtp_auth_command },
+	NOT_IMPLEMENTED("BDAT"),	/* RFC 3030: no CHUNKING */
+	{ .verb = "DATA", .states = CMD_STATE(STATE_RCPT),
+	  .refuse = {
+		[STATE_INIT] = "503 5.5.1 Need RCPT before DATA",
+		[STATE_HELO] = "503 5.5.1 Need RCPT before DATA",
+		/* RFC 5321 3.3: no recipient was accepted. */
+		[STATE_MAIL] = "554 5.5.1 No valid recipients" },
+	  .arg = ARG_NONE, .bad_arg = "501 5.5.4 Syntax: DATA",
+	  .flags = CMD_GROUP_END | CMD_SYNTAX_FIRST,
+	  .handler = cmd_data },
+	{ .verb = "EHLO", .states = ANY_STATE,
+	  .arg = ARG_WORD, .bad_arg = "501 5.5.4 Syntax: EHLO hostname",
+	  .flags = CMD_GROUP_END, .handler = cmd_ehlo },
+	NOT_IMPLEMENTED("ETRN"),	/* RFC 1985: not a relay */
+	NOT_IMPLEMENTED_END("EXPN"),	/* RFC 5321 3.5.2: no lists shown */
+	{ .verb = "HELO", .states = ANY_STATE,
+	  .arg = ARG_WORD, .bad_arg = "501 5.5.4 Syntax: HELO hostname",
+	  .flags = CMD_GROUP_END, .handler = cmd_helo },
+	{ .verb = "HELP", .states = ANY_STATE, .arg = ARG_OPTIONAL,
+	  .handler = cmd_help },
+	{ .verb = "MAIL", .states = CMD_STATE(STATE_HELO),
+	  .refuse = {
+		[STATE_INIT] = "503 5.5.1 Send HELO or EHLO first",
+		[STATE_MAIL] = "503 5.5.1 Nested MAIL command",
+		[STATE_RCPT] = "503 5.5.1 Nested MAIL command" },
+	  .arg = ARG_REQUIRED, .bad_arg = REPLY_BAD_SENDER,
+	  .policy = mail_policy, .handler = cmd_mail },
+	{ .verb = "NOOP", .states = ANY_STATE, .arg = ARG_OPTIONAL,
+	  .flags = CMD_GROUP_END, .handler = cmd_noop },
+	{ .verb = "QUIT", .states = ANY_STATE, .arg = ARG_OPTIONAL,
+	  .flags = CMD_GROUP_END, .handler = cmd_quit },
+	{ .verb = "RCPT",
+	  .states = CMD_STATE(STATE_MAIL) | CMD_STATE(STATE_RCPT),
+	  .refuse = {
+		[STATE_INIT] = "503 5.5.1 Need MAIL before RCPT",
+		[STATE_HELO] = "503 5.5.1 Need MAIL before RCPT" },
+	  .arg = ARG_REQUIRED, .bad_arg = REPLY_BAD_RCPT,
+	  .handler = cmd_rcpt },
+	{ .verb = "RSET", .states = ANY_STATE, .arg = ARG_OPTIONAL,
+	  .handler = cmd_rset },
+	{ .verb = "STARTTLS",
+	  .states = CMD_STATE(STATE_INIT) | CMD_STATE(STATE_HELO),
+	  .refuse = {
+		[STATE_MAIL] = "503 5.5.1 STARTTLS inside a mail transaction",
+		[STATE_RCPT] = "503 5.5.1 STARTTLS inside a mail transaction" },
+	  .arg = ARG_NONE, .bad_arg = "501 5.5.4 Syntax: STARTTLS",
+	  .flags = CMD_GROUP_END | CMD_SYNTAX_FIRST,
+	  .gate = starttls_gate, .handler = cmd_starttls },
+	NOT_IMPLEMENTED_END("TURN"),	/* RFC 5321 4.1.1: obsolete */
+	{ .verb = "VRFY", .states = ANY_STATE,
+	  .arg = ARG_REQUIRED, .bad_arg = "501 5.5.4 Syntax: VRFY address",
+	  .flags = CMD_GROUP_END, .handler = cmd_vrfy },
+};
+const size_t	smtp_ncmds = sizeof(smtp_cmds) / sizeof(smtp_cmds[0]);
+
+static int
+smtp_cmd_cmp(const void *key, const void *elem)
+{
+	return strcasecmp(key, ((const struct smtp_cmd *)elem)->verb);
+}
+
+const struct smtp_cmd *
+smtp_cmd_lookup(const char *verb)
+{
+	return bsearch(verb, smtp_cmds, smtp_ncmds, sizeof(smtp_cmds[0]),
+	    smtp_cmd_cmp);
+}
+
+static int
+arg_fits(const struct smtp_cmd *c, const char *arg)
+{
+	switch (c->arg) {
+	case ARG_NONE:
+		return *arg == '\0';
+	case ARG_REQUIRED:
+		return *arg != '\0';
+	case ARG_WORD:
+		return *arg != '\0' && strchr(arg, ' ') == NULL;
+	default:
+		return 1;
+	}
+}
+
+/* The reply that refuses the command now, in smtp_cmd.h's order; or NULL. */
+const char *
+smtp_cmd_refusal(struct session *s, const struct smtp_cmd *c,
+    const char *arg)
+{
+	const char	*why;
+
+	if (c->flags & CMD_NOT_IMPLEMENTED)
+		return REPLY_NOT_IMPLEMENTED;
+	if (c->gate != NULL && (why = c->gate(s)) != NULL)
+		return why;
+	if ((c->flags & CMD_SYNTAX_FIRST) && !arg_fits(c, arg))
+		return c->bad_arg;
+	if (!(c->states & CMD_STATE(s->state)))
+		return (unsigned int)s->state < CMD_STATES &&
+		    c->refuse[s->state] != NULL ? c->refuse[s->state] :
+		    REPLY_BAD_SEQUENCE;
+	if (c->policy != NULL && (why = c->policy(s)) != NULL)
+		return why;
+	if (!arg_fits(c, arg))
+		return c->bad_arg;
+	return NULL;
 }
 
 /* One command line, without its CR LF. */
 void
 smtp_command(struct session *s, char *line)
 {
-	char	*arg;
-
-	/* Only AUTH may carry a long initial response (RFC 4954 4). */
-	if (strlen(line) + 2 > SMTP_LINE_MAX &&
-	    strncasecmp(line, "AUTH ", 5) != 0) {
-		smtp_reply_error(s, "500 5.5.2 Line too long");
-		return;
-	}
+	const struct smtp_cmd	*c;
+	const char		*why;
+	size_t			 len = strlen(line);
+	char			*arg;
 
 	if ((arg = strchr(line, ' ')) != NULL)
 		*arg++ = '\0';
 	else
-		arg = line + strlen(line);
-
-	if (strcasecmp(line, "EHLO") == 0)
-		cmd_helo(s, arg, 1);
-	else if (strcasecmp(line, "HELO") == 0)
-		cmd_helo(s, arg, 0);
-	else if (strcasecmp(line, "MAIL") == 0)
-		cmd_mail(s, arg);
-	else if (strcasecmp(line, "RCPT") == 0)
-		cmd_rcpt(s, arg);
-	else if (strcasecmp(line, "DATA") == 0)
-		cmd_data(s, arg);
-	else if (strcasecmp(line, "RSET") == 0) {
-		smtp_transaction_reset(s);
-		session_reply(s, "250 2.0.0 Ok");
-	} else if (strcasecmp(line, "NOOP") == 0)
-		session_reply(s, "250 2.0.0 Ok");
-	else if (strcasecmp(line, "QUIT") == 0) {
-		s->state = STATE_QUIT;
-		session_close_after(s, "221 2.0.0 Bye");
-	} else if (strcasecmp(line, "VRFY") == 0)
-		cmd_vrfy(s, arg);
-	else if (strcasecmp(line, "HELP") == 0)
-		cmd_help(s);
-	else if (strcasecmp(line, "STARTTLS") == 0)
-		cmd_starttls(s, arg);
-	else if (strcasecmp(line, "AUTH") == 0)
-		smtp_auth_command(s, arg);
-	else if (strcasecmp(line, "EXPN") == 0 ||
-	    strcasecmp(line, "BDAT") == 0 ||
-	    strcasecmp(line, "ETRN") == 0 || strcasecmp(line, "TURN") == 0)
-		smtp_reply_error(s, "502 5.5.1 Command not implemented");
-	else
-		smtp_reply_error(s, "500 5.5.1 Command unrecognized");
+		arg = line + len;
+	c = smtp_cmd_lookup(line);
+	if (len + 2 > SMTP_LINE_MAX &&
+	    (c == NULL || !(c->flags & CMD_LONG_LINE))) {
+		smtp_reply_error(s, REPLY_TOO_LONG);
+		return;
+	}
+	if (c == NULL) {
+		smtp_reply_error(s, REPLY_UNKNOWN);
+		return;
+	}
+	if ((why = smtp_cmd_refusal(s, c, arg)) != NULL) {
+		smtp_reply_error(s, "%s", why);
+		return;
+	}
+	c->handler(s, arg);
 }

@@ -65,6 +65,16 @@ RB_PROTOTYPE(addr_tree, addr_count, entry, addr_count_cmp)
 RB_GENERATE(addr_tree, addr_count, entry, addr_count_cmp)
 static struct addr_tree	addr_counts = RB_INITIALIZER(&addr_counts);
 
+/* A count that no session holds goes, so the tree stays small. */
+static void
+addr_count_unused(struct addr_count *ac)
+{
+	if (ac->count == 0) {
+		RB_REMOVE(addr_tree, &addr_counts, ac);
+		free(ac);
+	}
+}
+
 static void	session_read(struct bufferevent *, void *);
 static void	session_write(struct bufferevent *, void *);
 static void	session_event(struct bufferevent *, short, void *);
@@ -91,6 +101,42 @@ session_reply(struct session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* An error reply; it counts towards max-errors. */
+void
+smtp_reply_error(struct session *s, const char *fmt, ...)
+{
+	char	 line[SMTP_LINE_MAX];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	session_reply(s, "%s", line);
+	if (++s->errors >= (unsigned int)worker->conf->max_errors) {
+		log_info("session %016llx: too many errors, closing",
+		    (unsigned long long)s->id);
+		session_close_after(s, "421 4.7.0 %s Too many errors, closing "
+		    "transmission channel", worker->conf->hostname);
+	}
+}
+
+/* RFC 5321 4.1.1.5: forget the envelope, keep the session. */
+void
+smtp_transaction_reset(struct session *s)
+{
+	for (size_t i = 0; i < s->env.nrcpts; i++)
+		free(s->env.rcpts[i]);
+	free(s->env.rcpts);
+	s->env.rcpts = NULL;
+	s->env.nrcpts = 0;
+	s->rcpt_cap = 0;
+	s->env.sender[0] = '\0';
+	s->env.body_8bit = 0;
+	s->env.smtputf8 = 0;
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		s->state = STATE_HELO;
+}
+
 /* Send a last line, stop reading, free once the output has drained. */
 void
 session_close_after(struct session *s, const char *fmt, ...)
@@ -114,9 +160,9 @@ session_free(struct session *s)
 	smtp_transaction_reset(s);
 	TAILQ_REMOVE(&worker->sessions, s, entry);
 	worker->nsessions--;
-	if (s->ac != NULL && --s->ac->count == 0) {
-		RB_REMOVE(addr_tree, &addr_counts, s->ac);
-		free(s->ac);
+	if (s->ac != NULL) {
+		s->ac->count--;
+		addr_count_unused(s->ac);
 	}
 	event_free(s->timer);
 	bufferevent_free(s->bev);
@@ -346,11 +392,52 @@ session_alloc(int fd, struct listener *l, const char *host)
 	return s;
 }
 
+/*
+ * The limits on sessions, and RFC 5321 4.3.1: the client waits for the
+ * greeting.  The client's count if it may go on; else the connection
+ * is refused and closed, and NULL.
+ */
+static struct addr_count *
+session_admit(int fd, struct listener *l, const char *host)
+{
+	struct portcullis_conf	*conf = worker->conf;
+	struct addr_count	*ac;
+
+	if (worker->nsessions >= (unsigned int)conf->max_sessions) {
+		log_warnx("refused %s on %s: %u sessions, the limit", host,
+		    l->name, worker->nsessions);
+		session_refuse(fd, "Too many sessions, try again later");
+		return NULL;
+	}
+	if ((ac = addr_count_get(host)) == NULL) {
+		session_refuse(fd, "Out of memory");
+		return NULL;
+	}
+	if (ac->count >= (unsigned int)conf->max_sessions_per_addr) {
+		log_warnx("refused %s on %s: %u sessions from that address",
+		    host, l->name, ac->count);
+		addr_count_unused(ac);
+		session_refuse(fd, "Too many connections from your address");
+		return NULL;
+	}
+	if (!(l->flags & LISTEN_SMTPS) &&
+	    conf->early_talkers == EARLY_TALKERS_REJECT &&
+	    session_early_talker(fd)) {
+		log_info("refused %s on %s: talked before the greeting", host,
+		    l->name);
+		addr_count_unused(ac);
+		(void)send(fd, EARLY_TALKER_REPLY, strlen(EARLY_TALKER_REPLY),
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+		return NULL;
+	}
+	return ac;
+}
+
 static void
 session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
     socklen_t sslen)
 {
-	struct portcullis_conf	*conf = worker->conf;
 	struct addr_count	*ac;
 	struct session		*s;
 	char			 host[NI_MAXHOST];
@@ -358,47 +445,12 @@ session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
 	if (getnameinfo((struct sockaddr *)ss, sslen, host, sizeof(host),
 	    NULL, 0, NI_NUMERICHOST) != 0)
 		strlcpy(host, "unknown", sizeof(host));
-	if (worker->nsessions >= (unsigned int)conf->max_sessions) {
-		log_warnx("refused %s on %s: %u sessions, the limit", host,
-		    l->name, worker->nsessions);
-		session_refuse(fd, "Too many sessions, try again later");
+	if ((ac = session_admit(fd, l, host)) == NULL)
 		return;
-	}
-	if ((ac = addr_count_get(host)) == NULL) {
-		session_refuse(fd, "Out of memory");
-		return;
-	}
-	if (ac->count >= (unsigned int)conf->max_sessions_per_addr) {
-		log_warnx("refused %s on %s: %u sessions from that address",
-		    host, l->name, ac->count);
-		if (ac->count == 0) {
-			RB_REMOVE(addr_tree, &addr_counts, ac);
-			free(ac);
-		}
-		session_refuse(fd, "Too many connections from your address");
-		return;
-	}
-	if (!(l->flags & LISTEN_SMTPS) &&
-	    conf->early_talkers == EARLY_TALKERS_REJECT &&
-	    session_early_talker(fd)) {
-		log_info("refused %s on %s: talked before the greeting", host,
-		    l->name);
-		if (ac->count == 0) {
-			RB_REMOVE(addr_tree, &addr_counts, ac);
-			free(ac);
-		}
-		(void)send(fd, EARLY_TALKER_REPLY, strlen(EARLY_TALKER_REPLY),
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
-		close(fd);
-		return;
-	}
 	if ((s = session_alloc(fd, l, host)) == NULL) {
 		log_warnx("session on %s from %s: out of memory", l->name,
 		    host);
-		if (ac->count == 0) {
-			RB_REMOVE(addr_tree, &addr_counts, ac);
-			free(ac);
-		}
+		addr_count_unused(ac);
 		close(fd);
 		return;
 	}

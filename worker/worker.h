@@ -108,16 +108,17 @@ void	session_close_after(struct session *, const char *, ...)
 void	session_timer_reset(struct session *);
 void	session_starttls(struct session *);
 void	session_resume(struct session *);
-
-/* smtp_cmd.c */
-void	smtp_command(struct session *, char *line);
 void	smtp_reply_error(struct session *, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));
 void	smtp_transaction_reset(struct session *);
+
+/* smtp_cmd.c */
+void	smtp_command(struct session *, char *line);
 int	smtp_is_local_domain(const char *addr);
 
 /* smtp_auth.c */
 void	smtp_auth_command(struct session *, char *arg);
+const char *smtp_auth_policy(struct session *);
 void	smtp_auth_response(struct session *, char *line);
 void	smtp_auth_verdict(struct imsg *);
 void	smtp_auth_authd_lost(void);
