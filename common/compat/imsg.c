@@ -35,8 +35,6 @@
 
 #include "imsg.h"
 
-#ifndef __OpenBSD__
-
 #include "imsg_int.h"
 
 #define IMSG_ALLOW_FDPASS	0x01
@@ -585,5 +583,3 @@ imsg_free(struct imsg *imsg)
 	imsg->buf = NULL;
 	imsg->data = NULL;
 }
-
-#endif /* !__OpenBSD__ */

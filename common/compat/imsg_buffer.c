@@ -31,8 +31,6 @@
 
 #include "imsg.h"
 
-#ifndef __OpenBSD__
-
 #include "imsg_int.h"
 
 /* ibuf_from_buffer() buffers live in memory we do not own. */
@@ -710,5 +708,3 @@ msgbuf_write(int fd, struct msgbuf *mb, int fdpass)
 	msgbuf_drain(mb, (size_t)n);
 	return 1;
 }
-
-#endif /* !__OpenBSD__ */
