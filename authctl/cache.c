@@ -4,7 +4,7 @@
  *	cache list [name]	the entries, of one user or all
  *	cache flush [name]	remove them
  *
- * The cache is an LMDB store that authd writes (common/store.h): the
+ * The cache is an LMDB store that authd writes (store/store.h): the
  * store of the first cache checker of the configuration, or -d.  A
  * flush is one write transaction; a login that authd caches at the
  * same moment comes before or after it, never half.  What is secret

@@ -451,23 +451,20 @@ import_free(struct import *im)
 	free(im->e);
 }
 
-int
-cmd_import(struct ctl *ctl, int argc, char *argv[])
+/* The options and the file name of "user import" into im. */
+static void
+import_args(struct import *im, int argc, char *argv[])
 {
-	struct import	 im;
-	struct entry	*e;
-	size_t		 i, nbad = 0, nnew = 0, nrepl = 0, left;
-	int		 ch, rv;
+	int	 ch;
 
-	memset(&im, 0, sizeof(im));
 	getopt_reset();
 	while ((ch = getopt_long(argc, argv, ":", import_opts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_PARTIAL:
-			im.partial = 1;
+			im->partial = 1;
 			break;
 		case OPT_REPLACE:
-			im.replace = 1;
+			im->replace = 1;
 			break;
 		default:
 			badopt("user import", argv, ch);
@@ -477,8 +474,73 @@ cmd_import(struct ctl *ctl, int argc, char *argv[])
 	argv += optind;
 	if (argc != 1)
 		usage();
-	im.file = argv[0];
+	im->file = argv[0];
+}
 
+/* Say what is wrong with each bad line: how many there are. */
+static size_t
+report_bad(const struct import *im)
+{
+	size_t	 i, nbad = 0;
+
+	for (i = 0; i < im->n; i++)
+		if (im->e[i].why != NULL) {
+			warnx("%s:%zu: %s", im->file, im->e[i].line,
+			    im->e[i].why);
+			nbad++;
+		}
+	return nbad;
+}
+
+/*
+ * Write the good entries, counting them into *nnew and *nrepl and the
+ * ones that fail into *nbad.  Without --partial the first failure takes
+ * back what was written: -1.  0 otherwise.
+ */
+static int
+write_all(struct ctl *ctl, struct import *im, size_t *nnew, size_t *nrepl,
+    size_t *nbad)
+{
+	struct entry	*e;
+	size_t		 i, left;
+
+	for (i = 0; i < im->n; i++) {
+		e = &im->e[i];
+		if (e->why != NULL)
+			continue;
+		if (write_entry(ctl, e) == 0) {
+			if (e->old != NULL)
+				(*nrepl)++;
+			else
+				(*nnew)++;
+			continue;
+		}
+		warnx("%s:%zu: %s", im->file, e->line, e->why);
+		(*nbad)++;
+		if (im->partial)
+			continue;
+		left = roll_back(ctl, im);
+		if (left == 0)
+			warnx("%s: nothing imported: the users written "
+			    "before line %zu were taken back", im->file,
+			    e->line);
+		else
+			warnx("%s: %zu users of this import could not be "
+			    "taken back", im->file, left);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmd_import(struct ctl *ctl, int argc, char *argv[])
+{
+	struct import	 im;
+	size_t		 nbad, nnew = 0, nrepl = 0;
+	int		 rv;
+
+	memset(&im, 0, sizeof(im));
+	import_args(&im, argc, argv);
 	if (read_file(&im) == -1) {
 		import_free(&im);
 		return EXIT_ERROR;
@@ -491,42 +553,14 @@ cmd_import(struct ctl *ctl, int argc, char *argv[])
 	}
 	find_existing(ctl, &im);
 
-	for (i = 0; i < im.n; i++)
-		if (im.e[i].why != NULL) {
-			warnx("%s:%zu: %s", im.file, im.e[i].line,
-			    im.e[i].why);
-			nbad++;
-		}
+	nbad = report_bad(&im);
 	if (nbad > 0 && !im.partial) {
 		warnx("%s: %zu bad line%s: nothing imported (see "
 		    "--partial)", im.file, nbad, nbad == 1 ? "" : "s");
 		import_free(&im);
 		return ctl_close(ctl, EXIT_ERROR);
 	}
-
-	for (i = 0; i < im.n; i++) {
-		e = &im.e[i];
-		if (e->why != NULL)
-			continue;
-		if (write_entry(ctl, e) == 0) {
-			if (e->old != NULL)
-				nrepl++;
-			else
-				nnew++;
-			continue;
-		}
-		warnx("%s:%zu: %s", im.file, e->line, e->why);
-		nbad++;
-		if (im.partial)
-			continue;
-		left = roll_back(ctl, &im);
-		if (left == 0)
-			warnx("%s: nothing imported: the users written "
-			    "before line %zu were taken back", im.file,
-			    e->line);
-		else
-			warnx("%s: %zu users of this import could not be "
-			    "taken back", im.file, left);
+	if (write_all(ctl, &im, &nnew, &nrepl, &nbad) == -1) {
 		import_free(&im);
 		return ctl_close(ctl, EXIT_ERROR);
 	}

@@ -1,7 +1,8 @@
 /*
  * fuzz_store.c -- the record codecs of the credential store and the
- * login cache (common/store.c), which read what is in an LMDB file:
- * whoever can write that file must not get further than a refusal.
+ * login cache (store/record.c, store/cache_record.c), which read what
+ * is in an LMDB file: whoever can write that file must not get further
+ * than a refusal.
  *
  * Input: one octet that says what the rest is (its value modulo 6):
  *   0  a user record;

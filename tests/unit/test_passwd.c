@@ -1,5 +1,5 @@
 /*
- * test_passwd.c -- unit tests of common/passwd.c: hashes made by other
+ * test_passwd.c -- unit tests of store/passwd.c: hashes made by other
  * tools verify, hashes made here verify, nothing else does, and an
  * unknown user costs what a known one does.
  *

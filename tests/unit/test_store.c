@@ -1,9 +1,9 @@
 /*
- * test_store.c -- unit tests of common/store.c, the LMDB user store.
+ * test_store.c -- unit tests of store/, the LMDB user store.
  *
  * Every test works in its own temporary directory; the store is the
  * subdirectory "store" of it, missing until a test creates it.  Where
- * a test must write what store.c never would (a newer layout, a
+ * a test must write what the store never would (a newer layout, a
  * corrupt record), it uses LMDB directly, with the store closed: one
  * process must not open an environment twice.
  */

@@ -1,26 +1,21 @@
 /*
- * imsg.h -- OpenBSD imsg(3) and ibuf_add(3) for systems without them.
- *
- * On OpenBSD this defers to the system header and libutil.  Elsewhere
- * it declares our own implementation (imsg.c, imsg_buffer.c) of the
- * OpenBSD 7.7 interface: the same structures, prototypes, return
- * values and errno conventions, so portcullis code is written once
- * against the OpenBSD manual pages.  Where we differ from 7.7 it is
- * noted next to the declaration.
+ * imsg.h -- the system imsg header as OpenBSD 7.7's libutil declares
+ * it (imsg_init(3), ibuf_add(3)), for `make check-portable` only,
+ * which leaves common/compat (our imsg) off the include path as an
+ * OpenBSD build does.  Written from the manual pages.  The structures' members
+ * are those the manual shows; code that reaches into anything else of
+ * libutil's fails to compile here, as it would there.
  */
-#ifndef PORTCULLIS_IMSG_H
-#define PORTCULLIS_IMSG_H
-
-#ifdef __OpenBSD__
-#include_next <imsg.h>
-#else
+#ifndef PORTCULLIS_PORTABLE_SYSTEM_IMSG_H
+#define PORTCULLIS_PORTABLE_SYSTEM_IMSG_H
 
 #include <sys/types.h>
 #include <sys/queue.h>
-#include <sys/uio.h>
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define PORTCULLIS_SYSTEM_IMSG	1	/* check-portable's own probe */
 
 #define IBUF_READ_SIZE		65535
 #define IMSG_HEADER_SIZE	sizeof(struct imsg_hdr)
@@ -36,7 +31,6 @@ struct ibuf {
 	int			 fd;
 };
 
-/* Opaque: the write queue and the read state of one channel. */
 struct msgbuf;
 
 struct imsgbuf {
@@ -47,10 +41,6 @@ struct imsgbuf {
 	int			 flags;
 };
 
-/*
- * len is the whole message, header included; its top bit tells the
- * receiver that a descriptor travels with the message.
- */
 struct imsg_hdr {
 	uint32_t	 type;
 	uint32_t	 len;
@@ -63,6 +53,8 @@ struct imsg {
 	void		*data;
 	struct ibuf	*buf;
 };
+
+struct iovec;
 
 /* ibuf_add(3) */
 struct ibuf	*ibuf_open(size_t);
@@ -110,7 +102,17 @@ void		 ibuf_free(struct ibuf *);
 int		 ibuf_fd_avail(struct ibuf *);
 int		 ibuf_fd_get(struct ibuf *);
 void		 ibuf_fd_set(struct ibuf *, int);
+struct msgbuf	*msgbuf_new(void);
+struct msgbuf	*msgbuf_new_reader(size_t,
+		    struct ibuf *(*)(struct ibuf *, void *, int *), void *);
+void		 msgbuf_free(struct msgbuf *);
+void		 msgbuf_clear(struct msgbuf *);
 uint32_t	 msgbuf_queuelen(struct msgbuf *);
+int		 ibuf_write(int, struct msgbuf *);
+int		 msgbuf_write(int, struct msgbuf *);
+int		 ibuf_read(int, struct msgbuf *);
+int		 msgbuf_read(int, struct msgbuf *);
+struct ibuf	*msgbuf_get(struct msgbuf *);
 
 /* imsg_init(3) */
 int		 imsgbuf_init(struct imsgbuf *, int);
@@ -121,6 +123,7 @@ int		 imsgbuf_write(struct imsgbuf *);
 int		 imsgbuf_flush(struct imsgbuf *);
 void		 imsgbuf_clear(struct imsgbuf *);
 uint32_t	 imsgbuf_queuelen(struct imsgbuf *);
+int		 imsgbuf_get(struct imsgbuf *, struct imsg *);
 ssize_t		 imsg_get(struct imsgbuf *, struct imsg *);
 int		 imsg_get_ibuf(struct imsg *, struct ibuf *);
 int		 imsg_get_data(struct imsg *, void *, size_t);
@@ -141,5 +144,4 @@ int		 imsg_add(struct ibuf *, const void *, size_t);
 void		 imsg_close(struct imsgbuf *, struct ibuf *);
 void		 imsg_free(struct imsg *);
 
-#endif /* __OpenBSD__ */
-#endif /* PORTCULLIS_IMSG_H */
+#endif /* PORTCULLIS_PORTABLE_SYSTEM_IMSG_H */

@@ -66,6 +66,11 @@
  * Errors come back as strings in err (errlen octets), fit for an
  * administrator: they name the directory, and the file and uid when
  * permission is denied.  Nothing is logged.
+ *
+ * The code: name.c (the name rules), record.c (the user record codec),
+ * env.c (opening, layout, transactions), user.c (the users database),
+ * cache_record.c (the cache codec), cache.c (the cache database), all
+ * sharing store_int.h.  Only authd and authctl link it (libstore.a).
  */
 #ifndef PORTCULLIS_STORE_H
 #define PORTCULLIS_STORE_H

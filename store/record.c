@@ -1,0 +1,222 @@
+/*
+ * record.c -- the user record codec: a struct store_user to and from
+ * the octets of the users database (the format is in store.h).
+ *
+ * Guarantees:
+ * - a record read from the file is trusted in nothing: every length
+ *   and every octet is checked before it is copied, and a bad record
+ *   is an error saying what is wrong, never a crash;
+ * - a record of a newer version than STORE_RECORD_VERSION is refused,
+ *   so that an old portcullis never misreads a newer store;
+ * - encode refuses a user that would not decode;
+ * - no state, no LMDB: every call is thread-safe.
+ */
+
+#include <sys/types.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#include "config.h"
+#include "store.h"
+#include "store_int.h"
+#include "util.h"
+
+static int
+hash_ok(const unsigned char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int
+store_record_encode(const struct store_user *u, unsigned char *buf,
+    size_t buflen, char *err, size_t errlen)
+{
+	const char	*why;
+	size_t		 hlen, alen, i, o;
+
+	hlen = strnlen(u->hash, sizeof(u->hash));
+	if (hlen > 255 || hlen >= sizeof(u->hash)) {
+		errbuf_set(err, errlen, "the hash is longer than 255 octets");
+		return -1;
+	}
+	if (!hash_ok((const unsigned char *)u->hash, hlen)) {
+		errbuf_set(err, errlen, "the hash contains a space, a control "
+		    "character or a non-ASCII octet");
+		return -1;
+	}
+	if (u->naddrs > STORE_ADDRS_MAX) {
+		errbuf_set(err, errlen, "more than %d addresses", STORE_ADDRS_MAX);
+		return -1;
+	}
+	if (buflen < STORE_RECORD_MAX) {
+		errbuf_set(err, errlen, "record buffer too small");
+		return -1;
+	}
+
+	buf[0] = STORE_RECORD_VERSION;
+	buf[1] = u->locked ? STORE_LOCKED : 0;
+	put_i64(buf + 2, u->created);
+	put_i64(buf + 10, u->changed);
+	buf[18] = (unsigned char)hlen;
+	memcpy(buf + RECORD_HEADER, u->hash, hlen);
+	o = RECORD_HEADER + hlen;
+	buf[o++] = (unsigned char)u->naddrs;
+	for (i = 0; i < u->naddrs; i++) {
+		alen = strnlen(u->addrs[i], sizeof(u->addrs[i]));
+		if (alen == 0 || alen > STORE_ADDR_MAX) {
+			errbuf_set(err, errlen, "address %zu is empty or longer "
+			    "than %d octets", i + 1, STORE_ADDR_MAX);
+			return -1;
+		}
+		if (!store_text_ok((const unsigned char *)u->addrs[i], alen, 0,
+		    &why)) {
+			errbuf_set(err, errlen, "address %zu %s", i + 1, why);
+			return -1;
+		}
+		buf[o++] = (unsigned char)alen;
+		memcpy(buf + o, u->addrs[i], alen);
+		o += alen;
+	}
+	return (int)o;
+}
+
+/* The fixed part and the hash: the offset after the hash, or -1. */
+static int
+record_decode_head(const unsigned char *buf, size_t len,
+    struct store_user *u, char *err, size_t errlen)
+{
+	size_t		 hlen;
+
+	if (len < 1) {
+		errbuf_set(err, errlen, "the record is empty");
+		return -1;
+	}
+	if (buf[0] != STORE_RECORD_VERSION) {
+		if (buf[0] > STORE_RECORD_VERSION)
+			errbuf_set(err, errlen, "the record has format %u, this "
+			    "portcullis understands up to %d: upgrade "
+			    "portcullis", buf[0], STORE_RECORD_VERSION);
+		else
+			errbuf_set(err, errlen, "unknown record format %u",
+			    buf[0]);
+		return -1;
+	}
+	if (len < RECORD_HEADER + 1) {
+		errbuf_set(err, errlen, "the record is %zu octets, too short", len);
+		return -1;
+	}
+	if ((buf[1] & ~STORE_LOCKED) != 0) {
+		errbuf_set(err, errlen, "unknown flags 0x%02x", buf[1]);
+		return -1;
+	}
+	hlen = buf[18];
+	if (RECORD_HEADER + hlen + 1 > len) {
+		errbuf_set(err, errlen, "the hash (%zu octets) overruns the "
+		    "record (%zu octets)", hlen, len);
+		return -1;
+	}
+	if (!hash_ok(buf + RECORD_HEADER, hlen)) {
+		errbuf_set(err, errlen, "the hash has an octet that is not "
+		    "printable ASCII");
+		return -1;
+	}
+	u->locked = (buf[1] & STORE_LOCKED) != 0;
+	u->created = get_i64(buf + 2);
+	u->changed = get_i64(buf + 10);
+	memcpy(u->hash, buf + RECORD_HEADER, hlen);
+	u->hash[hlen] = '\0';
+	return (int)(RECORD_HEADER + hlen);
+}
+
+/*
+ * Address i + 1 at buf[*o], len octets in all, into u->addrs[i]; *o
+ * moves past it.  0, or -1 with err.
+ */
+static int
+record_decode_addr(const unsigned char *buf, size_t len, size_t *o,
+    size_t i, struct store_user *u, char *err, size_t errlen)
+{
+	char		 addr[STORE_ADDR_MAX + 2];
+	const char	*why;
+	size_t		 alen;
+
+	if (*o >= len) {
+		errbuf_set(err, errlen, "address %zu is missing", i + 1);
+		return -1;
+	}
+	alen = buf[(*o)++];
+	if (alen == 0 || alen > STORE_ADDR_MAX || alen > len - *o) {
+		errbuf_set(err, errlen, "address %zu has a bad length "
+		    "(%zu octets)", i + 1, alen);
+		return -1;
+	}
+	memcpy(addr, buf + *o, alen);
+	addr[alen] = '\0';
+	*o += alen;
+	/* store_addr_normalize() would stop at a NUL, and pass the rest. */
+	if (memchr(addr, '\0', alen) != NULL) {
+		errbuf_set(err, errlen, "address %zu contains a "
+		    "control character", i + 1);
+		return -1;
+	}
+	if (store_addr_normalize(addr, u->addrs[i], sizeof(u->addrs[i]),
+	    &why) == -1) {
+		errbuf_set(err, errlen, "address %zu %s", i + 1, why);
+		return -1;
+	}
+	if (strcmp(addr, u->addrs[i]) != 0) {
+		errbuf_set(err, errlen, "address %zu is not normalised",
+		    i + 1);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_record_decode(const unsigned char *buf, size_t len,
+    struct store_user *u, char *err, size_t errlen)
+{
+	size_t		 i, o;
+	int		 head;
+
+	if ((head = record_decode_head(buf, len, u, err, errlen)) == -1)
+		return -1;
+	o = (size_t)head;
+	u->naddrs = buf[o++];
+	if (u->naddrs > STORE_ADDRS_MAX) {
+		errbuf_set(err, errlen, "%zu addresses, more than %d", u->naddrs,
+		    STORE_ADDRS_MAX);
+		u->naddrs = 0;
+		return -1;
+	}
+	for (i = 0; i < u->naddrs; i++)
+		if (record_decode_addr(buf, len, &o, i, u, err, errlen) == -1)
+			goto bad;
+	if (o != len) {
+		errbuf_set(err, errlen, "%zu octets of garbage after the record",
+		    len - o);
+		goto bad;
+	}
+	return 0;
+ bad:
+	u->naddrs = 0;
+	return -1;
+}
+
+/* The creation time a record holds, or -1 if it holds none. */
+int
+store_record_created(const MDB_val *v, int64_t *created)
+{
+	const unsigned char	*p = v->mv_data;
+
+	if (v->mv_size < RECORD_HEADER || p[0] != STORE_RECORD_VERSION)
+		return -1;
+	*created = get_i64(p + 2);
+	return 0;
+}
