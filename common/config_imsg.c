@@ -110,8 +110,9 @@ send_pkis(struct imsgev *iev, const struct portcullis_conf *conf,
 			return -1;
 		if (!to_worker)
 			continue;
-		if (send_pem(iev, PKI_PEM_CERT, p->cert_pem, p->cert_len) == -1 ||
-		    send_pem(iev, PKI_PEM_KEY, p->key_pem, p->key_len) == -1)
+		if (send_pem(iev, PKI_PEM_CERT, p->cert_pem,
+		    p->cert_len) == -1 || send_pem(iev, PKI_PEM_KEY,
+		    p->key_pem, p->key_len) == -1)
 			return -1;
 	}
 	return 0;

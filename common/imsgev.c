@@ -211,8 +211,8 @@ dispatch_check(struct imsgev *iev, struct imsg *imsg,
 		return "unexpected type";
 	min = d->flags & IMSGEV_MIN;
 	if (min ? len < d->len : len != d->len) {
-		snprintf(iev->why, sizeof(iev->why), "bad length %zu, want %s%zu",
-		    len, min ? "at least " : "", d->len);
+		snprintf(iev->why, sizeof(iev->why),
+		    "bad length %zu, want %s%zu", len, min ? "at least " : "", d->len);
 		return iev->why;
 	}
 	fd = imsg->buf != NULL && ibuf_fd_avail(imsg->buf);

@@ -71,11 +71,12 @@ struct imsgev {
 	 * never reads then fills its own socket buffer, not our memory.
 	 */
 	uint32_t		 wq_max;
-	const struct imsg_dispatch *table;	/* what the peer may send now */
-	uint64_t		 seen;		/* IMSGEV_ONCE entries used */
+	/* What the peer may send now, and its IMSGEV_ONCE entries used. */
+	const struct imsg_dispatch *table;
+	uint64_t		 seen;
 	/* After the refusal is logged, before the close (master: kill). */
 	imsgev_closed		 refused;
-	char			 why[192];	/* imsgev_reject()'s reason */
+	char			 why[192];	/* the refusal's reason */
 };
 
 int	imsgev_init(struct imsgev *, struct event_base *, int fd, int fdpass,

@@ -3,10 +3,11 @@
  * processes exchange, and the payload each one carries.
  *
  * One line of documentation per message: who sends it, to whom, what
- * the payload is, whether a descriptor rides with it.  A receiver
- * checks the payload length against what is written here before it
- * reads a single field; a message from a worker is hostile until its
- * length and fields are checked.
+ * the payload is, whether a descriptor rides with it.  Each receiver
+ * has a dispatch table per peer (struct imsg_dispatch, imsgev.h) that
+ * holds these lengths; imsgev.c checks them before a handler reads a
+ * single field.  A message from a worker is hostile until its length
+ * and fields are checked.
  */
 #ifndef PORTCULLIS_PROTO_H
 #define PORTCULLIS_PROTO_H
@@ -53,15 +54,18 @@ enum imsg_type {
 	/* life cycle */
 	IMSG_CHILD_READY = 30,	/* child -> master: struct hello;
 				   privileges dropped */
-	IMSG_CTL_SHUTDOWN = 31,	/* master -> child: empty; stop accepting,
-				   close after the grace period */
-	IMSG_CTL_VERBOSE = 32,	/* master -> child: int, the new verbosity */
+	IMSG_CTL_SHUTDOWN = 31,	/* master -> child: empty; stop
+				   accepting, close after the grace
+				   period */
+	IMSG_CTL_VERBOSE = 32,	/* master -> child: int, the new
+				   verbosity */
 
 	/* worker <-> authd channel set-up and liveness */
 	IMSG_AUTHD_CHANNEL = 40, /* master -> worker: empty + fd to authd;
 				   master -> authd: struct authd_channel + fd */
 	IMSG_PING = 41,		/* worker -> authd: struct ping */
-	IMSG_PONG = 42,		/* authd -> worker: struct ping, echoed */
+	IMSG_PONG = 42,		/* authd -> worker: struct ping,
+				   echoed */
 	IMSG_PING_RESULT = 43,	/* worker -> master: struct ping; authd
 				   answered the first ping on a channel */
 
@@ -69,7 +73,8 @@ enum imsg_type {
 	IMSG_AUTH_REQUEST = 50,	/* worker -> authd: struct auth_request +
 				   cred_len octets of credential */
 	IMSG_AUTH_CANCEL = 51,	/* worker -> authd: struct auth_cancel */
-	IMSG_AUTH_VERDICT = 52,	/* authd -> worker: struct auth_verdict */
+	IMSG_AUTH_VERDICT = 52,	/* authd -> worker: struct
+				   auth_verdict */
 
 	/* authctl <-> authd over the control socket */
 	IMSG_CTL_HELLO = 60,	/* authctl -> authd, first: struct hello;
