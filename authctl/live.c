@@ -7,8 +7,10 @@
  *	reload		reload the configuration, as SIGHUP does
  *
  * The socket is root's (mode 0600) and authd checks the caller's uid
- * again.  A reply that does not come within the timeout is an error,
- * never a hang.
+ * again.  Every connection opens with CTL_HELLO both ways, so that an
+ * authctl and an authd of different builds say so instead of
+ * misreading each other.  A reply that does not come within the
+ * timeout is an error, never a hang.
  */
 
 #include <sys/types.h>
@@ -30,6 +32,39 @@
 
 #define LIVE_TIMEOUT_MS		30000
 #define EXIT_TEMPFAIL		75	/* EX_TEMPFAIL */
+
+static int	live_next(struct imsgbuf *, struct imsg *);
+static int	live_send(struct imsgbuf *, uint32_t, const struct iovec *,
+		    int);
+
+/* Our version, then authd's, which must be the same. */
+static int
+live_hello(struct imsgbuf *ibuf)
+{
+	struct hello	 hello;
+	struct imsg	 imsg;
+	struct iovec	 iov;
+
+	memset(&hello, 0, sizeof(hello));
+	hello.version = PROTO_VERSION;
+	iov.iov_base = &hello;
+	iov.iov_len = sizeof(hello);
+	if (live_send(ibuf, IMSG_CTL_HELLO, &iov, 1) == -1 ||
+	    live_next(ibuf, &imsg) == -1)
+		return -1;
+	if (imsg_get_type(&imsg) != IMSG_CTL_HELLO ||
+	    imsg_get_data(&imsg, &hello, sizeof(hello)) == -1)
+		errx(EXIT_STORE, "control socket: unexpected reply to hello");
+	imsg_free(&imsg);
+	if (hello.version != PROTO_VERSION) {
+		warnx("control socket: authd speaks protocol version %u, "
+		    "authctl speaks %u: use the authctl of the running "
+		    "portcullisd, or restart it", hello.version,
+		    PROTO_VERSION);
+		return -1;
+	}
+	return 0;
+}
 
 static int
 live_connect(struct ctl *c, struct imsgbuf *ibuf)
@@ -55,6 +90,11 @@ live_connect(struct ctl *c, struct imsgbuf *ibuf)
 	}
 	if (imsgbuf_init(ibuf, fd) == -1)
 		err(EXIT_STORE, "imsgbuf_init");
+	if (live_hello(ibuf) == -1) {
+		imsgbuf_clear(ibuf);
+		close(fd);
+		return -1;
+	}
 	return 0;
 }
 

@@ -5,8 +5,9 @@
  * configuration from master, drops to the auth user, opens its stores,
  * enters its sandbox (sandbox.c), and then serves
  * one channel per worker, handed over by master.  Everything a worker
- * sends is checked for length and type; a worker that sends anything
- * malformed loses its channel, and nobody else notices.  A new
+ * sends is checked against from_worker[] and then for content; a
+ * worker that sends anything malformed loses its channel, and nobody
+ * else notices.  A new
  * configuration (reload) replaces the old one in place.
  */
 
@@ -40,10 +41,58 @@ struct authd		*authd;
 static struct config_recv conf_recv = { NULL, -1, -1 };
 
 static int	hash_threads(void);
-static void	master_dispatch(struct imsgev *, struct imsg *);
+static int	master_conf(struct imsgev *, struct imsg *);
+static int	master_channel(struct imsgev *, struct imsg *);
+static int	master_shutdown(struct imsgev *, struct imsg *);
+static int	master_verbose(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
-static void	worker_dispatch(struct imsgev *, struct imsg *);
+static int	worker_ping(struct imsgev *, struct imsg *);
+static int	worker_auth_request(struct imsgev *, struct imsg *);
+static int	worker_auth_cancel(struct imsgev *, struct imsg *);
 static void	worker_closed(struct imsgev *);
+
+/*
+ * What master may send: the configuration, in order (config.c refuses
+ * a piece before CONF_START); CONF_END switches to from_master_running.
+ * No PEM and no spool for authd.  A refusal closes the channel, and
+ * authd exits.
+ */
+static const struct imsg_dispatch from_master_conf[] = {
+	{ IMSG_CONF_START, sizeof(struct portcullis_conf), 0, master_conf },
+	{ IMSG_CONF_LISTENER, sizeof(struct listener), 0, master_conf },
+	{ IMSG_CONF_PKI, sizeof(struct pki), 0, master_conf },
+	{ IMSG_CONF_DOMAIN, sizeof(struct local_domain), 0, master_conf },
+	{ IMSG_CONF_STATIC_USER, sizeof(struct static_user), 0, master_conf },
+	{ IMSG_CONF_NETWORK, sizeof(struct netaddr), 0, master_conf },
+	{ IMSG_CONF_CONTROL, 0, IMSGEV_FD | IMSGEV_ONCE, master_conf },
+	{ IMSG_CONF_CHECKER, sizeof(struct checker_conf), 0, master_conf },
+	{ IMSG_CONF_END, 0, IMSGEV_ONCE, master_conf },
+	{ 0, 0, 0, NULL }
+};
+
+/* A reload is a new CONF_START: back to from_master_conf. */
+static const struct imsg_dispatch from_master_running[] = {
+	{ IMSG_CONF_START, sizeof(struct portcullis_conf), 0, master_conf },
+	{ IMSG_AUTHD_CHANNEL, sizeof(struct authd_channel), IMSGEV_FD,
+	    master_channel },
+	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
+	{ IMSG_CTL_VERBOSE, sizeof(int), 0, master_verbose },
+	{ 0, 0, 0, NULL }
+};
+
+/*
+ * What a worker may send.  A worker may be compromised: a refusal
+ * closes that worker's channel, and nobody else notices.  The channel
+ * takes no descriptors at all (imsgev_init without fdpass).
+ */
+static const struct imsg_dispatch from_worker[] = {
+	{ IMSG_PING, sizeof(struct ping), 0, worker_ping },
+	{ IMSG_AUTH_REQUEST, sizeof(struct auth_request), IMSGEV_MIN,
+	    worker_auth_request },
+	{ IMSG_AUTH_CANCEL, sizeof(struct auth_cancel), 0,
+	    worker_auth_cancel },
+	{ 0, 0, 0, NULL }
+};
 
 static __attribute__((__noreturn__)) void
 usage(void)
@@ -80,7 +129,8 @@ authd_unveil(const struct portcullis_conf *conf)
 static void
 authd_configure(struct portcullis_conf *conf)
 {
-	int	 first = authd->conf == NULL;
+	struct hello	 hello;
+	int		 first = authd->conf == NULL;
 
 	if (authd->conf != NULL)
 		chain_retire_conf(authd->conf);
@@ -101,8 +151,10 @@ authd_configure(struct portcullis_conf *conf)
 	if (first) {
 		authd_unveil(conf);
 		sandbox_enter(SANDBOX_AUTHD, 0);
+		memset(&hello, 0, sizeof(hello));
+		hello.version = PROTO_VERSION;
 		imsgev_compose(&authd->master, IMSG_CHILD_READY, 0, -1,
-		    NULL, 0);
+		    &hello, sizeof(hello));
 	} else
 		log_info("configuration reloaded");
 }
@@ -180,7 +232,9 @@ token_request(struct worker_channel *wc, const struct auth_request *req,
 
 /*
  * A worker may be compromised: everything in the request is checked
- * (request.c), and anything wrong closes that worker's channel.
+ * (request.c), and -1 (anything wrong) closes that worker's channel.
+ * The credential stays in the imsg, which imsg_free() wipes, and in
+ * the ctx, which chain.c frees with freezero().
  */
 int
 authd_auth_request(struct worker_channel *wc, struct imsg *imsg)
@@ -215,43 +269,42 @@ authd_auth_request(struct worker_channel *wc, struct imsg *imsg)
 	return 0;
 }
 
-static void
-auth_cancel(struct worker_channel *wc, struct imsg *imsg)
+static int
+worker_auth_request(struct imsgev *iev, struct imsg *imsg)
 {
+	return authd_auth_request(iev->arg, imsg);
+}
+
+static int
+worker_auth_cancel(struct imsgev *iev, struct imsg *imsg)
+{
+	struct worker_channel	*wc = iev->arg;
 	struct auth_cancel	 c;
 	struct auth_ctx		*ctx;
 
-	if (imsg_get_data(imsg, &c, sizeof(c)) == -1) {
-		log_warnx("%s: malformed AUTH_CANCEL, closing channel",
-		    wc->name);
-		imsgev_close(&wc->iev);
-		return;
-	}
+	imsgev_data(imsg, &c, sizeof(c));
 	TAILQ_FOREACH(ctx, &wc->pending, entry)
 		if (ctx->req_id == c.req_id)
 			break;
 	if (ctx == NULL)
-		return;
+		return 0;
 	TAILQ_REMOVE(&wc->pending, ctx, entry);
 	ctx->wc = NULL;
 	ctx->cancelled = 1;
+	return 0;
 }
 
-static void
-channel_new(struct imsg *imsg)
+/* The descriptor of a new worker's channel, from master. */
+static int
+master_channel(struct imsgev *iev, struct imsg *imsg)
 {
 	struct authd_channel	 ac;
 	struct worker_channel	*wc;
 	int			 fd;
 
+	(void)iev;
 	fd = imsg_get_fd(imsg);
-	if (imsg_get_data(imsg, &ac, sizeof(ac)) == -1 || fd == -1) {
-		log_warnx("malformed %s from master",
-		    imsg_type_name(imsg_get_type(imsg)));
-		if (fd != -1)
-			close(fd);
-		return;
-	}
+	imsgev_data(imsg, &ac, sizeof(ac));
 	if ((wc = calloc(1, sizeof(*wc))) == NULL)
 		fatal("calloc");
 	wc->worker_id = ac.worker_id;
@@ -259,62 +312,58 @@ channel_new(struct imsg *imsg)
 	snprintf(wc->name, sizeof(wc->name), "worker %u", ac.worker_id);
 	TAILQ_INIT(&wc->pending);
 	/* No descriptor is ever accepted from a worker. */
-	if (imsgev_init(&wc->iev, authd->base, fd, 0, wc->name,
-	    worker_dispatch, worker_closed, wc) == -1) {
+	if (imsgev_init(&wc->iev, authd->base, fd, 0, wc->name, NULL,
+	    worker_closed, wc) == -1) {
 		log_warn("%s: channel", wc->name);
 		close(fd);
 		free(wc);
-		return;
+		return 0;
 	}
+	imsgev_set_table(&wc->iev, from_worker);
 	/* A worker that never reads its answers stops being read. */
 	wc->iev.wq_max = AUTHD_CHANNEL_WQ_MAX;
 	TAILQ_INSERT_TAIL(&authd->channels, wc, entry);
 	log_debug("%s: channel open", wc->name);
+	return 0;
 }
 
-static void
-master_dispatch(struct imsgev *iev, struct imsg *imsg)
+static int
+master_conf(struct imsgev *iev, struct imsg *imsg)
+{
+	if (imsg_get_type(imsg) == IMSG_CONF_START)
+		imsgev_set_table(iev, from_master_conf);
+	switch (config_recv(&conf_recv, imsg)) {
+	case -1:
+		return imsgev_reject(iev, "malformed or out of order");
+	case 1:
+		imsgev_set_table(iev, from_master_running);
+		authd_configure(conf_recv.conf);
+		conf_recv.conf = NULL;
+		if (conf_recv.control_fd != -1)
+			control_init(conf_recv.control_fd);
+		conf_recv.control_fd = -1;
+	}
+	return 0;
+}
+
+static int
+master_shutdown(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev; (void)imsg;
+	log_info("shutting down");
+	event_base_loopexit(authd->base, NULL);
+	return 0;
+}
+
+static int
+master_verbose(struct imsgev *iev, struct imsg *imsg)
 {
 	int	 verbose;
 
-	switch (imsg_get_type(imsg)) {
-	case IMSG_CONF_START:
-	case IMSG_CONF_LISTENER:
-	case IMSG_CONF_PKI:
-	case IMSG_CONF_PKI_PEM:
-	case IMSG_CONF_DOMAIN:
-	case IMSG_CONF_STATIC_USER:
-	case IMSG_CONF_NETWORK:
-	case IMSG_CONF_CONTROL:
-	case IMSG_CONF_CHECKER:
-	case IMSG_CONF_SPOOL:
-	case IMSG_CONF_END:
-		switch (config_recv(&conf_recv, imsg)) {
-		case -1:
-			fatalx("malformed configuration message");
-		case 1:
-			authd_configure(conf_recv.conf);
-			conf_recv.conf = NULL;
-			if (conf_recv.control_fd != -1)
-				control_init(conf_recv.control_fd);
-			conf_recv.control_fd = -1;
-		}
-		break;
-	case IMSG_AUTHD_CHANNEL:
-		channel_new(imsg);
-		break;
-	case IMSG_CTL_SHUTDOWN:
-		log_info("shutting down");
-		event_base_loopexit(authd->base, NULL);
-		break;
-	case IMSG_CTL_VERBOSE:
-		if (imsg_get_data(imsg, &verbose, sizeof(verbose)) == 0)
-			log_setverbose(verbose);
-		break;
-	default:
-		log_warnx("unexpected %s from %s",
-		    imsg_type_name(imsg_get_type(imsg)), iev->name);
-	}
+	(void)iev;
+	imsgev_data(imsg, &verbose, sizeof(verbose));
+	log_setverbose(verbose);
+	return 0;
 }
 
 static void
@@ -325,45 +374,17 @@ master_closed(struct imsgev *iev)
 	exit(0);
 }
 
-static void
-worker_ping(struct worker_channel *wc, struct imsg *imsg)
+static int
+worker_ping(struct imsgev *iev, struct imsg *imsg)
 {
-	struct ping	 ping;
+	struct worker_channel	*wc = iev->arg;
+	struct ping		 ping;
 
-	if (imsg_get_data(imsg, &ping, sizeof(ping)) == -1) {
-		log_warnx("%s: malformed PING, closing channel", wc->name);
-		imsgev_close(&wc->iev);
-		return;
-	}
+	imsgev_data(imsg, &ping, sizeof(ping));
 	ping.worker_id = wc->worker_id;
 	imsgev_compose(&wc->iev, IMSG_PONG, wc->worker_id, -1, &ping,
 	    sizeof(ping));
-}
-
-static void
-worker_dispatch(struct imsgev *iev, struct imsg *imsg)
-{
-	struct worker_channel	*wc = iev->arg;
-
-	switch (imsg_get_type(imsg)) {
-	case IMSG_PING:
-		worker_ping(wc, imsg);
-		break;
-	case IMSG_AUTH_REQUEST:
-		if (authd_auth_request(wc, imsg) == -1) {
-			log_warnx("%s: malformed AUTH_REQUEST, closing channel",
-			    wc->name);
-			imsgev_close(iev);
-		}
-		break;
-	case IMSG_AUTH_CANCEL:
-		auth_cancel(wc, imsg);
-		break;
-	default:
-		log_warnx("%s: unexpected %s, closing channel", wc->name,
-		    imsg_type_name(imsg_get_type(imsg)));
-		imsgev_close(iev);
-	}
+	return 0;
 }
 
 static void
@@ -405,8 +426,9 @@ main(int argc, char *argv[])
 	if ((authd->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	if (imsgev_init(&authd->master, authd->base, PROC_PARENT_FD, 1,
-	    "master", master_dispatch, master_closed, NULL) == -1)
+	    "master", NULL, master_closed, NULL) == -1)
 		fatal("master channel");
+	imsgev_set_table(&authd->master, from_master_conf);
 
 	event_base_dispatch(authd->base);
 	log_info("exiting");

@@ -4,9 +4,10 @@
  * master binds the socket (mode 0600, root's) and hands it over; authd
  * accepts, and checks each caller's uid again with getpeereid(): root,
  * or authd's own user when nothing runs as root.  A caller is served
- * like a worker channel, with the same length checks: a malformed
- * request closes that connection only.
+ * like a worker channel, through a dispatch table: a malformed request
+ * closes that connection only.
  *
+ *	CTL_HELLO	first, and only first: both sides' PROTO_VERSION
  *	CTL_TEST	runs the live chain for a credential
  *	CTL_STATS	counts per checker and result
  *	CTL_RELOAD	asks master to reload, as SIGHUP does
@@ -27,6 +28,25 @@
 
 static struct event	*control_ev;
 
+static int	control_hello(struct imsgev *, struct imsg *);
+static int	control_test(struct imsgev *, struct imsg *);
+static int	control_stats(struct imsgev *, struct imsg *);
+static int	control_reload(struct imsgev *, struct imsg *);
+
+/* Until the versions are known to agree, nothing but the hello. */
+static const struct imsg_dispatch from_client_hello[] = {
+	{ IMSG_CTL_HELLO, sizeof(struct hello), 0, control_hello },
+	{ 0, 0, 0, NULL }
+};
+
+static const struct imsg_dispatch from_client[] = {
+	{ IMSG_CTL_TEST, sizeof(struct auth_request), IMSGEV_MIN,
+	    control_test },
+	{ IMSG_CTL_STATS, 0, 0, control_stats },
+	{ IMSG_CTL_RELOAD, 0, 0, control_reload },
+	{ 0, 0, 0, NULL }
+};
+
 static void
 control_stats_one(const char *checker, const unsigned long *count,
     void *arg)
@@ -43,34 +63,52 @@ control_stats_one(const char *checker, const unsigned long *count,
 	    sizeof(st));
 }
 
-static void
-control_dispatch(struct imsgev *iev, struct imsg *imsg)
+/*
+ * authctl says its version first, and hears ours in any case: on a
+ * mismatch both sides can then name both versions.  The answer must
+ * leave before the refusal closes the connection.
+ */
+static int
+control_hello(struct imsgev *iev, struct imsg *imsg)
 {
-	struct worker_channel	*wc = iev->arg;
+	struct hello	 theirs, ours;
 
-	switch (imsg_get_type(imsg)) {
-	case IMSG_CTL_TEST:
-		if (authd_auth_request(wc, imsg) == 0)
-			return;
-		break;
-	case IMSG_CTL_STATS:
-		if (imsg_get_len(imsg) != 0)
-			break;
-		chain_stats_foreach(control_stats_one, wc);
-		imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
-		return;
-	case IMSG_CTL_RELOAD:
-		if (imsg_get_len(imsg) != 0)
-			break;
-		log_info("control: reload requested");
-		imsgev_compose(&authd->master, IMSG_CTL_RELOAD, 0, -1, NULL,
-		    0);
-		imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
-		return;
+	imsgev_data(imsg, &theirs, sizeof(theirs));
+	memset(&ours, 0, sizeof(ours));
+	ours.version = PROTO_VERSION;
+	imsgev_compose(iev, IMSG_CTL_HELLO, 0, -1, &ours, sizeof(ours));
+	if (theirs.version != PROTO_VERSION) {
+		(void)imsgev_flush(iev);
+		return imsgev_reject(iev, "authctl speaks protocol version "
+		    "%u, authd speaks %u", theirs.version, PROTO_VERSION);
 	}
-	log_warnx("control: bad %s request, closing the connection",
-	    imsg_type_name(imsg_get_type(imsg)));
-	imsgev_close(iev);
+	imsgev_set_table(iev, from_client);
+	return 0;
+}
+
+static int
+control_test(struct imsgev *iev, struct imsg *imsg)
+{
+	return authd_auth_request(iev->arg, imsg);
+}
+
+static int
+control_stats(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)imsg;
+	chain_stats_foreach(control_stats_one, iev->arg);
+	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	return 0;
+}
+
+static int
+control_reload(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)imsg;
+	log_info("control: reload requested");
+	imsgev_compose(&authd->master, IMSG_CTL_RELOAD, 0, -1, NULL, 0);
+	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	return 0;
 }
 
 static void
@@ -107,11 +145,13 @@ control_accept(evutil_socket_t lfd, short ev, void *arg)
 	wc->control = 1;
 	strlcpy(wc->name, "control", sizeof(wc->name));
 	TAILQ_INIT(&wc->pending);
-	if (imsgev_init(&wc->iev, authd->base, fd, 0, wc->name,
-	    control_dispatch, control_closed, wc) == -1) {
+	if (imsgev_init(&wc->iev, authd->base, fd, 0, wc->name, NULL,
+	    control_closed, wc) == -1) {
 		close(fd);
 		free(wc);
+		return;
 	}
+	imsgev_set_table(&wc->iev, from_client_hello);
 }
 
 void

@@ -61,18 +61,11 @@ send_pem(struct imsgev *iev, uint32_t kind, const char *pem, size_t len)
 _Static_assert(sizeof(struct portcullis_conf) <=
     MAX_IMSGSIZE - IMSG_HEADER_SIZE, "the configuration fits one imsg");
 
-int
-config_send(struct imsgev *iev, const struct portcullis_conf *conf,
-    int listener_fds, int spool_fd, int control_fd)
+/* The settings, without the lists: those follow one item a message. */
+static int
+send_start(struct imsgev *iev, const struct portcullis_conf *conf)
 {
 	struct portcullis_conf	 head;
-	struct listener		*l;
-	struct pki		*p;
-	struct checker_conf	*c;
-	struct local_domain	*d;
-	struct netaddr		*n;
-	struct static_user	*u;
-	int			 fd;
 
 	head = *conf;
 	TAILQ_INIT(&head.listeners);
@@ -81,28 +74,56 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 	TAILQ_INIT(&head.local_domains);
 	TAILQ_INIT(&head.static_users);
 	TAILQ_INIT(&head.trusted_networks);
-	if (imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
-	    sizeof(head)) == -1)
-		return -1;
+	return imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
+	    sizeof(head));
+}
+
+/* Workers get each bound socket with its listener; authd, none. */
+static int
+send_listeners(struct imsgev *iev, const struct portcullis_conf *conf,
+    int to_worker)
+{
+	struct listener	*l;
+	int		 fd;
+
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
 		fd = -1;
-		if (listener_fds && l->fd != -1 && (fd = dup_cloexec(l->fd)) == -1)
+		if (to_worker && l->fd != -1 && (fd = dup_cloexec(l->fd)) == -1)
 			return -1;
 		if (imsgev_compose(iev, IMSG_CONF_LISTENER, 0, fd, l,
 		    sizeof(*l)) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+/* Only workers terminate TLS; only they get the keys. */
+static int
+send_pkis(struct imsgev *iev, const struct portcullis_conf *conf,
+    int to_worker)
+{
+	struct pki	*p;
+
 	TAILQ_FOREACH(p, &conf->pkis, entry) {
 		if (imsgev_compose(iev, IMSG_CONF_PKI, 0, -1, p,
 		    sizeof(*p)) == -1)
 			return -1;
-		/* Only workers terminate TLS; only they get the keys. */
-		if (!listener_fds)
+		if (!to_worker)
 			continue;
-		if (send_pem(iev, PKI_PEM_CERT, p->cert_pem, p->cert_len) == -1 ||
-		    send_pem(iev, PKI_PEM_KEY, p->key_pem, p->key_len) == -1)
+		if (send_pem(iev, PKI_PEM_CERT, p->cert_pem,
+		    p->cert_len) == -1 || send_pem(iev, PKI_PEM_KEY,
+		    p->key_pem, p->key_len) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+static int
+send_domains_networks(struct imsgev *iev, const struct portcullis_conf *conf)
+{
+	struct local_domain	*d;
+	struct netaddr		*n;
+
 	TAILQ_FOREACH(d, &conf->local_domains, entry)
 		if (imsgev_compose(iev, IMSG_CONF_DOMAIN, 0, -1, d,
 		    sizeof(*d)) == -1)
@@ -111,19 +132,33 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 		if (imsgev_compose(iev, IMSG_CONF_NETWORK, 0, -1, n,
 		    sizeof(*n)) == -1)
 			return -1;
-	/* Passwords go to authd only, never to a worker. */
-	if (!listener_fds)
-		TAILQ_FOREACH(u, &conf->static_users, entry)
-			if (imsgev_compose(iev, IMSG_CONF_STATIC_USER, 0, -1,
-			    u, sizeof(*u)) == -1)
-				return -1;
-	TAILQ_FOREACH(c, &conf->checkers, entry) {
-		struct checker_conf	 copy;
-		int			 rv;
+	return 0;
+}
 
-		/* A worker learns what a checker verifies, not its secret. */
+/* Passwords go to authd only, never to a worker. */
+static int
+send_static_users(struct imsgev *iev, const struct portcullis_conf *conf)
+{
+	struct static_user	*u;
+
+	TAILQ_FOREACH(u, &conf->static_users, entry)
+		if (imsgev_compose(iev, IMSG_CONF_STATIC_USER, 0, -1, u,
+		    sizeof(*u)) == -1)
+			return -1;
+	return 0;
+}
+
+/* A worker learns what a checker verifies, not its secret. */
+static int
+send_checkers(struct imsgev *iev, const struct portcullis_conf *conf,
+    int to_worker)
+{
+	struct checker_conf	*c, copy;
+	int			 rv;
+
+	TAILQ_FOREACH(c, &conf->checkers, entry) {
 		memcpy(&copy, c, sizeof(copy));
-		if (listener_fds)
+		if (to_worker)
 			explicit_bzero(copy.oauth.client_secret,
 			    sizeof(copy.oauth.client_secret));
 		rv = imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, &copy,
@@ -132,19 +167,39 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 		if (rv == -1)
 			return -1;
 	}
-	if (spool_fd != -1) {
-		if ((fd = dup_cloexec(spool_fd)) == -1)
-			return -1;
-		if (imsgev_compose(iev, IMSG_CONF_SPOOL, 0, fd, NULL, 0) == -1)
-			return -1;
-	}
-	if (control_fd != -1) {
-		if ((fd = dup_cloexec(control_fd)) == -1)
-			return -1;
-		if (imsgev_compose(iev, IMSG_CONF_CONTROL, 0, fd, NULL,
-		    0) == -1)
-			return -1;
-	}
+	return 0;
+}
+
+/* An empty message carrying a copy of fd; nothing when fd is -1. */
+static int
+send_fd(struct imsgev *iev, uint32_t type, int fd)
+{
+	int	 copy;
+
+	if (fd == -1)
+		return 0;
+	if ((copy = dup_cloexec(fd)) == -1)
+		return -1;
+	return imsgev_compose(iev, type, 0, copy, NULL, 0);
+}
+
+/*
+ * listener_fds says the child is a worker: it gets the bound sockets
+ * and the PEM, never the passwords and client secrets.
+ */
+int
+config_send(struct imsgev *iev, const struct portcullis_conf *conf,
+    int listener_fds, int spool_fd, int control_fd)
+{
+	if (send_start(iev, conf) == -1 ||
+	    send_listeners(iev, conf, listener_fds) == -1 ||
+	    send_pkis(iev, conf, listener_fds) == -1 ||
+	    send_domains_networks(iev, conf) == -1 ||
+	    (!listener_fds && send_static_users(iev, conf) == -1) ||
+	    send_checkers(iev, conf, listener_fds) == -1 ||
+	    send_fd(iev, IMSG_CONF_SPOOL, spool_fd) == -1 ||
+	    send_fd(iev, IMSG_CONF_CONTROL, control_fd) == -1)
+		return -1;
 	return imsgev_compose(iev, IMSG_CONF_END, 0, -1, NULL, 0);
 }
 
@@ -364,7 +419,8 @@ recv_checker(struct config_recv *cr, struct imsg *imsg)
 /*
  * Feed one CONF_* message.  Returns 1 when CONF_END completed a
  * configuration (cr->conf is then the caller's), 0 when more is to
- * come, -1 on a malformed or out-of-order message.
+ * come, -1 on a malformed or out-of-order message.  The receiver's
+ * dispatch table has checked each message's length and descriptor.
  */
 int
 config_recv(struct config_recv *cr, struct imsg *imsg)
@@ -393,22 +449,16 @@ config_recv(struct config_recv *cr, struct imsg *imsg)
 	case IMSG_CONF_NETWORK:
 		return recv_network(cr, imsg);
 	case IMSG_CONF_SPOOL:
-		if (imsg_get_len(imsg) != 0)
-			return -1;
 		if (cr->spool_fd != -1)
 			close(cr->spool_fd);
 		cr->spool_fd = imsg_get_fd(imsg);
 		return 0;
 	case IMSG_CONF_CONTROL:
-		if (imsg_get_len(imsg) != 0)
-			return -1;
 		if (cr->control_fd != -1)
 			close(cr->control_fd);
 		cr->control_fd = imsg_get_fd(imsg);
 		return 0;
 	case IMSG_CONF_END:
-		if (imsg_get_len(imsg) != 0)
-			return -1;
 		return 1;
 	}
 	errno = EBADMSG;

@@ -6,10 +6,18 @@
  * channel from it.  A handler that wants to drop its peer calls
  * imsgev_close(); the close is then reported after the handler
  * returns.
+ *
+ * A message reaches a table's handler only when its type is in the
+ * table, its payload has the length written there, a descriptor came
+ * with it if and only if the table says so, and an IMSGEV_ONCE message
+ * is not repeated.  Everything else is refused by imsgev_deliver(),
+ * and nowhere else.
  */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -146,6 +154,109 @@ imsgev_flush(struct imsgev *iev)
 	return rv;
 }
 
+/*
+ * Switch what the peer may send (say, from configuration to running).
+ * It holds from the next message on, and the IMSGEV_ONCE messages of
+ * the new table may each come once again.
+ */
+void
+imsgev_set_table(struct imsgev *iev, const struct imsg_dispatch *table)
+{
+	size_t	 n = 0;
+
+	while (table != NULL && table[n].handler != NULL)
+		n++;
+	if (n > IMSGEV_TABLE_MAX)
+		fatalx("%s: dispatch table of %zu entries", iev->name, n);
+	iev->table = table;
+	iev->seen = 0;
+}
+
+/* For a handler: refuse this message, saying why.  Returns -1. */
+int
+imsgev_reject(struct imsgev *iev, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(iev->why, sizeof(iev->why), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The payload of a message whose length the table has checked. */
+void
+imsgev_data(struct imsg *imsg, void *data, size_t len)
+{
+	if (imsg_get_data(imsg, data, len) == -1)
+		fatalx("%s: payload of %zu octets, the table said %zu",
+		    imsg_type_name(imsg_get_type(imsg)), imsg_get_len(imsg),
+		    len);
+}
+
+/* NULL when the table lets the message through to *dp; else why not. */
+static const char *
+dispatch_check(struct imsgev *iev, struct imsg *imsg,
+    const struct imsg_dispatch **dp)
+{
+	const struct imsg_dispatch	*d;
+	uint32_t			 type = imsg_get_type(imsg);
+	size_t				 i, len = imsg_get_len(imsg);
+	int				 fd, min;
+
+	for (i = 0; (d = &iev->table[i])->handler != NULL; i++)
+		if (d->type == type)
+			break;
+	if (d->handler == NULL)
+		return "unexpected type";
+	min = d->flags & IMSGEV_MIN;
+	if (min ? len < d->len : len != d->len) {
+		snprintf(iev->why, sizeof(iev->why),
+		    "bad length %zu, want %s%zu", len, min ? "at least " : "", d->len);
+		return iev->why;
+	}
+	fd = imsg->buf != NULL && ibuf_fd_avail(imsg->buf);
+	if ((d->flags & IMSGEV_FD) && !fd)
+		return "missing descriptor";
+	if (fd && !(d->flags & (IMSGEV_FD | IMSGEV_FD_MAYBE)))
+		return "descriptor not expected";
+	if (d->flags & IMSGEV_ONCE) {
+		if (iev->seen & (1ULL << i))
+			return "repeated";
+		iev->seen |= 1ULL << i;
+	}
+	*dp = d;
+	return NULL;
+}
+
+/*
+ * The one place a message is refused: a log line, the owner's refused
+ * callback (master kills the child), and the channel is closed.  An
+ * unclaimed descriptor is closed by imsg_free().
+ */
+static void
+imsgev_deliver(struct imsgev *iev, struct imsg *imsg)
+{
+	const struct imsg_dispatch	*d = NULL;
+	const char			*why;
+
+	if (iev->table == NULL) {
+		iev->handler(iev, imsg);
+		return;
+	}
+	if ((why = dispatch_check(iev, imsg, &d)) == NULL) {
+		iev->why[0] = '\0';
+		if (d->handler(iev, imsg) == 0)
+			return;
+		why = iev->why[0] != '\0' ? iev->why : "malformed payload";
+	}
+	log_warnx("%s: refused %s: %s", iev->name,
+	    imsg_type_name(imsg_get_type(imsg)), why);
+	if (iev->refused != NULL)
+		iev->refused(iev);
+	imsgev_close(iev);
+}
+
 static void
 imsgev_read(struct imsgev *iev)
 {
@@ -178,7 +289,7 @@ imsgev_read(struct imsgev *iev)
 		}
 		if (n == 0)
 			break;
-		iev->handler(iev, &imsg);
+		imsgev_deliver(iev, &imsg);
 		imsg_free(&imsg);
 	}
 }

@@ -6,7 +6,7 @@
 
 #include "proto.h"
 
-static const char *const imsg_names[IMSG_TYPE_MAX] = {
+static const char *const imsg_names[] = {
 	[IMSG_NONE] = "NONE",
 	[IMSG_CONF_START] = "CONF_START",
 	[IMSG_CONF_LISTENER] = "CONF_LISTENER",
@@ -16,6 +16,7 @@ static const char *const imsg_names[IMSG_TYPE_MAX] = {
 	[IMSG_CONF_STATIC_USER] = "CONF_STATIC_USER",
 	[IMSG_CONF_NETWORK] = "CONF_NETWORK",
 	[IMSG_CONF_CONTROL] = "CONF_CONTROL",
+	[IMSG_CTL_HELLO] = "CTL_HELLO",
 	[IMSG_CTL_TEST] = "CTL_TEST",
 	[IMSG_CTL_STATS] = "CTL_STATS",
 	[IMSG_CTL_STATS_REPLY] = "CTL_STATS_REPLY",
@@ -41,7 +42,8 @@ imsg_type_name(uint32_t type)
 {
 	static char	 unknown[32];
 
-	if (type < IMSG_TYPE_MAX && imsg_names[type] != NULL)
+	if (type < sizeof(imsg_names) / sizeof(imsg_names[0]) &&
+	    imsg_names[type] != NULL)
 		return imsg_names[type];
 	snprintf(unknown, sizeof(unknown), "UNKNOWN(%u)", type);
 	return unknown;

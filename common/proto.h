@@ -3,10 +3,11 @@
  * processes exchange, and the payload each one carries.
  *
  * One line of documentation per message: who sends it, to whom, what
- * the payload is, whether a descriptor rides with it.  A receiver
- * checks the payload length against what is written here before it
- * reads a single field; a message from a worker is hostile until its
- * length and fields are checked.
+ * the payload is, whether a descriptor rides with it.  Each receiver
+ * has a dispatch table per peer (struct imsg_dispatch, imsgev.h) that
+ * holds these lengths; imsgev.c checks them before a handler reads a
+ * single field.  A message from a worker is hostile until its length
+ * and fields are checked.
  */
 #ifndef PORTCULLIS_PROTO_H
 #define PORTCULLIS_PROTO_H
@@ -16,53 +17,85 @@
 /* Every child finds its channel to master on this descriptor. */
 #define PROC_PARENT_FD		3
 
+/*
+ * The version of everything in this file.  Two binaries of different
+ * builds must never misread each other: master checks it against each
+ * child's CHILD_READY, authd against authctl's CTL_HELLO.  Bump it
+ * whenever a payload changes shape or meaning or a type is added or
+ * retired.
+ */
+#define PROTO_VERSION		1
+
+/*
+ * Every type has its number written out: numbers are never reused,
+ * and a new type takes the next free number in its group.  Who may
+ * send what to whom, with which length, is in the dispatch tables
+ * (struct imsg_dispatch) of each receiver: master/proc.c,
+ * worker/worker.c, authd/authd.c, authd/control.c.
+ */
 enum imsg_type {
 	IMSG_NONE = 0,
 
 	/* configuration, master -> child, in this order */
-	IMSG_CONF_START,	/* struct portcullis_conf, lists empty */
-	IMSG_CONF_LISTENER,	/* struct listener; worker: + bound socket */
-	IMSG_CONF_PKI,		/* struct pki (file names only) */
-	IMSG_CONF_PKI_PEM,	/* worker: struct pki_pem + PEM bytes, in
+	IMSG_CONF_START = 10,	/* struct portcullis_conf, lists empty */
+	IMSG_CONF_LISTENER = 11, /* struct listener; worker: + bound socket */
+	IMSG_CONF_PKI = 12,	/* struct pki (file names only) */
+	IMSG_CONF_PKI_PEM = 13,	/* worker: struct pki_pem + PEM bytes, in
 				   chunks, for the pki sent last */
-	IMSG_CONF_DOMAIN,	/* struct local_domain */
-	IMSG_CONF_STATIC_USER,	/* authd only: struct static_user */
-	IMSG_CONF_NETWORK,	/* struct netaddr: a trusted network */
-	IMSG_CONF_CONTROL,	/* authd: empty + the control socket, listening */
-	IMSG_CONF_CHECKER,	/* struct checker_conf */
-	IMSG_CONF_SPOOL,	/* worker: empty + spool directory fd */
-	IMSG_CONF_END,		/* empty; the child applies what it got */
+	IMSG_CONF_DOMAIN = 14,	/* struct local_domain */
+	IMSG_CONF_STATIC_USER = 15, /* authd only: struct static_user */
+	IMSG_CONF_NETWORK = 16,	/* struct netaddr: a trusted network */
+	IMSG_CONF_CONTROL = 17,	/* authd: empty + the control socket,
+				   listening */
+	IMSG_CONF_CHECKER = 18,	/* struct checker_conf */
+	IMSG_CONF_SPOOL = 19,	/* worker: empty + spool directory fd */
+	IMSG_CONF_END = 20,	/* empty; the child applies what it got */
 
 	/* life cycle */
-	IMSG_CHILD_READY,	/* child -> master: empty; privileges dropped */
-	IMSG_CTL_SHUTDOWN,	/* master -> child: empty; stop accepting,
-				   close after the grace period */
-	IMSG_CTL_VERBOSE,	/* master -> child: int, the new verbosity */
+	IMSG_CHILD_READY = 30,	/* child -> master: struct hello;
+				   privileges dropped */
+	IMSG_CTL_SHUTDOWN = 31,	/* master -> child: empty; stop
+				   accepting, close after the grace
+				   period */
+	IMSG_CTL_VERBOSE = 32,	/* master -> child: int, the new
+				   verbosity */
 
 	/* worker <-> authd channel set-up and liveness */
-	IMSG_AUTHD_CHANNEL,	/* master -> worker: empty + fd to authd;
+	IMSG_AUTHD_CHANNEL = 40, /* master -> worker: empty + fd to authd;
 				   master -> authd: struct authd_channel + fd */
-	IMSG_PING,		/* worker -> authd: struct ping */
-	IMSG_PONG,		/* authd -> worker: struct ping, echoed */
-	IMSG_PING_RESULT,	/* worker -> master: struct ping; authd
+	IMSG_PING = 41,		/* worker -> authd: struct ping */
+	IMSG_PONG = 42,		/* authd -> worker: struct ping,
+				   echoed */
+	IMSG_PING_RESULT = 43,	/* worker -> master: struct ping; authd
 				   answered the first ping on a channel */
 
 	/* authentication, worker <-> authd */
-	IMSG_AUTH_REQUEST,	/* worker -> authd: struct auth_request +
+	IMSG_AUTH_REQUEST = 50,	/* worker -> authd: struct auth_request +
 				   cred_len octets of credential */
-	IMSG_AUTH_CANCEL,	/* worker -> authd: struct auth_cancel */
-	IMSG_AUTH_VERDICT,	/* authd -> worker: struct auth_verdict */
+	IMSG_AUTH_CANCEL = 51,	/* worker -> authd: struct auth_cancel */
+	IMSG_AUTH_VERDICT = 52,	/* authd -> worker: struct
+				   auth_verdict */
 
 	/* authctl <-> authd over the control socket */
-	IMSG_CTL_TEST,		/* authctl -> authd: as IMSG_AUTH_REQUEST;
+	IMSG_CTL_HELLO = 60,	/* authctl -> authd, first: struct hello;
+				   authd answers with its own */
+	IMSG_CTL_TEST = 61,	/* authctl -> authd: as IMSG_AUTH_REQUEST;
 				   answered with IMSG_AUTH_VERDICT */
-	IMSG_CTL_STATS,		/* authctl -> authd: empty */
-	IMSG_CTL_STATS_REPLY,	/* authd -> authctl: struct ctl_stats, one
+	IMSG_CTL_STATS = 62,	/* authctl -> authd: empty */
+	IMSG_CTL_STATS_REPLY = 63, /* authd -> authctl: struct ctl_stats, one
 				   per checker, then IMSG_CTL_END */
-	IMSG_CTL_RELOAD,	/* authctl -> authd -> master: empty */
-	IMSG_CTL_END,		/* authd -> authctl: empty; done */
+	IMSG_CTL_RELOAD = 64,	/* authctl -> authd -> master: empty */
+	IMSG_CTL_END = 65,	/* authd -> authctl: empty; done */
+};
 
-	IMSG_TYPE_MAX
+/*
+ * IMSG_CHILD_READY and IMSG_CTL_HELLO: who speaks which version.
+ * Frozen, like the numbers of those two types: a binary of any version
+ * must be able to read another's, to say which versions differ.
+ */
+struct hello {
+	uint32_t	version;	/* PROTO_VERSION */
+	uint32_t	id;		/* CHILD_READY: the worker's id */
 };
 
 /* IMSG_CTL_STATS_REPLY: attempts decided by one checker since start. */

@@ -31,6 +31,7 @@ struct child {
 	int			 ready;
 	int			 retiring;	/* old generation, draining */
 	unsigned int		 failures;	/* quick deaths in a row */
+	int			 mismatch;	/* spoke another protocol */
 	struct timespec		 started;
 	struct event		*respawn_ev;
 };

@@ -5,7 +5,10 @@
  * gets a fresh address-space layout, with its channel to master on
  * PROC_PARENT_FD.  A child that dies is logged and started again after
  * a back-off that doubles with each quick death, so a crash loop does
- * not spin.  A worker and authd are introduced to each other, through
+ * not spin; one that speaks another protocol version (binaries
+ * replaced under a running master) is killed and tried again only at
+ * the longest back-off, since only a restart of master can mend that.
+ * A worker and authd are introduced to each other, through
  * a socketpair master creates, as soon as both are ready; when authd
  * is restarted every worker gets a new channel.
  */
@@ -32,9 +35,29 @@
 #define RESPAWN_MAX_MS		30000
 #define RESPAWN_STABLE_SEC	10	/* alive this long: not a crash loop */
 
-static void	child_dispatch(struct imsgev *, struct imsg *);
+static int	child_ready(struct imsgev *, struct imsg *);
+static int	child_ping_result(struct imsgev *, struct imsg *);
+static int	child_reload(struct imsgev *, struct imsg *);
+static void	child_refused(struct imsgev *);
 static void	child_closed(struct imsgev *);
 static void	child_respawn(evutil_socket_t, short, void *);
+
+/*
+ * What each child may send master.  Children run with less privilege
+ * than master: anything else is a sign of compromise, and the child
+ * is killed (and later replaced) by child_refused().
+ */
+static const struct imsg_dispatch from_worker[] = {
+	{ IMSG_CHILD_READY, sizeof(struct hello), IMSGEV_ONCE, child_ready },
+	{ IMSG_PING_RESULT, sizeof(struct ping), 0, child_ping_result },
+	{ 0, 0, 0, NULL }
+};
+
+static const struct imsg_dispatch from_authd[] = {
+	{ IMSG_CHILD_READY, sizeof(struct hello), IMSGEV_ONCE, child_ready },
+	{ IMSG_CTL_RELOAD, 0, 0, child_reload },
+	{ 0, 0, 0, NULL }
+};
 
 static const char *
 role_name(enum proc_role role)
@@ -135,12 +158,16 @@ child_start(struct child *c)
 	close(sp[1]);
 	c->pid = pid;
 	c->ready = 0;
+	c->mismatch = 0;
 	c->generation = c->retiring ? c->generation : master->generation;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	/* imsg(3): a channel sends descriptors only where fdpass is on. */
-	if (imsgev_init(&c->iev, master->base, sp[0], 1, c->name,
-	    child_dispatch, child_closed, c) == -1)
+	if (imsgev_init(&c->iev, master->base, sp[0], 1, c->name, NULL,
+	    child_closed, c) == -1)
 		fatal("%s: channel", c->name);
+	imsgev_set_table(&c->iev,
+	    c->role == ROLE_WORKER ? from_worker : from_authd);
+	c->iev.refused = child_refused;
 	if (config_send(&c->iev, master->conf, c->role == ROLE_WORKER,
 	    c->role == ROLE_WORKER ? master->spool_fd : -1,
 	    c->role == ROLE_AUTHD ? master->control_fd : -1) == -1)
@@ -169,11 +196,23 @@ channel_create(struct child *w)
 	imsgev_compose(&w->iev, IMSG_AUTHD_CHANNEL, w->id, sp[0], NULL, 0);
 }
 
-static void
-child_ready(struct child *c)
+/* The child dropped its privileges; it must speak our protocol. */
+static int
+child_ready(struct imsgev *iev, struct imsg *imsg)
 {
+	struct child	*c = iev->arg;
 	struct child	*w;
+	struct hello	 hello;
 
+	imsgev_data(imsg, &hello, sizeof(hello));
+	if (hello.version != PROTO_VERSION) {
+		c->mismatch = 1;
+		return imsgev_reject(iev, "protocol version %u, master speaks "
+		    "%u: binaries upgraded under a running master? restart "
+		    "portcullisd", hello.version, PROTO_VERSION);
+	}
+	if (c->role == ROLE_WORKER && hello.id != c->id)
+		return imsgev_reject(iev, "claims to be worker %u", hello.id);
 	c->ready = 1;
 	log_info("%s ready, pid %d, generation %u", c->name, (int)c->pid,
 	    c->generation);
@@ -182,51 +221,42 @@ child_ready(struct child *c)
 			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
 			    NULL, 0);
 		channel_create(c);
-		return;
+		return 0;
 	}
 	TAILQ_FOREACH(w, &master->workers, entry)
 		if (child_running(w))
 			channel_create(w);
+	return 0;
 }
 
-static void
-child_ping_result(struct child *c, struct imsg *imsg)
-{
-	struct ping	 ping;
-
-	if (imsg_get_data(imsg, &ping, sizeof(ping)) == -1) {
-		log_warnx("%s: malformed PING_RESULT", c->name);
-		kill(c->pid, SIGKILL);
-		return;
-	}
-	log_info("%s: authd ping ok, %u us", c->name, ping.rtt_usec);
-}
-
-/*
- * Children run with less privilege than master: a message master does
- * not expect from that child is a sign of compromise, and the child is
- * killed (and later replaced).
- */
-static void
-child_dispatch(struct imsgev *iev, struct imsg *imsg)
+static int
+child_ping_result(struct imsgev *iev, struct imsg *imsg)
 {
 	struct child	*c = iev->arg;
-	uint32_t	 type = imsg_get_type(imsg);
+	struct ping	 ping;
 
-	if (type == IMSG_CHILD_READY && imsg_get_len(imsg) == 0 && !c->ready)
-		child_ready(c);
-	else if (type == IMSG_PING_RESULT && c->role == ROLE_WORKER)
-		child_ping_result(c, imsg);
-	else if (type == IMSG_CTL_RELOAD && c->role == ROLE_AUTHD &&
-	    imsg_get_len(imsg) == 0)
-		master_reload();
-	else {
-		log_warnx("%s: unexpected %s, killing pid %d", c->name,
-		    imsg_type_name(type), (int)c->pid);
-		if (c->pid != -1)
-			kill(c->pid, SIGKILL);
-		imsgev_close(iev);
-	}
+	imsgev_data(imsg, &ping, sizeof(ping));
+	log_info("%s: authd ping ok, %u us", c->name, ping.rtt_usec);
+	return 0;
+}
+
+/* authd passes on authctl's reload. */
+static int
+child_reload(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev; (void)imsg;
+	master_reload();
+	return 0;
+}
+
+/* imsgev.c logged the refusal and closes the channel; the child dies. */
+static void
+child_refused(struct imsgev *iev)
+{
+	struct child	*c = iev->arg;
+
+	if (c->pid != -1)
+		kill(c->pid, SIGKILL);
 }
 
 static void
@@ -243,6 +273,9 @@ respawn_delay_ms(struct child *c)
 	struct timespec	 now;
 	long		 ms;
 
+	/* Another version comes back as long as master runs: no spin. */
+	if (c->mismatch)
+		return RESPAWN_MAX_MS;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (now.tv_sec - c->started.tv_sec >= RESPAWN_STABLE_SEC)
 		c->failures = 0;

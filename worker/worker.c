@@ -44,10 +44,49 @@ static struct config_recv conf_recv = { NULL, -1, -1 };
 static struct event	*listen_wait_ev;
 static int		 listening;
 
-static void	master_dispatch(struct imsgev *, struct imsg *);
+static int	master_conf(struct imsgev *, struct imsg *);
+static int	master_authd_channel(struct imsgev *, struct imsg *);
+static int	master_shutdown(struct imsgev *, struct imsg *);
+static int	master_verbose(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
-static void	authd_dispatch(struct imsgev *, struct imsg *);
+static int	authd_pong(struct imsgev *, struct imsg *);
+static int	authd_verdict(struct imsgev *, struct imsg *);
 static void	authd_closed(struct imsgev *);
+
+/*
+ * What master may send: the configuration, once, in order (config.c
+ * refuses a piece before CONF_START); CONF_END switches to
+ * from_master_running.  No passwords and no control socket for a
+ * worker.  A refusal closes the channel, and the worker exits.
+ */
+static const struct imsg_dispatch from_master_conf[] = {
+	{ IMSG_CONF_START, sizeof(struct portcullis_conf), 0, master_conf },
+	{ IMSG_CONF_LISTENER, sizeof(struct listener), IMSGEV_FD_MAYBE,
+	    master_conf },
+	{ IMSG_CONF_PKI, sizeof(struct pki), 0, master_conf },
+	{ IMSG_CONF_PKI_PEM, sizeof(struct pki_pem), IMSGEV_MIN, master_conf },
+	{ IMSG_CONF_DOMAIN, sizeof(struct local_domain), 0, master_conf },
+	{ IMSG_CONF_NETWORK, sizeof(struct netaddr), 0, master_conf },
+	{ IMSG_CONF_CHECKER, sizeof(struct checker_conf), 0, master_conf },
+	{ IMSG_CONF_SPOOL, 0, IMSGEV_FD | IMSGEV_ONCE, master_conf },
+	{ IMSG_CONF_END, 0, IMSGEV_ONCE, master_conf },
+	{ 0, 0, 0, NULL }
+};
+
+/* A reload starts a new generation of workers: no CONF_START here. */
+static const struct imsg_dispatch from_master_running[] = {
+	{ IMSG_AUTHD_CHANNEL, 0, IMSGEV_FD, master_authd_channel },
+	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
+	{ IMSG_CTL_VERBOSE, sizeof(int), 0, master_verbose },
+	{ 0, 0, 0, NULL }
+};
+
+/* What authd may send on the channel master handed over. */
+static const struct imsg_dispatch from_authd[] = {
+	{ IMSG_PONG, sizeof(struct ping), 0, authd_pong },
+	{ IMSG_AUTH_VERDICT, sizeof(struct auth_verdict), 0, authd_verdict },
+	{ 0, 0, 0, NULL }
+};
 
 /* Start accepting, once: authd answered, or it took too long. */
 static void
@@ -173,16 +212,8 @@ worker_sandbox(const struct portcullis_conf *conf)
 static void
 worker_configure(struct portcullis_conf *conf, int spool_fd)
 {
-	if (worker->conf != NULL) {
-		/* A reload starts a new generation of workers instead. */
-		log_warnx("worker %u: ignoring a second configuration",
-		    worker->id);
-		config_close_fds(conf);
-		config_free(conf);
-		if (spool_fd != -1)
-			close(spool_fd);
-		return;
-	}
+	struct hello	 hello;
+
 	worker->conf = conf;
 	worker->spool_fd = spool_fd;
 	/* Both need what the chroot hides: OpenSSL's files, the spool. */
@@ -195,8 +226,11 @@ worker_configure(struct portcullis_conf *conf, int spool_fd)
 		log_debug("worker %u: running as %s in %s", worker->id,
 		    conf->user, conf->chroot);
 	worker_sandbox(conf);
+	memset(&hello, 0, sizeof(hello));
+	hello.version = PROTO_VERSION;
+	hello.id = worker->id;
 	imsgev_compose(&worker->master, IMSG_CHILD_READY, worker->id, -1,
-	    NULL, 0);
+	    &hello, sizeof(hello));
 	/* The channel to authd comes once master has CHILD_READY. */
 	listen_wait();
 }
@@ -214,69 +248,60 @@ authd_ping(void)
 	    sizeof(ping));
 }
 
-static void
-authd_channel(struct imsg *imsg)
+/* A new channel to authd: the old one, if any, is replaced. */
+static int
+master_authd_channel(struct imsgev *iev, struct imsg *imsg)
 {
-	int	 fd;
+	int	 fd = imsg_get_fd(imsg);
 
-	if ((fd = imsg_get_fd(imsg)) == -1) {
-		log_warnx("worker %u: authd channel without descriptor",
-		    worker->id);
-		return;
-	}
+	(void)iev;
 	if (worker->authd.open) {
 		worker->authd.closed = NULL;	/* replaced, not lost */
 		imsgev_close(&worker->authd);
 	}
-	if (imsgev_init(&worker->authd, worker->base, fd, 0, "authd",
-	    authd_dispatch, authd_closed, NULL) == -1) {
+	if (imsgev_init(&worker->authd, worker->base, fd, 0, "authd", NULL,
+	    authd_closed, NULL) == -1) {
 		log_warn("worker %u: authd channel", worker->id);
 		close(fd);
-		return;
+		return 0;
 	}
+	imsgev_set_table(&worker->authd, from_authd);
 	authd_ping();
+	return 0;
 }
 
-static void
-master_dispatch(struct imsgev *iev, struct imsg *imsg)
+static int
+master_conf(struct imsgev *iev, struct imsg *imsg)
+{
+	switch (config_recv(&conf_recv, imsg)) {
+	case -1:
+		return imsgev_reject(iev, "malformed or out of order");
+	case 1:
+		imsgev_set_table(iev, from_master_running);
+		worker_configure(conf_recv.conf, conf_recv.spool_fd);
+		conf_recv.conf = NULL;
+		conf_recv.spool_fd = -1;
+	}
+	return 0;
+}
+
+static int
+master_shutdown(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev; (void)imsg;
+	worker_shutdown();
+	return 0;
+}
+
+static int
+master_verbose(struct imsgev *iev, struct imsg *imsg)
 {
 	int	 verbose;
 
-	switch (imsg_get_type(imsg)) {
-	case IMSG_CONF_START:
-	case IMSG_CONF_LISTENER:
-	case IMSG_CONF_PKI:
-	case IMSG_CONF_PKI_PEM:
-	case IMSG_CONF_DOMAIN:
-	case IMSG_CONF_STATIC_USER:
-	case IMSG_CONF_NETWORK:
-	case IMSG_CONF_CHECKER:
-	case IMSG_CONF_SPOOL:
-	case IMSG_CONF_END:
-		switch (config_recv(&conf_recv, imsg)) {
-		case -1:
-			fatalx("worker %u: malformed configuration message",
-			    worker->id);
-		case 1:
-			worker_configure(conf_recv.conf, conf_recv.spool_fd);
-			conf_recv.conf = NULL;
-			conf_recv.spool_fd = -1;
-		}
-		break;
-	case IMSG_AUTHD_CHANNEL:
-		authd_channel(imsg);
-		break;
-	case IMSG_CTL_SHUTDOWN:
-		worker_shutdown();
-		break;
-	case IMSG_CTL_VERBOSE:
-		if (imsg_get_data(imsg, &verbose, sizeof(verbose)) == 0)
-			log_setverbose(verbose);
-		break;
-	default:
-		log_warnx("worker %u: unexpected %s from %s", worker->id,
-		    imsg_type_name(imsg_get_type(imsg)), iev->name);
-	}
+	(void)iev;
+	imsgev_data(imsg, &verbose, sizeof(verbose));
+	log_setverbose(verbose);
+	return 0;
 }
 
 static void
@@ -287,18 +312,18 @@ master_closed(struct imsgev *iev)
 	exit(0);
 }
 
-static void
-authd_pong(struct imsg *imsg)
+static int
+authd_pong(struct imsgev *iev, struct imsg *imsg)
 {
 	struct ping	 ping;
 	struct timespec	 now;
 	int64_t		 usec;
 
-	if (imsg_get_data(imsg, &ping, sizeof(ping)) == -1 ||
-	    ping.seq != worker->ping_seq) {
-		log_warnx("worker %u: stray or malformed pong from authd",
-		    worker->id);
-		return;
+	(void)iev;
+	imsgev_data(imsg, &ping, sizeof(ping));
+	if (ping.seq != worker->ping_seq) {
+		log_warnx("worker %u: stray pong from authd", worker->id);
+		return 0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	usec = (now.tv_sec - worker->ping_sent.tv_sec) * 1000000 +
@@ -310,22 +335,15 @@ authd_pong(struct imsg *imsg)
 	    (unsigned long long)ping.seq, ping.rtt_usec);
 	imsgev_compose(&worker->master, IMSG_PING_RESULT, worker->id, -1,
 	    &ping, sizeof(ping));
+	return 0;
 }
 
-static void
-authd_dispatch(struct imsgev *iev, struct imsg *imsg)
+static int
+authd_verdict(struct imsgev *iev, struct imsg *imsg)
 {
-	switch (imsg_get_type(imsg)) {
-	case IMSG_PONG:
-		authd_pong(imsg);
-		break;
-	case IMSG_AUTH_VERDICT:
-		smtp_auth_verdict(imsg);
-		break;
-	default:
-		log_warnx("worker %u: unexpected %s from %s", worker->id,
-		    imsg_type_name(imsg_get_type(imsg)), iev->name);
-	}
+	(void)iev;
+	smtp_auth_verdict(imsg);
+	return 0;
 }
 
 static void
@@ -376,8 +394,9 @@ main(int argc, char *argv[])
 	if ((worker->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	if (imsgev_init(&worker->master, worker->base, PROC_PARENT_FD, 1,
-	    "master", master_dispatch, master_closed, NULL) == -1)
+	    "master", NULL, master_closed, NULL) == -1)
 		fatal("master channel");
+	imsgev_set_table(&worker->master, from_master_conf);
 
 	event_base_dispatch(worker->base);
 	log_info("worker %u: exiting", worker->id);

@@ -7,11 +7,12 @@
  *
  * Input: the octets a hostile worker writes on its channel.  They go
  * into one end of a socketpair; the other end is an imsgev channel
- * on a libevent loop, as authd has for each worker, with a handler
- * that does what authd.c's worker_dispatch() does up to the chain.
- * Properties: a request that passes has its parts inside the frame,
- * within their limits; a channel that refuses something is closed
- * once, and then reads nothing more.
+ * on a libevent loop, as authd has for each worker, with a dispatch
+ * table like authd.c's from_worker[], whose handlers do what authd's
+ * do up to the chain.  Properties: a handler sees only a payload of
+ * the length its table entry says; a request that passes has its
+ * parts inside the frame, within their limits; a channel that refuses
+ * something is closed once, and then reads nothing more.
  */
 
 #include <sys/socket.h>
@@ -47,8 +48,18 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* No handler runs on a channel that has refused something. */
+static void
+after_close(struct imsgev *iev)
+{
+	struct channel	*ch = iev->arg;
+
+	if (ch->closed || !iev->open)
+		ch->after_close++;
+}
+
 static int
-auth_request(struct imsg *imsg)
+auth_request(struct imsgev *iev, struct imsg *imsg)
 {
 	struct auth_request	 req;
 	struct auth_cred	 cred;
@@ -56,6 +67,8 @@ auth_request(struct imsg *imsg)
 	size_t			 framelen = imsg_get_len(imsg);
 	char			 user[CONF_AUTH_NAME_MAX];
 
+	after_close(iev);
+	FUZZ_ASSERT(framelen >= sizeof(req));
 	if (auth_request_decode(imsg, &req, &cred) == -1)
 		return -1;
 	FUZZ_ASSERT(frame != NULL);
@@ -93,36 +106,35 @@ auth_request(struct imsg *imsg)
 	return 0;
 }
 
-/* authd.c's worker_dispatch(), the chain left out. */
-static void
-dispatch(struct imsgev *iev, struct imsg *imsg)
+static int
+ping(struct imsgev *iev, struct imsg *imsg)
 {
-	struct channel	*ch = iev->arg;
-	struct auth_cancel	 c;
 	struct ping	 ping;
 
-	if (ch->closed || !iev->open)
-		ch->after_close++;
-	switch (imsg_get_type(imsg)) {
-	case IMSG_PING:
-		if (imsg_get_data(imsg, &ping, sizeof(ping)) == -1) {
-			imsgev_close(iev);
-			return;
-		}
-		imsgev_compose(iev, IMSG_PONG, 0, -1, &ping, sizeof(ping));
-		break;
-	case IMSG_AUTH_REQUEST:
-		if (auth_request(imsg) == -1)
-			imsgev_close(iev);
-		break;
-	case IMSG_AUTH_CANCEL:
-		if (imsg_get_data(imsg, &c, sizeof(c)) == -1)
-			imsgev_close(iev);
-		break;
-	default:
-		imsgev_close(iev);
-	}
+	after_close(iev);
+	imsgev_data(imsg, &ping, sizeof(ping));
+	imsgev_compose(iev, IMSG_PONG, 0, -1, &ping, sizeof(ping));
+	return 0;
 }
+
+static int
+auth_cancel(struct imsgev *iev, struct imsg *imsg)
+{
+	struct auth_cancel	 c;
+
+	after_close(iev);
+	imsgev_data(imsg, &c, sizeof(c));
+	return 0;
+}
+
+/* authd.c's from_worker[], the chain left out. */
+static const struct imsg_dispatch from_worker[] = {
+	{ IMSG_PING, sizeof(struct ping), 0, ping },
+	{ IMSG_AUTH_REQUEST, sizeof(struct auth_request), IMSGEV_MIN,
+	    auth_request },
+	{ IMSG_AUTH_CANCEL, sizeof(struct auth_cancel), 0, auth_cancel },
+	{ 0, 0, 0, NULL }
+};
 
 static void
 closed(struct imsgev *iev)
@@ -147,9 +159,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&ch, 0, sizeof(ch));
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
 		abort();
-	if (imsgev_init(&ch.iev, base, sp[0], 0, "worker 1", dispatch,
-	    closed, &ch) == -1)
+	if (imsgev_init(&ch.iev, base, sp[0], 0, "worker 1", NULL, closed,
+	    &ch) == -1)
 		abort();
+	imsgev_set_table(&ch.iev, from_worker);
 	/* All of it, then EOF: the channel must end either way. */
 	while (off < size) {
 		if ((n = write(sp[1], data + off, size - off)) <= 0)
