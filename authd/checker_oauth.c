@@ -38,6 +38,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
+#include "scope.h"
 #include "store.h"
 #include "util.h"
 
@@ -160,22 +161,6 @@ token_owner(struct oauth_job *j, const char *user, int64_t exp,
 	strlcpy(ctx->found.scope, scope != NULL ? scope : "",
 	    sizeof(ctx->found.scope));
 	job_done(j, AUTH_OK, NULL, 0);
-}
-
-/* "a b c" holds b, as a whole word (RFC 6749 3.3). */
-static int
-scope_has(const char *scopes, const char *want)
-{
-	size_t		 n = strlen(want);
-	const char	*s = scopes;
-
-	while ((s = strstr(s, want)) != NULL) {
-		if ((s == scopes || s[-1] == ' ') &&
-		    (s[n] == '\0' || s[n] == ' '))
-			return 1;
-		s += n;
-	}
-	return 0;
 }
 
 /*
@@ -444,7 +429,7 @@ introspect_done(const struct http_response *r, void *arg)
 	}
 	if (json_is_string(v = json_object_get(root, "scope")))
 		scope = json_string_value(v);
-	if (o->scope[0] != '\0' && !scope_has(scope, o->scope)) {
+	if (!scope_contains(scope, o->scope)) {
 		json_decref(root);
 		job_done(j, AUTH_FAIL, "scope missing", 0);
 		return;
