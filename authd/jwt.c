@@ -67,7 +67,8 @@ b64url_json_object(const char *in, size_t len)
 	    &n)) == NULL)
 		return NULL;
 	obj = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &jerr);
-	free(buf);
+	/* a part of a bearer token: wiped like the token */
+	freezero(buf, n + 1);
 	if (obj != NULL && !json_is_object(obj)) {
 		json_decref(obj);
 		return NULL;
@@ -207,7 +208,8 @@ jws_open(struct jws *jws, const char *token, size_t len,
 static void
 jws_close(struct jws *jws)
 {
-	free(jws->sig);
+	if (jws->sig != NULL)
+		freezero(jws->sig, jws->siglen + 1);
 	jws->sig = NULL;
 }
 

@@ -407,6 +407,7 @@ cache_entries(void)
 Test(chain, cache_remembers_a_cacheable_ok)
 {
 	struct auth_verdict	 v;
+	char			 buf[128];
 
 	dummies();
 	add_cache();
@@ -415,6 +416,10 @@ Test(chain, cache_remembers_a_cacheable_ok)
 	cr_assert_eq(v.result, AUTH_OK);
 	cr_assert_str_eq(v.checker, "d");
 	cr_assert_eq(cache_entries(), 1, "learnt before the client heard");
+	cr_assert_eq(chain_checker_stats(0, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "usable, for 1 checkers");
+	cr_assert_eq(chain_checker_stats(1, buf, sizeof(buf)), -1,
+	    "the dummy has no stats hook");
 	dummy_refuses = 1;
 	v = login("u", "dummy-pw");
 	cr_assert_eq(v.result, AUTH_OK);
