@@ -14,11 +14,13 @@
  * the event loop.  One audit line per attempt says who, how, which
  * checker, the result and the time it took; never the secret.
  *
- * When an oauth checker has decided, the cache (if one is configured)
- * learns its verdict.  A cache entry that expired not long ago may
- * still answer for a provider that cannot be reached (stale-if-error):
- * the cache marks it in the attempt, and the provider's tempfail turns
- * into that answer.
+ * Each type of checker is a struct checker_ops (chain.h), found in
+ * the table of checkers.c; nothing here knows one type from another.
+ * The cache cooperates through the generic hooks: it observes the
+ * verdicts of the cacheable checkers before the client hears them,
+ * and its lookup may leave hints in the attempt: checkers to skip (a
+ * password refused a moment ago), and an answer for a checker that
+ * tempfails (stale-if-error).
  */
 
 #include <ctype.h>
@@ -28,14 +30,14 @@
 
 #include "authd.h"
 #include "chain.h"
-#include "hashpool.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
 
 static struct checker	 checkers[CONF_CHECKERS_MAX];
 static int		 ncheckers;
-static struct checker	*cache;		/* in checkers[], or NULL */
+static int		 observers[CONF_CHECKERS_MAX];	/* indexes */
+static int		 nobservers;
 static unsigned int	 inflight;
 static struct portcullis_conf *retired[16];	/* wait for inflight 0 */
 static int		 nretired;
@@ -144,10 +146,11 @@ chain_store(const char *path)
 }
 
 static void
-priv_unref(struct checker_priv *p)
+priv_unref(struct checker *c)
 {
-	if (p != NULL && --p->refs == 0)
-		p->free(p);
+	if (c->priv != NULL && --c->priv->refs == 0 && c->ops->free != NULL)
+		c->ops->free(c->priv);
+	c->priv = NULL;
 }
 
 const struct checker *
@@ -166,36 +169,24 @@ chain_configure(struct portcullis_conf *conf)
 
 	/* A check in flight holds its own reference to what it uses. */
 	for (int i = 0; i < ncheckers; i++)
-		priv_unref(checkers[i].priv);
-	ncheckers = 0;
-	cache = NULL;
+		priv_unref(&checkers[i]);
+	ncheckers = nobservers = 0;
 	TAILQ_FOREACH(cc, &conf->checkers, entry) {
 		memset(&c, 0, sizeof(c));
-		c.conf = cc;
-		c.index = n;
-		switch (cc->type) {
-		case CHECKER_LMDB:
-			if (checker_lmdb_init(&c) == -1)
-				return -1;
-			break;
-		case CHECKER_STATIC:
-			if (checker_static_init(&c, conf) == -1)
-				return -1;
-			break;
-		case CHECKER_OAUTH:
-			if (checker_oauth_init(&c) == -1)
-				return -1;
-			break;
-		case CHECKER_CACHE:
-			if (checker_cache_init(&c, conf) == -1)
-				return -1;
-			break;
+		if ((c.ops = checker_ops_of(cc->type)) == NULL) {
+			log_warnx("checker %s: unknown type %d", cc->name,
+			    (int)cc->type);
+			return -1;
 		}
-		c.mechanisms = cc->mechanisms != 0 ? cc->mechanisms :
-		    SASL_PASSWORD_MECHS;
+		c.conf = cc;
+		c.pconf = conf;
+		c.index = n;
+		c.mechanisms = checker_conf_mechanisms(cc);
+		if (c.ops->init(&c, conf) == -1)
+			return -1;
 		checkers[n] = c;
-		if (cc->type == CHECKER_CACHE)
-			cache = &checkers[n];
+		if (c.ops->observe != NULL)
+			observers[nobservers++] = n;
 		n++;
 	}
 	ncheckers = n;
@@ -219,12 +210,14 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 		    sizeof(user));
 	else
 		escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
-	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s "
+	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s "
 	    "session=%016llx client=%s listener=%s ms=%ld%s%s",
 	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :
 	    "tempfail", user, mech_name(ctx->mechanism),
 	    checker != NULL ? checker : "none",
-	    ctx->answered_stale ? " stale=yes" : "",
+	    ctx->hints.answered ? " " : "",
+	    ctx->hints.answered ? ctx->hints.fallback_tag : "",
+	    ctx->hints.answered ? "=yes" : "",
 	    (unsigned long long)ctx->session_id, ctx->client, ctx->listener,
 	    ms, ctx->why != NULL ? " reason=" : "",
 	    ctx->why != NULL ? ctx->why : "");
@@ -254,19 +247,44 @@ chain_ctx_free(struct auth_ctx *ctx)
 	freezero(ctx, sizeof(*ctx));
 }
 
-static void
-job_work(void *arg)
+/*
+ * Tell the observers (the cache) what a cacheable checker decided, so
+ * that a client that logs in again at once finds it there.  1: one of
+ * them is busy and calls chain_checker_done() again when it is not.
+ */
+static int
+observers_tell(struct auth_ctx *ctx)
 {
-	struct auth_ctx	*ctx = arg;
+	struct checker	*o;
 
-	ctx->result = AUTH_TEMPFAIL;
-	ctx->current->verify(ctx->current, ctx);
+	if (!ctx->current->ops->cacheable || ctx->result == AUTH_TEMPFAIL)
+		return 0;
+	while (ctx->observing < nobservers) {
+		o = &checkers[observers[ctx->observing++]];
+		if (o->ops->observe(o, ctx->current, ctx,
+		    chain_checker_done) == 1)
+			return 1;
+	}
+	return 0;
 }
 
-static void
-job_done(void *arg)
+/*
+ * A fallback a checker left earlier (the cache's stale entry) answers
+ * for this one, which could not tell.  1 if it did.
+ */
+static int
+fallback_answer(struct auth_ctx *ctx)
 {
-	chain_checker_done(arg);
+	struct auth_hints	*h = &ctx->hints;
+
+	if (ctx->result != AUTH_TEMPFAIL ||
+	    (h->fallback & (1U << ctx->current->index)) == 0)
+		return 0;
+	h->answered = 1;
+	ctx->why = NULL;
+	strlcpy(ctx->canonical, h->fallback_user, sizeof(ctx->canonical));
+	chain_finish(ctx, AUTH_OK, h->fallback_by);
+	return 1;
 }
 
 /*
@@ -280,35 +298,17 @@ checker_decided(struct auth_ctx *ctx)
 	struct checker		*c = ctx->current;
 	struct checker_conf	*cc = c->conf;
 
-	/*
-	 * The cache learns the verdict before the client does: a client
-	 * that logs in again at once must find it there.
-	 */
-	if (!ctx->remembered && cc->type == CHECKER_OAUTH && cache != NULL &&
-	    ctx->result != AUTH_TEMPFAIL) {
-		ctx->remembered = 1;
-		if (cache_remember(cache, c, ctx, ctx->result,
-		    chain_checker_done) == 1)
-			return;		/* back here once it is written */
-	}
-	ctx->remembered = 0;
+	if (observers_tell(ctx))
+		return;		/* back here once they know */
+	ctx->observing = 0;
 	inflight--;
-	priv_unref(c->priv);
-	c->priv = NULL;
+	priv_unref(c);
 	if (ctx->wc == NULL && ctx->cancelled) {
 		chain_ctx_free(ctx);
 		return;
 	}
-	/* stale-if-error: the provider is down, the cache remembers. */
-	if (ctx->result == AUTH_TEMPFAIL && cache != NULL &&
-	    (ctx->stale & (1U << c->index))) {
-		ctx->answered_stale = 1;
-		ctx->why = NULL;
-		strlcpy(ctx->canonical, ctx->stale_user,
-		    sizeof(ctx->canonical));
-		chain_finish(ctx, AUTH_OK, cache->conf->name);
+	if (fallback_answer(ctx))
 		return;
-	}
 	switch (ctx->result) {
 	case AUTH_OK:
 		chain_finish(ctx, AUTH_OK, cc->name);
@@ -343,7 +343,7 @@ chain_step(struct auth_ctx *ctx)
 
 	for (i = ctx->next; i < ncheckers; i++)
 		if ((checkers[i].mechanisms & ctx->mechanism) &&
-		    (ctx->skip & (1U << i)) == 0)
+		    (ctx->hints.skip & (1U << i)) == 0)
 			break;
 	if (i >= ncheckers) {
 		chain_finish(ctx, ctx->tempfail_seen ? AUTH_TEMPFAIL :
@@ -359,11 +359,8 @@ chain_step(struct auth_ctx *ctx)
 		ctx->current->priv->refs++;
 	ctx->why = NULL;
 	inflight++;
-	if (ctx->current->start != NULL) {
-		ctx->result = AUTH_TEMPFAIL;
-		ctx->current->start(ctx->current, ctx);
-	} else
-		hashpool_submit(job_work, job_done, ctx);
+	ctx->result = AUTH_TEMPFAIL;
+	ctx->current->ops->start(ctx->current, ctx);
 }
 
 /* Refused before any checker: still audited, still a verdict. */
@@ -372,6 +369,31 @@ chain_reject(struct auth_ctx *ctx)
 {
 	clock_gettime(CLOCK_MONOTONIC, &ctx->started);
 	chain_finish(ctx, AUTH_FAIL, NULL);
+}
+
+/*
+ * The session went away: nobody waits for the verdict.  A checker
+ * that can stop its check does so now; any other finishes it (so does
+ * an observer busy with its verdict), and the attempt is dropped then
+ * (checker_decided).  On the loop, never from within a checker.
+ */
+void
+chain_cancel(struct auth_ctx *ctx)
+{
+	struct checker	*c = ctx->current;
+
+	if (ctx->wc != NULL) {
+		TAILQ_REMOVE(&ctx->wc->pending, ctx, entry);
+		ctx->wc = NULL;
+	}
+	ctx->cancelled = 1;
+	if (c == NULL || c->ops->cancel == NULL || ctx->observing > 0)
+		return;
+	c->ops->cancel(c, ctx);
+	inflight--;
+	priv_unref(c);
+	chain_ctx_free(ctx);
+	retired_free();
 }
 
 void
@@ -390,4 +412,15 @@ chain_stats_foreach(void (*cb)(const char *, const unsigned long *, void *),
 	for (int i = 0; i <= CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
 	    i++)
 		cb(stats[i].checker, stats[i].count, arg);
+}
+
+/* One line of a checker's own state; 0, or -1 if it has none. */
+int
+chain_checker_stats(int index, char *buf, size_t len)
+{
+	if (index < 0 || index >= ncheckers ||
+	    checkers[index].ops->stats == NULL)
+		return -1;
+	checkers[index].ops->stats(&checkers[index], buf, len);
+	return 0;
 }

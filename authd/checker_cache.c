@@ -4,7 +4,10 @@
  * The idea portcullis started from: once the identity provider has
  * said yes, the next login should neither wait for it nor depend on
  * it.  The cache is a checker like the others, so the configuration
- * says where it stands in the chain (before the oauth checkers).
+ * says where it stands in the chain (before the oauth checkers).  It
+ * holds the verdicts of the cacheable checkers (ops->cacheable: oauth),
+ * learnt through its observe hook; its lookup leaves hints in the
+ * attempt (hints.skip, hints.fallback) that the chain acts on.
  *
  * A password is never stored, not even hashed the usual way: an entry
  * holds HMAC-SHA-256(key, checker NUL user NUL password), with a key
@@ -31,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -57,7 +61,7 @@ struct cache {
 	uint8_t			 key[CACHE_KEY_LEN];
 	int			 usable;
 	int			 noauth;
-	struct {
+	struct {			/* the cacheable checkers */
 		char		 name[CONF_NAME_MAX];
 		int		 index;
 		uint32_t	 mechanisms;
@@ -171,7 +175,25 @@ token_hash(const char *tok, size_t len, uint8_t out[STORE_CACHE_HASH_LEN])
 	return 0;
 }
 
-/* One oauth checker's entries for this attempt: 1 hit, 0 not. */
+/*
+ * An entry expired less than stale-if-error ago: if its checker cannot
+ * be reached in this attempt, the chain answers from it.
+ */
+static void
+stale_note(const struct cache *c, int i, struct auth_ctx *ctx,
+    const char *canonical)
+{
+	struct auth_hints	*h = &ctx->hints;
+
+	h->fallback |= 1U << c->oauth[i].index;
+	if (h->fallback_user[0] != '\0')
+		return;
+	strlcpy(h->fallback_user, canonical, sizeof(h->fallback_user));
+	strlcpy(h->fallback_by, c->name, sizeof(h->fallback_by));
+	h->fallback_tag = "stale";
+}
+
+/* One cacheable checker's entries for this attempt: 1 hit, 0 not. */
 static int
 lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 {
@@ -197,12 +219,8 @@ lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 			strlcpy(ctx->canonical, e.canonical,
 			    sizeof(ctx->canonical));
 			hit = 1;
-		} else if (now < e.expires + c->conf.stale_if_error) {
-			ctx->stale |= 1U << c->oauth[i].index;
-			if (ctx->stale_user[0] == '\0')
-				strlcpy(ctx->stale_user, e.canonical,
-				    sizeof(ctx->stale_user));
-		}
+		} else if (now < e.expires + c->conf.stale_if_error)
+			stale_note(c, i, ctx, e.canonical);
 		break;
 	case -1:
 		log_warnx("cache %s: %s", c->name, err);
@@ -213,7 +231,7 @@ lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 	e.kind = STORE_CACHE_NEGATIVE;
 	if (store_cache_get(c->st, &e, err, sizeof(err)) == 1 &&
 	    now < e.expires && CRYPTO_memcmp(e.verifier, v, sizeof(v)) == 0)
-		ctx->skip |= 1U << c->oauth[i].index;
+		ctx->hints.skip |= 1U << c->oauth[i].index;
 out:
 	explicit_bzero(v, sizeof(v));
 	explicit_bzero(&e, sizeof(e));
@@ -242,7 +260,7 @@ cache_verify(struct checker *chk, struct auth_ctx *ctx)
 			return;
 		}
 	}
-	if (ctx->skip != 0)
+	if (ctx->hints.skip != 0)
 		ctx->why = "refused a moment ago";
 }
 
@@ -270,19 +288,20 @@ write_done(void *arg)
 	void			(*then)(struct auth_ctx *) = w->then;
 
 	if (--c->priv.refs == 0)
-		c->priv.free(&c->priv);
+		cache_free(&c->priv);
 	freezero(w, sizeof(*w));
 	if (then != NULL)
 		then(ctx);
 }
 
 /*
- * On the loop, when an oauth checker has decided.  1: the entry is
- * being written, and then(ctx) runs once it is; 0: nothing to write.
+ * The observe hook: on the loop, when a cacheable checker has decided
+ * (ok or fail).  1: the entry is being written, and then(ctx) runs
+ * once it is; 0: nothing to write.
  */
-int
-cache_remember(struct checker *chk, const struct checker *oauth,
-    struct auth_ctx *ctx, int result, void (*then)(struct auth_ctx *))
+static int
+cache_observe(struct checker *chk, const struct checker *oauth,
+    struct auth_ctx *ctx, void (*then)(struct auth_ctx *))
 {
 	struct cache		*c = (struct cache *)chk->priv;
 	struct cache_write	*w;
@@ -290,9 +309,11 @@ cache_remember(struct checker *chk, const struct checker *oauth,
 	time_t			 now = time(NULL);
 	int			 pw = (ctx->mechanism & SASL_PASSWORD_MECHS) != 0;
 
-	if (c == NULL || !c->usable || ctx->answered_stale)
+	int			 result = ctx->result;
+
+	if (c == NULL || !c->usable || ctx->hints.answered)
 		return 0;
-	if (result == AUTH_FAIL && (!pw || !ctx->refused ||
+	if (result == AUTH_FAIL && (!pw || !ctx->found.refused ||
 	    c->conf.negative_ttl == 0))
 		return 0;
 	if ((w = calloc(1, sizeof(*w))) == NULL)
@@ -315,9 +336,9 @@ cache_remember(struct checker *chk, const struct checker *oauth,
 		e->kind = STORE_CACHE_TOKEN;
 		e->expires = now + c->conf.ttl;
 		/* Never longer than the token itself. */
-		if (ctx->token_exp > 0 && ctx->token_exp < e->expires)
-			e->expires = ctx->token_exp;
-		strlcpy(e->scope, ctx->scope, sizeof(e->scope));
+		if (ctx->found.expires > 0 && ctx->found.expires < e->expires)
+			e->expires = ctx->found.expires;
+		strlcpy(e->scope, ctx->found.scope, sizeof(e->scope));
 		if (token_hash(ctx->password, ctx->pwlen, e->token_hash) == -1)
 			goto fail;
 	}
@@ -336,9 +357,10 @@ fail:
 	return 0;
 }
 
-int
-checker_cache_init(struct checker *chk, struct portcullis_conf *conf)
+static int
+cache_init(struct checker *chk, struct portcullis_conf *conf)
 {
+	const struct checker_ops *ops;
 	struct checker_conf	*cc;
 	struct cache		*c;
 	int			 i = 0;
@@ -346,16 +368,17 @@ checker_cache_init(struct checker *chk, struct portcullis_conf *conf)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("calloc");
 	c->priv.refs = 1;
-	c->priv.free = cache_free;
 	strlcpy(c->name, chk->conf->name, sizeof(c->name));
 	c->conf = chk->conf->cache;
 	c->purged = time(NULL);
 	TAILQ_FOREACH(cc, &conf->checkers, entry) {
-		if (cc->type == CHECKER_OAUTH) {
+		if ((ops = checker_ops_of(cc->type)) != NULL &&
+		    ops->cacheable) {
 			strlcpy(c->oauth[c->noauth].name, cc->name,
 			    sizeof(c->oauth[c->noauth].name));
 			c->oauth[c->noauth].index = i;
-			c->oauth[c->noauth].mechanisms = cc->mechanisms;
+			c->oauth[c->noauth].mechanisms =
+			    checker_conf_mechanisms(cc);
 			c->noauth++;
 		}
 		i++;
@@ -368,6 +391,26 @@ checker_cache_init(struct checker *chk, struct portcullis_conf *conf)
 		    "provider", c->name);
 	chk->store = c->st;
 	chk->priv = &c->priv;
-	chk->verify = cache_verify;
 	return 0;
 }
+
+static void
+cache_stats(const struct checker *chk, char *buf, size_t len)
+{
+	const struct cache	*c = (const struct cache *)chk->priv;
+
+	snprintf(buf, len, "%s, for %d checkers", c->usable ? "usable" :
+	    "disabled", c->noauth);
+}
+
+const struct checker_ops checker_cache_ops = {
+	.name = "cache",
+	.kinds = CRED_PASSWORD | CRED_TOKEN,
+	.cacheable = 0,
+	.init = cache_init,
+	.start = checker_pool_start,
+	.verify = cache_verify,
+	.observe = cache_observe,
+	.stats = cache_stats,
+	.free = cache_free,
+};

@@ -70,12 +70,21 @@ lmdb_verify(struct checker *c, struct auth_ctx *ctx)
 	explicit_bzero(&u, sizeof(u));
 }
 
-int
-checker_lmdb_init(struct checker *c)
+static int
+lmdb_init(struct checker *c, struct portcullis_conf *conf)
 {
-	c->verify = lmdb_verify;
+	(void)conf;
 	if ((c->store = chain_store(c->conf->path)) == NULL)
 		log_warnx("checker %s: its logins fail temporarily",
 		    c->conf->name);
 	return 0;
 }
+
+const struct checker_ops checker_lmdb_ops = {
+	.name = "lmdb",
+	.kinds = CRED_PASSWORD,
+	.cacheable = 0,		/* a local store needs no cache */
+	.init = lmdb_init,
+	.start = checker_pool_start,
+	.verify = lmdb_verify,
+};

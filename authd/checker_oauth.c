@@ -38,6 +38,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
+#include "scope.h"
 #include "store.h"
 #include "util.h"
 
@@ -46,6 +47,8 @@ struct oauth_job {
 	struct auth_ctx		*ctx;
 	struct provider		*p;
 	struct http_req		*req;
+	int			 waiting;	/* in jwks_wait */
+	int			 retried;	/* after a JWKS refresh */
 };
 TAILQ_HEAD(oauth_jobs, oauth_job);
 
@@ -68,6 +71,7 @@ struct provider {
 
 static void	token_jwt(struct oauth_job *);
 static void	jwks_fetch(struct provider *);
+static void	jwks_await(struct provider *, struct oauth_job *);
 
 static void
 provider_free(struct checker_priv *priv)
@@ -153,25 +157,10 @@ token_owner(struct oauth_job *j, const char *user, int64_t exp,
 		return;
 	}
 	strlcpy(ctx->canonical, mapped, sizeof(ctx->canonical));
-	ctx->token_exp = exp;
-	strlcpy(ctx->scope, scope != NULL ? scope : "", sizeof(ctx->scope));
+	ctx->found.expires = exp;
+	strlcpy(ctx->found.scope, scope != NULL ? scope : "",
+	    sizeof(ctx->found.scope));
 	job_done(j, AUTH_OK, NULL, 0);
-}
-
-/* "a b c" holds b, as a whole word (RFC 6749 3.3). */
-static int
-scope_has(const char *scopes, const char *want)
-{
-	size_t		 n = strlen(want);
-	const char	*s = scopes;
-
-	while ((s = strstr(s, want)) != NULL) {
-		if ((s == scopes || s[-1] == ' ') &&
-		    (s[n] == '\0' || s[n] == ' '))
-			return 1;
-		s += n;
-	}
-	return 0;
 }
 
 /*
@@ -329,7 +318,7 @@ password_done(const struct http_response *r, void *arg)
 		err = json_string_value(v);
 	if ((r->status == 400 || r->status == 401) && err != NULL &&
 	    strcmp(err, "invalid_grant") == 0) {
-		j->ctx->refused = 1;	/* the cache may remember it */
+		j->ctx->found.refused = 1;	/* the cache may remember it */
 		job_done(j, AUTH_FAIL, "refused by provider", 0);
 	} else {
 		/* The provider's words, made safe for one log line. */
@@ -440,7 +429,7 @@ introspect_done(const struct http_response *r, void *arg)
 	}
 	if (json_is_string(v = json_object_get(root, "scope")))
 		scope = json_string_value(v);
-	if (o->scope[0] != '\0' && !scope_has(scope, o->scope)) {
+	if (!scope_contains(scope, o->scope)) {
 		json_decref(root);
 		job_done(j, AUTH_FAIL, "scope missing", 0);
 		return;
@@ -506,11 +495,21 @@ jwks_done(const struct http_response *r, void *arg)
 	TAILQ_CONCAT(&waiting, &p->jwks_wait, entry);
 	while ((j = TAILQ_FIRST(&waiting)) != NULL) {
 		TAILQ_REMOVE(&waiting, j, entry);
+		j->waiting = 0;
 		if (down && p->jwks == NULL)
 			job_done(j, AUTH_TEMPFAIL, "no JWKS", 1);
 		else
 			token_jwt(j);
 	}
+}
+
+/* j waits for the JWKS fetch that is in flight or starts now. */
+static void
+jwks_await(struct provider *p, struct oauth_job *j)
+{
+	TAILQ_INSERT_TAIL(&p->jwks_wait, j, entry);
+	j->waiting = 1;
+	jwks_fetch(p);
 }
 
 static void
@@ -536,12 +535,12 @@ token_jwt(struct oauth_job *j)
 
 	if (p->jwks == NULL || p->jwks_req != NULL) {
 		/* The first fetch, or one in flight: wait for it. */
-		if (p->jwks_req == NULL && ctx->retried) {
+		if (p->jwks_req == NULL && j->retried) {
 			job_done(j, AUTH_TEMPFAIL, "no JWKS", 1);
 			return;
 		}
-		ctx->retried = 1;
-		TAILQ_INSERT_TAIL(&p->jwks_wait, j, entry);
+		j->retried = 1;
+		jwks_await(p, j);
 		jwks_fetch(p);
 		return;
 	}
@@ -554,11 +553,11 @@ token_jwt(struct oauth_job *j)
 	pol.leeway = p->conf.leeway;
 	rv = jwt_verify(ctx->password, ctx->pwlen, p->jwks, &pol, time(NULL),
 	    &cl, err, sizeof(err));
-	if (rv == JWT_UNKNOWN_KID && !ctx->retried &&
+	if (rv == JWT_UNKNOWN_KID && !j->retried &&
 	    time(NULL) - p->jwks_fetched >= p->conf.jwks_refresh) {
 		/* Keys rotate: ask once more, but not at every token. */
-		ctx->retried = 1;
-		TAILQ_INSERT_TAIL(&p->jwks_wait, j, entry);
+		j->retried = 1;
+		jwks_await(p, j);
 		jwks_fetch(p);
 		return;
 	}
@@ -628,13 +627,41 @@ json_wipe_free(void *p)
 	free(p);
 }
 
-int
-checker_oauth_init(struct checker *c)
+/* The session went away: no answer is wanted any more. */
+static void
+oauth_cancel(struct checker *c, struct auth_ctx *ctx)
+{
+	struct provider		*p = (struct provider *)c->priv;
+	struct oauth_job	*j = ctx->job;
+
+	if (j == NULL)
+		return;
+	if (j->req != NULL)
+		http_cancel(j->req);
+	if (j->waiting)
+		TAILQ_REMOVE(&p->jwks_wait, j, entry);
+	ctx->job = NULL;
+	free(j);
+}
+
+static void
+oauth_stats(const struct checker *c, char *buf, size_t len)
+{
+	const struct provider	*p = (const struct provider *)c->priv;
+
+	snprintf(buf, len, "circuit %s, %d failures in a row, %d signing "
+	    "keys", p->open && time(NULL) < p->open_until ? "open" :
+	    "closed", p->tempfails, jwks_count(p->jwks));
+}
+
+static int
+oauth_init(struct checker *c, struct portcullis_conf *conf)
 {
 	static int		 json_ready;
 	struct provider		*p;
 	struct http_client_opts	 ho;
 
+	(void)conf;
 	if (!json_ready) {
 		json_set_alloc_funcs(malloc, json_wipe_free);
 		json_ready = 1;
@@ -643,7 +670,6 @@ checker_oauth_init(struct checker *c)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		fatal("calloc");
 	p->priv.refs = 1;
-	p->priv.free = provider_free;
 	strlcpy(p->name, c->conf->name, sizeof(p->name));
 	p->conf = c->conf->oauth;
 	TAILQ_INIT(&p->jwks_wait);
@@ -659,9 +685,19 @@ checker_oauth_init(struct checker *c)
 		return -1;
 	}
 	c->priv = &p->priv;
-	c->start = oauth_start;
 	/* Ready before the first token comes. */
 	if (p->conf.jwks_url[0] != '\0')
 		jwks_fetch(p);
 	return 0;
 }
+
+const struct checker_ops checker_oauth_ops = {
+	.name = "oauth",
+	.kinds = CRED_PASSWORD | CRED_TOKEN,
+	.cacheable = 1,		/* the point of the cache */
+	.init = oauth_init,
+	.start = oauth_start,
+	.cancel = oauth_cancel,
+	.stats = oauth_stats,
+	.free = provider_free,
+};

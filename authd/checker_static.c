@@ -68,10 +68,18 @@ static_verify(struct checker *c, struct auth_ctx *ctx)
 	ctx->why = "unknown user";
 }
 
-int
-checker_static_init(struct checker *c, struct portcullis_conf *conf)
+static int
+static_init(struct checker *c, struct portcullis_conf *conf)
 {
 	c->pconf = conf;
-	c->verify = static_verify;
 	return 0;
 }
+
+const struct checker_ops checker_static_ops = {
+	.name = "static",
+	.kinds = CRED_PASSWORD,
+	.cacheable = 0,
+	.init = static_init,
+	.start = checker_pool_start,
+	.verify = static_verify,
+};

@@ -1,7 +1,7 @@
 /*
  * jwt.h -- local validation of JWT access tokens (RFC 7519, RFC 9068)
  * in the JWS compact serialisation (RFC 7515), with public keys from a
- * JWK Set (RFC 7517).
+ * JWK Set (RFC 7517, jwk.h).
  *
  * Pure: no I/O, no logging, no global state.  A parsed struct jwks is
  * never changed, so the hash pool's threads may share one; the caller
@@ -14,12 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jwk.h"
+
 #define JWT_MAX_TOKEN	16384		/* octets, compact form */
-#define JWKS_MAX_LEN	(256 * 1024)	/* octets of JWKS JSON */
-#define JWKS_MAX_KEYS	64		/* entries of its "keys" array */
-#define JWT_KID_MAX	128		/* with the NUL */
-#define JWT_RSA_MIN_BITS 2048
-#define JWT_RSA_MAX_BITS 8192
 
 /* what jwt_verify() and jws_verify_signature() return */
 enum jwt_result {
@@ -28,8 +25,6 @@ enum jwt_result {
 	JWT_UNKNOWN_KID,	/* well-formed, its kid not in the set: the
 				   set may be stale; refresh, retry */
 };
-
-struct jwks;
 
 struct jwt_policy {
 	uint32_t	 algorithms;	/* JWT_ALG_* of config.h */
@@ -52,20 +47,6 @@ struct jwt_claims {
 	char		 kid[JWT_KID_MAX];	/* set once the header
 						   parsed, on failure too */
 };
-
-/*
- * Parse a JWK Set.  Keys this module cannot use (another "use", a
- * private key, an unknown kty or crv, an RSA modulus under 2048 bits,
- * an EC point off the curve, ...) are skipped; a set left with no key
- * is an error, described in err.
- */
-struct jwks	*jwks_parse(const char *json, size_t len, char *err,
-		    size_t errlen);
-void		 jwks_free(struct jwks *);
-/* keys kept */
-int		 jwks_count(const struct jwks *);
-/* keys skipped; why holds the reason for the first, for the log */
-int		 jwks_skipped(const struct jwks *, char *why, size_t whylen);
 
 /*
  * Verify a JWT access token: its signature with a key of the set, then

@@ -16,6 +16,19 @@
 #include "authd.h"
 #include "config.h"
 #include "proto.h"
+#include "sasl_plain.h"
+
+/*
+ * authd's bounds for PLAIN (and LOGIN, which the worker sends in the
+ * same form): the worker's are stricter, but a worker is not trusted.
+ * The frame bounds the whole (AUTH_CRED_MAX); the user must fit a
+ * user name.
+ */
+static const struct sasl_plain_bounds plain_bounds = {
+	.authzid_max = AUTH_CRED_MAX,
+	.authcid_max = CONF_AUTH_NAME_MAX - 1,
+	.passwd_max = AUTH_CRED_MAX,
+};
 
 /*
  * Password mechanisms: "authzid NUL authcid NUL password" (RFC 4616
@@ -29,7 +42,8 @@ auth_request_decode(struct imsg *imsg, struct auth_request *req,
     struct auth_cred *cred)
 {
 	struct ibuf	 ibuf;
-	const uint8_t	*p, *nul1, *nul2;
+	struct sasl_plain plain;
+	const uint8_t	*p, *nul1;
 	size_t		 len;
 
 	memset(cred, 0, sizeof(*cred));
@@ -62,19 +76,13 @@ auth_request_decode(struct imsg *imsg, struct auth_request *req,
 		return 0;
 	}
 
-	if ((nul1 = memchr(p, '\0', len)) == NULL ||
-	    (nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - p))) ==
-	    NULL)
+	if (sasl_plain_split(p, len, &plain_bounds, &plain) == -1)
 		return -1;
-	cred->authzid = p;
-	cred->authzid_len = (size_t)(nul1 - p);
-	cred->user = nul1 + 1;
-	cred->user_len = (size_t)(nul2 - nul1 - 1);
-	cred->secret = nul2 + 1;
-	cred->secret_len = len - (size_t)(nul2 + 1 - p);
-	if (cred->user_len == 0 || cred->user_len >= CONF_AUTH_NAME_MAX ||
-	    cred->secret_len == 0 ||
-	    memchr(cred->secret, '\0', cred->secret_len) != NULL)
-		return -1;
+	cred->authzid = plain.authzid;
+	cred->authzid_len = plain.authzid_len;
+	cred->user = plain.authcid;
+	cred->user_len = plain.authcid_len;
+	cred->secret = plain.passwd;
+	cred->secret_len = plain.passwd_len;
 	return 0;
 }

@@ -48,6 +48,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "scope.h"
 
 #define LEX_MAX			8192	/* longest token, with the NUL */
 #define UNGET_MAX		(2 * LEX_MAX)
@@ -2335,18 +2336,6 @@ oauth_url_problem(const char *u)
 	return nottls;
 }
 
-/* One scope-token of RFC 6749 3.3: printable, no blank, '"' or '\\'. */
-static int
-valid_scope(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s != '\0'; s++)
-		if (*s < 0x21 || *s > 0x7e || *s == '"' || *s == '\\')
-			return 0;
-	return 1;
-}
-
 /* "1h", "100ms", "30d": the largest unit that says it exactly. */
 static const char *
 kv_duration_str(int64_t ms, char *buf, size_t size)
@@ -2474,7 +2463,8 @@ kv_set(struct checker_conf *c, const struct kv_option *opt)
 		}
 		return copy_value(dst, opt->size, kv.v[0], what);
 	case KV_SCOPE:
-		if (!valid_scope(kv.v[0])) {
+		/* one scope-token (RFC 6749 3.3), as portcullis.conf(5) says */
+		if (!scope_token_valid(kv.v[0])) {
 			conf_error("%s: invalid scope \"%s\": one scope, "
 			    "without blanks or quotes", what, kv.v[0]);
 			return -1;

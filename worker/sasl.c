@@ -1,5 +1,7 @@
 /*
- * sasl.c -- strict base64, the PLAIN message, and the bearer-token
+ * sasl.c -- the worker's SASL decoding: strict base64 and the PLAIN
+ * message with the worker's bounds (the code is common/base64.c and
+ * common/sasl_plain.c, shared with authd), and the bearer-token
  * messages of XOAUTH2 and OAUTHBEARER.
  *
  * RFC 4954 4: a response that is not valid base64 is refused (501),
@@ -15,122 +17,35 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base64.h"
 #include "sasl.h"
+#include "scope.h"
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
+/* RFC 4954 4: the standard alphabet, padded, nothing else. */
 int
 sasl_b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outsz,
     size_t *outlen)
 {
-	size_t		 i, n = 0, pad = 0;
-	uint32_t	 acc;
-	int		 v[4];
-
-	if (inlen % 4 != 0)
-		return -1;
-	if (inlen >= 1 && in[inlen - 1] == '=')
-		pad++;
-	if (inlen >= 2 && in[inlen - 2] == '=')
-		pad++;
-	if (inlen / 4 * 3 - pad > outsz)
-		return -1;
-	for (i = 0; i < inlen; i += 4) {
-		int last = i + 4 == inlen;
-
-		for (int k = 0; k < 4; k++) {
-			if (last && in[i + k] == '=' && k >= 4 - (int)pad) {
-				v[k] = 0;
-				continue;
-			}
-			if ((v[k] = b64_value((unsigned char)in[i + k])) == -1)
-				return -1;
-		}
-		acc = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-		    (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		/* Bits under the padding must be zero (RFC 4648 3.5). */
-		if (last && ((pad == 1 && (acc & 0xff)) ||
-		    (pad == 2 && (acc & 0xffff))))
-			return -1;
-		out[n++] = acc >> 16;
-		if (!last || pad < 2)
-			out[n++] = (acc >> 8) & 0xff;
-		if (!last || pad < 1)
-			out[n++] = acc & 0xff;
-	}
-	*outlen = n;
-	return 0;
+	return base64_decode(in, inlen, 0, out, outsz, outlen);
 }
-
-int
-sasl_plain_parse(const uint8_t *msg, size_t len, struct sasl_plain *p)
-{
-	const uint8_t	*nul1, *nul2;
-
-	if ((nul1 = memchr(msg, '\0', len)) == NULL)
-		return -1;
-	nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - msg));
-	if (nul2 == NULL || memchr(nul2 + 1, '\0',
-	    len - (size_t)(nul2 + 1 - msg)) != NULL)
-		return -1;
-	p->authzid = msg;
-	p->authzid_len = (size_t)(nul1 - msg);
-	p->authcid = nul1 + 1;
-	p->authcid_len = (size_t)(nul2 - nul1 - 1);
-	p->passwd = nul2 + 1;
-	p->passwd_len = len - (size_t)(nul2 + 1 - msg);
-	if (p->authcid_len == 0 || p->passwd_len == 0 ||
-	    p->authzid_len > SASL_NAME_MAX || p->authcid_len > SASL_NAME_MAX ||
-	    p->passwd_len > SASL_NAME_MAX)
-		return -1;
-	return 0;
-}
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 int
 sasl_b64_encode(const uint8_t *in, size_t inlen, char *out, size_t outsz)
 {
-	size_t		 i, n = 0, groups = inlen / 3 + (inlen % 3 != 0);
-	uint32_t	 acc;
+	return base64_encode(in, inlen, out, outsz);
+}
 
-	if (outsz == 0 || groups > (outsz - 1) / 4)
-		return -1;
-	for (i = 0; i + 3 <= inlen; i += 3) {
-		acc = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-		    in[i + 2];
-		out[n++] = b64_alphabet[acc >> 18];
-		out[n++] = b64_alphabet[(acc >> 12) & 0x3f];
-		out[n++] = b64_alphabet[(acc >> 6) & 0x3f];
-		out[n++] = b64_alphabet[acc & 0x3f];
-	}
-	if (i < inlen) {
-		acc = (uint32_t)in[i] << 16;
-		if (i + 1 < inlen)
-			acc |= (uint32_t)in[i + 1] << 8;
-		out[n++] = b64_alphabet[acc >> 18];
-		out[n++] = b64_alphabet[(acc >> 12) & 0x3f];
-		out[n++] = i + 1 < inlen ? b64_alphabet[(acc >> 6) & 0x3f] :
-		    '=';
-		out[n++] = '=';
-	}
-	out[n] = '\0';
-	return 0;
+/* The worker's bounds: RFC 4616 2, 255 octets each. */
+static const struct sasl_plain_bounds plain_bounds = {
+	.authzid_max = SASL_NAME_MAX,
+	.authcid_max = SASL_NAME_MAX,
+	.passwd_max = SASL_NAME_MAX,
+};
+
+int
+sasl_plain_parse(const uint8_t *msg, size_t len, struct sasl_plain *p)
+{
+	return sasl_plain_split(msg, len, &plain_bounds, p);
 }
 
 #define KVSEP	0x01	/* RFC 7628 3.1; XOAUTH2 borrows it */
@@ -371,24 +286,6 @@ sasl_oauthbearer_parse(const uint8_t *msg, size_t len, struct sasl_token *t)
 	return 0;
 }
 
-/* RFC 6749 3.3: scope-token *( SP scope-token ), NQCHAR octets. */
-static int
-scope_ok(const char *scope)
-{
-	const char	*p;
-
-	if (*scope == '\0' || *scope == ' ')
-		return 0;
-	for (p = scope; *p != '\0'; p++) {
-		if (*p == ' ' && (p[1] == ' ' || p[1] == '\0'))
-			return 0;
-		if (*p != ' ' && (*p < 0x21 || *p > 0x7e || *p == '"' ||
-		    *p == '\\'))
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * RFC 7628 3.2.2: {"status":"invalid_token"}, the scope that would do
  * when there is one.  Google's XOAUTH2 says the same in its own words.
@@ -400,7 +297,7 @@ sasl_token_error(int xoauth2, const char *scope, char *out, size_t outsz)
 	char	 json[512];
 	int	 n;
 
-	if (scope != NULL && *scope != '\0' && !scope_ok(scope))
+	if (scope != NULL && *scope != '\0' && !scope_valid(scope))
 		return -1;
 	if (scope == NULL || *scope == '\0')
 		n = snprintf(json, sizeof(json), "{\"status\":\"%s\"%s}",

@@ -12,13 +12,17 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "sasl_plain.h"
 
 #define SASL_NAME_MAX	255	/* RFC 4616: authcid, authzid, passwd */
 
 /* A token that fits "user NUL token" in AUTH_CRED_MAX, with a spare. */
 #define SASL_TOKEN_MAX	(AUTH_CRED_MAX - SASL_NAME_MAX - 2)
 
-/* 0 and *outlen set, or -1: bad alphabet, padding, or too long. */
+/*
+ * Strict base64 (RFC 4648 4, base64.h): 0 and *outlen set, or -1: bad
+ * alphabet, padding, or too long.
+ */
 int	sasl_b64_decode(const char *in, size_t inlen, uint8_t *out,
 	    size_t outsz, size_t *outlen);
 
@@ -26,16 +30,10 @@ int	sasl_b64_decode(const char *in, size_t inlen, uint8_t *out,
 int	sasl_b64_encode(const uint8_t *in, size_t inlen, char *out,
 	    size_t outsz);
 
-struct sasl_plain {
-	const uint8_t	*authzid;
-	size_t		 authzid_len;
-	const uint8_t	*authcid;
-	size_t		 authcid_len;
-	const uint8_t	*passwd;
-	size_t		 passwd_len;
-};
-
-/* 0, or -1 for a message that is not authzid NUL authcid NUL passwd. */
+/*
+ * 0, or -1 for a message that is not authzid NUL authcid NUL passwd,
+ * each part at most SASL_NAME_MAX octets (RFC 4616 2).
+ */
 int	sasl_plain_parse(const uint8_t *msg, size_t len, struct sasl_plain *);
 
 /* What the token mechanisms carry: the bearer token, and who for. */

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "hashpool.h"
 #include "proto.h"
+#include "store.h"
 
 struct authd	*authd;		/* the chain's files expect it */
 
@@ -229,4 +231,220 @@ Test(chain, hashed_static_password)
 	    "ofIng74lJkf7KOJBbjX2LmzubWVVnUokz0Me4vS.1E/BjmEg0X.");
 	cr_assert_eq(login("u", "secret").result, AUTH_OK);
 	cr_assert_eq(login("u", "Secret").result, AUTH_FAIL);
+}
+
+/*
+ * A type of checker the chain has never heard of, registered through
+ * the table of checkers.c: chain.c needs no line for it.  It decides
+ * on the loop, a turn later, as a remote checker would.
+ */
+#define CHECKER_DUMMY		((enum checker_type)100)
+#define CHECKER_DUMMY_CACHED	((enum checker_type)101)
+
+static int	 dummy_refuses;		/* every password is wrong */
+static int	 dummy_started;
+
+static void
+dummy_decided(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev;
+	chain_checker_done(arg);
+}
+
+static void
+dummy_start(struct checker *c, struct auth_ctx *ctx)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	(void)c;
+	dummy_started++;
+	if (!dummy_refuses && strcmp(ctx->password, "dummy-pw") == 0) {
+		ctx->result = AUTH_OK;
+		strlcpy(ctx->canonical, ctx->user, sizeof(ctx->canonical));
+	} else {
+		ctx->result = AUTH_FAIL;
+		ctx->found.refused = 1;
+	}
+	cr_assert_eq(event_base_once(base, -1, EV_TIMEOUT, dummy_decided, ctx,
+	    &tv), 0);
+}
+
+static int
+dummy_init(struct checker *c, struct portcullis_conf *pconf)
+{
+	(void)c; (void)pconf;
+	return 0;
+}
+
+static const struct checker_ops dummy_ops = {
+	.name = "dummy",
+	.kinds = CRED_PASSWORD,
+	.init = dummy_init,
+	.start = dummy_start,
+};
+
+static const struct checker_ops dummy_cached_ops = {
+	.name = "dummy-cached",
+	.kinds = CRED_PASSWORD,
+	.cacheable = 1,
+	.init = dummy_init,
+	.start = dummy_start,
+};
+
+static void
+dummies(void)
+{
+	cr_assert_eq(checker_register(CHECKER_DUMMY, &dummy_ops), 0);
+	cr_assert_eq(checker_register(CHECKER_DUMMY_CACHED,
+	    &dummy_cached_ops), 0);
+}
+
+Test(chain, a_new_type_needs_only_the_table)
+{
+	struct auth_verdict	 v;
+
+	dummies();
+	add_checker("none", CHECKER_STATIC);
+	add_checker("d", CHECKER_DUMMY);
+	cr_assert_eq(chain_configure(conf), 0);
+	cr_assert_eq(chain_mechanisms(), mech_of_kinds(CRED_PASSWORD),
+	    "the mechanisms follow from the type's kinds");
+	v = login("u", "dummy-pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "d");
+	cr_assert_str_eq(v.user, "u");
+	cr_assert_eq(login("u", "other").result, AUTH_FAIL);
+	cr_assert_eq(dummy_started, 2);
+}
+
+Test(chain, unknown_type_is_refused)
+{
+	add_checker("x", (enum checker_type)99);
+	cr_assert_eq(chain_configure(conf), -1);
+}
+
+/* A cancel hook stops the check; the chain drops the attempt. */
+static int	 dummy_cancelled;
+
+static void
+dummy_slow_start(struct checker *c, struct auth_ctx *ctx)
+{
+	(void)c;
+	ctx->job = &dummy_cancelled;	/* never decides by itself */
+}
+
+static void
+dummy_cancel(struct checker *c, struct auth_ctx *ctx)
+{
+	(void)c;
+	cr_assert_eq(ctx->job, &dummy_cancelled);
+	dummy_cancelled++;
+}
+
+static const struct checker_ops dummy_slow_ops = {
+	.name = "slow",
+	.kinds = CRED_PASSWORD,
+	.init = dummy_init,
+	.start = dummy_slow_start,
+	.cancel = dummy_cancel,
+};
+
+Test(chain, cancel_stops_a_check)
+{
+	struct auth_ctx	*ctx = calloc(1, sizeof(*ctx));
+
+	cr_assert_eq(checker_register(CHECKER_DUMMY, &dummy_slow_ops), 0);
+	add_checker("slow", CHECKER_DUMMY);
+	cr_assert_eq(chain_configure(conf), 0);
+	ctx->wc = &wc;
+	ctx->mechanism = SASL_PLAIN;
+	ctx->password = strdup("pw");
+	ctx->pwlen = 2;
+	TAILQ_INSERT_TAIL(&wc.pending, ctx, entry);
+	chain_start(ctx);
+	chain_cancel(ctx);
+	cr_assert_eq(dummy_cancelled, 1);
+	cr_assert(TAILQ_EMPTY(&wc.pending));
+}
+
+static char	 cachedir[64];
+
+static struct checker_conf *
+add_cache(void)
+{
+	struct checker_conf	*c;
+
+	strlcpy(cachedir, "/tmp/test_chain.XXXXXX", sizeof(cachedir));
+	cr_assert_not_null(mkdtemp(cachedir));
+	c = add_checker("c", CHECKER_CACHE);
+	snprintf(c->path, sizeof(c->path), "%s/db", cachedir);
+	snprintf(c->cache.key_file, sizeof(c->cache.key_file),
+	    "%s/cache.key", cachedir);
+	c->cache.ttl = 3600;
+	c->mechanisms = SASL_PLAIN;
+	return c;
+}
+
+static int
+count_entry(const struct store_cache_entry *e, void *arg)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+cache_entries(void)
+{
+	char	 err[256];
+	int	 n = 0;
+
+	cr_assert_eq(store_cache_list(chain_store(conf->checkers.tqh_first->
+	    path), NULL, count_entry, &n, err, sizeof(err)), 0, "%s", err);
+	return n;
+}
+
+Test(chain, cache_remembers_a_cacheable_ok)
+{
+	struct auth_verdict	 v;
+	char			 buf[128];
+
+	dummies();
+	add_cache();
+	add_checker("d", CHECKER_DUMMY_CACHED)->mechanisms = SASL_PLAIN;
+	v = login("u", "dummy-pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "d");
+	cr_assert_eq(cache_entries(), 1, "learnt before the client heard");
+	cr_assert_eq(chain_checker_stats(0, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "usable, for 1 checkers");
+	cr_assert_eq(chain_checker_stats(1, buf, sizeof(buf)), -1,
+	    "the dummy has no stats hook");
+	dummy_refuses = 1;
+	v = login("u", "dummy-pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "c", "the cache answered");
+	cr_assert_eq(dummy_started, 1, "the provider was not asked again");
+	cr_assert_eq(login("u", "other").result, AUTH_FAIL);
+}
+
+Test(chain, cache_ignores_a_local_checker)
+{
+	struct auth_verdict	 v;
+
+	dummies();
+	add_cache();
+	add_checker("d", CHECKER_DUMMY)->mechanisms = SASL_PLAIN;
+	add_checker("s", CHECKER_STATIC);
+	add_user("s", "local", "pw");
+	v = login("u", "dummy-pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "d");
+	v = login("local", "pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "s");
+	cr_assert_eq(cache_entries(), 0, "no verdict of a non-cacheable "
+	    "checker is kept");
+	dummy_refuses = 1;
+	cr_assert_eq(login("u", "dummy-pw").result, AUTH_FAIL);
 }

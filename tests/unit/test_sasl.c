@@ -11,7 +11,9 @@
 
 #include <criterion/criterion.h>
 
+#include "base64.h"
 #include "sasl.h"
+#include "scope.h"
 
 static int
 decode(const char *in, char *out, size_t outsz, size_t *len)
@@ -479,4 +481,114 @@ Test(sasl, token_error_challenge)
 	/* Too small an output. */
 	cr_assert_eq(sasl_token_error(0, NULL, b64, 36), -1);
 	cr_assert_eq(sasl_token_error(0, NULL, b64, 37), 0);
+}
+
+/* ---- common/base64.c: the URL alphabet, as jwt.c uses it ---- */
+
+static int
+url(const char *in, uint8_t *out, size_t outsz, size_t *len)
+{
+	return base64_decode(in, strlen(in), BASE64_URL | BASE64_NOPAD, out,
+	    outsz, len);
+}
+
+Test(base64, url_alphabet_unpadded)
+{
+	uint8_t	 out[16];
+	size_t	 len;
+
+	/* RFC 4648 10, without the padding */
+	cr_assert_eq(url("Zg", out, sizeof(out), &len), 0);
+	cr_assert_eq(len, 1);
+	cr_assert_eq(url("Zm9vYg", out, sizeof(out), &len), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(out, "foob", 4), 0);
+	cr_assert_eq(url("-_8", out, sizeof(out), &len), 0);
+	cr_assert_eq(len, 2);
+	cr_assert_eq(out[0], 0xfb);
+	cr_assert_eq(out[1], 0xff);
+	cr_assert_eq(url("Zg==", out, sizeof(out), &len), -1, "no padding");
+	cr_assert_eq(url("+/8", out, sizeof(out), &len), -1, "no '+' '/'");
+	cr_assert_eq(url("Z", out, sizeof(out), &len), -1, "a lone char");
+	cr_assert_eq(url("Zh", out, sizeof(out), &len), -1,
+	    "bits that make no octet must be zero");
+	cr_assert_eq(url("Zm9vYg", NULL, 0, NULL), 0, "checking only");
+	cr_assert_eq(url("Zm9vYg", out, 3, &len), -1, "too small");
+	cr_assert_eq(decode("-_8=", (char *)out, sizeof(out), &len), -1,
+	    "the standard alphabet has no '-' '_'");
+}
+
+Test(base64, decode_alloc)
+{
+	size_t	 len;
+	uint8_t	*p = base64_decode_alloc("Zm9v", 4, BASE64_URL |
+	    BASE64_NOPAD, &len);
+
+	cr_assert_not_null(p);
+	cr_assert_eq(len, 3);
+	cr_assert_str_eq((char *)p, "foo");
+	free(p);
+	cr_assert_null(base64_decode_alloc("Zm9v=", 5, BASE64_URL, &len));
+	cr_assert_eq(BASE64_DECODED_MAX(6), 4);
+	cr_assert_eq(BASE64_DECODED_MAX(8), 6);
+}
+
+/* ---- common/scope.c (RFC 6749 3.3) ---- */
+
+Test(scope, what_a_scope_is)
+{
+	cr_assert(scope_valid("openid"));
+	cr_assert(scope_valid("openid email https://mail.google.com/"));
+	cr_assert(scope_valid("!#[]~"));
+	cr_assert_not(scope_valid(""));
+	cr_assert_not(scope_valid(" openid"));
+	cr_assert_not(scope_valid("openid "));
+	cr_assert_not(scope_valid("openid  email"), "single spaces");
+	cr_assert_not(scope_valid("a\"b"));
+	cr_assert_not(scope_valid("a\\b"));
+	cr_assert_not(scope_valid("a\tb"));
+	cr_assert_not(scope_valid("caf\xc3\xa9"));
+	cr_assert(scope_token_valid("https://mail.google.com/"));
+	cr_assert_not(scope_token_valid("openid email"), "one token only");
+	cr_assert_not(scope_token_valid(""));
+}
+
+Test(scope, whole_words)
+{
+	cr_assert(scope_contains("openid smtp email", "smtp"));
+	cr_assert(scope_contains("openid smtp email", "email openid"));
+	cr_assert(scope_contains("a  b", "b"), "a provider's double space");
+	cr_assert(scope_contains("anything", ""));
+	cr_assert_not(scope_contains("smtpx", "smtp"));
+	cr_assert_not(scope_contains("xsmtp", "smtp"));
+	cr_assert_not(scope_contains("smtp", "smtp imap"));
+	cr_assert_not(scope_contains("", "smtp"));
+	cr_assert_not(scope_contains("SMTP", "smtp"), "case counts");
+	cr_assert(scope_has_token("a b c", "bc", 1));
+	cr_assert_not(scope_has_token("a bc", "b", 1));
+}
+
+/* ---- common/sasl_plain.c: authd's bounds are not the worker's ---- */
+
+Test(plain, each_side_its_bounds)
+{
+	static const struct sasl_plain_bounds authd_like = {
+		.authzid_max = 1024, .authcid_max = 255, .passwd_max = 1024,
+	};
+	struct sasl_plain	 p;
+	uint8_t			 msg[400];
+
+	memset(msg, 'a', sizeof(msg));
+	msg[300] = '\0';		/* a 300-octet authzid */
+	msg[301] = 'u';
+	msg[302] = '\0';
+	cr_assert_eq(sasl_plain_parse(msg, sizeof(msg), &p), -1,
+	    "the worker's bound is 255");
+	cr_assert_eq(sasl_plain_split(msg, sizeof(msg), &authd_like, &p), 0);
+	cr_assert_eq(p.authzid_len, 300);
+	cr_assert_eq(p.authcid_len, 1);
+	cr_assert_eq(p.passwd_len, sizeof(msg) - 303);
+	msg[350] = '\0';
+	cr_assert_eq(sasl_plain_split(msg, sizeof(msg), &authd_like, &p), -1,
+	    "no NUL in the password, whatever the bounds");
 }
