@@ -130,7 +130,7 @@ pkey_public_check(EVP_PKEY *pkey)
 
 /* RFC 7518 6.3.1: n and e, a modulus of 2048 bits at least */
 static EVP_PKEY *
-jwk_rsa(const json_t *jwk, char *why, size_t whylen)
+jwk_rsa(const json_t *jwk, char *err, size_t errlen)
 {
 	unsigned char	*nbuf = NULL, *ebuf = NULL;
 	size_t		 nlen, elen;
@@ -141,29 +141,29 @@ jwk_rsa(const json_t *jwk, char *why, size_t whylen)
 
 	if ((nbuf = jwk_param(jwk, "n", &nlen)) == NULL ||
 	    (ebuf = jwk_param(jwk, "e", &elen)) == NULL) {
-		errbuf_set(why, whylen, "RSA key without valid n and e");
+		errbuf_set(err, errlen, "RSA key without valid n and e");
 		goto done;
 	}
 	if ((n = BN_bin2bn(nbuf, (int)nlen, NULL)) == NULL ||
 	    (e = BN_bin2bn(ebuf, (int)elen, NULL)) == NULL) {
-		errbuf_set(why, whylen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto done;
 	}
 	bits = BN_num_bits(n);
 	if (bits < JWT_RSA_MIN_BITS || bits > JWT_RSA_MAX_BITS) {
-		errbuf_set(why, whylen, "RSA modulus of %d bits, %d to %d "
+		errbuf_set(err, errlen, "RSA modulus of %d bits, %d to %d "
 		    "accepted", bits, JWT_RSA_MIN_BITS, JWT_RSA_MAX_BITS);
 		goto done;
 	}
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1) {
-		errbuf_set(why, whylen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto done;
 	}
 	if ((pkey = pkey_fromdata("RSA", bld)) == NULL ||
 	    !pkey_public_check(pkey)) {
-		errbuf_set(why, whylen, "RSA public key invalid");
+		errbuf_set(err, errlen, "RSA public key invalid");
 		EVP_PKEY_free(pkey);
 		pkey = NULL;
 	}
@@ -182,7 +182,7 @@ jwk_rsa(const json_t *jwk, char *why, size_t whylen)
  * nobody would, but such a set is broken and says so.
  */
 static EVP_PKEY *
-jwk_ec(const json_t *jwk, char *why, size_t whylen)
+jwk_ec(const json_t *jwk, char *err, size_t errlen)
 {
 	unsigned char	*x = NULL, *y = NULL;
 	unsigned char	 point[1 + 32 + 32];
@@ -193,7 +193,7 @@ jwk_ec(const json_t *jwk, char *why, size_t whylen)
 	if ((x = jwk_param(jwk, "x", &xlen)) == NULL ||
 	    (y = jwk_param(jwk, "y", &ylen)) == NULL ||
 	    xlen != 32 || ylen != 32) {
-		errbuf_set(why, whylen, "P-256 key without valid x and y");
+		errbuf_set(err, errlen, "P-256 key without valid x and y");
 		goto done;
 	}
 	/* SEC 1 2.3.3, uncompressed */
@@ -205,12 +205,12 @@ jwk_ec(const json_t *jwk, char *why, size_t whylen)
 	    "prime256v1", 0) != 1 ||
 	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
 	    point, sizeof(point)) != 1) {
-		errbuf_set(why, whylen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto done;
 	}
 	if ((pkey = pkey_fromdata("EC", bld)) == NULL ||
 	    !pkey_public_check(pkey)) {
-		errbuf_set(why, whylen, "P-256 point not on the curve");
+		errbuf_set(err, errlen, "P-256 point not on the curve");
 		EVP_PKEY_free(pkey);
 		pkey = NULL;
 	}
@@ -223,7 +223,7 @@ jwk_ec(const json_t *jwk, char *why, size_t whylen)
 
 /* RFC 8037 2: x, the 32 octets of the public key */
 static EVP_PKEY *
-jwk_ed25519(const json_t *jwk, char *why, size_t whylen)
+jwk_ed25519(const json_t *jwk, char *err, size_t errlen)
 {
 	unsigned char	*x;
 	size_t		 xlen;
@@ -231,17 +231,17 @@ jwk_ed25519(const json_t *jwk, char *why, size_t whylen)
 	EVP_PKEY	*pkey = NULL;
 
 	if ((x = jwk_param(jwk, "x", &xlen)) == NULL || xlen != 32) {
-		errbuf_set(why, whylen, "Ed25519 key without valid x");
+		errbuf_set(err, errlen, "Ed25519 key without valid x");
 		free(x);
 		return NULL;
 	}
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
 	    x, xlen) != 1)
-		errbuf_set(why, whylen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 	else if ((pkey = pkey_fromdata("ED25519", bld)) == NULL ||
 	    !pkey_public_check(pkey)) {
-		errbuf_set(why, whylen, "Ed25519 public key invalid");
+		errbuf_set(err, errlen, "Ed25519 public key invalid");
 		EVP_PKEY_free(pkey);
 		pkey = NULL;
 	}
@@ -274,33 +274,33 @@ jwk_for_signatures(const json_t *jwk)
 
 /* One key of the set; -1 (and why) if it is to be skipped. */
 static int
-jwk_parse(const json_t *jwk, struct jwk *k, char *why, size_t whylen)
+jwk_parse(const json_t *jwk, struct jwk *k, char *err, size_t errlen)
 {
 	const json_t	*v;
 	const char	*kty, *crv;
 
 	if (!json_is_object(jwk)) {
-		errbuf_set(why, whylen, "not an object");
+		errbuf_set(err, errlen, "not an object");
 		return -1;
 	}
 	if (!json_is_string(v = json_object_get(jwk, "kty"))) {
-		errbuf_set(why, whylen, "no kty");
+		errbuf_set(err, errlen, "no kty");
 		return -1;
 	}
 	kty = json_string_value(v);
 	/* A private key has no business here: never hold one. */
 	if (json_object_get(jwk, "d") != NULL) {
-		errbuf_set(why, whylen, "private key");
+		errbuf_set(err, errlen, "private key");
 		return -1;
 	}
 	if (!jwk_for_signatures(jwk)) {
-		errbuf_set(why, whylen, "not for signatures (use, key_ops)");
+		errbuf_set(err, errlen, "not for signatures (use, key_ops)");
 		return -1;
 	}
 	if ((v = json_object_get(jwk, "kid")) != NULL) {
 		if (!json_is_string(v) ||
 		    json_string_length(v) >= sizeof(k->kid)) {
-			errbuf_set(why, whylen, "kid not a string of at most "
+			errbuf_set(err, errlen, "kid not a string of at most "
 			    "%zu octets", sizeof(k->kid) - 1);
 			return -1;
 		}
@@ -310,17 +310,17 @@ jwk_parse(const json_t *jwk, struct jwk *k, char *why, size_t whylen)
 	crv = json_string_value(json_object_get(jwk, "crv"));
 	if (strcmp(kty, "RSA") == 0) {
 		k->alg = JWT_ALG_RS256;
-		k->pkey = jwk_rsa(jwk, why, whylen);
+		k->pkey = jwk_rsa(jwk, err, errlen);
 	} else if (strcmp(kty, "EC") == 0 && crv != NULL &&
 	    strcmp(crv, "P-256") == 0) {
 		k->alg = JWT_ALG_ES256;
-		k->pkey = jwk_ec(jwk, why, whylen);
+		k->pkey = jwk_ec(jwk, err, errlen);
 	} else if (strcmp(kty, "OKP") == 0 && crv != NULL &&
 	    strcmp(crv, "Ed25519") == 0) {
 		k->alg = JWT_ALG_EDDSA;
-		k->pkey = jwk_ed25519(jwk, why, whylen);
+		k->pkey = jwk_ed25519(jwk, err, errlen);
 	} else {
-		errbuf_set(why, whylen, "kty or crv not supported");
+		errbuf_set(err, errlen, "kty or crv not supported");
 		return -1;
 	}
 	if (k->pkey == NULL)
@@ -332,7 +332,7 @@ jwk_parse(const json_t *jwk, struct jwk *k, char *why, size_t whylen)
 	v = json_object_get(jwk, "alg");
 	if (v != NULL && (!json_is_string(v) ||
 	    jwa_alg_from_name(json_string_value(v)) != k->alg)) {
-		errbuf_set(why, whylen, "alg not %s", jwa_alg_name(k->alg));
+		errbuf_set(err, errlen, "alg not %s", jwa_alg_name(k->alg));
 		EVP_PKEY_free(k->pkey);
 		k->pkey = NULL;
 		return -1;
@@ -346,7 +346,7 @@ jwks_load(const json_t *keys, char *err, size_t errlen)
 	struct jwks	*set;
 	const json_t	*v;
 	size_t		 i;
-	char		 why[96];
+	char		 keyerr[96];
 
 	if ((set = calloc(1, sizeof(*set))) == NULL ||
 	    (set->keys = calloc(json_array_size(keys) + 1,
@@ -357,14 +357,14 @@ jwks_load(const json_t *keys, char *err, size_t errlen)
 	}
 	json_array_foreach(keys, i, v) {
 		memset(&set->keys[set->nkeys], 0, sizeof(set->keys[0]));
-		if (jwk_parse(v, &set->keys[set->nkeys], why,
-		    sizeof(why)) == 0) {
+		if (jwk_parse(v, &set->keys[set->nkeys], keyerr,
+		    sizeof(keyerr)) == 0) {
 			set->nkeys++;
 			continue;
 		}
 		if (set->nskipped++ == 0)
 			errbuf_set(set->skipped_why, sizeof(set->skipped_why),
-			    "key %zu: %s", i, why);
+			    "key %zu: %s", i, keyerr);
 	}
 	if (set->nkeys == 0) {
 		if (set->nskipped == 0)
@@ -434,13 +434,13 @@ jwks_count(const struct jwks *set)
 }
 
 int
-jwks_skipped(const struct jwks *set, char *why, size_t whylen)
+jwks_skipped(const struct jwks *set, char *err, size_t errlen)
 {
 	if (set == NULL || set->nskipped == 0) {
-		errbuf_set(why, whylen, "%s", "");
+		errbuf_set(err, errlen, "%s", "");
 		return 0;
 	}
-	errbuf_set(why, whylen, "%s", set->skipped_why);
+	errbuf_set(err, errlen, "%s", set->skipped_why);
 	return set->nskipped;
 }
 

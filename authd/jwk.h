@@ -43,7 +43,7 @@ void		 jwks_free(struct jwks *);
 /* keys kept */
 int		 jwks_count(const struct jwks *);
 /* keys skipped; why holds the reason for the first, for the log */
-int		 jwks_skipped(const struct jwks *, char *why, size_t whylen);
+int		 jwks_skipped(const struct jwks *, char *err, size_t errlen);
 
 /*
  * The keys of alg that may have signed, by kid (NULL: the token named

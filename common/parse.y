@@ -49,6 +49,7 @@
 #include "config.h"
 #include "log.h"
 #include "scope.h"
+#include "util.h"
 
 #define LEX_MAX			8192	/* longest token, with the NUL */
 #define UNGET_MAX		(2 * LEX_MAX)
@@ -179,7 +180,7 @@ static void	 conf_error_at(const char *, int, const char *, ...)
 static void	 conf_verror(const char *, int, const char *, va_list)
 		    __attribute__((__format__ (printf, 3, 0)));
 
-static struct file *pushfile(const char *, const char **);
+static struct file *pushfile(const char *, char *, size_t);
 static void	 popfile(void);
 static int	 include_file(const char *);
 static const char *file_secrecy(int);
@@ -1423,26 +1424,28 @@ file_secrecy(int fd)
 }
 
 static struct file *
-pushfile(const char *name, const char **why)
+pushfile(const char *name, char *err, size_t errlen)
 {
 	struct file	*nfile;
+	const char	*secrecy;
 
 	if ((nfile = calloc(1, sizeof(*nfile))) == NULL) {
-		*why = strerror(errno);
+		errbuf_set(err, errlen, "%s", strerror(errno));
 		return NULL;
 	}
 	if ((nfile->name = strdup(name)) == NULL) {
-		*why = strerror(errno);
+		errbuf_set(err, errlen, "%s", strerror(errno));
 		free(nfile);
 		return NULL;
 	}
 	if ((nfile->stream = fopen(nfile->name, "r")) == NULL) {
-		*why = strerror(errno);
+		errbuf_set(err, errlen, "%s", strerror(errno));
 		free(nfile->name);
 		free(nfile);
 		return NULL;
 	}
-	if ((*why = file_secrecy(fileno(nfile->stream))) != NULL) {
+	if ((secrecy = file_secrecy(fileno(nfile->stream))) != NULL) {
+		errbuf_set(err, errlen, "%s", secrecy);
 		fclose(nfile->stream);
 		free(nfile->name);
 		free(nfile);
@@ -1483,7 +1486,8 @@ static int
 include_file(const char *name)
 {
 	struct file	*nfile;
-	const char	*slash, *why;
+	const char	*slash;
+	char		 why[128];
 	char		 path[PATH_MAX];
 	int		 len;
 
@@ -1500,7 +1504,7 @@ include_file(const char *name)
 		conf_error("include \"%s\": path too long", name);
 		return -1;
 	}
-	if ((nfile = pushfile(path, &why)) == NULL) {
+	if ((nfile = pushfile(path, why, sizeof(why))) == NULL) {
 		conf_error("include \"%s\": %s", name, why);
 		return -1;
 	}
@@ -2942,7 +2946,7 @@ struct portcullis_conf *
 parse_config(const char *filename)
 {
 	struct portcullis_conf	*result;
-	const char		*why;
+	char			 why[128];
 	int			 lastline;
 
 	parse_reset();
@@ -2950,7 +2954,7 @@ parse_config(const char *filename)
 		conf_error_at(filename, 0, "%s", strerror(errno));
 		return NULL;
 	}
-	if ((file = pushfile(filename, &why)) == NULL) {
+	if ((file = pushfile(filename, why, sizeof(why))) == NULL) {
 		conf_error_at(filename, 0, "%s", why);
 		config_free(conf);
 		conf = NULL;

@@ -47,10 +47,11 @@ static int
 cache_user(const char *user, char *norm, size_t normlen, char *err,
     size_t errlen)
 {
-	const char	*why;
+	char		 why[64];
 
 	norm[0] = '\0';
-	if (user != NULL && store_name_check(user, norm, normlen, &why) == -1) {
+	if (user != NULL && store_name_check(user, norm, normlen, why,
+	    sizeof(why)) == -1) {
 		store_name_error(user, why, err, errlen);
 		return -1;
 	}
@@ -59,18 +60,18 @@ cache_user(const char *user, char *norm, size_t normlen, char *err,
 
 /*
  * Decode one entry of the cache database into e: 0; -1 its key is
- * corrupt; -2 its record is (e holds the key).  why says what is wrong.
+ * corrupt; -2 its record is (e holds the key).  err says what is wrong.
  */
 static int
 cache_entry(const MDB_val *key, const MDB_val *val,
-    struct store_cache_entry *e, char *why, size_t whylen)
+    struct store_cache_entry *e, char *err, size_t errlen)
 {
 	memset(e, 0, sizeof(*e));
-	if (store_cache_key_decode(key->mv_data, key->mv_size, e, why,
-	    whylen) == -1)
+	if (store_cache_key_decode(key->mv_data, key->mv_size, e, err,
+	    errlen) == -1)
 		return -1;
-	if (store_cache_record_decode(val->mv_data, val->mv_size, e, why,
-	    whylen) == -1)
+	if (store_cache_record_decode(val->mv_data, val->mv_size, e, err,
+	    errlen) == -1)
 		return -2;
 	return 0;
 }

@@ -50,22 +50,27 @@ store_cache_kind_name(int kind)
 
 /* A checker name: 1..CONF_NAME_MAX - 1 octets of text (spaces too). */
 static int
-checker_ok(const unsigned char *s, size_t len, const char **why)
+checker_ok(const unsigned char *s, size_t len, char *err, size_t errlen)
 {
 	if (len == 0) {
-		*why = "is empty";
+		errbuf_set(err, errlen, "is empty");
 		return 0;
 	}
 	if (len >= CONF_NAME_MAX) {
-		*why = "is too long";
+		errbuf_set(err, errlen, "is too long");
 		return 0;
 	}
-	return store_text_ok(s, len, 1, why);
+	return store_text_ok(s, len, 1, err, errlen);
 }
 
-/* A scope: printable ASCII, spaces between its tokens (RFC 6749 3.3). */
+/*
+ * The record's own rule for the scope field: printable ASCII, so that
+ * authctl can show it.  Whether it is a well-formed scope (RFC 6749
+ * 3.3) is for the oauth checker to judge before it is remembered
+ * (common/scope.c); the store only keeps what it was given.
+ */
 static int
-scope_ok(const unsigned char *s, size_t len)
+printable_ok(const unsigned char *s, size_t len)
 {
 	size_t	 i;
 
@@ -85,7 +90,7 @@ store_cache_key(const struct store_cache_entry *e, unsigned char *buf,
     size_t buflen, char *user, char *err, size_t errlen)
 {
 	char		 safe[CONF_NAME_MAX * 4];
-	const char	*why;
+	char		 why[64];
 	size_t		 clen, ulen, o;
 
 	if (!store_cache_kind_ok(e->kind)) {
@@ -93,7 +98,7 @@ store_cache_key(const struct store_cache_entry *e, unsigned char *buf,
 		return -1;
 	}
 	clen = strnlen(e->checker, sizeof(e->checker));
-	if (!checker_ok((const unsigned char *)e->checker, clen, &why)) {
+	if (!checker_ok((const unsigned char *)e->checker, clen, why, sizeof(why))) {
 		errbuf_set(err, errlen, "checker name \"%s\" %s",
 		    escape_text(e->checker, clen, safe, sizeof(safe)), why);
 		return -1;
@@ -101,7 +106,8 @@ store_cache_key(const struct store_cache_entry *e, unsigned char *buf,
 	user[0] = '\0';
 	/* A token may come with no user name; a password never does. */
 	if ((e->kind != STORE_CACHE_TOKEN || e->user[0] != '\0') &&
-	    store_name_check(e->user, user, CONF_AUTH_NAME_MAX, &why) == -1) {
+	    store_name_check(e->user, user, CONF_AUTH_NAME_MAX, why,
+	    sizeof(why)) == -1) {
 		store_name_error(e->user, why, err, errlen);
 		return -2;
 	}
@@ -142,7 +148,7 @@ key_decode_checker(const unsigned char *p, size_t rest,
     size_t errlen)
 {
 	const unsigned char	*nul;
-	const char		*why;
+	char			 why[64];
 	size_t			 clen;
 
 	if ((nul = memchr(p, '\0', rest)) == NULL) {
@@ -150,7 +156,7 @@ key_decode_checker(const unsigned char *p, size_t rest,
 		return -1;
 	}
 	clen = (size_t)(nul - p);
-	if (!checker_ok(p, clen, &why)) {
+	if (!checker_ok(p, clen, why, sizeof(why))) {
 		errbuf_set(err, errlen, "the checker name %s", why);
 		return -1;
 	}
@@ -171,7 +177,7 @@ key_decode_user(int kind, const unsigned char *p, size_t rest,
     size_t errlen)
 {
 	const unsigned char	*nul;
-	const char		*why;
+	char			 why[64];
 	char			 name[CONF_AUTH_NAME_MAX];
 	size_t			 ulen;
 
@@ -192,7 +198,7 @@ key_decode_user(int kind, const unsigned char *p, size_t rest,
 	}
 	if (ulen > 0) {
 		if (store_name_check(name, e->user, sizeof(e->user),
-		    &why) == -1) {
+		    why, sizeof(why)) == -1) {
 			errbuf_set(err, errlen, "the user name %s", why);
 			return -1;
 		}
@@ -269,7 +275,7 @@ store_cache_record_encode(const struct store_cache_entry *e,
 {
 	char		 canon[CONF_AUTH_NAME_MAX];
 	char		 safe[CONF_AUTH_NAME_MAX];
-	const char	*why;
+	char		 why[64];
 	size_t		 clen = 0, slen, o;
 
 	if (!store_cache_kind_ok(e->kind)) {
@@ -286,7 +292,7 @@ store_cache_record_encode(const struct store_cache_entry *e,
 			return -1;
 		}
 	} else if (store_name_check(e->canonical, canon, sizeof(canon),
-	    &why) == -1) {
+	    why, sizeof(why)) == -1) {
 		errbuf_set(err, errlen, "canonical name \"%s\" %s",
 		    escape_text(e->canonical, strnlen(e->canonical,
 		    sizeof(e->canonical)), safe, sizeof(safe)), why);
@@ -297,7 +303,7 @@ store_cache_record_encode(const struct store_cache_entry *e,
 		errbuf_set(err, errlen, "the scope is longer than 255 octets");
 		return -1;
 	}
-	if (!scope_ok((const unsigned char *)e->scope, slen)) {
+	if (!printable_ok((const unsigned char *)e->scope, slen)) {
 		errbuf_set(err, errlen, "the scope has an octet that is not "
 		    "printable ASCII");
 		return -1;
@@ -375,7 +381,7 @@ record_decode_canonical(const unsigned char *buf, size_t len, size_t *o,
     struct store_cache_entry *e, char *err, size_t errlen)
 {
 	char		 name[CONF_AUTH_NAME_MAX];
-	const char	*why;
+	char		 why[64];
 	size_t		 clen;
 
 	clen = buf[(*o)++];
@@ -405,7 +411,7 @@ record_decode_canonical(const unsigned char *buf, size_t len, size_t *o,
 	if (clen == 0)
 		return 0;
 	if (store_name_check(name, e->canonical, sizeof(e->canonical),
-	    &why) == -1) {
+	    why, sizeof(why)) == -1) {
 		errbuf_set(err, errlen, "the canonical name %s", why);
 		return -1;
 	}
@@ -434,7 +440,7 @@ record_decode_scope(const unsigned char *buf, size_t len, size_t *o,
 		errbuf_set(err, errlen, "a negative entry has a scope");
 		return -1;
 	}
-	if (!scope_ok(buf + *o, slen)) {
+	if (!printable_ok(buf + *o, slen)) {
 		errbuf_set(err, errlen, "the scope has an octet that is not "
 		    "printable ASCII");
 		return -1;

@@ -26,11 +26,12 @@
 
 /*
  * 1 if s[0..len) is well-formed UTF-8 without control characters
- * (C0, DEL, C1), nor spaces unless space_ok; else 0, with *why saying
+ * (C0, DEL, C1), nor spaces unless space_ok; else 0, with err saying
  * which.
  */
 int
-store_text_ok(const unsigned char *s, size_t len, int space_ok, const char **why)
+store_text_ok(const unsigned char *s, size_t len, int space_ok, char *err,
+    size_t errlen)
 {
 	size_t		 i = 0, n, k;
 	uint32_t	 cp, min;
@@ -40,11 +41,11 @@ store_text_ok(const unsigned char *s, size_t len, int space_ok, const char **why
 		c = s[i];
 		if (c < 0x80) {
 			if (c == ' ' && !space_ok) {
-				*why = "contains a space";
+				errbuf_set(err, errlen, "contains a space");
 				return 0;
 			}
 			if (c < 0x20 || c == 0x7f) {
-				*why = "contains a control character";
+				errbuf_set(err, errlen, "contains a control character");
 				return 0;
 			}
 			i++;
@@ -74,45 +75,46 @@ store_text_ok(const unsigned char *s, size_t len, int space_ok, const char **why
 		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			goto bad;
 		if (cp <= 0x9f) {
-			*why = "contains a control character";
+			errbuf_set(err, errlen, "contains a control character");
 			return 0;
 		}
 		i += n + 1;
 	}
 	return 1;
  bad:
-	*why = "is not valid UTF-8";
+	errbuf_set(err, errlen, "is not valid UTF-8");
 	return 0;
 }
 
 /* store_name_normalize(), saying why a name is refused. */
 int
-store_name_check(const char *in, char *out, size_t outlen, const char **why)
+store_name_check(const char *in, char *out, size_t outlen, char *err,
+    size_t errlen)
 {
 	const char	*at;
 	size_t		 len, i;
 
-	*why = "is not valid";
+	errbuf_set(err, errlen, "is not valid");
 	if (in == NULL || out == NULL || outlen == 0)
 		return -1;
 	len = strnlen(in, CONF_AUTH_NAME_MAX);
 	if (len == 0) {
-		*why = "is empty";
+		errbuf_set(err, errlen, "is empty");
 		return -1;
 	}
 	if (len >= CONF_AUTH_NAME_MAX || len >= outlen) {
-		*why = "is too long";
+		errbuf_set(err, errlen, "is too long");
 		return -1;
 	}
-	if (!store_text_ok((const unsigned char *)in, len, 0, why))
+	if (!store_text_ok((const unsigned char *)in, len, 0, err, errlen))
 		return -1;
 	if ((at = strrchr(in, '@')) != NULL) {
 		if (at == in) {
-			*why = "has an empty local part";
+			errbuf_set(err, errlen, "has an empty local part");
 			return -1;
 		}
 		if (at[1] == '\0') {
-			*why = "has an empty domain";
+			errbuf_set(err, errlen, "has an empty domain");
 			return -1;
 		}
 	}
@@ -128,23 +130,22 @@ store_name_check(const char *in, char *out, size_t outlen, const char **why)
 int
 store_name_normalize(const char *in, char *out, size_t outlen)
 {
-	const char	*why;
-
-	return store_name_check(in, out, outlen, &why);
+	return store_name_check(in, out, outlen, NULL, 0);
 }
 
 /* An address: a name with an '@', no longer than STORE_ADDR_MAX. */
 int
-store_addr_normalize(const char *in, char *out, size_t outlen, const char **why)
+store_addr_normalize(const char *in, char *out, size_t outlen, char *err,
+    size_t errlen)
 {
 	if (strnlen(in, STORE_ADDR_MAX + 1) > STORE_ADDR_MAX) {
-		*why = "is longer than 254 octets";
+		errbuf_set(err, errlen, "is longer than 254 octets");
 		return -1;
 	}
-	if (store_name_check(in, out, outlen, why) == -1)
+	if (store_name_check(in, out, outlen, err, errlen) == -1)
 		return -1;
 	if (strchr(out, '@') == NULL) {
-		*why = "has no '@'";
+		errbuf_set(err, errlen, "has no '@'");
 		return -1;
 	}
 	return 0;

@@ -37,7 +37,7 @@ int
 store_record_encode(const struct store_user *u, unsigned char *buf,
     size_t buflen, char *err, size_t errlen)
 {
-	const char	*why;
+	char		 why[64];
 	size_t		 hlen, alen, i, o;
 
 	hlen = strnlen(u->hash, sizeof(u->hash));
@@ -75,7 +75,7 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 			return -1;
 		}
 		if (!store_text_ok((const unsigned char *)u->addrs[i], alen, 0,
-		    &why)) {
+		    why, sizeof(why))) {
 			errbuf_set(err, errlen, "address %zu %s", i + 1, why);
 			return -1;
 		}
@@ -143,7 +143,7 @@ record_decode_addr(const unsigned char *buf, size_t len, size_t *o,
     size_t i, struct store_user *u, char *err, size_t errlen)
 {
 	char		 addr[STORE_ADDR_MAX + 2];
-	const char	*why;
+	char		 why[64];
 	size_t		 alen;
 
 	if (*o >= len) {
@@ -166,7 +166,7 @@ record_decode_addr(const unsigned char *buf, size_t len, size_t *o,
 		return -1;
 	}
 	if (store_addr_normalize(addr, u->addrs[i], sizeof(u->addrs[i]),
-	    &why) == -1) {
+	    why, sizeof(why)) == -1) {
 		errbuf_set(err, errlen, "address %zu %s", i + 1, why);
 		return -1;
 	}

@@ -45,11 +45,12 @@ store_user_get(struct store *st, const char *name, struct store_user *u,
 	MDB_txn		*txn;
 	MDB_val		 key, val;
 	char		 why[128];
-	const char	*whyname;
+	char		 whyname[64];
 	int		 rc;
 
 	memset(u, 0, sizeof(*u));
-	if (store_name_check(name, u->name, sizeof(u->name), &whyname) == -1) {
+	if (store_name_check(name, u->name, sizeof(u->name), whyname,
+	    sizeof(whyname)) == -1) {
 		store_name_error(name, whyname, err, errlen);
 		return 0;
 	}
@@ -88,12 +89,13 @@ static int
 user_prepare(const struct store_user *u, struct store_user *n, char *err,
     size_t errlen)
 {
-	const char	*why;
+	char		 why[64];
 	char		 safe[STORE_ADDR_MAX * 4 + 1];
 	size_t		 i, j, alen;
 
 	memset(n, 0, sizeof(*n));
-	if (store_name_check(u->name, n->name, sizeof(n->name), &why) == -1) {
+	if (store_name_check(u->name, n->name, sizeof(n->name), why,
+	    sizeof(why)) == -1) {
 		store_name_error(u->name, why, err, errlen);
 		return -1;
 	}
@@ -115,9 +117,10 @@ user_prepare(const struct store_user *u, struct store_user *n, char *err,
 		alen = strnlen(u->addrs[i], sizeof(u->addrs[i]));
 		if (alen >= sizeof(u->addrs[i]) ||
 		    store_addr_normalize(u->addrs[i], n->addrs[i],
-		    sizeof(n->addrs[i]), &why) == -1) {
+		    sizeof(n->addrs[i]), why, sizeof(why)) == -1) {
 			if (alen >= sizeof(u->addrs[i]))
-				why = "is longer than 254 octets";
+				strlcpy(why, "is longer than 254 octets",
+				    sizeof(why));
 			errbuf_set(err, errlen, "address \"%s\" %s",
 			    escape_text(u->addrs[i], alen, safe, sizeof(safe)),
 			    why);
@@ -205,7 +208,7 @@ store_user_del(struct store *st, const char *name, char *err,
     size_t errlen)
 {
 	char		 norm[CONF_AUTH_NAME_MAX];
-	const char	*why;
+	char		 why[64];
 	MDB_txn		*txn;
 	MDB_val		 key;
 	int		 rc;
@@ -214,7 +217,7 @@ store_user_del(struct store *st, const char *name, char *err,
 		errbuf_set(err, errlen, "store %s is open read-only", st->dir);
 		return -1;
 	}
-	if (store_name_check(name, norm, sizeof(norm), &why) == -1) {
+	if (store_name_check(name, norm, sizeof(norm), why, sizeof(why)) == -1) {
 		store_name_error(name, why, err, errlen);
 		return -1;
 	}
@@ -234,29 +237,30 @@ store_user_del(struct store *st, const char *name, char *err,
 	return store_txn_commit(st, txn, err, errlen);
 }
 
-/* Decode one entry of the users database into u; -1 with why. */
+/* Decode one entry of the users database into u; -1 with err. */
 static int
 list_entry(const MDB_val *key, const MDB_val *val, struct store_user *u,
-    char *why, size_t whylen)
+    char *err, size_t errlen)
 {
-	const char	*whyname;
+	char		 whyname[64];
 	char		 name[CONF_AUTH_NAME_MAX];
 
 	memset(u, 0, sizeof(*u));
 	if (key->mv_size == 0 || key->mv_size >= sizeof(name)) {
-		errbuf_set(why, whylen, "its name is %zu octets", key->mv_size);
+		errbuf_set(err, errlen, "its name is %zu octets", key->mv_size);
 		return -1;
 	}
 	memcpy(name, key->mv_data, key->mv_size);
 	name[key->mv_size] = '\0';
 	if (strlen(name) != key->mv_size ||
-	    store_name_check(name, u->name, sizeof(u->name), &whyname) == -1 ||
+	    store_name_check(name, u->name, sizeof(u->name), whyname,
+	    sizeof(whyname)) == -1 ||
 	    strcmp(name, u->name) != 0) {
-		errbuf_set(why, whylen, "its name is not a normalised name");
+		errbuf_set(err, errlen, "its name is not a normalised name");
 		return -1;
 	}
-	return store_record_decode(val->mv_data, val->mv_size, u, why,
-	    whylen);
+	return store_record_decode(val->mv_data, val->mv_size, u, err,
+	    errlen);
 }
 
 int
