@@ -30,13 +30,6 @@
 #include "passwd.h"
 #include "store.h"
 
-/*
- * Answers queued for a worker that does not read them, beyond which
- * authd stops reading that worker: its requests then wait in its own
- * socket buffer instead of growing authd's memory.
- */
-#define AUTHD_CHANNEL_WQ_MAX	1024
-
 struct authd		*authd;
 static struct config_recv conf_recv = { NULL, -1, -1 };
 

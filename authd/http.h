@@ -8,7 +8,7 @@
 
 #include <event2/event.h>
 
-#define HTTP_BODY_MAX		(1024 * 1024)	/* a response, at most */
+#include "bounds.h"
 
 struct http_client;
 struct http_req;

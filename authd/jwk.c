@@ -23,8 +23,6 @@
 #include "jwk.h"
 #include "util.h"
 
-#define JWKS_PARAM_MAX		2048	/* characters of n, x, ... */
-
 struct jwks {
 	struct jwk	*keys;
 	int		 nkeys;

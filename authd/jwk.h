@@ -15,9 +15,8 @@
 
 #include <openssl/types.h>
 
-#define JWKS_MAX_LEN	(256 * 1024)	/* octets of JWKS JSON */
-#define JWKS_MAX_KEYS	64		/* entries of its "keys" array */
-#define JWT_KID_MAX	128		/* with the NUL */
+#include "bounds.h"
+
 #define JWT_RSA_MIN_BITS 2048
 #define JWT_RSA_MAX_BITS 8192
 

@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include "bounds.h"
+
 /* Every child finds its channel to master on this descriptor. */
 #define PROC_PARENT_FD		3
 
@@ -114,7 +116,6 @@ struct ctl_stats {
  * the client named (XOAUTH2 user=, OAUTHBEARER a=; may be empty) and
  * the bearer token without "Bearer ".
  */
-#define AUTH_CRED_MAX		8192	/* JWTs from real providers: 1-4 KB */
 struct auth_request {
 	uint64_t	req_id;		/* the worker's; echoed */
 	uint64_t	session_id;
@@ -145,7 +146,6 @@ struct auth_verdict {
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */
 #define PKI_PEM_CERT		0
 #define PKI_PEM_KEY		1
-#define PKI_PEM_MAX		(1024 * 1024)	/* per file */
 struct pki_pem {
 	uint32_t	kind;		/* PKI_PEM_CERT or PKI_PEM_KEY */
 	uint32_t	pad;

@@ -18,13 +18,13 @@
 
 #include <stddef.h>
 
+#include "bounds.h"
+
 /*
- * The longest password, in octets, that can match or be hashed: what
- * libcrypt takes (CRYPT_MAX_PASSPHRASE_SIZE less its NUL), for every
- * scheme alike.  sha512-crypt costs time in proportion to the length,
- * so an unbounded password would be a denial of service anyway.
+ * PASSWD_MAX (bounds.h) is the longest password, in octets, that can
+ * match or be hashed: what libcrypt takes (CRYPT_MAX_PASSPHRASE_SIZE
+ * less its NUL), for every scheme alike.
  */
-#define PASSWD_MAX		511
 
 /*
  * What passwd_hash() makes:

@@ -78,12 +78,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "config.h"	/* CONF_AUTH_NAME_MAX, CONF_HASH_MAX */
 
 #define STORE_LAYOUT		1	/* the newest layout this code knows */
 #define STORE_RECORD_VERSION	1
-#define STORE_ADDRS_MAX		16
-#define STORE_ADDR_MAX		254	/* octets, RFC 5321 4.5.3.1.3 */
 #define STORE_RECORD_MAX	(19 + 255 + 1 + \
 				    STORE_ADDRS_MAX * (1 + STORE_ADDR_MAX))
 #define STORE_MAPSIZE		(256UL * 1024 * 1024)	/* sparse */

@@ -22,9 +22,8 @@
 
 #include <event2/event.h>
 
+#include "bounds.h"
 #include "config.h"
-
-#define SMTP_PATH_MAX		256	/* RFC 5321 4.5.3.1.3, with NUL */
 
 struct envelope {
 	uint64_t	 session_id;

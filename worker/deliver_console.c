@@ -19,8 +19,6 @@
 #include "log.h"
 #include "deliver_int.h"
 
-#define CONSOLE_LOG_MAX		(64 * 1024)	/* octets of message logged */
-#define CONSOLE_RCPTS_MAX	1024		/* characters of recipients */
 #define CONSOLE_CHUNK		1000		/* escaped characters a line */
 
 struct console_delivery {

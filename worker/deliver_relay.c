@@ -67,7 +67,6 @@
 #include "deliver_int.h"
 #include "smtp_reply.h"
 
-#define RELAY_SHOW_MAX		200	/* reply text passed on */
 #define RELAY_LOW_WATER		(DELIVER_HIGH_WATER / 2)
 
 int	relay_connect_timeout = 30;

@@ -14,11 +14,6 @@
 #include "proto.h"
 #include "sasl_plain.h"
 
-#define SASL_NAME_MAX	255	/* RFC 4616: authcid, authzid, passwd */
-
-/* A token that fits "user NUL token" in AUTH_CRED_MAX, with a spare. */
-#define SASL_TOKEN_MAX	(AUTH_CRED_MAX - SASL_NAME_MAX - 2)
-
 /*
  * Strict base64 (RFC 4648 4, base64.h): 0 and *outlen set, or -1: bad
  * alphabet, padding, or too long.

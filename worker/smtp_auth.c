@@ -36,7 +36,6 @@ _Static_assert(SASL_NAME_MAX + 1 + SASL_TOKEN_MAX <= AUTH_CRED_MAX,
     "user NUL token must fit an AUTH_REQUEST");
 
 #define PENALTY_FORGET		3600	/* seconds without a failure */
-#define PENALTY_MAX		65536	/* addresses remembered per worker */
 
 /* Failures per client address (IPv6: per prefix), for the delay. */
 struct penalty {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SMTP_TEXT_LINE_MAX	1000	/* RFC 5321 4.5.3.1.6, with CR LF */
+#include "bounds.h"
 
 /* what went wrong in a message; any of these refuses it at the end */
 #define DATA_BARE_NEWLINE	0x01	/* CR or LF outside CR LF */

@@ -7,9 +7,7 @@
 
 #include <stddef.h>
 
-#define SMTP_REPLY_LINE_MAX	4096	/* longest reply line we wait for */
-#define SMTP_REPLY_LINES_MAX	128	/* lines in one reply */
-#define SMTP_REPLY_TEXT_MAX	512	/* reply text kept */
+#include "bounds.h"
 
 /* The reply being read, and once complete, the reply. */
 struct smtp_reply {

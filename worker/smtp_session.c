@@ -30,14 +30,6 @@
 #include "tls.h"
 #include "worker.h"
 
-/*
- * A client may pipeline without reading our replies, or keep sending
- * while a command waits: past these bounds the session stops reading
- * until the other side has caught up, so memory does not grow.
- */
-#define SESSION_INPUT_MAX	(64 * 1024)
-#define SESSION_OUTPUT_MAX	(64 * 1024)
-
 #define SESSION_LINGER_TRIES	250	/* of 20 ms: 5 s for the last reply */
 
 #define EARLY_TALKER_REPLY \

@@ -13,13 +13,11 @@
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "deliver.h"
 #include "imsgev.h"
 #include "smtp_data.h"
-
-#define SMTP_LINE_MAX		512	/* RFC 5321 4.5.3.1.4, with CR LF */
-#define SMTP_AUTH_LINE_MAX	12288	/* RFC 4954 4, with CR LF */
 
 enum smtp_state {
 	STATE_TLS_ACCEPT,	/* implicit TLS: handshake before greeting */
