@@ -604,10 +604,8 @@ smtp_auth_verdict(struct imsg *imsg)
 	struct auth_verdict	 v;
 	struct session		 key, *s;
 
-	if (imsg_get_data(imsg, &v, sizeof(v)) == -1) {
-		log_warnx("worker %u: malformed AUTH_VERDICT", worker->id);
-		return;
-	}
+	/* The length was checked by worker.c's from_authd table. */
+	imsgev_data(imsg, &v, sizeof(v));
 	v.user[sizeof(v.user) - 1] = '\0';
 	v.checker[sizeof(v.checker) - 1] = '\0';
 	key.auth_req_id = v.req_id;

@@ -1,8 +1,8 @@
 /*
  * fuzz_authd_imsg.c -- what authd reads from a worker's channel: the
- * imsg framing (common/imsg.c, common/imsgev.c) and the checks of an
- * IMSG_AUTH_REQUEST (authd/request.c), then the user name's
- * normalisation (common/store.c), where authd hands over to the
+ * imsg framing (common/compat/imsg.c, common/imsgev.c) and the checks
+ * of an IMSG_AUTH_REQUEST (authd/request.c), then the user name's
+ * normalisation (store/name.c), where authd hands over to the
  * checker chain.  The chain itself is not run.
  *
  * Input: the octets a hostile worker writes on its channel.  They go

@@ -309,7 +309,7 @@ def lmdb_python():
 LMDB_PYTHON = lmdb_python()
 
 # Writes what authd would (and what it never would) into a store: the
-# store's map size and database count, so as to open it as store.c does.
+# store's map size and database count, so as to open it as store/env.c does.
 LMDB_WRITER = r"""
 import binascii, json, sys
 import lmdb

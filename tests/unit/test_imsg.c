@@ -1,5 +1,6 @@
 /*
- * test_imsg.c -- unit tests for common/imsg.c, our imsg(3) for Linux.
+ * test_imsg.c -- unit tests for common/compat/imsg.c and imsg_buffer.c,
+ * our imsg(3) for systems without one.
  *
  * Every test runs over a real AF_UNIX SOCK_STREAM socketpair.  They
  * check what callers rely on: messages arrive whole, in order and
