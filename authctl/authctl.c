@@ -53,7 +53,9 @@ usage(void)
 	    "       authctl user list [-l]\n"
 	    "       authctl user import [--partial] [--replace] file\n"
 	    "       authctl cache list | flush [name]\n"
-	    "       authctl hash [-s scheme] [--password-stdin]\n");
+	    "       authctl hash [-s scheme] [--password-stdin]\n"
+	    "       authctl test name [--password-stdin]\n"
+	    "       authctl stats | reload\n");
 	exit(EXIT_USAGE);
 }
 
@@ -92,6 +94,26 @@ badopt(const char *cmd, char *const argv[], int ch)
 }
 
 /* A string that may be hostile (a user name from a file), for a message. */
+/*
+ * Room for row n of a listing that holds *cap rows of size octets:
+ * rows itself, or a larger copy (*cap updated); NULL when memory ran
+ * out, rows then unchanged.
+ */
+void *
+rows_room(void *rows, size_t n, size_t *cap, size_t size)
+{
+	size_t	 ncap;
+	void	*r;
+
+	if (n < *cap)
+		return rows;
+	ncap = *cap == 0 ? 64 : *cap * 2;
+	if ((r = reallocarray(rows, ncap, size)) == NULL)
+		return NULL;
+	*cap = ncap;
+	return r;
+}
+
 const char *
 safe_str(const char *in, char *out, size_t outlen)
 {
@@ -491,6 +513,34 @@ scheme_check(const char *scheme)
 	return -1;
 }
 
+static const struct ctl_cmd commands[] = {
+	{ "cache",	cmd_cache },
+	{ "hash",	cmd_hash },
+	{ "reload",	cmd_reload },
+	{ "stats",	cmd_stats },
+	{ "test",	cmd_test },
+	{ "user",	cmd_user },
+	{ NULL,		NULL }
+};
+
+/*
+ * Run the command of cmds that argv[0] names (group: "user" for the
+ * subcommands of user, NULL at the top); usage() for an unknown one.
+ */
+int
+ctl_dispatch(const char *group, const struct ctl_cmd *cmds, struct ctl *ctl,
+    int argc, char *argv[])
+{
+	const struct ctl_cmd	*c;
+
+	for (c = cmds; c->name != NULL; c++)
+		if (strcmp(argv[0], c->name) == 0)
+			return c->run(ctl, argc, argv);
+	warnx("unknown command \"%s%s%s\"", group != NULL ? group : "",
+	    group != NULL ? " " : "", argv[0]);
+	usage();
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -525,18 +575,5 @@ main(int argc, char *argv[])
 	if (argc == 0)
 		usage();
 
-	if (strcmp(argv[0], "user") == 0)
-		return cmd_user(&ctl, argc, argv);
-	if (strcmp(argv[0], "hash") == 0)
-		return cmd_hash(argc, argv);
-	if (strcmp(argv[0], "test") == 0)
-		return cmd_test(&ctl, argc, argv);
-	if (strcmp(argv[0], "stats") == 0)
-		return cmd_stats(&ctl, argc, argv);
-	if (strcmp(argv[0], "reload") == 0)
-		return cmd_reload(&ctl, argc, argv);
-	if (strcmp(argv[0], "cache") == 0)
-		return cmd_cache(&ctl, argc, argv);
-	warnx("unknown command \"%s\"", argv[0]);
-	usage();
+	return ctl_dispatch(NULL, commands, &ctl, argc, argv);
 }

@@ -46,7 +46,16 @@ struct ctl {
 	int		 mode;		/* CTL_* of the open store */
 };
 
+/* A command or subcommand, as the tables of authctl.c, user.c and
+   cache.c list them; argv[0] is its name. */
+struct ctl_cmd {
+	const char	*name;
+	int		(*run)(struct ctl *, int argc, char *argv[]);
+};
+
 /* authctl.c */
+int		 ctl_dispatch(const char *group, const struct ctl_cmd *,
+		    struct ctl *, int argc, char *argv[]);
 int		 ctl_open(struct ctl *, int mode);
 int		 ctl_close(struct ctl *, int status);
 int		 ctl_list_end(struct ctl *, int rv, int nomem, const char *err,
@@ -56,14 +65,16 @@ int		 scheme_check(const char *scheme);
 void		 getopt_reset(void);
 void		 badopt(const char *cmd, char *const argv[], int ch);
 const char	*safe_str(const char *in, char *out, size_t outlen);
+void		*rows_room(void *rows, size_t n, size_t *cap, size_t size);
 __attribute__((__noreturn__)) void usage(void);
 
 /* user.c */
 int		 cmd_user(struct ctl *, int argc, char *argv[]);
-int		 cmd_hash(int argc, char *argv[]);
+int		 cmd_hash(struct ctl *, int argc, char *argv[]);
 const char	*hash_scheme(const char *hash);
 int		 name_check(const char *what, const char *name);
-const char	*name_problem(const char *name, int address);
+int		 name_problem(const char *name, int address, char *err,
+		    size_t errlen);
 
 /* import.c */
 int		 cmd_import(struct ctl *, int argc, char *argv[]);
@@ -71,7 +82,7 @@ int		 cmd_import(struct ctl *, int argc, char *argv[]);
 /* cache.c */
 int		 cmd_cache(struct ctl *, int argc, char *argv[]);
 
-/* live.c: the control socket commands (not dispatched by main() yet) */
+/* live.c: the commands that talk to authd over the control socket */
 int		 cmd_test(struct ctl *, int argc, char *argv[]);
 int		 cmd_stats(struct ctl *, int argc, char *argv[]);
 int		 cmd_reload(struct ctl *, int argc, char *argv[]);

@@ -69,16 +69,11 @@ list_cb(const struct store_cache_entry *e, void *arg)
 	struct crow	*r;
 	size_t		 i;
 
-	if (l->nrows == l->cap) {
-		size_t	 ncap = l->cap == 0 ? 64 : l->cap * 2;
-
-		if ((r = reallocarray(l->rows, ncap, sizeof(*r))) == NULL) {
-			l->nomem = 1;
-			return 1;
-		}
-		l->rows = r;
-		l->cap = ncap;
+	if ((r = rows_room(l->rows, l->nrows, &l->cap, sizeof(*r))) == NULL) {
+		l->nomem = 1;
+		return 1;
 	}
+	l->rows = r;
 	r = &l->rows[l->nrows];
 	memset(r, 0, sizeof(*r));
 	r->kind = e->kind;
@@ -207,6 +202,12 @@ cache_flush(struct ctl *ctl, int argc, char *argv[])
 	return ctl_close(ctl, rv);
 }
 
+static const struct ctl_cmd cache_commands[] = {
+	{ "flush",	cache_flush },
+	{ "list",	cache_list },
+	{ NULL,		NULL }
+};
+
 int
 cmd_cache(struct ctl *ctl, int argc, char *argv[])
 {
@@ -215,10 +216,5 @@ cmd_cache(struct ctl *ctl, int argc, char *argv[])
 	argc--;
 	argv++;
 	ctl->cache = 1;
-	if (strcmp(argv[0], "list") == 0)
-		return cache_list(ctl, argc, argv);
-	if (strcmp(argv[0], "flush") == 0)
-		return cache_flush(ctl, argc, argv);
-	warnx("unknown command \"cache %s\"", argv[0]);
-	usage();
+	return ctl_dispatch("cache", cache_commands, ctl, argc, argv);
 }

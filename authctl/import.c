@@ -182,7 +182,7 @@ parse_line(struct import *im, char *line, size_t len, size_t lineno)
 	struct entry	*e;
 	char		 norm[CONF_AUTH_NAME_MAX], safe[CONF_AUTH_NAME_MAX];
 	char		*colon, *pw, *end, *hash;
-	const char	*why;
+	char		 why[64];
 	size_t		 i;
 
 	if (len > 0 && line[len - 1] == '\n')
@@ -218,7 +218,7 @@ parse_line(struct import *im, char *line, size_t len, size_t lineno)
 	pw = colon + 1;
 	if ((end = strchr(pw, ':')) != NULL)
 		*end = '\0';
-	if ((why = name_problem(line, 0)) != NULL) {
+	if (name_problem(line, 0, why, sizeof(why)) == -1) {
 		setwhy(e, "user name \"%s\" %s",
 		    safe_str(line, safe, sizeof(safe)), why);
 		return 0;

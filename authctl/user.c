@@ -79,40 +79,18 @@ hash_scheme(const char *hash)
 }
 
 /*
- * Why name cannot be a user name (address 0) or an address (1), or
- * NULL if it can: the store's rules (store_name_normalize), said in
- * words.
+ * 0 if name can be a user name (address 0) or a sending address (1);
+ * else -1, and err says why in the store's own words.
  */
-const char *
-name_problem(const char *name, int address)
+int
+name_problem(const char *name, int address, char *err, size_t errlen)
 {
-	char		 norm[CONF_AUTH_NAME_MAX];
-	const char	*at, *p;
+	char	 norm[CONF_AUTH_NAME_MAX];
 
-	if (store_name_normalize(name, norm, sizeof(norm)) == 0) {
-		if (!address)
-			return NULL;
-		if (strlen(name) > STORE_ADDR_MAX)
-			return "is longer than 254 octets";
-		if (strchr(name, '@') == NULL)
-			return "has no '@'";
-		return NULL;
-	}
-	if (name[0] == '\0')
-		return "is empty";
-	if (strlen(name) >= CONF_AUTH_NAME_MAX)
-		return "is too long";
-	if (strchr(name, ' ') != NULL)
-		return "contains a space";
-	for (p = name; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			return "contains a control character";
-	at = strrchr(name, '@');
-	if (at == name)
-		return "has an empty local part";
-	if (at != NULL && at[1] == '\0')
-		return "has an empty domain";
-	return "is not valid UTF-8 or contains a control character";
+	if (address)
+		return store_addr_normalize(name, norm, sizeof(norm), err,
+		    errlen);
+	return store_name_check(name, norm, sizeof(norm), err, errlen);
 }
 
 /* 0 if name is a good user name or address (what), else a message. */
@@ -120,9 +98,10 @@ int
 name_check(const char *what, const char *name)
 {
 	char		 safe[CONF_AUTH_NAME_MAX];
-	const char	*why;
+	char		 why[64];
 
-	if ((why = name_problem(name, strcmp(what, "address") == 0)) == NULL)
+	if (name_problem(name, strcmp(what, "address") == 0, why,
+	    sizeof(why)) == 0)
 		return 0;
 	warnx("%s \"%s\" %s", what, safe_str(name, safe, sizeof(safe)), why);
 	return -1;
@@ -204,47 +183,71 @@ user_put(struct ctl *ctl, struct store_user *u, int flags)
 	return rv;
 }
 
+/* What add, passwd and hash take; only add takes --address. */
+struct pw_args {
+	const char	*scheme;
+	int		 from_stdin;
+	const char	*addrs[STORE_ADDRS_MAX];
+	size_t		 naddrs;
+};
+
+/*
+ * cmd's options into a, the operands left from argv[optind] on; a bad
+ * option ends authctl (badopt), too many addresses is -1.
+ */
+static int
+pw_getopt(const char *cmd, const struct option *opts, int argc,
+    char *argv[], struct pw_args *a)
+{
+	int	 ch;
+
+	memset(a, 0, sizeof(*a));
+	a->scheme = PASSWD_DEFAULT_SCHEME;
+	getopt_reset();
+	while ((ch = getopt_long(argc, argv, ":s:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			a->scheme = optarg;
+			break;
+		case OPT_PASSWORD_STDIN:
+			a->from_stdin = 1;
+			break;
+		case OPT_ADDRESS:
+			if (a->naddrs == STORE_ADDRS_MAX) {
+				warnx("more than %d addresses",
+				    STORE_ADDRS_MAX);
+				return -1;
+			}
+			a->addrs[a->naddrs++] = optarg;
+			break;
+		default:
+			badopt(cmd, argv, ch);
+		}
+	}
+	return 0;
+}
+
 static int
 user_add(struct ctl *ctl, int argc, char *argv[])
 {
 	struct store_user	 u;
-	const char		*scheme = PASSWD_DEFAULT_SCHEME;
-	const char		*addrs[STORE_ADDRS_MAX];
-	size_t			 naddrs = 0, i;
+	struct pw_args		 a;
+	size_t			 i;
 	char			 err[512];
-	int			 ch, from_stdin = 0, rv;
+	int			 rv;
 
-	getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":s:", add_opts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			scheme = optarg;
-			break;
-		case OPT_ADDRESS:
-			if (naddrs == STORE_ADDRS_MAX) {
-				warnx("more than %d addresses",
-				    STORE_ADDRS_MAX);
-				return EXIT_ERROR;
-			}
-			addrs[naddrs++] = optarg;
-			break;
-		case OPT_PASSWORD_STDIN:
-			from_stdin = 1;
-			break;
-		default:
-			badopt("user add", argv, ch);
-		}
-	}
+	if (pw_getopt("user add", add_opts, argc, argv, &a) == -1)
+		return EXIT_ERROR;
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
 		usage();
 	if (name_check("user name", argv[0]) == -1)
 		return EXIT_ERROR;
-	for (i = 0; i < naddrs; i++)
-		if (name_check("address", addrs[i]) == -1)
+	for (i = 0; i < a.naddrs; i++)
+		if (name_check("address", a.addrs[i]) == -1)
 			return EXIT_ERROR;
-	if (scheme_check(scheme) == -1)
+	if (scheme_check(a.scheme) == -1)
 		return EXIT_ERROR;
 
 	if ((rv = ctl_open(ctl, CTL_CREATE)) != 0)
@@ -262,10 +265,10 @@ user_add(struct ctl *ctl, int argc, char *argv[])
 	}
 	memset(&u, 0, sizeof(u));
 	(void)strlcpy(u.name, argv[0], sizeof(u.name));
-	for (i = 0; i < naddrs; i++)
-		(void)strlcpy(u.addrs[i], addrs[i], sizeof(u.addrs[i]));
-	u.naddrs = naddrs;
-	if (user_set_password(&u, scheme, from_stdin) == -1) {
+	for (i = 0; i < a.naddrs; i++)
+		(void)strlcpy(u.addrs[i], a.addrs[i], sizeof(u.addrs[i]));
+	u.naddrs = a.naddrs;
+	if (user_set_password(&u, a.scheme, a.from_stdin) == -1) {
 		explicit_bzero(&u, sizeof(u));
 		return ctl_close(ctl, EXIT_ERROR);
 	}
@@ -276,35 +279,23 @@ static int
 user_passwd(struct ctl *ctl, int argc, char *argv[])
 {
 	struct store_user	 u;
-	const char		*scheme = PASSWD_DEFAULT_SCHEME;
-	int			 ch, from_stdin = 0, rv;
+	struct pw_args		 a;
+	int			 rv;
 
-	getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":s:", pw_opts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			scheme = optarg;
-			break;
-		case OPT_PASSWORD_STDIN:
-			from_stdin = 1;
-			break;
-		default:
-			badopt("user passwd", argv, ch);
-		}
-	}
+	(void)pw_getopt("user passwd", pw_opts, argc, argv, &a);
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
 		usage();
 	if (name_check("user name", argv[0]) == -1 ||
-	    scheme_check(scheme) == -1)
+	    scheme_check(a.scheme) == -1)
 		return EXIT_ERROR;
 
 	if ((rv = ctl_open(ctl, CTL_WRITE)) != 0)
 		return ctl_close(ctl, rv);
 	if ((rv = user_get(ctl, argv[0], &u)) != 0)
 		return ctl_close(ctl, rv);
-	if (user_set_password(&u, scheme, from_stdin) == -1) {
+	if (user_set_password(&u, a.scheme, a.from_stdin) == -1) {
 		explicit_bzero(&u, sizeof(u));
 		return ctl_close(ctl, EXIT_ERROR);
 	}
@@ -414,16 +405,11 @@ list_cb(const struct store_user *u, void *arg)
 		printf("%s\n", u->name);
 		return 0;
 	}
-	if (l->nrows == l->cap) {
-		size_t	 ncap = l->cap == 0 ? 64 : l->cap * 2;
-
-		if ((r = reallocarray(l->rows, ncap, sizeof(*r))) == NULL) {
-			l->nomem = 1;
-			return 1;
-		}
-		l->rows = r;
-		l->cap = ncap;
+	if ((r = rows_room(l->rows, l->nrows, &l->cap, sizeof(*r))) == NULL) {
+		l->nomem = 1;
+		return 1;
 	}
+	l->rows = r;
 	r = &l->rows[l->nrows];
 	for (i = 0; i < u->naddrs; i++)
 		len += strlen(u->addrs[i]) + 1;
@@ -490,6 +476,30 @@ user_list(struct ctl *ctl, int argc, char *argv[])
 	return ctl_list_end(ctl, rv, l.nomem, err, "the users");
 }
 
+static int
+user_lock_cmd(struct ctl *ctl, int argc, char *argv[])
+{
+	return user_lock(ctl, argc, argv, 1);
+}
+
+static int
+user_unlock_cmd(struct ctl *ctl, int argc, char *argv[])
+{
+	return user_lock(ctl, argc, argv, 0);
+}
+
+static const struct ctl_cmd user_commands[] = {
+	{ "add",	user_add },
+	{ "del",	user_del },
+	{ "import",	cmd_import },
+	{ "list",	user_list },
+	{ "lock",	user_lock_cmd },
+	{ "passwd",	user_passwd },
+	{ "show",	user_show },
+	{ "unlock",	user_unlock_cmd },
+	{ NULL,		NULL }
+};
+
 int
 cmd_user(struct ctl *ctl, int argc, char *argv[])
 {
@@ -497,53 +507,25 @@ cmd_user(struct ctl *ctl, int argc, char *argv[])
 		usage();
 	argc--;
 	argv++;
-	if (strcmp(argv[0], "add") == 0)
-		return user_add(ctl, argc, argv);
-	if (strcmp(argv[0], "passwd") == 0)
-		return user_passwd(ctl, argc, argv);
-	if (strcmp(argv[0], "del") == 0)
-		return user_del(ctl, argc, argv);
-	if (strcmp(argv[0], "list") == 0)
-		return user_list(ctl, argc, argv);
-	if (strcmp(argv[0], "show") == 0)
-		return user_show(ctl, argc, argv);
-	if (strcmp(argv[0], "lock") == 0)
-		return user_lock(ctl, argc, argv, 1);
-	if (strcmp(argv[0], "unlock") == 0)
-		return user_lock(ctl, argc, argv, 0);
-	if (strcmp(argv[0], "import") == 0)
-		return cmd_import(ctl, argc, argv);
-	warnx("unknown command \"user %s\"", argv[0]);
-	usage();
+	return ctl_dispatch("user", user_commands, ctl, argc, argv);
 }
 
 /* hash [-s scheme] [--password-stdin]: like doveadm pw. */
 int
-cmd_hash(int argc, char *argv[])
+cmd_hash(struct ctl *ctl, int argc, char *argv[])
 {
 	struct store_user	 u;
-	const char		*scheme = PASSWD_DEFAULT_SCHEME;
-	int			 ch, from_stdin = 0, rv = 0;
+	struct pw_args		 a;
+	int			 rv = 0;
 
-	getopt_reset();
-	while ((ch = getopt_long(argc, argv, ":s:", pw_opts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			scheme = optarg;
-			break;
-		case OPT_PASSWORD_STDIN:
-			from_stdin = 1;
-			break;
-		default:
-			badopt("hash", argv, ch);
-		}
-	}
+	(void)ctl;	/* no store: hash only prints */
+	(void)pw_getopt("hash", pw_opts, argc, argv, &a);
 	if (argc != optind)
 		usage();
-	if (scheme_check(scheme) == -1)
+	if (scheme_check(a.scheme) == -1)
 		return EXIT_ERROR;
 	memset(&u, 0, sizeof(u));
-	if (user_set_password(&u, scheme, from_stdin) == -1)
+	if (user_set_password(&u, a.scheme, a.from_stdin) == -1)
 		return EXIT_ERROR;
 	printf("%s\n", u.hash);
 	explicit_bzero(&u, sizeof(u));

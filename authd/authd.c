@@ -37,7 +37,6 @@ static int	hash_threads(void);
 static int	master_conf(struct imsgev *, struct imsg *);
 static int	master_channel(struct imsgev *, struct imsg *);
 static int	master_shutdown(struct imsgev *, struct imsg *);
-static int	master_verbose(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	worker_ping(struct imsgev *, struct imsg *);
 static int	worker_auth_request(struct imsgev *, struct imsg *);
@@ -69,7 +68,7 @@ static const struct imsg_dispatch from_master_running[] = {
 	{ IMSG_AUTHD_CHANNEL, sizeof(struct authd_channel), IMSGEV_FD,
 	    master_channel },
 	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
-	{ IMSG_CTL_VERBOSE, sizeof(int), 0, master_verbose },
+	{ IMSG_CTL_VERBOSE, sizeof(int), 0, privsep_verbose },
 	{ 0, 0, 0, NULL }
 };
 
@@ -345,17 +344,6 @@ master_shutdown(struct imsgev *iev, struct imsg *imsg)
 	(void)iev; (void)imsg;
 	log_info("shutting down");
 	event_base_loopexit(authd->base, NULL);
-	return 0;
-}
-
-static int
-master_verbose(struct imsgev *iev, struct imsg *imsg)
-{
-	int	 verbose;
-
-	(void)iev;
-	imsgev_data(imsg, &verbose, sizeof(verbose));
-	log_setverbose(verbose);
 	return 0;
 }
 

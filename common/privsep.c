@@ -24,6 +24,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "imsgev.h"
 #include "log.h"
 #include "privsep.h"
 #include "sandbox.h"
@@ -105,4 +106,15 @@ privsep_child_init(const char *role, int debug, int verbose)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+}
+
+int
+privsep_verbose(struct imsgev *iev, struct imsg *imsg)
+{
+	int	 verbose;
+
+	(void)iev;
+	imsgev_data(imsg, &verbose, sizeof(verbose));
+	log_setverbose(verbose);
+	return 0;
 }

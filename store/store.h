@@ -162,6 +162,12 @@ int		 store_user_list(struct store *,
  */
 int		 store_name_normalize(const char *in, char *out,
 		    size_t outlen);
+/* The same, and err says why a name is refused ("is empty", ...). */
+int		 store_name_check(const char *in, char *out, size_t outlen,
+		    char *err, size_t errlen);
+/* A sending address: a name with an '@', at most STORE_ADDR_MAX. */
+int		 store_addr_normalize(const char *in, char *out,
+		    size_t outlen, char *err, size_t errlen);
 
 /*
  * The record codec, exposed for tests and fuzzing.  encode: the

@@ -47,10 +47,6 @@ int	store_txn_commit(struct store *, MDB_txn *, char *err,
 /* name.c */
 int	store_text_ok(const unsigned char *s, size_t len, int space_ok,
 	    char *err, size_t errlen);
-int	store_name_check(const char *in, char *out, size_t outlen,
-	    char *err, size_t errlen);
-int	store_addr_normalize(const char *in, char *out, size_t outlen,
-	    char *err, size_t errlen);
 void	store_name_error(const char *name, const char *why, char *err,
 	    size_t errlen);
 

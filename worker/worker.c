@@ -47,7 +47,6 @@ static int		 listening;
 static int	master_conf(struct imsgev *, struct imsg *);
 static int	master_authd_channel(struct imsgev *, struct imsg *);
 static int	master_shutdown(struct imsgev *, struct imsg *);
-static int	master_verbose(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
@@ -77,7 +76,7 @@ static const struct imsg_dispatch from_master_conf[] = {
 static const struct imsg_dispatch from_master_running[] = {
 	{ IMSG_AUTHD_CHANNEL, 0, IMSGEV_FD, master_authd_channel },
 	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
-	{ IMSG_CTL_VERBOSE, sizeof(int), 0, master_verbose },
+	{ IMSG_CTL_VERBOSE, sizeof(int), 0, privsep_verbose },
 	{ 0, 0, 0, NULL }
 };
 
@@ -290,17 +289,6 @@ master_shutdown(struct imsgev *iev, struct imsg *imsg)
 {
 	(void)iev; (void)imsg;
 	worker_shutdown();
-	return 0;
-}
-
-static int
-master_verbose(struct imsgev *iev, struct imsg *imsg)
-{
-	int	 verbose;
-
-	(void)iev;
-	imsgev_data(imsg, &verbose, sizeof(verbose));
-	log_setverbose(verbose);
 	return 0;
 }
 

@@ -563,6 +563,18 @@ class TestImport(StoreTest):
         self.assertEqual(self.show("u3@example.org")["hash"], "argon2id")
         self.assertEqual(self.show("u4@example.org")["hash"], "yescrypt")
 
+    def test_long_listing(self):
+        # More rows than the listing's first allocation (64), twice over.
+        names = ["m%03d@example.org" % i for i in range(150)]
+        path = self.write("many", "".join(
+            "%s:{SHA512-CRYPT}%s\n" % (n, self.sha) for n in names))
+        rc, out, err = self.ctl("user", "import", path)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.ctl("user", "list", "-l")
+        self.assertEqual(rc, 0, err)
+        rows = out.splitlines()[1:]
+        self.assertEqual([r.split()[0] for r in rows], names)
+
     def test_htpasswd_file(self):
         path = self.write("htpasswd", "h1:%s\nh2:%s\n" % (self.bcrypt,
                                                           self.sha))
