@@ -404,12 +404,8 @@ main(int argc, char *argv[])
 	if ((authd = calloc(1, sizeof(*authd))) == NULL)
 		fatal("calloc");
 	TAILQ_INIT(&authd->channels);
-	if ((authd->base = event_base_new()) == NULL)
-		fatalx("event_base_new");
-	if (imsgev_init(&authd->master, authd->base, PROC_PARENT_FD, 1,
-	    "master", NULL, master_closed, NULL) == -1)
-		fatal("master channel");
-	imsgev_set_table(&authd->master, from_master_conf);
+	authd->base = privsep_child_loop(&authd->master, from_master_conf,
+	    master_closed);
 
 	event_base_dispatch(authd->base);
 	log_info("exiting");

@@ -27,6 +27,7 @@
 #include "imsgev.h"
 #include "log.h"
 #include "privsep.h"
+#include "proto.h"
 #include "sandbox.h"
 
 extern char	**environ;
@@ -117,4 +118,19 @@ privsep_verbose(struct imsgev *iev, struct imsg *imsg)
 	imsgev_data(imsg, &verbose, sizeof(verbose));
 	log_setverbose(verbose);
 	return 0;
+}
+
+struct event_base *
+privsep_child_loop(struct imsgev *master, const struct imsg_dispatch *table,
+    void (*closed)(struct imsgev *))
+{
+	struct event_base	*base;
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (imsgev_init(master, base, PROC_PARENT_FD, 1, "master", NULL,
+	    closed, NULL) == -1)
+		fatal("master channel");
+	imsgev_set_table(master, table);
+	return base;
 }

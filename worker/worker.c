@@ -379,12 +379,8 @@ main(int argc, char *argv[])
 	worker->id = (uint32_t)id;
 	worker->spool_fd = -1;
 	TAILQ_INIT(&worker->sessions);
-	if ((worker->base = event_base_new()) == NULL)
-		fatalx("event_base_new");
-	if (imsgev_init(&worker->master, worker->base, PROC_PARENT_FD, 1,
-	    "master", NULL, master_closed, NULL) == -1)
-		fatal("master channel");
-	imsgev_set_table(&worker->master, from_master_conf);
+	worker->base = privsep_child_loop(&worker->master, from_master_conf,
+	    master_closed);
 
 	event_base_dispatch(worker->base);
 	log_info("worker %u: exiting", worker->id);
