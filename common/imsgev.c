@@ -212,7 +212,8 @@ dispatch_check(struct imsgev *iev, struct imsg *imsg,
 	min = d->flags & IMSGEV_MIN;
 	if (min ? len < d->len : len != d->len) {
 		snprintf(iev->why, sizeof(iev->why),
-		    "bad length %zu, want %s%zu", len, min ? "at least " : "", d->len);
+		    "bad length %zu, want %s%zu", len, min ? "at least " : "",
+		    d->len);
 		return iev->why;
 	}
 	fd = imsg->buf != NULL && ibuf_fd_avail(imsg->buf);
