@@ -159,7 +159,7 @@ idp_start() {
 		if ! kill -0 "$idp_pid" 2>/dev/null; then
 			idp_pid=""
 			rm -f "$idpdir/idp.pid"
-			idp_off="the IdP exited at start (ports $idp_port, $idp_admin_port taken?)"
+			idp_off="the IdP exited at start, its error is above (ports $idp_port, $idp_admin_port taken? Node.js older than 20?)"
 			return 1
 		fi
 		sleep 0.1
