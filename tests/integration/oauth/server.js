@@ -2,7 +2,7 @@
 // integration tests.
 //
 //   node server.js --port P --admin-port A --tls-cert C --tls-key K
-//                  [--issuer URL]
+//                  [--issuer URL] [--demo yes]
 //
 // Over HTTPS on 127.0.0.1:P:
 //   oidc-provider, mounted at the root (issuer https://127.0.0.1:P unless
@@ -21,6 +21,11 @@
 //   POST /mint, POST /revoke, POST /users, GET /stats, POST /stats/reset,
 //   GET /log, POST /mode, POST /jwks/rotate, GET /health
 // Prints "READY" on stdout once both are listening.
+//
+// --demo yes is for `make run` (scripts/run.sh): a banner on stderr that
+// says this is a development IdP, and one line per HTTPS request with
+// the running count, so that a login answered by the cache is seen to
+// make none.  The tests leave it off.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -57,6 +62,7 @@ const args = parseArgs(process.argv.slice(2));
 const PORT = Number(args.port);
 const ADMIN_PORT = Number(args['admin-port']);
 const ISSUER = args.issuer || `https://127.0.0.1:${PORT}`;
+const DEMO = args.demo === 'yes';
 
 // --- constants shared with oauth_server.py ----------------------------
 
@@ -454,6 +460,7 @@ async function front(req, res) {
   const path = req.url.split('?')[0];
   stats[path] = (stats[path] || 0) + 1;
   stats.total = (stats.total || 0) + 1;
+  if (DEMO) demoLogRequest(req, res, path, stats.total);
   const form = (req.headers['content-type'] || '').startsWith('application/x-www-form-urlencoded')
     ? querystring.parse(rawBody.toString()) : undefined;
   log.push({
@@ -482,6 +489,14 @@ async function front(req, res) {
   } else {
     later();
   }
+}
+
+// One line per request once it is answered: the path, never the body
+// (it holds passwords and tokens).
+function demoLogRequest(req, res, path, n) {
+  res.on('finish', () => {
+    process.stderr.write(`idp: request ${n}: ${req.method} ${path} -> ${res.statusCode}\n`);
+  });
 }
 
 const tlsServer = https.createServer({
@@ -588,6 +603,11 @@ try {
 } catch (err) {
   process.stderr.write(`listen: ${err.message}\n`);
   process.exit(1);
+}
+if (DEMO) {
+  process.stderr.write(`idp: development identity provider, not for production: `
+    + `https://127.0.0.1:${PORT} (users ${[...users.keys()].join(', ')}), `
+    + `request counts at http://127.0.0.1:${ADMIN_PORT}/stats\n`);
 }
 process.stdout.write('READY\n');
 
