@@ -28,7 +28,17 @@
 #define PORTCULLIS_CHROOT	"/var/empty"
 #define PORTCULLIS_SPOOL	"/var/spool/portcullis"
 #define PORTCULLIS_DB		"/var/db/portcullis"
-#define PORTCULLIS_CONTROL	"/var/run/portcullis.sock"
+/*
+ * A directory of its own, so that a service manager can hand it over
+ * writable (systemd's RuntimeDirectory=) while the rest of /run stays
+ * read-only; master creates it when it is missing.
+ */
+#ifdef __linux__
+#define PORTCULLIS_RUNDIR	"/run/portcullis"
+#else
+#define PORTCULLIS_RUNDIR	"/var/run/portcullis"
+#endif
+#define PORTCULLIS_CONTROL	PORTCULLIS_RUNDIR "/control.sock"
 
 #define CONF_NAME_MAX		64	/* listener, pki and checker names */
 #define CONF_HOST_MAX		256	/* host names, with the NUL */
@@ -265,6 +275,7 @@ struct portcullis_conf {
 /* parse.y */
 struct portcullis_conf	*parse_config(const char *file);
 const char		*config_errmsg(void);	/* first error of the last parse */
+const char		*config_where(const void *);	/* "file:line" */
 struct portcullis_conf	*config_new_empty(void);
 void			 config_free(struct portcullis_conf *);
 void			 pki_pem_wipe(struct pki *);

@@ -116,6 +116,18 @@ struct pki_opts {
 	char			*name;
 	char			*cert;
 	char			*key;
+	int			 line;
+};
+
+/*
+ * Where the statements were whose names master checks only later, in
+ * the file system and the user database (user, auth-user, chroot, each
+ * pki): "file:line", keyed by what the statement set.  Kept until the
+ * next parse, for config_where().
+ */
+struct where {
+	const void		*what;
+	char			*text;
 };
 
 /*
@@ -225,6 +237,8 @@ static void	 check_listeners(void);
 static void	 check_auth(void);
 static void	 parse_reset(void);
 static void	 parse_cleanup(void);
+static void	 where_note(const void *, int);
+static void	 where_free(void);
 
 static struct portcullis_conf	*conf;
 static struct files		 files = TAILQ_HEAD_INITIALIZER(files);
@@ -235,6 +249,9 @@ static struct string_pool	 string_pool =
 				    SLIST_HEAD_INITIALIZER(string_pool);
 static struct listener_origin	 origins[CONF_LISTENERS_MAX];
 static int			 norigins;
+static struct where		*wheres;
+static size_t			 nwheres;
+static char			*where_file;	/* the top file */
 static struct listen_opts	 lopts;
 static struct pki_opts		 popts;
 static struct checker_opts	 copts;
@@ -332,16 +349,19 @@ main		: HOSTNAME STRING		{
 			if (set_user(conf->user, sizeof(conf->user), $2,
 			    "user") == -1)
 				YYERROR;
+			where_note(conf->user, $<lineno>1);
 		}
 		| AUTHUSER STRING		{
 			if (set_user(conf->auth_user, sizeof(conf->auth_user),
 			    $2, "auth-user") == -1)
 				YYERROR;
+			where_note(conf->auth_user, $<lineno>1);
 		}
 		| CHROOT STRING			{
 			if (copy_path(conf->chroot, sizeof(conf->chroot), $2,
 			    "chroot") == -1)
 				YYERROR;
+			where_note(conf->chroot, $<lineno>1);
 		}
 		| SPOOL STRING			{
 			if (copy_path(conf->spool, sizeof(conf->spool), $2,
@@ -467,6 +487,7 @@ main		: HOSTNAME STRING		{
 		| PKI STRING {
 			memset(&popts, 0, sizeof(popts));
 			popts.name = $2;
+			popts.line = $<lineno>1;
 		} pkiopts {
 			if (pki_add(&popts) == -1)
 				YYERROR;
@@ -2045,6 +2066,7 @@ pki_add(struct pki_opts *po)
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&conf->pkis, p, entry);
+	where_note(p, po->line);
 	return 0;
 }
 
@@ -2891,9 +2913,53 @@ check_auth(void)
 	    duration_str(conf->failure_delay, delay, sizeof(delay)));
 }
 
+/* Out of memory only costs the line number in a later message. */
+static void
+where_note(const void *what, int line)
+{
+	struct where	*w;
+	char		*text;
+
+	if ((w = reallocarray(wheres, nwheres + 1, sizeof(*w))) == NULL)
+		return;
+	wheres = w;
+	if (asprintf(&text, "%s:%d", file->name, line) == -1)
+		return;
+	wheres[nwheres].what = what;
+	wheres[nwheres].text = text;
+	nwheres++;
+}
+
+static void
+where_free(void)
+{
+	for (size_t i = 0; i < nwheres; i++)
+		free(wheres[i].text);
+	free(wheres);
+	wheres = NULL;
+	nwheres = 0;
+	free(where_file);
+	where_file = NULL;
+}
+
+/*
+ * "file:line" of the statement of the last parse that set what (a
+ * member of the configuration it returned, or one of its pkis); the
+ * file's name alone for a default.
+ */
+const char *
+config_where(const void *what)
+{
+	for (size_t i = 0; i < nwheres; i++)
+		if (wheres[i].what == what)
+			return wheres[i].text;
+	return where_file != NULL ? where_file : "portcullis.conf";
+}
+
 static void
 parse_reset(void)
 {
+	where_free();
 	errors = 0;
 	errmsg[0] = '\0';
 	file = topfile = NULL;
@@ -2950,6 +3016,7 @@ parse_config(const char *filename)
 	int			 lastline;
 
 	parse_reset();
+	where_file = strdup(filename);
 	if ((conf = config_new_empty()) == NULL) {
 		conf_error_at(filename, 0, "%s", strerror(errno));
 		return NULL;

@@ -18,6 +18,8 @@
 
 #include <err.h>
 #include <errno.h>
+#include <libgen.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +247,84 @@ signals_init(void)
 	}
 }
 
+/* -n: a user named by the file must exist, and not be root. */
+static int
+check_user(const char *name)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwnam(name)) == NULL) {
+		log_warnx("%s: user \"%s\" does not exist", config_where(name),
+		    name);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_warnx("%s: user \"%s\" is root: the children must run "
+		    "unprivileged", config_where(name), name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * -n: the workers' root.  master creates it at start when it is
+ * missing (so only its parent must exist); one that exists must be a
+ * directory of root's that nobody else can write to.
+ */
+static int
+check_chroot(const char *dir)
+{
+	struct stat	 st;
+	char		 parent[PATH_MAX];
+
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT) {
+			log_warn("%s: chroot %s", config_where(dir), dir);
+			return -1;
+		}
+		(void)strlcpy(parent, dir, sizeof(parent));
+		if (stat(dirname(parent), &st) == -1) {
+			log_warn("%s: chroot %s: %s", config_where(dir), dir,
+			    parent);
+			return -1;
+		}
+		log_info("%s: chroot %s does not exist yet; it will be "
+		    "created", config_where(dir), dir);
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		log_warnx("%s: chroot %s: must be a directory owned by root "
+		    "and writable by nobody else", config_where(dir), dir);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * -n checks what the file names, without changing anything: as root,
+ * the users and the chroot directory, as the start would; always each
+ * certificate and key (read, parsed, and matched to each other).
+ * Every error is reported, each with its file and line.
+ */
+static int
+conf_check(struct portcullis_conf *conf)
+{
+	int	 ret = 0;
+
+	if (geteuid() == 0) {
+		if (check_user(conf->user) == -1)
+			ret = -1;
+		if (check_user(conf->auth_user) == -1)
+			ret = -1;
+		if (check_chroot(conf->chroot) == -1)
+			ret = -1;
+	}
+	if (pki_load(conf) == -1)
+		ret = -1;
+	return ret;
+}
+
 static struct portcullis_conf *
 conf_load(int checkonly)
 {
@@ -257,10 +337,32 @@ conf_load(int checkonly)
 		exit(1);
 	}
 	if (checkonly) {
+		if (conf_check(conf) == -1) {
+			fprintf(stderr, "%s: configuration has errors\n",
+			    master->conffile);
+			config_free(conf);
+			exit(1);
+		}
 		fprintf(stderr, "%s: configuration OK\n", master->conffile);
+		config_free(conf);
 		exit(0);
 	}
 	return conf;
+}
+
+/*
+ * The control socket's directory (the default is one of its own under
+ * /run) is made when missing, as root's, searchable by all: the socket
+ * in it is mode 0600.  A service manager may have made it already.
+ */
+static void
+control_dir_prepare(const char *sock)
+{
+	char	 dir[PATH_MAX];
+
+	(void)strlcpy(dir, sock, sizeof(dir));
+	if (mkdir(dirname(dir), 0755) == -1 && errno != EEXIST)
+		log_warn("control-socket %s: mkdir %s", sock, dir);
 }
 
 static void
@@ -281,6 +383,7 @@ master_init(void)
 		fatalx("cannot open the listeners");
 	if ((master->spool_fd = spool_open(master->conf)) == -1)
 		fatalx("cannot open the spool %s", master->conf->spool);
+	control_dir_prepare(master->conf->control_socket);
 	if ((master->control_fd = control_open(master->conf)) == -1)
 		fatalx("cannot open the control socket %s",
 		    master->conf->control_socket);

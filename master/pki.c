@@ -22,6 +22,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +37,50 @@
 #include "proto.h"
 
 #define PKI_ERRBUF	512
+
+static void	pki_warn(const struct pki *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+static void	pki_warnx(const struct pki *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+
+/*
+ * Every message names the pki statement by its file and line, so that
+ * portcullisd -n and the log lead the administrator to it.
+ */
+static void
+pki_vwarn(int with_errno, const struct pki *p, const char *fmt, va_list ap)
+{
+	char	 msg[1024];
+	int	 saved_errno = errno;
+
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (with_errno)
+		log_warnx("%s: pki \"%s\": %s: %s", config_where(p), p->name,
+		    msg, strerror(saved_errno));
+	else
+		log_warnx("%s: pki \"%s\": %s", config_where(p), p->name, msg);
+	errno = saved_errno;
+}
+
+static void
+pki_warn(const struct pki *p, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	pki_vwarn(1, p, fmt, ap);
+	va_end(ap);
+}
+
+static void
+pki_warnx(const struct pki *p, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	pki_vwarn(0, p, fmt, ap);
+	va_end(ap);
+}
 
 static int
 pki_no_passphrase(char *buf, int size, int rwflag, void *arg)
@@ -107,33 +153,32 @@ pki_read_file(const struct pki *p, const char *file, int is_key,
 	/* O_NONBLOCK: a FIFO in place of the file must not hang master. */
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
 	    O_NONBLOCK)) == -1) {
-		log_warn("pki \"%s\": %s", p->name, file);
+		pki_warn(p, "%s", file);
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("pki \"%s\": %s", p->name, file);
+		pki_warn(p, "%s", file);
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_warnx("pki \"%s\": %s: not a regular file", p->name, file);
+		pki_warnx(p, "%s: not a regular file", file);
 		close(fd);
 		return -1;
 	}
 	if (st.st_size <= 0 || st.st_size > PKI_PEM_MAX) {
-		log_warnx("pki \"%s\": %s: %s", p->name, file,
+		pki_warnx(p, "%s: %s", file,
 		    st.st_size <= 0 ? "empty file" : "file too large");
 		close(fd);
 		return -1;
 	}
 	if (is_key && (st.st_mode & (S_IRWXG | S_IRWXO)))
-		log_warnx("pki \"%s\": %s: the private key is open to "
-		    "%s (mode %04o)", p->name, file,
-		    (st.st_mode & S_IRWXO) ? "everyone" : "its group",
+		pki_warnx(p, "%s: the private key is open to %s (mode %04o)",
+		    file, (st.st_mode & S_IRWXO) ? "everyone" : "its group",
 		    (unsigned int)(st.st_mode & 07777));
 	size = (size_t)st.st_size;
 	if ((buf = malloc(size + 1)) == NULL) {
-		log_warn("pki \"%s\": %s", p->name, file);
+		pki_warn(p, "%s", file);
 		close(fd);
 		return -1;
 	}
@@ -142,17 +187,16 @@ pki_read_file(const struct pki *p, const char *file, int is_key,
 		freezero(buf, size + 1);
 		close(fd);
 		if (saved == EAGAIN)
-			log_warnx("pki \"%s\": %s: file changed while being read",
-			    p->name, file);
+			pki_warnx(p, "%s: file changed while being read", file);
 		else {
 			errno = saved;
-			log_warn("pki \"%s\": %s", p->name, file);
+			pki_warn(p, "%s", file);
 		}
 		return -1;
 	}
 	close(fd);
 	if (len == 0) {
-		log_warnx("pki \"%s\": %s: empty file", p->name, file);
+		pki_warnx(p, "%s: empty file", file);
 		freezero(buf, size + 1);
 		return -1;
 	}
@@ -194,7 +238,7 @@ pki_check_cert(const struct pki *p)
 	if ((bio = BIO_new_mem_buf(p->cert_pem, (int)p->cert_len)) == NULL ||
 	    (x = PEM_read_bio_X509_AUX(bio, NULL, pki_no_passphrase,
 	    NULL)) == NULL || pki_check_chain(bio) == -1) {
-		log_warnx("pki \"%s\": %s: bad certificate: %s", p->name,
+		pki_warnx(p, "%s: bad certificate: %s",
 		    p->cert_file, pki_ssl_errors(errbuf, sizeof(errbuf)));
 		X509_free(x);
 		BIO_free(bio);
@@ -202,11 +246,10 @@ pki_check_cert(const struct pki *p)
 	}
 	BIO_free(bio);
 	if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
-		log_warnx("pki \"%s\": %s: the certificate has expired",
-		    p->name, p->cert_file);
+		pki_warnx(p, "%s: the certificate has expired", p->cert_file);
 	else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
-		log_warnx("pki \"%s\": %s: the certificate is not valid yet",
-		    p->name, p->cert_file);
+		pki_warnx(p, "%s: the certificate is not valid yet",
+		    p->cert_file);
 	return x;
 }
 
@@ -220,7 +263,7 @@ pki_check_key(const struct pki *p, X509 *x)
 
 	/* A read-only BIO over the buffer: no copy of the key to wipe. */
 	if ((bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len)) == NULL) {
-		log_warnx("pki \"%s\": %s: %s", p->name, p->key_file,
+		pki_warnx(p, "%s: %s", p->key_file,
 		    pki_ssl_errors(errbuf, sizeof(errbuf)));
 		return -1;
 	}
@@ -229,22 +272,21 @@ pki_check_key(const struct pki *p, X509 *x)
 	if (key == NULL) {
 		if (strstr(p->key_pem, "PRIVATE KEY-----") == NULL) {
 			ERR_clear_error();
-			log_warnx("pki \"%s\": %s: no private key in the file",
-			    p->name, p->key_file);
+			pki_warnx(p, "%s: no private key in the file",
+			    p->key_file);
 		} else if (strstr(p->key_pem, "ENCRYPTED") != NULL) {
 			ERR_clear_error();
-			log_warnx("pki \"%s\": %s: encrypted private keys are "
-			    "not supported", p->name, p->key_file);
+			pki_warnx(p, "%s: encrypted private keys are not "
+			    "supported", p->key_file);
 		} else
-			log_warnx("pki \"%s\": %s: bad private key: %s",
-			    p->name, p->key_file,
+			pki_warnx(p, "%s: bad private key: %s", p->key_file,
 			    pki_ssl_errors(errbuf, sizeof(errbuf)));
 		return -1;
 	}
 	if (X509_check_private_key(x, key) != 1) {
 		ERR_clear_error();
-		log_warnx("pki \"%s\": %s does not match the certificate in %s",
-		    p->name, p->key_file, p->cert_file);
+		pki_warnx(p, "%s does not match the certificate in %s",
+		    p->key_file, p->cert_file);
 	} else
 		ret = 0;
 	EVP_PKEY_free(key);
