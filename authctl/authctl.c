@@ -53,6 +53,7 @@ usage(void)
 	    "       authctl user list [-l]\n"
 	    "       authctl user import [--partial] [--replace] file\n"
 	    "       authctl cache list | flush [name]\n"
+	    "       authctl oauth keys | refresh [checker]\n"
 	    "       authctl hash [-s scheme] [--password-stdin]\n");
 	exit(EXIT_USAGE);
 }
@@ -537,6 +538,8 @@ main(int argc, char *argv[])
 		return cmd_reload(&ctl, argc, argv);
 	if (strcmp(argv[0], "cache") == 0)
 		return cmd_cache(&ctl, argc, argv);
+	if (strcmp(argv[0], "oauth") == 0)
+		return cmd_oauth(&ctl, argc, argv);
 	warnx("unknown command \"%s\"", argv[0]);
 	usage();
 }
