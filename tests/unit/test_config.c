@@ -2474,8 +2474,21 @@ Test(config, oauth_mechanisms)
 	    "checker \"o\": introspection-url needs client-id and "
 	    "client-secret-file");
 	expect_text_error(AUTH("\tchecker \"o\" oauth {\n\t}\n"), 3,
-	    "checker \"o\": oauth needs introspection-url, jwks-url or "
-	    "token-url");
+	    "checker \"o\": oauth needs issuer (discovery), "
+	    "introspection-url, jwks-url or token-url");
+	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tdiscovery yes\n\t\taudience smtp\n\t}\n"), 3,
+	    "checker \"o\": discovery needs issuer");
+	/* discovery yes with a URL: the others from the metadata */
+	conf = parse_ok(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tdiscovery yes\n\t\tissuer \"https://idp\"\n"
+	    "\t\taudience smtp\n"
+	    "\t\ttoken-url \"https://idp/token\"\n\t\tclient-id x\n\t}\n"));
+	assert_checker(nth_checker(conf, 0), "o", CHECKER_OAUTH, "",
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, SASL_TOKEN_MECHS |
+	    SASL_PASSWORD_MECHS);
+	cr_assert_eq(nth_checker(conf, 0)->oauth.discovery, 1);
+	config_free(conf);
 }
 
 Test(config, cache_checker)
