@@ -134,7 +134,8 @@ struct checker_ops {
 	/*
 	 * Optional, for authctl: fetch the keys (and what they depend on)
 	 * now; done() once with the outcome, later, on the loop, also when
-	 * a reload retires the checker first.
+	 * a reload retires the checker first; at once with NULL when it
+	 * has no keys to fetch.
 	 */
 	void		(*refresh)(const struct checker *c,
 			    void (*done)(void *arg,

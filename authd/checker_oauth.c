@@ -696,7 +696,11 @@ keys_usable(struct provider *p)
 {
 	if (p->jwks == NULL)
 		return 0;
-	if (time(NULL) - p->jwks_good <= p->conf.jwks_max_age)
+	/*
+	 * Whole seconds: "<" refuses a set as soon as it may be max-age
+	 * old, never a second after.
+	 */
+	if (time(NULL) - p->jwks_good < p->conf.jwks_max_age)
 		return 1;
 	if (!p->too_old)
 		log_warnx("checker %s: the keys are older than jwks-max-age "
@@ -1069,14 +1073,10 @@ oauth_refresh(const struct checker *c, void (*done)(void *,
 {
 	struct provider		*p = (struct provider *)c->priv;
 	struct refresh_waiter	*w;
-	struct ctl_refreshed	 r;
 
 	if (p->jwks_url[0] == '\0' && !p->conf.discovery) {
-		/* introspection or passwords only: no keys to fetch */
-		memset(&r, 0, sizeof(r));
-		strlcpy(r.checker, p->name, sizeof(r.checker));
-		strlcpy(r.error, "no jwks-url", sizeof(r.error));
-		done(arg, &r);
+		/* introspection or passwords only: nothing to say */
+		done(arg, NULL);
 		return;
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
