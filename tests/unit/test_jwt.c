@@ -441,6 +441,215 @@ Test(jwt, typ)
 	}
 }
 
+/* ---- times: exp, nbf, iat and the leeway ---- */
+
+Test(jwt, expired_and_leeway_edges)
+{
+	char	*tok = token(ec, H_ES, "{\"exp\":1700000000,"
+	    "\"iat\":1699999000," STD_NOIAT "}");
+
+	/* valid while now < exp + leeway (RFC 7519 4.1.4) */
+	cr_expect_eq(verify_at(tok, NOW), JWT_OK, "%s", err);
+	cr_expect_eq(verify_at(tok, NOW + 29), JWT_OK, "%s", err);
+	cr_expect_eq(verify_at(tok, NOW + 30), JWT_INVALID);
+	cr_expect_str_eq(err, "expired 30 s ago");
+	cr_expect_str_eq(claims.user, "");
+	cr_expect_eq(verify_at(tok, NOW + 86400), JWT_INVALID);
+	policy.leeway = 0;
+	cr_expect_eq(verify_at(tok, NOW - 1), JWT_OK, "%s", err);
+	cr_expect_eq(verify_at(tok, NOW), JWT_INVALID);
+	/* a negative leeway is none */
+	policy.leeway = -100;
+	cr_expect_eq(verify_at(tok, NOW - 1), JWT_OK, "%s", err);
+	cr_expect_eq(verify_at(tok, NOW), JWT_INVALID);
+}
+
+Test(jwt, nbf_in_the_future)
+{
+	char	*tok = token(ec, H_ES,
+	    "{\"exp\":1700000300,\"nbf\":1700000030," STD "}");
+
+	/* valid once nbf - leeway <= now (RFC 7519 4.1.5) */
+	cr_expect_eq(verify_at(tok, NOW), JWT_OK, "%s", err);
+	cr_expect_eq(verify_at(tok, NOW - 1), JWT_INVALID);
+	cr_expect_str_eq(err, "not valid for 31 s (nbf)");
+	policy.leeway = 0;
+	cr_expect_eq(verify_at(tok, NOW + 29), JWT_INVALID);
+	cr_expect_eq(verify_at(tok, NOW + 30), JWT_OK, "%s", err);
+	cr_expect_eq(verify(token(ec, H_ES,
+	    "{\"exp\":1700000300,\"nbf\":\"soon\"," STD "}")), JWT_INVALID);
+}
+
+Test(jwt, iat_in_the_future)
+{
+	static const char	 p[] = "{\"exp\":1700000300,\"iss\":\"" ISS
+	    "\",\"aud\":\"" AUD "\",\"username\":\"alice\",\"scope\":\"smtp\",";
+
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s\"iat\":%lld}", p,
+	    NOW + 30))), JWT_OK, "%s", err);
+	cr_expect_eq(claims.iat, NOW + 30);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s\"iat\":%lld}", p,
+	    NOW + 31))), JWT_INVALID);
+	cr_expect_str_eq(err, "issued 31 s in the future");
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s\"iat\":\"now\"}", p))),
+	    JWT_INVALID);
+	/* no iat is fine, and says 0 */
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s\"sub\":\"x\"}", p))),
+	    JWT_OK, "%s", err);
+	cr_expect_eq(claims.iat, 0);
+}
+
+Test(jwt, exp_missing_or_not_a_date)
+{
+	static const char *const bad[] = {
+		"{" STD "}",
+		"{\"exp\":\"1700000300\"," STD "}",
+		"{\"exp\":null," STD "}",
+		"{\"exp\":true," STD "}",
+		"{\"exp\":[1700000300]," STD "}",
+		"{\"exp\":-1," STD "}",
+		"{\"exp\":1e300," STD "}",
+		"{\"exp\":9223372036854775807," STD "}",
+		"{\"exp\":253402300800," STD "}",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(verify(token(ec, H_ES, bad[i])), JWT_INVALID,
+		    "%s", bad[i]);
+	cr_expect_eq(verify(token(ec, H_ES, "{" STD "}")), JWT_INVALID);
+	cr_expect_str_eq(err, "no exp");
+	/* RFC 7519 2: a NumericDate may have a fraction; exp rounds down */
+	cr_expect_eq(verify(token(ec, H_ES, "{\"exp\":1700000300.5," STD "}")),
+	    JWT_OK, "%s", err);
+	cr_expect_eq(claims.exp, NOW + 300);
+	policy.leeway = 0;
+	cr_expect_eq(verify(token(ec, H_ES, "{\"exp\":1700000000.5," STD "}")),
+	    JWT_INVALID);
+}
+
+/* ---- issuer, audience ---- */
+
+Test(jwt, issuer)
+{
+	static const char	 rest[] = "\"aud\":\"" AUD "\",\"username\":"
+	    "\"alice\",\"scope\":\"smtp\"";
+
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,"
+	    "\"iss\":\"https://evil.example\",%s}", rest))), JWT_INVALID);
+	cr_expect_str_eq(err, "wrong issuer");
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,"
+	    "\"iss\":\"" ISS "/\",%s}", rest))), JWT_INVALID);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,"
+	    "\"iss\":[\"" ISS "\"],%s}", rest))), JWT_INVALID);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,%s}",
+	    rest))), JWT_INVALID);
+	/* not checked when the policy names none */
+	policy.issuer = "";
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,%s}",
+	    rest))), JWT_OK, "%s", err);
+	policy.issuer = NULL;
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,"
+	    "\"iss\":\"https://evil.example\",%s}", rest))), JWT_OK, "%s",
+	    err);
+}
+
+Test(jwt, audience)
+{
+	static const char	 p[] = "{\"exp\":1700000300,\"iss\":\"" ISS
+	    "\",\"username\":\"alice\",\"scope\":\"smtp\"";
+
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":\"other\"}", p))),
+	    JWT_INVALID);
+	cr_expect_str_eq(err, "audience not ours");
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":\"" AUD "x\"}",
+	    p))), JWT_INVALID);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s}", p))), JWT_INVALID);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":[\"a\",\"" AUD
+	    "\",\"b\"]}", p))), JWT_OK, "%s", err);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":[\"" AUD "\"]}",
+	    p))), JWT_OK, "%s", err);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":[\"a\",\"b\"]}",
+	    p))), JWT_INVALID);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":[]}", p))),
+	    JWT_INVALID);
+	/* RFC 7519 4.1.3: an array of strings, nothing else */
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":[\"" AUD "\",1]}",
+	    p))), JWT_INVALID);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"aud\":{\"" AUD "\":1}}",
+	    p))), JWT_INVALID);
+	policy.audience = "";
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s}", p))), JWT_OK, "%s",
+	    err);
+}
+
+/* ---- scope ---- */
+
+Test(jwt, scope)
+{
+	static const char	 p[] = "{\"exp\":1700000300,\"iss\":\"" ISS
+	    "\",\"aud\":\"" AUD "\",\"username\":\"alice\"";
+	static const char *const good[] = {
+		"\"scope\":\"smtp\"", "\"scope\":\"openid smtp email\"",
+		"\"scope\":\"  smtp  \"", "\"scp\":[\"openid\",\"smtp\"]",
+		"\"scp\":\"openid smtp\"", "\"scope\":[\"smtp\"]",
+	};
+	static const char *const bad[] = {
+		"\"scope\":\"smtpx\"", "\"scope\":\"xsmtp smtp-send\"",
+		"\"scope\":\"SMTP\"", "\"scope\":\"\"", "\"scope\":\"openid\"",
+		"\"scp\":[\"smtpx\"]", "\"scp\":[\"openid smtp\"]",
+		"\"scp\":[\"smtp\",1]", "\"scope\":1", "\"scope\":null",
+		/* "scope" wins over "scp" */
+		"\"scope\":\"openid\",\"scp\":[\"smtp\"]",
+		"\"other\":\"smtp\"",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		cr_expect_eq(verify(token(ec, H_ES, fmt("%s,%s}", p, good[i]))),
+		    JWT_OK, "%s: %s", good[i], err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(verify(token(ec, H_ES, fmt("%s,%s}", p, bad[i]))),
+		    JWT_INVALID, "%s", bad[i]);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"scope\":\"smtpx\"}",
+	    p))), JWT_INVALID);
+	cr_expect_str_eq(err, "scope smtp not granted");
+	/* every scope the policy names */
+	policy.scope = "smtp openid";
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"scope\":\"openid "
+	    "smtp\"}", p))), JWT_OK, "%s", err);
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"scope\":\"smtp\"}",
+	    p))), JWT_INVALID);
+	/* none needed: none there is fine */
+	policy.scope = "";
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s}", p))), JWT_OK, "%s",
+	    err);
+	cr_expect_str_eq(claims.scope, "");
+	policy.scope = NULL;
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"scope\":1}", p))),
+	    JWT_OK, "%s", err);
+}
+
+Test(jwt, scope_copy_keeps_whole_scopes)
+{
+	char	 many[600];
+	size_t	 i;
+
+	for (i = 0; i < 100; i++)
+		memcpy(many + 6 * i, i == 99 ? "smtp  " : "scope ", 6);
+	many[599] = '\0';
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,"
+	    "\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"username\":\"u\","
+	    "\"scope\":\"%s\"}", many))), JWT_OK, "%s", err);
+	/* 42 of the 99 "scope"s fit in 256 octets, "smtp" does not */
+	cr_expect_eq(strlen(claims.scope), 42 * 6 - 1);
+	cr_expect_eq(claims.scope[strlen(claims.scope) - 1], 'e');
+	cr_expect_eq(verify(token(ec, H_ES, fmt("{\"exp\":1700000300,"
+	    "\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"username\":\"u\","
+	    "\"scp\":[\"a\",\"smtp\",\"b\"]}"))), JWT_OK, "%s", err);
+	cr_expect_str_eq(claims.scope, "a smtp b");
+}
+
 /* ---- the user ---- */
 
 Test(jwt, user_claim)
