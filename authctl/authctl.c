@@ -54,6 +54,7 @@ usage(void)
 	    "       authctl user import [--partial] [--replace] file\n"
 	    "       authctl cache list | flush [name]\n"
 	    "       authctl hash [-s scheme] [--password-stdin]\n"
+	    "       authctl oauth keys | refresh [checker]\n"
 	    "       authctl test name [--password-stdin]\n"
 	    "       authctl stats | reload\n");
 	exit(EXIT_USAGE);
@@ -93,7 +94,6 @@ badopt(const char *cmd, char *const argv[], int ch)
 	usage();
 }
 
-/* A string that may be hostile (a user name from a file), for a message. */
 /*
  * Room for row n of a listing that holds *cap rows of size octets:
  * rows itself, or a larger copy (*cap updated); NULL when memory ran
@@ -114,6 +114,7 @@ rows_room(void *rows, size_t n, size_t *cap, size_t size)
 	return r;
 }
 
+/* A string that may be hostile (a user name from a file), for a message. */
 const char *
 safe_str(const char *in, char *out, size_t outlen)
 {
@@ -516,6 +517,7 @@ scheme_check(const char *scheme)
 static const struct ctl_cmd commands[] = {
 	{ "cache",	cmd_cache },
 	{ "hash",	cmd_hash },
+	{ "oauth",	cmd_oauth },
 	{ "reload",	cmd_reload },
 	{ "stats",	cmd_stats },
 	{ "test",	cmd_test },

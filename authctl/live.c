@@ -5,6 +5,8 @@
  *	test NAME	run the live chain for NAME's password
  *	stats		attempts per checker and result
  *	reload		reload the configuration, as SIGHUP does
+ *	oauth keys [CHECKER]	the signing keys the checkers trust
+ *	oauth refresh [CHECKER]	fetch them again now
  *
  * The socket is root's (mode 0600) and authd checks the caller's uid
  * again.  Every connection opens with CTL_HELLO both ways, so that an
@@ -263,4 +265,145 @@ cmd_reload(struct ctl *c, int argc, char *argv[])
 	close(ibuf.fd);
 	printf("reload requested; the log says whether it took\n");
 	return 0;
+}
+
+/* "2025-01-31 12:00:00Z", or "-" for none. */
+static const char *
+live_time(int64_t t, char *buf, size_t len)
+{
+	time_t		 tt = (time_t)t;
+	struct tm	 tm;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		return "-";
+	return buf;
+}
+
+/* Send a request for one checker or all; 0, or the exit status. */
+static int
+live_checker_request(struct ctl *c, struct imsgbuf *ibuf, uint32_t type,
+    const char *name)
+{
+	struct ctl_checker	 which;
+	struct iovec		 iov;
+
+	memset(&which, 0, sizeof(which));
+	if (name != NULL && strlcpy(which.checker, name,
+	    sizeof(which.checker)) >= sizeof(which.checker)) {
+		warnx("checker name too long");
+		return EXIT_ERROR;
+	}
+	iov.iov_base = &which;
+	iov.iov_len = sizeof(which);
+	if (live_connect(c, ibuf) == -1 ||
+	    live_send(ibuf, type, &iov, 1) == -1)
+		return EXIT_STORE;
+	return 0;
+}
+
+static int
+oauth_keys(struct ctl *c, const char *name)
+{
+	struct imsgbuf	 ibuf;
+	struct imsg	 imsg;
+	struct ctl_key	 k;
+	char		 t1[32], t2[32], t3[32], kid[JWT_KID_MAX * 4];
+	char		 who[256];
+	int		 rv, rows = 0;
+
+	if ((rv = live_checker_request(c, &ibuf, IMSG_CTL_KEYS, name)) != 0)
+		return rv;
+	for (;;) {
+		if (live_next(&ibuf, &imsg) == -1)
+			return EXIT_STORE;
+		if (imsg_get_type(&imsg) == IMSG_CTL_END)
+			break;
+		if (imsg_get_type(&imsg) != IMSG_CTL_KEY ||
+		    imsg_get_data(&imsg, &k, sizeof(k)) == -1)
+			errx(EXIT_STORE, "control socket: unexpected reply");
+		imsg_free(&imsg);
+		k.checker[sizeof(k.checker) - 1] = '\0';
+		k.kid[sizeof(k.kid) - 1] = '\0';
+		k.alg[sizeof(k.alg) - 1] = '\0';
+		if (rows++ == 0)
+			printf("%-16s %-24s %-6s %-21s %-21s %s\n", "checker",
+			    "kid", "alg", "fetched", "refresh", "expires");
+		/* a kid is the provider's text */
+		printf("%-16s %-24s %-6s %-21s %-21s %s\n",
+		    safe_str(k.checker, who, sizeof(who)),
+		    k.kid[0] != '\0' ? safe_str(k.kid, kid, sizeof(kid)) : "-",
+		    k.alg, live_time(k.fetched, t1, sizeof(t1)),
+		    live_time(k.refresh, t2, sizeof(t2)),
+		    live_time(k.expires, t3, sizeof(t3)));
+	}
+	imsg_free(&imsg);
+	imsgbuf_clear(&ibuf);
+	close(ibuf.fd);
+	if (rows == 0) {
+		warnx("no keys%s%s", name != NULL ? " for checker " : "",
+		    name != NULL ? safe_str(name, who, sizeof(who)) : "");
+		return EXIT_ERROR;
+	}
+	return 0;
+}
+
+static int
+oauth_refresh(struct ctl *c, const char *name)
+{
+	struct imsgbuf		 ibuf;
+	struct imsg		 imsg;
+	struct ctl_refreshed	 r;
+	char			 who[256], why[sizeof(r.error) * 4];
+	int			 rv, rows = 0, failed = 0;
+
+	if ((rv = live_checker_request(c, &ibuf, IMSG_CTL_REFRESH,
+	    name)) != 0)
+		return rv;
+	for (;;) {
+		if (live_next(&ibuf, &imsg) == -1)
+			return EXIT_STORE;
+		if (imsg_get_type(&imsg) == IMSG_CTL_END)
+			break;
+		if (imsg_get_type(&imsg) != IMSG_CTL_REFRESHED ||
+		    imsg_get_data(&imsg, &r, sizeof(r)) == -1)
+			errx(EXIT_STORE, "control socket: unexpected reply");
+		imsg_free(&imsg);
+		rows++;
+		r.checker[sizeof(r.checker) - 1] = '\0';
+		r.error[sizeof(r.error) - 1] = '\0';
+		safe_str(r.checker, who, sizeof(who));
+		if (r.error[0] == '\0')
+			printf("%s: %u keys\n", who, r.keys);
+		else {
+			failed = 1;
+			printf("%s: failed: %s; %u keys kept, %u failed "
+			    "fetches since start\n", who,
+			    safe_str(r.error, why, sizeof(why)), r.keys,
+			    r.failures);
+		}
+	}
+	imsg_free(&imsg);
+	imsgbuf_clear(&ibuf);
+	close(ibuf.fd);
+	if (rows == 0) {
+		warnx("no oauth checker%s%s", name != NULL ? " named " : "",
+		    name != NULL ? safe_str(name, who, sizeof(who)) : "");
+		return EXIT_ERROR;
+	}
+	return failed ? EXIT_TEMPFAIL : 0;
+}
+
+/* authctl oauth keys | refresh [CHECKER] */
+int
+cmd_oauth(struct ctl *c, int argc, char *argv[])
+{
+	if (argc < 2 || argc > 3)
+		usage();
+	if (strcmp(argv[1], "keys") == 0)
+		return oauth_keys(c, argc == 3 ? argv[2] : NULL);
+	if (strcmp(argv[1], "refresh") == 0)
+		return oauth_refresh(c, argc == 3 ? argv[2] : NULL);
+	warnx("unknown oauth command \"%s\"", argv[1]);
+	usage();
 }

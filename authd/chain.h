@@ -124,6 +124,22 @@ struct checker_ops {
 	/* Optional: one line of its state, for the log or authctl. */
 	void		(*stats)(const struct checker *c, char *buf,
 			    size_t len);
+	/*
+	 * Optional, for authctl (control.c): each key the checker trusts,
+	 * given to row() one by one, on the loop.
+	 */
+	void		(*keys)(const struct checker *c,
+			    void (*row)(const struct ctl_key *, void *),
+			    void *arg);
+	/*
+	 * Optional, for authctl: fetch the keys (and what they depend on)
+	 * now; done() once with the outcome, later, on the loop, also when
+	 * a reload retires the checker first; at once with NULL when it
+	 * has no keys to fetch.
+	 */
+	void		(*refresh)(const struct checker *c,
+			    void (*done)(void *arg,
+			    const struct ctl_refreshed *), void *arg);
 	/* Optional: free what init put in c->priv, once unreferenced. */
 	void		(*free)(struct checker_priv *);
 };

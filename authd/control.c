@@ -11,6 +11,12 @@
  *	CTL_TEST	runs the live chain for a credential
  *	CTL_STATS	counts per checker and result
  *	CTL_RELOAD	asks master to reload, as SIGHUP does
+ *	CTL_KEYS	the keys the checkers trust (ops->keys)
+ *	CTL_REFRESH	the checkers fetch their keys now (ops->refresh);
+ *			answered when the fetches ended
+ *
+ * The checkers are reached through their ops only: control.c knows no
+ * type of checker.
  */
 
 #include <sys/types.h>
@@ -28,10 +34,20 @@
 
 static struct event	*control_ev;
 
+/* A CTL_REFRESH whose checkers have not all answered yet. */
+struct ctl_wait {
+	TAILQ_ENTRY(ctl_wait)	 entry;
+	struct worker_channel	*wc;		/* NULL once it closed */
+	int			 pending;
+};
+static TAILQ_HEAD(, ctl_wait) ctl_waits = TAILQ_HEAD_INITIALIZER(ctl_waits);
+
 static int	control_hello(struct imsgev *, struct imsg *);
 static int	control_test(struct imsgev *, struct imsg *);
 static int	control_stats(struct imsgev *, struct imsg *);
 static int	control_reload(struct imsgev *, struct imsg *);
+static int	control_keys(struct imsgev *, struct imsg *);
+static int	control_refresh(struct imsgev *, struct imsg *);
 
 /* Until the versions are known to agree, nothing but the hello. */
 static const struct imsg_dispatch from_client_hello[] = {
@@ -44,6 +60,8 @@ static const struct imsg_dispatch from_client[] = {
 	    control_test },
 	{ IMSG_CTL_STATS, 0, 0, control_stats },
 	{ IMSG_CTL_RELOAD, 0, 0, control_reload },
+	{ IMSG_CTL_KEYS, sizeof(struct ctl_checker), 0, control_keys },
+	{ IMSG_CTL_REFRESH, sizeof(struct ctl_checker), 0, control_refresh },
 	{ 0, 0, 0, NULL }
 };
 
@@ -111,9 +129,93 @@ control_reload(struct imsgev *iev, struct imsg *imsg)
 	return 0;
 }
 
+/* The checkers a request names: all, or the one of that name. */
+static int
+control_names(const struct checker *c, const struct ctl_checker *which)
+{
+	return which->checker[0] == '\0' ||
+	    strcmp(which->checker, c->conf->name) == 0;
+}
+
+static void
+control_key_row(const struct ctl_key *k, void *arg)
+{
+	struct worker_channel	*wc = arg;
+
+	imsgev_compose(&wc->iev, IMSG_CTL_KEY, 0, -1, k, sizeof(*k));
+}
+
+static int
+control_keys(struct imsgev *iev, struct imsg *imsg)
+{
+	const struct checker	*cs;
+	struct ctl_checker	 which;
+	int			 n;
+
+	imsgev_data(imsg, &which, sizeof(which));
+	which.checker[sizeof(which.checker) - 1] = '\0';
+	cs = chain_checkers(&n);
+	for (int i = 0; i < n; i++)
+		if (cs[i].ops->keys != NULL && control_names(&cs[i], &which))
+			cs[i].ops->keys(&cs[i], control_key_row, iev->arg);
+	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	return 0;
+}
+
+static void
+control_refreshed(void *arg, const struct ctl_refreshed *r)
+{
+	struct ctl_wait	*w = arg;
+
+	if (r != NULL && w->wc != NULL)
+		imsgev_compose(&w->wc->iev, IMSG_CTL_REFRESHED, 0, -1, r,
+		    sizeof(*r));
+	if (--w->pending > 0)
+		return;
+	if (w->wc != NULL)
+		imsgev_compose(&w->wc->iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	TAILQ_REMOVE(&ctl_waits, w, entry);
+	free(w);
+}
+
+static int
+control_refresh(struct imsgev *iev, struct imsg *imsg)
+{
+	const struct checker	*cs;
+	struct ctl_checker	 which;
+	struct ctl_wait		*w;
+	int			 n;
+
+	imsgev_data(imsg, &which, sizeof(which));
+	which.checker[sizeof(which.checker) - 1] = '\0';
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("calloc");
+	w->wc = iev->arg;
+	/* one for this loop, so that an answer given at once ends nothing */
+	w->pending = 1;
+	TAILQ_INSERT_TAIL(&ctl_waits, w, entry);
+	log_info("control: key refresh requested for %s",
+	    which.checker[0] != '\0' ? "one checker" : "every checker");
+	cs = chain_checkers(&n);
+	for (int i = 0; i < n; i++)
+		if (cs[i].ops->refresh != NULL &&
+		    control_names(&cs[i], &which)) {
+			w->pending++;
+			cs[i].ops->refresh(&cs[i], control_refreshed, w);
+		}
+	control_refreshed(w, NULL);
+	return 0;
+}
+
 static void
 control_closed(struct imsgev *iev)
 {
+	struct ctl_wait	*w;
+
+	/* Refreshes still running answer nobody. */
+	TAILQ_FOREACH(w, &ctl_waits, entry)
+		if (w->wc == iev->arg)
+			w->wc = NULL;
 	authd_channel_free(iev->arg);
 }
 

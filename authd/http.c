@@ -23,6 +23,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -42,6 +43,7 @@ struct http_req {
 	char			*resp;
 	size_t			 resplen, respsize;
 	int			 too_big;
+	long			 max_age;	/* -1: none said */
 	struct timespec		 made;
 	int			 started;	/* in the multi handle */
 	http_cb			 cb;
@@ -105,6 +107,12 @@ http_init(struct event_base *b)
 		return -1;
 	}
 	return 0;
+}
+
+struct event_base *
+http_event_base(void)
+{
+	return base;
 }
 
 static long
@@ -332,6 +340,60 @@ write_cb(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/*
+ * RFC 9111 5.2.2.1: max-age=N, in seconds; no-cache and no-store mean
+ * now.  A value we cannot read is as good as none.
+ */
+long
+http_max_age(const char *v, size_t len)
+{
+	const char	*end = v + len, *p;
+	long		 n, age = -1;
+	size_t		 wl;
+
+	for (p = v; p < end; ) {
+		while (p < end && strchr(" \t\r\n,", *p) != NULL)
+			p++;
+		for (wl = 0; p + wl < end && strchr(" \t\r\n,", p[wl]) ==
+		    NULL; wl++)
+			;
+		if ((wl == 8 && strncasecmp(p, "no-cache", 8) == 0) ||
+		    (wl == 8 && strncasecmp(p, "no-store", 8) == 0))
+			return 0;
+		if (wl > 8 && strncasecmp(p, "max-age=", 8) == 0) {
+			n = 0;
+			for (size_t i = 8; i < wl; i++) {
+				if (p[i] < '0' || p[i] > '9' || n > 100000000) {
+					n = -1;
+					break;
+				}
+				n = n * 10 + (p[i] - '0');
+			}
+			if (n >= 0)
+				age = n;
+		}
+		p += wl;
+	}
+	return age;
+}
+
+static size_t
+header_cb(char *data, size_t size, size_t n, void *arg)
+{
+	struct http_req	*r = arg;
+	size_t		 len = size * n;
+	static const char name[] = "cache-control:";
+
+	/* A new status line: the headers of the answer that counts follow. */
+	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
+		r->max_age = -1;
+	else if (len > sizeof(name) - 1 &&
+	    strncasecmp(data, name, sizeof(name) - 1) == 0)
+		r->max_age = http_max_age(data + sizeof(name) - 1,
+		    len - (sizeof(name) - 1));
+	return len;
+}
+
 static int
 req_setup(struct http_req *r, long timeout_ms)
 {
@@ -345,6 +407,8 @@ req_setup(struct http_req *r, long timeout_ms)
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -390,6 +454,7 @@ req_finish(struct http_req *r, long status, const char *error,
 	resp.len = r->resplen;
 	resp.error = error;
 	resp.timed_out = timed_out;
+	resp.max_age = r->max_age;
 	r->cb(&resp, r->arg);
 	req_free(r);
 }
@@ -474,6 +539,7 @@ http_request(struct http_client *c, const char *url, char *body,
 		return NULL;
 	}
 	r->client = c;
+	r->max_age = -1;
 	r->body = body;
 	r->bodylen = bodylen;
 	r->auth = auth;

@@ -20,6 +20,10 @@ struct http_response {
 	size_t		 len;
 	const char	*error;		/* transport error, or NULL */
 	int		 timed_out;
+	long		 max_age;	/* seconds, from Cache-Control
+					   (RFC 9111 5.2.2.1); 0 for
+					   no-cache or no-store; -1:
+					   it said nothing */
 };
 
 typedef void	(*http_cb)(const struct http_response *, void *arg);
@@ -33,6 +37,8 @@ struct http_client_opts {
 };
 
 int	 http_init(struct event_base *);
+/* The loop http_init() was given, for the callers' own timers. */
+struct event_base *http_event_base(void);
 struct http_client *http_client_new(const struct http_client_opts *);
 /* Requests in flight are cancelled: their callbacks never run. */
 void	 http_client_free(struct http_client *);
@@ -48,6 +54,9 @@ void	 http_client_free(struct http_client *);
 struct http_req *http_request(struct http_client *, const char *url,
 	    char *body, size_t bodylen, char *auth, http_cb cb, void *arg);
 void	 http_cancel(struct http_req *);
+
+/* The max-age of a Cache-Control value, as in struct http_response. */
+long	 http_max_age(const char *value, size_t len);
 
 /* Helpers for building request bodies (RFC 6749 appendix B). */
 char	*http_form_escape(const char *, size_t);	/* malloc'd */

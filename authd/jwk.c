@@ -431,6 +431,14 @@ jwks_count(const struct jwks *set)
 	return set == NULL ? 0 : set->nkeys;
 }
 
+const struct jwk *
+jwks_key(const struct jwks *set, int i)
+{
+	if (set == NULL || i < 0 || i >= set->nkeys)
+		return NULL;
+	return &set->keys[i];
+}
+
 int
 jwks_skipped(const struct jwks *set, char *err, size_t errlen)
 {

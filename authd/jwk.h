@@ -41,6 +41,8 @@ struct jwks	*jwks_parse(const char *json, size_t len, char *err,
 void		 jwks_free(struct jwks *);
 /* keys kept */
 int		 jwks_count(const struct jwks *);
+/* the i-th key kept, 0 <= i < jwks_count(); NULL past the end */
+const struct jwk *jwks_key(const struct jwks *, int i);
 /* keys skipped; why holds the reason for the first, for the log */
 int		 jwks_skipped(const struct jwks *, char *err, size_t errlen);
 

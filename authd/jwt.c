@@ -52,6 +52,7 @@ struct jws {
 	uint32_t	 alg;
 	int		 has_kid;
 	char		 kid[JWT_KID_MAX];
+	int		 typ_refused;
 };
 
 /* A JSON object from base64url, or NULL. */
@@ -99,19 +100,32 @@ claim_text_ok(const char *s, size_t max)
 
 /* ---- JWS (RFC 7515) ---- */
 
-/* RFC 7515 4.1.9: media types, "application/" may be left out */
+/*
+ * RFC 9068 4: an access token says typ at+jwt, so that an ID token or
+ * another JWT signed by the same keys cannot pass for one.  RFC 7515
+ * 4.1.9: a media type, "application/" may be left out.  Relaxed, for
+ * providers that send none or "JWT" (Microsoft Entra): those too.
+ */
 static int
-typ_ok(const char *typ)
+typ_ok(const json_t *v, int relaxed)
 {
+	const char	*typ;
+
+	if (v == NULL)
+		return relaxed;
+	if (!json_is_string(v))
+		return 0;
+	typ = json_string_value(v);
 	if (strncasecmp(typ, "application/", 12) == 0)
 		typ += 12;
-	/* RFC 9068 4 wants at+jwt; Microsoft Entra sends JWT. */
-	return strcasecmp(typ, "at+jwt") == 0 || strcasecmp(typ, "jwt") == 0;
+	if (strcasecmp(typ, "at+jwt") == 0)
+		return 1;
+	return relaxed && strcasecmp(typ, "jwt") == 0;
 }
 
 static int
 jws_header(struct jws *jws, const json_t *h, uint32_t algorithms,
-    char *err, size_t errlen)
+    int typ_relaxed, char *err, size_t errlen)
 {
 	const json_t	*v;
 	char		 buf[32];
@@ -136,10 +150,10 @@ jws_header(struct jws *jws, const json_t *h, uint32_t algorithms,
 		    jwa_alg_name(jws->alg));
 		return -1;
 	}
-	v = json_object_get(h, "typ");
-	if (v != NULL && (!json_is_string(v) ||
-	    !typ_ok(json_string_value(v)))) {
-		errbuf_set(err, errlen, "typ not at+jwt or JWT");
+	if (!typ_ok(json_object_get(h, "typ"), typ_relaxed)) {
+		errbuf_set(err, errlen, typ_relaxed ? "typ not at+jwt or JWT" :
+		    "typ not at+jwt (RFC 9068 4)");
+		jws->typ_refused = 1;
 		return -1;
 	}
 	/* RFC 7519 5.2: a content type means a nested JWT; not here. */
@@ -163,7 +177,7 @@ jws_header(struct jws *jws, const json_t *h, uint32_t algorithms,
 /* Take a token apart (RFC 7515 7.1) and check its header. */
 static int
 jws_open(struct jws *jws, const char *token, size_t len,
-    uint32_t algorithms, char *err, size_t errlen)
+    uint32_t algorithms, int typ_relaxed, char *err, size_t errlen)
 {
 	const char	*dot1, *dot2, *end = token + len;
 	json_t		*h;
@@ -200,7 +214,7 @@ jws_open(struct jws *jws, const char *token, size_t len,
 		errbuf_set(err, errlen, "header not a base64url JSON object");
 		return -1;
 	}
-	rc = jws_header(jws, h, algorithms, err, errlen);
+	rc = jws_header(jws, h, algorithms, typ_relaxed, err, errlen);
 	json_decref(h);
 	return rc;
 }
@@ -330,7 +344,8 @@ jws_verify_signature(const char *token, size_t len, const struct jwks *set,
 
 	errbuf_set(err, errlen, "%s", "");
 	ERR_set_mark();
-	if (jws_open(&jws, token, len, algorithms, err, errlen) == 0)
+	/* fixed vectors of other RFCs: typ JWT or none */
+	if (jws_open(&jws, token, len, algorithms, 1, err, errlen) == 0)
 		rc = jws_check_signature(&jws, set, err, errlen);
 	jws_close(&jws);
 	ERR_pop_to_mark();
@@ -538,36 +553,118 @@ claims_scope(const json_t *claims, const char *required,
 }
 
 static int
-claims_user(const json_t *claims, const char *user_claim,
+nonempty(const char *s)
+{
+	return s != NULL && *s != '\0';
+}
+
+/* A claim's value for err: escaped, and short. */
+static const char *
+claim_for_log(const json_t *v, char *buf, size_t len)
+{
+	if (!json_is_string(v))
+		return "(not a string)";
+	return escape_text(json_string_value(v), json_string_length(v), buf,
+	    len);
+}
+
+/* The token's client, by client_claim; "" if it names none. */
+static const char *
+identity_client(const json_t *claims, const struct token_rules *r,
+    char *client, size_t clientlen, char *err, size_t errlen)
+{
+	const json_t	*v;
+	const char	*name;
+	char		 buf[64];
+
+	/* RFC 9068 2.2 and RFC 7662 2.2: client_id; Keycloak, Entra: azp */
+	name = nonempty(r->client_claim) ? r->client_claim : "client_id";
+	if ((v = json_object_get(claims, name)) == NULL &&
+	    !nonempty(r->client_claim))
+		v = json_object_get(claims, name = "azp");
+	if (v != NULL && (!json_is_string(v) ||
+	    !claim_text_ok(json_string_value(v), clientlen))) {
+		errbuf_set(err, errlen, "%s claim not a client id", name);
+		return "client not allowed";
+	}
+	if (v != NULL)
+		strlcpy(client, json_string_value(v), clientlen);
+	if (!nonempty(r->clients))
+		return NULL;
+	if (client[0] == '\0') {
+		errbuf_set(err, errlen, "no %s claim: its client is unknown",
+		    name);
+		return "client not allowed";
+	}
+	if (!scope_has_token(r->clients, client, strlen(client))) {
+		errbuf_set(err, errlen, "client \"%s\" not allowed",
+		    claim_for_log(v, buf, sizeof(buf)));
+		return "client not allowed";
+	}
+	return NULL;
+}
+
+const char *
+token_identity(const json_t *claims, const struct token_rules *r,
+    char *user, size_t userlen, char *client, size_t clientlen, char *err,
+    size_t errlen)
+{
+	const json_t	*v, *sub;
+	const char	*name, *why;
+
+	user[0] = client[0] = '\0';
+	if ((why = identity_client(claims, r, client, clientlen, err,
+	    errlen)) != NULL)
+		return why;
+	sub = json_object_get(claims, "sub");
+	if (nonempty(r->user_claim)) {
+		/* configured: that claim, and no other */
+		name = r->user_claim;
+		v = json_object_get(claims, name);
+	} else {
+		/*
+		 * RFC 9068 5: in a token of the client credentials grant,
+		 * sub is the client's own id; it names no user.
+		 */
+		if (client[0] != '\0' && json_is_string(sub) &&
+		    strcmp(json_string_value(sub), client) == 0) {
+			errbuf_set(err, errlen, "sub is the token's client id: "
+			    "a client's token, of no user");
+			return "token of no user";
+		}
+		name = "username";
+		if ((v = json_object_get(claims, name)) == NULL ||
+		    json_is_null(v)) {
+			name = "sub";
+			v = sub;
+		}
+	}
+	if (v == NULL || json_is_null(v)) {
+		errbuf_set(err, errlen, "no %s claim", name);
+		return "token of no user";
+	}
+	if (!json_is_string(v) || !claim_text_ok(json_string_value(v),
+	    userlen)) {
+		errbuf_set(err, errlen, "%s claim not a user name", name);
+		return "unusable user in token";
+	}
+	strlcpy(user, json_string_value(v), userlen);
+	return NULL;
+}
+
+static int
+claims_user(const json_t *claims, const struct token_rules *r,
     struct jwt_claims *out, char *err, size_t errlen)
 {
 	const json_t	*v;
-	const char	*name = user_claim;
 
 	v = json_object_get(claims, "sub");
 	if (json_is_string(v) && claim_text_ok(json_string_value(v),
 	    sizeof(out->sub)))
 		strlcpy(out->sub, json_string_value(v), sizeof(out->sub));
-	if (name == NULL || *name == '\0') {
-		name = "username";
-		v = json_object_get(claims, name);
-		if (v == NULL || json_is_null(v)) {
-			name = "sub";
-			v = json_object_get(claims, name);
-		}
-	} else
-		v = json_object_get(claims, name);
-	if (v == NULL) {
-		errbuf_set(err, errlen, "no %s claim", name);
-		return -1;
-	}
-	if (!json_is_string(v) || !claim_text_ok(json_string_value(v),
-	    sizeof(out->user))) {
-		errbuf_set(err, errlen, "%s claim not a user name", name);
-		return -1;
-	}
-	strlcpy(out->user, json_string_value(v), sizeof(out->user));
-	return 0;
+	out->why = token_identity(claims, r, out->user, sizeof(out->user),
+	    out->client, sizeof(out->client), err, errlen);
+	return out->why == NULL ? 0 : -1;
 }
 
 static int
@@ -593,7 +690,7 @@ claims_check(const json_t *claims, const struct jwt_policy *pol,
 		errbuf_set(err, errlen, "audience not ours");
 		return -1;
 	}
-	if (claims_user(claims, pol->user_claim, out, err, errlen) == -1)
+	if (claims_user(claims, &pol->identity, out, err, errlen) == -1)
 		return -1;
 	return claims_scope(claims, pol->scope, out, err, errlen);
 }
@@ -610,7 +707,10 @@ jwt_verify(const char *token, size_t len, const struct jwks *set,
 	memset(out, 0, sizeof(*out));
 	errbuf_set(err, errlen, "%s", "");
 	ERR_set_mark();
-	if (jws_open(&jws, token, len, pol->algorithms, err, errlen) == -1) {
+	if (jws_open(&jws, token, len, pol->algorithms, pol->typ_relaxed,
+	    err, errlen) == -1) {
+		if (jws.typ_refused)
+			out->why = "not an access token (typ)";
 		rc = JWT_INVALID;
 		goto done;
 	}
@@ -631,6 +731,7 @@ jwt_verify(const char *token, size_t len, const struct jwks *set,
 	if (rc != JWT_OK) {
 		/* nothing of a token that failed passes for a result */
 		out->user[0] = out->sub[0] = out->scope[0] = '\0';
+		out->client[0] = '\0';
 		out->exp = out->iat = 0;
 	}
 	jws_close(&jws);

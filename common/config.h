@@ -137,8 +137,12 @@ enum oauth_client_auth {
 #define DEFAULT_OAUTH_BREAKER		5	/* tempfails in a row */
 #define DEFAULT_OAUTH_BREAKER_TIME	30	/* seconds open */
 #define DEFAULT_OAUTH_LEEWAY		30	/* seconds, exp and nbf */
-#define DEFAULT_OAUTH_JWKS_REFRESH	60	/* seconds between refreshes
-						   for an unknown kid */
+#define DEFAULT_OAUTH_JWKS_REFRESH	60	/* seconds, the least between
+						   two fetches of the keys */
+#define DEFAULT_OAUTH_JWKS_INTERVAL	300	/* seconds, the most between
+						   two fetches of the keys */
+#define DEFAULT_OAUTH_JWKS_MAX_AGE	3600	/* seconds a key set is
+						   trusted after its fetch */
 #define DEFAULT_CACHE_TTL		3600	/* seconds */
 
 /* checker NAME oauth { ... }: everything but the name and policies */
@@ -165,7 +169,17 @@ struct oauth_conf {
 	int			 max_requests;
 	int			 breaker;		/* tempfails; 0: off */
 	int			 breaker_time;		/* seconds */
-	int			 jwks_refresh;		/* seconds */
+	int			 jwks_refresh;		/* seconds, least */
+	int			 jwks_interval;		/* seconds, most */
+	int			 jwks_max_age;		/* seconds */
+	int			 jwt_typ_relaxed;	/* typ JWT or none ok */
+	char			 client_claim[CONF_CLAIM_MAX];	/* "":
+							   client_id, azp */
+	char			 clients[CONF_URL_MAX];	/* allowed, space-
+							   separated; "": any */
+	int			 discovery;	/* set by parse.y: the URLs
+						   come from the issuer's
+						   metadata (RFC 8414) */
 };
 
 /* checker NAME cache [PATH] { ... } */

@@ -2130,6 +2130,9 @@ checker_set_type(enum checker_type type, const char *path)
 		o->breaker = DEFAULT_OAUTH_BREAKER;
 		o->breaker_time = DEFAULT_OAUTH_BREAKER_TIME;
 		o->jwks_refresh = DEFAULT_OAUTH_JWKS_REFRESH;
+		o->jwks_interval = DEFAULT_OAUTH_JWKS_INTERVAL;
+		o->jwks_max_age = DEFAULT_OAUTH_JWKS_MAX_AGE;
+		o->discovery = -1;	/* oauth_check() decides */
 		return;
 	}
 	if (type == CHECKER_CACHE)
@@ -2294,19 +2297,26 @@ struct kv_option {
 
 static const struct kv_option oauth_options[] = {
 	{ "algorithms",		KV_SPECIAL,	0, 0, 0, 0 },
+	{ "allowed-clients",	KV_SPECIAL,	0, 0, 0, 0 },
 	{ "audience",		KV_STRING,	OA(audience), 0, 0 },
 	{ "ca-file",		KV_FILE,	OA(ca_file), 0, 0 },
 	{ "circuit-breaker",	KV_SPECIAL,	0, 0, 0, 0 },
 	{ "client-auth",	KV_SPECIAL,	0, 0, 0, 0 },
 	{ "client-id",		KV_STRING,	OA(client_id), 0, 0 },
+	{ "client-id-claim",	KV_STRING,	OA(client_claim), 0, 0 },
 	{ "client-secret-file",	KV_FILE,	OA(secret_file), 0, 0 },
 	{ "connect-timeout",	KV_DURATION_MS,	OA(connect_timeout), 100,
 	    60 * 1000 },
+	{ "discovery",		KV_SPECIAL,	0, 0, 0, 0 },
 	{ "domain",		KV_DOMAIN,	OA(domain), 0, 0 },
 	{ "introspection-url",	KV_URL,		OA(introspection_url), 0, 0 },
 	{ "issuer",		KV_STRING,	OA(issuer), 0, 0 },
+	{ "jwks-interval",	KV_DURATION_S,	OA(jwks_interval), 1, 86400 },
+	{ "jwks-max-age",	KV_DURATION_S,	OA(jwks_max_age), 1,
+	    30 * 86400 },
 	{ "jwks-refresh",	KV_DURATION_S,	OA(jwks_refresh), 1, 86400 },
 	{ "jwks-url",		KV_URL,		OA(jwks_url), 0, 0 },
+	{ "jwt-typ",		KV_SPECIAL,	0, 0, 0, 0 },
 	{ "leeway",		KV_DURATION_S,	OA(leeway), 0, 600 },
 	{ "max-requests",	KV_NUMBER,	OA(max_requests), 1, 1024 },
 	{ "scope",		KV_SCOPE,	OA(scope), 0, 0 },
@@ -2386,6 +2396,34 @@ kv_duration_str(int64_t ms, char *buf, size_t size)
 	return buf;
 }
 
+/* allowed-clients ID ...: client ids, kept space-separated */
+static int
+kv_clients(struct checker_conf *c)
+{
+	struct oauth_conf	*o = &c->oauth;
+	size_t			 n;
+	int			 i;
+
+	o->clients[0] = '\0';
+	for (i = 0; i < kv.n; i++) {
+		/* a scope-token's characters: no blank, quote or control */
+		if (!scope_token_valid(kv.v[i])) {
+			conf_error("checker \"%s\": allowed-clients: invalid "
+			    "client id \"%s\"", c->name, kv.v[i]);
+			return -1;
+		}
+		n = strlen(o->clients);
+		if ((size_t)snprintf(o->clients + n, sizeof(o->clients) - n,
+		    "%s%s", n > 0 ? " " : "", kv.v[i]) >=
+		    sizeof(o->clients) - n) {
+			conf_error("checker \"%s\": allowed-clients: too long",
+			    c->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 kv_special(struct checker_conf *c)
 {
@@ -2413,6 +2451,36 @@ kv_special(struct checker_conf *c)
 		}
 		return 0;
 	}
+	if (strcmp(kv.key, "jwt-typ") == 0) {
+		if (kv.n != 1)
+			goto nvalues;
+		if (strcmp(kv.v[0], "strict") == 0)
+			o->jwt_typ_relaxed = 0;
+		else if (strcmp(kv.v[0], "relaxed") == 0)
+			o->jwt_typ_relaxed = 1;
+		else {
+			conf_error("checker \"%s\": invalid jwt-typ \"%s\": "
+			    "want strict or relaxed", c->name, kv.v[0]);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(kv.key, "discovery") == 0) {
+		if (kv.n != 1)
+			goto nvalues;
+		if (strcmp(kv.v[0], "yes") == 0)
+			o->discovery = 1;
+		else if (strcmp(kv.v[0], "no") == 0)
+			o->discovery = 0;
+		else {
+			conf_error("checker \"%s\": invalid discovery \"%s\": "
+			    "want yes or no", c->name, kv.v[0]);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(kv.key, "allowed-clients") == 0)
+		return kv_clients(c);
 	if (strcmp(kv.key, "client-auth") == 0) {
 		if (kv.n != 1)
 			goto nvalues;
@@ -2568,6 +2636,40 @@ kv_option(void)
 }
 
 /*
+ * With issuer alone, the URLs come from the provider's metadata (RFC
+ * 8414, OpenID Connect Discovery), which authd fetches when it starts:
+ * what the checker verifies cannot wait for it, so the configuration
+ * says it (mechanisms), and is tokens (XOAUTH2, OAUTHBEARER) unless it
+ * does.  A mechanism the metadata then cannot serve fails temporarily,
+ * and the log says why.
+ */
+static void
+oauth_check_discovery(struct checker_conf *c, uint32_t can)
+{
+	struct oauth_conf	*o = &c->oauth;
+	const char		*why;
+
+	o->discovery = 1;
+	if ((why = oauth_url_problem(o->issuer)) != NULL) {
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "issuer \"%s\", for discovery: %s", c->name, o->issuer,
+		    why);
+		return;
+	}
+	if (c->mechanisms == 0)
+		c->mechanisms = can | SASL_TOKEN_MECHS;
+	/* RFC 9068 4: a resource server checks aud. */
+	if ((c->mechanisms & SASL_TOKEN_MECHS) != 0 && o->audience[0] == '\0')
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "tokens need audience", c->name);
+	if ((c->mechanisms & SASL_PASSWORD_MECHS) != 0 &&
+	    o->client_id[0] == '\0')
+		conf_error_at(file->name, copts.line, "checker \"%s\": %s "
+		    "needs client-id", c->name,
+		    mech_name(c->mechanisms & SASL_PASSWORD_MECHS));
+}
+
+/*
  * What an oauth checker can verify follows from its URLs: tokens with
  * a JWKS or an introspection endpoint, passwords with a token endpoint
  * (RFC 6749 4.3).  Each needs what the provider will ask for.
@@ -2578,13 +2680,29 @@ oauth_check(struct checker_conf *c)
 	struct oauth_conf	*o = &c->oauth;
 	uint32_t		 can = 0;
 
+	if (o->jwks_max_age < o->jwks_interval)
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "jwks-max-age is shorter than jwks-interval", c->name);
 	if (o->jwks_url[0] != '\0' || o->introspection_url[0] != '\0')
 		can |= SASL_TOKEN_MECHS;
 	if (o->token_url[0] != '\0')
 		can |= SASL_PASSWORD_MECHS;
+	/* by default, with issuer alone */
+	if (o->discovery == -1)
+		o->discovery = can == 0 && o->issuer[0] != '\0';
+	if (o->discovery && o->issuer[0] == '\0') {
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "discovery needs issuer", c->name);
+		return;
+	}
+	if (o->discovery) {
+		oauth_check_discovery(c, can);
+		return;
+	}
 	if (can == 0) {
 		conf_error_at(file->name, copts.line, "checker \"%s\": oauth "
-		    "needs introspection-url, jwks-url or token-url", c->name);
+		    "needs issuer (discovery), introspection-url, jwks-url or "
+		    "token-url", c->name);
 		return;
 	}
 	/* RFC 9068 4: a resource server checks iss and aud. */

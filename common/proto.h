@@ -26,7 +26,7 @@
  * whenever a payload changes shape or meaning or a type is added or
  * retired.
  */
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2
 
 /*
  * Every type has its number written out: numbers are never reused,
@@ -88,6 +88,15 @@ enum imsg_type {
 				   per checker, then IMSG_CTL_END */
 	IMSG_CTL_RELOAD = 64,	/* authctl -> authd -> master: empty */
 	IMSG_CTL_END = 65,	/* authd -> authctl: empty; done */
+	IMSG_CTL_KEYS = 66,	/* authctl -> authd: struct ctl_checker */
+	IMSG_CTL_KEY = 67,	/* authd -> authctl: struct ctl_key, one
+				   per key a checker trusts, then
+				   IMSG_CTL_END */
+	IMSG_CTL_REFRESH = 68,	/* authctl -> authd: struct ctl_checker;
+				   its checkers fetch their keys now */
+	IMSG_CTL_REFRESHED = 69, /* authd -> authctl: struct ctl_refreshed,
+				   one per checker once its fetch ended,
+				   then IMSG_CTL_END */
 };
 
 /*
@@ -106,6 +115,30 @@ struct ctl_stats {
 	uint64_t	ok;
 	uint64_t	fail;
 	uint64_t	tempfail;
+};
+
+/* IMSG_CTL_KEYS, IMSG_CTL_REFRESH: which checker; "" for all. */
+struct ctl_checker {
+	char		checker[64];
+};
+
+/* IMSG_CTL_KEY: a key a checker trusts (the oauth checker's JWKS). */
+struct ctl_key {
+	char		checker[64];
+	char		kid[JWT_KID_MAX];	/* "" if it has none */
+	char		alg[16];
+	int64_t		fetched;	/* the set's last good fetch, epoch */
+	int64_t		refresh;	/* the next fetch due; 0: none */
+	int64_t		expires;	/* trusted until then, unless a
+					   fetch succeeds before */
+};
+
+/* IMSG_CTL_REFRESHED: how a checker's fetch went. */
+struct ctl_refreshed {
+	char		checker[64];
+	char		error[192];	/* "" when it succeeded */
+	uint32_t	keys;		/* trusted now */
+	uint32_t	failures;	/* fetches failed since start */
 };
 
 /*

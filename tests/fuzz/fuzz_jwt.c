@@ -31,7 +31,7 @@ static const struct jwt_policy policy = {
 	.issuer = "https://idp.example.org",
 	.audience = "smtp.example.org",
 	.scope = "smtp",
-	.user_claim = "",
+	.identity.user_claim = "",
 	.leeway = 30,
 };
 

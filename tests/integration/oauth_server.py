@@ -28,6 +28,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -332,6 +333,50 @@ class OAuthServer:
         Returns the new kid."""
         return self.admin("POST", "/jwks/rotate",
                           {"alg": alg, "publish": publish})["kid"]
+
+    def withdraw_jwks(self, kid):
+        """Take kid out of the published JWKS (mints with its alg go on
+        with the newest published key of that alg)."""
+        return self.admin("POST", "/jwks/withdraw", {"kid": kid})
+
+    def jwks_mode(self, status=None, cache_control=None):
+        """status: /jwks answers it (e.g. 500); cache_control: /jwks
+        answers with that Cache-Control header.  No argument: normal."""
+        body = {}
+        if status:
+            body["status"] = status
+        if cache_control:
+            body["cache_control"] = cache_control
+        return self.admin("POST", "/jwks/mode", body)
+
+    def meta_mode(self, issuer=None, no_oidc=False):
+        """issuer: the metadata names that issuer; no_oidc: only RFC
+        8414's /.well-known/oauth-authorization-server answers.  No
+        argument: oidc-provider's own discovery document."""
+        body = {}
+        if issuer:
+            body["issuer"] = issuer
+        if no_oidc:
+            body["no_oidc"] = True
+        return self.admin("POST", "/meta/mode", body)
+
+    def client_credentials(self, client="portcullis", resource=SMTP_RESOURCE,
+                           scope="smtp"):
+        """A real client credentials grant at oidc-provider's token
+        endpoint (client_secret_basic): the access token, a JWT for
+        "portcullis" whose sub is the client itself."""
+        import ssl
+        secret = self.clients[client][0]
+        data = urllib.parse.urlencode({"grant_type": "client_credentials",
+                                       "resource": resource,
+                                       "scope": scope}).encode()
+        auth = base64.b64encode(("%s:%s" % (client, secret)).encode())
+        req = urllib.request.Request(self.cc_token_url, data=data,
+                                     headers={"Authorization":
+                                              "Basic " + auth.decode()})
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return json.load(r)["access_token"]
 
     # --- the nodemailer client -------------------------------------------
 

@@ -1954,6 +1954,14 @@ assert_oauth_defaults(const struct oauth_conf *o)
 	cr_assert_eq(o->breaker_time, 30);
 	cr_assert_eq(o->jwks_refresh, DEFAULT_OAUTH_JWKS_REFRESH);
 	cr_assert_eq(o->jwks_refresh, 60);
+	cr_assert_eq(o->jwks_interval, DEFAULT_OAUTH_JWKS_INTERVAL);
+	cr_assert_eq(o->jwks_interval, 300);
+	cr_assert_eq(o->jwks_max_age, DEFAULT_OAUTH_JWKS_MAX_AGE);
+	cr_assert_eq(o->jwks_max_age, 3600);
+	cr_assert_eq(o->jwt_typ_relaxed, 0);	/* RFC 9068 4 */
+	cr_assert_str_eq(o->client_claim, "");
+	cr_assert_str_eq(o->clients, "");
+	cr_assert_eq(o->discovery, 0);
 	cr_assert_str_eq(o->scope, "");
 	cr_assert_str_eq(o->ca_file, "");
 	cr_assert_str_eq(o->user_claim, "");
@@ -2080,6 +2088,56 @@ Test(config, good_oauth_defaults)
 	config_free(conf);
 }
 
+/* With issuer alone, the URLs come from the metadata (issue 14). */
+Test(config, good_oauth_discovery)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+	char			 path[PATH_MAX];
+
+	fixture(path, sizeof(path), "good-oauth-discovery.conf");
+	conf = parse_config(path);
+	cr_assert_not_null(conf, "%s", config_errmsg());
+	c = nth_checker(conf, 0);
+	/* tokens, unless the configuration says more */
+	assert_checker(c, "keycloak", CHECKER_OAUTH, "", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_XOAUTH2 | SASL_OAUTHBEARER);
+	cr_assert_eq(c->oauth.discovery, 1);
+	cr_assert_str_eq(c->oauth.jwks_url, "");
+	cr_assert_str_eq(c->oauth.client_claim, "azp");
+	cr_assert_str_eq(c->oauth.clients, "thunderbird mail-app");
+	cr_assert_eq(c->oauth.jwks_refresh, 10);
+	cr_assert_eq(c->oauth.jwks_interval, 120);
+	cr_assert_eq(c->oauth.jwks_max_age, 1800);
+	cr_assert_eq(c->oauth.jwt_typ_relaxed, 0);
+	c = nth_checker(conf, 1);
+	assert_checker(c, "entra", CHECKER_OAUTH, "", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_XOAUTH2 | SASL_PLAIN);
+	cr_assert_eq(c->oauth.discovery, 1);
+	cr_assert_eq(c->oauth.jwt_typ_relaxed, 1);
+	config_free(conf);
+}
+
+Test(config, bad_oauth_discovery)
+{
+	expect_error("bad-oauth-discovery-audience.conf", 4,
+	    "checker \"idp\": tokens need audience");
+	expect_error("bad-oauth-discovery-http.conf", 4,
+	    "checker \"idp\": issuer \"http://idp.example.org\", for "
+	    "discovery: not an https URL (http is allowed to this host only)");
+	expect_error("bad-oauth-discovery-plain.conf", 4,
+	    "checker \"idp\": PLAIN needs client-id");
+}
+
+Test(config, bad_oauth_keys_and_typ)
+{
+	expect_error("bad-oauth-max-age.conf", 4,
+	    "checker \"idp\": jwks-max-age is shorter than jwks-interval");
+	expect_error("bad-oauth-jwt-typ.conf", 8,
+	    "checker \"idp\": invalid jwt-typ \"any\": want strict or "
+	    "relaxed");
+}
+
 Test(config, bad_oauth_unknown_option)
 {
 	expect_error("bad-oauth-option.conf", 7,
@@ -2130,8 +2188,8 @@ Test(config, bad_oauth_token_url_without_client_id)
 Test(config, bad_oauth_no_url)
 {
 	expect_error("bad-oauth-no-url.conf", 4,
-	    "checker \"idp\": oauth needs introspection-url, jwks-url or "
-	    "token-url");
+	    "checker \"idp\": oauth needs issuer (discovery), "
+	    "introspection-url, jwks-url or token-url");
 }
 
 Test(config, bad_oauth_algorithm_hmac)
@@ -2416,8 +2474,21 @@ Test(config, oauth_mechanisms)
 	    "checker \"o\": introspection-url needs client-id and "
 	    "client-secret-file");
 	expect_text_error(AUTH("\tchecker \"o\" oauth {\n\t}\n"), 3,
-	    "checker \"o\": oauth needs introspection-url, jwks-url or "
-	    "token-url");
+	    "checker \"o\": oauth needs issuer (discovery), "
+	    "introspection-url, jwks-url or token-url");
+	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tdiscovery yes\n\t\taudience smtp\n\t}\n"), 3,
+	    "checker \"o\": discovery needs issuer");
+	/* discovery yes with a URL: the others from the metadata */
+	conf = parse_ok(AUTH("\tchecker \"o\" oauth {\n"
+	    "\t\tdiscovery yes\n\t\tissuer \"https://idp\"\n"
+	    "\t\taudience smtp\n"
+	    "\t\ttoken-url \"https://idp/token\"\n\t\tclient-id x\n\t}\n"));
+	assert_checker(nth_checker(conf, 0), "o", CHECKER_OAUTH, "",
+	    CHAIN_CONTINUE, CHAIN_CONTINUE, SASL_TOKEN_MECHS |
+	    SASL_PASSWORD_MECHS);
+	cr_assert_eq(nth_checker(conf, 0)->oauth.discovery, 1);
+	config_free(conf);
 }
 
 Test(config, cache_checker)

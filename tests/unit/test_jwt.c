@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -313,8 +314,10 @@ setup(void)
 	policy.issuer = ISS;
 	policy.audience = AUD;
 	policy.scope = "smtp";
-	policy.user_claim = "";
+	policy.identity.user_claim = "";
 	policy.leeway = 30;
+	/* Most tokens below have no typ; Test(jwt, typ*) sets it strict. */
+	policy.typ_relaxed = 1;
 }
 
 static void
@@ -394,29 +397,48 @@ Test(jwt, one_kid_two_types)
 	    P_OK)), JWT_INVALID);
 }
 
+/* RFC 9068 4: strict, at+jwt only; relaxed, JWT or none too */
 Test(jwt, typ)
 {
-	static const char *const good[] = {
-		"at+jwt", "application/at+jwt", "JWT", "jwt", "AT+JWT",
-		"Application/AT+JWT", "application/jwt",
+	static const char *const strict[] = {
+		"at+jwt", "application/at+jwt", "AT+JWT", "Application/AT+JWT",
+	};
+	static const char *const relaxed[] = {
+		"JWT", "jwt", "application/jwt",
 	};
 	static const char *const bad[] = {
 		"\"JOSE\"", "\"id_token+jwt\"", "\"\"", "\"at+jwt \"", "1",
 		"null", "[\"JWT\"]", "\"application/\"", "\"text/jwt\"",
 	};
 	size_t	 i;
+	int	 r;
 
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		cr_expect_eq(verify(token(ec, fmt("{\"alg\":\"ES256\","
-		    "\"kid\":\"ec1\",\"typ\":\"%s\"}", good[i]), P_OK)),
-		    JWT_OK, "%s: %s", good[i], err);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_expect_eq(verify(token(ec, fmt("{\"alg\":\"ES256\","
-		    "\"kid\":\"ec1\",\"typ\":%s}", bad[i]), P_OK)),
-		    JWT_INVALID, "%s", bad[i]);
-	/* no typ at all: RFC 9068 asks for one, not every issuer sends it */
-	cr_expect_eq(verify(token(ec, "{\"alg\":\"ES256\",\"kid\":\"ec1\"}",
-	    P_OK)), JWT_OK, "%s", err);
+	for (r = 0; r <= 1; r++) {
+		policy.typ_relaxed = r;
+		for (i = 0; i < sizeof(strict) / sizeof(strict[0]); i++)
+			cr_expect_eq(verify(token(ec, fmt("{\"alg\":\"ES256\","
+			    "\"kid\":\"ec1\",\"typ\":\"%s\"}", strict[i]),
+			    P_OK)), JWT_OK, "%s: %s", strict[i], err);
+		for (i = 0; i < sizeof(relaxed) / sizeof(relaxed[0]); i++) {
+			cr_expect_eq(verify(token(ec, fmt("{\"alg\":\"ES256\","
+			    "\"kid\":\"ec1\",\"typ\":\"%s\"}", relaxed[i]),
+			    P_OK)), r ? JWT_OK : JWT_INVALID, "%s", relaxed[i]);
+			if (!r) {
+				cr_expect_str_eq(err, "typ not at+jwt (RFC 9068 "
+				    "4)");
+				cr_expect_str_eq(claims.why,
+				    "not an access token (typ)");
+			}
+		}
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			cr_expect_eq(verify(token(ec, fmt("{\"alg\":\"ES256\","
+			    "\"kid\":\"ec1\",\"typ\":%s}", bad[i]), P_OK)),
+			    JWT_INVALID, "%s", bad[i]);
+		/* no typ at all: RFC 9068 4 requires one */
+		cr_expect_eq(verify(token(ec, "{\"alg\":\"ES256\","
+		    "\"kid\":\"ec1\"}", P_OK)), r ? JWT_OK : JWT_INVALID,
+		    "%s", err);
+	}
 }
 
 /* ---- times: exp, nbf, iat and the leeway ---- */
@@ -679,17 +701,136 @@ Test(jwt, user_claim)
 	    "\"sub\":\"%s\"}", p, long_name))), JWT_OK, "%s", err);
 	cr_expect_str_eq(claims.sub, "");
 	/* a claim the policy names: that one, and no other */
-	policy.user_claim = "email";
+	policy.identity.user_claim = "email";
 	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"username\":\"u\","
 	    "\"email\":\"u@example.org\"}", p))), JWT_OK, "%s", err);
 	cr_expect_str_eq(claims.user, "u@example.org");
 	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"username\":\"u\","
 	    "\"sub\":\"s\"}", p))), JWT_INVALID);
 	cr_expect_str_eq(err, "no email claim");
-	policy.user_claim = "sub";
+	policy.identity.user_claim = "sub";
 	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"username\":\"u\","
 	    "\"sub\":\"s\"}", p))), JWT_OK, "%s", err);
 	cr_expect_str_eq(claims.user, "s");
+}
+
+/* ---- whose token: one rule for JWTs and introspection answers ---- */
+
+static const char *
+identity_of(const char *json, const struct token_rules *r, char *user,
+    char *client)
+{
+	json_t		*o;
+	const char	*why;
+
+	o = json_loads(json, 0, NULL);
+	cr_assert_not_null(o, "%s", json);
+	why = token_identity(o, r, user, 256, client, 256, err, sizeof(err));
+	json_decref(o);
+	return why;
+}
+
+/* RFC 9068 5: a client credentials token's sub is the client itself. */
+Test(jwt, token_of_a_client_names_no_user)
+{
+	static const char	 p[] = "{\"exp\":1700000300,\"iss\":\"" ISS
+	    "\",\"aud\":\"" AUD "\",\"scope\":\"smtp\"";
+	struct token_rules	 none = { NULL, NULL, NULL };
+	struct token_rules	 mail = { "preferred_username", NULL, NULL };
+	char			 user[256], client[256];
+
+	/* the JWT of a client credentials grant, as oidc-provider makes it */
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"sub\":\"portcullis\","
+	    "\"client_id\":\"portcullis\"}", p))), JWT_INVALID);
+	cr_expect_str_eq(claims.why, "token of no user");
+	cr_expect_str_eq(claims.user, "");
+	cr_expect_str_eq(err, "sub is the token's client id: a client's "
+	    "token, of no user");
+	/* Keycloak names the client in azp */
+	cr_expect_eq(verify(token(ec, H_ES, fmt("%s,\"sub\":\"svc\","
+	    "\"azp\":\"svc\"}", p))), JWT_INVALID);
+	cr_expect_str_eq(claims.why, "token of no user");
+	/* a username beside it does not make it a user's token */
+	cr_expect_str_eq(identity_of("{\"sub\":\"c\",\"client_id\":\"c\","
+	    "\"username\":\"c\"}", &none, user, client), "token of no user");
+	/* a user's token of the same client is fine */
+	cr_expect_null(identity_of("{\"sub\":\"u-1\",\"client_id\":\"c\"}",
+	    &none, user, client));
+	cr_expect_str_eq(user, "u-1");
+	cr_expect_str_eq(client, "c");
+	/* the introspection answers of RFC 7662 2.2, the same rule */
+	cr_expect_null(identity_of("{\"active\":true,\"client_id\":\"c\","
+	    "\"username\":\"alice\",\"sub\":\"alice\"}", &none, user,
+	    client));
+	cr_expect_str_eq(user, "alice");
+	cr_expect_str_eq(identity_of("{\"active\":true,\"client_id\":"
+	    "\"c\"}", &none, user, client), "token of no user");
+	cr_expect_str_eq(err, "no sub claim");
+	cr_expect_str_eq(identity_of("{\"active\":true,\"client_id\":\"c\","
+	    "\"sub\":\"c\"}", &none, user, client), "token of no user");
+	/* a configured user claim: present, whatever sub is; absent, no */
+	cr_expect_null(identity_of("{\"sub\":\"c\",\"client_id\":\"c\","
+	    "\"preferred_username\":\"bob\"}", &mail, user, client));
+	cr_expect_str_eq(user, "bob");
+	cr_expect_str_eq(identity_of("{\"sub\":\"u-1\",\"client_id\":"
+	    "\"c\",\"username\":\"bob\"}", &mail, user, client),
+	    "token of no user");
+	cr_expect_str_eq(err, "no preferred_username claim");
+	cr_expect_str_eq(user, "");
+	cr_expect_str_eq(identity_of("{\"preferred_username\":null}", &mail,
+	    user, client), "token of no user");
+	cr_expect_str_eq(identity_of("{\"preferred_username\":[\"a\"]}",
+	    &mail, user, client), "unusable user in token");
+}
+
+Test(jwt, allowed_clients)
+{
+	struct token_rules	 some = { NULL, NULL, "mail-app  thunderbird" };
+	struct token_rules	 appid = { NULL, "appid", "mail-app" };
+	char			 user[256], client[256];
+
+	cr_expect_null(identity_of("{\"sub\":\"u\",\"client_id\":"
+	    "\"mail-app\"}", &some, user, client));
+	cr_expect_null(identity_of("{\"sub\":\"u\",\"azp\":"
+	    "\"thunderbird\"}", &some, user, client));
+	cr_expect_str_eq(client, "thunderbird");
+	/* client_id first, azp only without it */
+	cr_expect_str_eq(identity_of("{\"sub\":\"u\",\"client_id\":\"evil\","
+	    "\"azp\":\"mail-app\"}", &some, user, client),
+	    "client not allowed");
+	cr_expect_str_eq(err, "client \"evil\" not allowed");
+	cr_expect_str_eq(identity_of("{\"sub\":\"u\",\"client_id\":"
+	    "\"mail\"}", &some, user, client), "client not allowed");
+	cr_expect_str_eq(identity_of("{\"sub\":\"u\"}", &some, user,
+	    client), "client not allowed");
+	cr_expect_str_eq(err, "no azp claim: its client is unknown");
+	cr_expect_str_eq(identity_of("{\"sub\":\"u\",\"client_id\":7}",
+	    &some, user, client), "client not allowed");
+	/* a configured claim, and no other */
+	cr_expect_null(identity_of("{\"sub\":\"u\",\"appid\":"
+	    "\"mail-app\"}", &appid, user, client));
+	cr_expect_str_eq(identity_of("{\"sub\":\"u\",\"client_id\":"
+	    "\"mail-app\"}", &appid, user, client), "client not allowed");
+	cr_expect_str_eq(err, "no appid claim: its client is unknown");
+	/* and through jwt_verify */
+	policy.identity.clients = "mail-app";
+	cr_expect_eq(verify(token(ec, H_ES, "{\"exp\":1700000300," STD
+	    ",\"client_id\":\"other\"}")), JWT_INVALID);
+	cr_expect_str_eq(claims.why, "client not allowed");
+	cr_expect_eq(verify(token(ec, H_ES, "{\"exp\":1700000300," STD
+	    ",\"client_id\":\"mail-app\"}")), JWT_OK, "%s", err);
+	cr_expect_str_eq(claims.client, "mail-app");
+}
+
+/* Keycloak: aud an array, ours among others */
+Test(jwt, audience_array)
+{
+	cr_expect_eq(verify(token(ec, H_ES, "{\"exp\":1700000300,\"iss\":\""
+	    ISS "\",\"aud\":[\"account\",\"" AUD "\"],\"username\":"
+	    "\"alice\",\"scope\":\"smtp\"}")), JWT_OK, "%s", err);
+	cr_expect_eq(verify(token(ec, H_ES, "{\"exp\":1700000300,\"iss\":\""
+	    ISS "\",\"aud\":[\"account\"],\"username\":\"alice\","
+	    "\"scope\":\"smtp\"}")), JWT_INVALID);
 }
 
 /* ---- the algorithm ---- */
@@ -1509,7 +1650,9 @@ Test(jws_vectors, rfc7515_a3_es256)
 
 Test(jws_vectors, rfc8037_a4_eddsa)
 {
-	struct jwt_policy	 p = { .algorithms = JWT_ALG_EDDSA };
+	/* its header has no typ */
+	struct jwt_policy	 p = { .algorithms = JWT_ALG_EDDSA,
+				       .typ_relaxed = 1 };
 
 	vector(rfc8037_a4_jwks, rfc8037_a4, JWT_ALG_EDDSA);
 	/* its payload is no claims set */
@@ -1524,7 +1667,8 @@ Test(jws_vectors, rfc7515_a2_as_a_jwt)
 	struct jwt_policy	 p = {
 		.algorithms = JWT_ALG_RS256,
 		.issuer = "joe",
-		.user_claim = "iss",
+		.typ_relaxed = 1,	/* its typ is JWT */
+		.identity.user_claim = "iss",
 	};
 	size_t			 len = strlen(rfc7515_a2);
 

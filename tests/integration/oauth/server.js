@@ -8,6 +8,7 @@
 //   oidc-provider, mounted at the root (issuer https://127.0.0.1:P unless
 //   --issuer says otherwise):
 //     /.well-known/openid-configuration   discovery
+//     /.well-known/oauth-authorization-server  RFC 8414 metadata (ours)
 //     /token                              client_credentials grant
 //     /token/introspection                RFC 7662 introspection
 //     /token/revocation                   RFC 7009 revocation
@@ -19,7 +20,8 @@
 //                                         introspects too
 // Plain HTTP on 127.0.0.1:A, for the tests only (JSON in, JSON out):
 //   POST /mint, POST /revoke, POST /users, GET /stats, POST /stats/reset,
-//   GET /log, POST /mode, POST /jwks/rotate, GET /health
+//   GET /log, POST /mode, POST /jwks/rotate, GET /health,
+//   POST /jwks/withdraw, POST /jwks/mode, POST /meta/mode
 // Prints "READY" on stdout once both are listening.
 //
 // --demo yes is for `make run` (scripts/run.sh): a banner on stderr that
@@ -439,8 +441,63 @@ function readAll(req) {
 
 const providerCallback = provider.callback();
 
+// --- test knobs for the keys and the metadata (issue 14) --------------
+// jwksMode: {status, cache_control} -- /jwks answers that status, or the
+// keys with that Cache-Control.  metaMode: {issuer, no_oidc} -- the
+// metadata names another issuer; no_oidc: openid-configuration is 404
+// and only RFC 8414's oauth-authorization-server answers.
+let jwksMode = {};
+let metaMode = {};
+
+function sendJson(res, status, obj, headers = {}) {
+  const body = JSON.stringify(obj);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+function metadata() {
+  const base = `https://127.0.0.1:${PORT}`;
+  return {
+    issuer: metaMode.issuer || ISSUER,
+    jwks_uri: `${base}/jwks`,
+    introspection_endpoint: `${base}/token/introspection`,
+    token_endpoint: `${base}/pw/token`,
+  };
+}
+
+// 1: answered here; 0: oidc-provider's to answer.
+function knobs(path, res) {
+  if (path === '/jwks' && jwksMode.status) {
+    sendJson(res, jwksMode.status, { error: 'test mode' });
+    return 1;
+  }
+  if (path === '/jwks' && jwksMode.cache_control) {
+    sendJson(res, 200, { keys: instance(provider).jwks.keys },
+      { 'cache-control': jwksMode.cache_control });
+    return 1;
+  }
+  if (path === '/.well-known/openid-configuration' && metaMode.no_oidc) {
+    sendJson(res, 404, { error: 'not found' });
+    return 1;
+  }
+  if (path === '/.well-known/openid-configuration' && metaMode.issuer) {
+    sendJson(res, 200, metadata());
+    return 1;
+  }
+  if (path === '/.well-known/oauth-authorization-server') {
+    sendJson(res, 200, metadata());
+    return 1;
+  }
+  return 0;
+}
+
 async function dispatch(req, res, rawBody) {
   const path = req.url.split('?')[0];
+  if (knobs(path, res)) return;
   if (path === '/pw/token' && req.method === 'POST') {
     await passwordToken(req, res, rawBody);
     return;
@@ -578,6 +635,28 @@ async function admin(req, res) {
         json(res, 200, { kid: key.kid, alg, published: body.publish !== false });
         return;
       }
+      case 'POST /jwks/withdraw': {
+        // Take a key out of the published JWKS, as a provider does after
+        // a compromise; mints go on with the newest published key.
+        const { keys } = instance(provider).jwks;
+        const i = keys.findIndex((k) => k.kid === body.kid);
+        if (i < 0) throw new Error(`no published key ${body.kid}`);
+        const [gone] = keys.splice(i, 1);
+        if (currentKid[gone.alg] === gone.kid) {
+          const left = keys.filter((k) => k.alg === gone.alg);
+          if (left.length) currentKid[gone.alg] = left[left.length - 1].kid;
+        }
+        json(res, 200, { kid: gone.kid, current: currentKid[gone.alg] });
+        return;
+      }
+      case 'POST /jwks/mode':
+        jwksMode = { ...body };
+        json(res, 200, jwksMode);
+        return;
+      case 'POST /meta/mode':
+        metaMode = { ...body };
+        json(res, 200, metaMode);
+        return;
       default:
         json(res, 404, { error: `no route ${route}` });
     }
