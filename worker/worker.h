@@ -124,6 +124,7 @@ void	smtp_auth_session_gone(struct session *);
 const char *smtp_auth_mechanisms(struct session *);
 
 /* smtp_message.c */
+int	smtp_mail_room(struct session *, uint64_t size);
 void	smtp_data_start(struct session *);
 void	smtp_data_input(struct session *);
 void	smtp_data_done(void *, int, const char *, const char *);
