@@ -56,6 +56,7 @@ struct session {
 	int			 output_blocked; /* client is not reading */
 	int			 esmtp;
 	int			 tls;		/* TLS is up */
+	SSL			*tls_pending;	/* STARTTLS: once the 220 is out */
 	char			 tls_desc[96];
 	unsigned int		 errors;
 	unsigned int		 messages;
