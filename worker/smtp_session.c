@@ -50,7 +50,9 @@ struct listen_event {
 static struct listen_event	 listen_events[CONF_LISTENERS_MAX];
 static int			 nlisten_events;
 static struct event		*accept_pause_ev;
+#ifdef __GLIBC__
 static struct event		*heap_trim_ev;
+#endif
 
 static int	addr_count_cmp(struct addr_count *, struct addr_count *);
 
