@@ -252,6 +252,7 @@ struct portcullis_conf {
 	char			 auth_user[CONF_USER_MAX];	/* authd */
 	char			 chroot[PATH_MAX];	/* workers' root */
 	char			 spool[PATH_MAX];
+	uint64_t		 spool_min_free;	/* octets; 0: no floor */
 	char			 control_socket[PATH_MAX];	/* authctl */
 	int			 workers;		/* 0: one per core */
 	int			 grace_period;		/* seconds */

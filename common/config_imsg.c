@@ -78,17 +78,24 @@ send_start(struct imsgev *iev, const struct portcullis_conf *conf)
 	    sizeof(head));
 }
 
-/* Workers get each bound socket with its listener; authd, none. */
+/*
+ * Workers get a bound socket with each listener: its own from own[]
+ * where master opened one per worker (own[i] for the i-th listener,
+ * -1 for none), else master's shared one.  authd gets none.
+ */
 static int
 send_listeners(struct imsgev *iev, const struct portcullis_conf *conf,
-    int to_worker)
+    int to_worker, const int *own)
 {
 	struct listener	*l;
-	int		 fd;
+	size_t		 i = 0;
+	int		 fd, src;
 
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
 		fd = -1;
-		if (to_worker && l->fd != -1 && (fd = dup_cloexec(l->fd)) == -1)
+		src = own != NULL && own[i] != -1 ? own[i] : l->fd;
+		i++;
+		if (to_worker && src != -1 && (fd = dup_cloexec(src)) == -1)
 			return -1;
 		if (imsgev_compose(iev, IMSG_CONF_LISTENER, 0, fd, l,
 		    sizeof(*l)) == -1)
@@ -183,16 +190,12 @@ send_fd(struct imsgev *iev, uint32_t type, int fd)
 	return imsgev_compose(iev, type, 0, copy, NULL, 0);
 }
 
-/*
- * listener_fds says the child is a worker: it gets the bound sockets
- * and the PEM, never the passwords and client secrets.
- */
-int
-config_send(struct imsgev *iev, const struct portcullis_conf *conf,
-    int listener_fds, int spool_fd, int control_fd)
+static int
+config_send_all(struct imsgev *iev, const struct portcullis_conf *conf,
+    int listener_fds, const int *own, int spool_fd, int control_fd)
 {
 	if (send_start(iev, conf) == -1 ||
-	    send_listeners(iev, conf, listener_fds) == -1 ||
+	    send_listeners(iev, conf, listener_fds, own) == -1 ||
 	    send_pkis(iev, conf, listener_fds) == -1 ||
 	    send_domains_networks(iev, conf) == -1 ||
 	    (!listener_fds && send_static_users(iev, conf) == -1) ||
@@ -201,6 +204,26 @@ config_send(struct imsgev *iev, const struct portcullis_conf *conf,
 	    send_fd(iev, IMSG_CONF_CONTROL, control_fd) == -1)
 		return -1;
 	return imsgev_compose(iev, IMSG_CONF_END, 0, -1, NULL, 0);
+}
+
+/*
+ * listener_fds says the child is a worker: it gets the bound sockets
+ * and the PEM, never the passwords and client secrets.
+ */
+int
+config_send(struct imsgev *iev, const struct portcullis_conf *conf,
+    int listener_fds, int spool_fd, int control_fd)
+{
+	return config_send_all(iev, conf, listener_fds, NULL, spool_fd,
+	    control_fd);
+}
+
+/* A worker with listening sockets of its own (see send_listeners). */
+int
+config_send_worker(struct imsgev *iev, const struct portcullis_conf *conf,
+    const int *own, int spool_fd)
+{
+	return config_send_all(iev, conf, 1, own, spool_fd, -1);
 }
 
 void

@@ -17,6 +17,8 @@ struct config_recv {
 
 int	config_send(struct imsgev *, const struct portcullis_conf *,
 	    int listener_fds, int spool_fd, int control_fd);
+int	config_send_worker(struct imsgev *, const struct portcullis_conf *,
+	    const int *own_listener_fds, int spool_fd);
 int	config_recv(struct config_recv *, struct imsg *);
 void	config_recv_reset(struct config_recv *);
 void	config_close_fds(struct portcullis_conf *);

@@ -64,6 +64,7 @@
 #define PENALTY_PREFIX6_MIN	32
 #define PENALTY_PREFIX6_MAX	128
 #define MSG_SIZE_MAX		(4ULL * 1024 * 1024 * 1024)
+#define SPOOL_MIN_FREE_MAX	(1024ULL * 1024 * 1024 * 1024)
 #define TIMEOUT_MAX		(24 * 3600)		/* seconds */
 #define MAX_RECIPIENTS_MAX	100000
 #define MAX_SESSIONS_MAX	1000000
@@ -214,6 +215,7 @@ static int	 set_timeout(const char *, int64_t);
 static int	 local_domain_add(const char *);
 static int64_t	 parse_duration(const char *);
 static int64_t	 parse_size(const char *);
+static int	 set_spool_min_free(int64_t);
 static int	 set_user(char *, size_t, const char *, const char *);
 static int	 listener_add(const char *, int64_t, struct listen_opts *);
 static int	 listener_resolve(struct listener *, const char *, int);
@@ -284,7 +286,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
 %token	OAUTH CACHE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
-%token	REQUIRE SENDERCHECK SMTPS SPOOL STATIC TIMEOUT TLS TLSCIPHERS
+%token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
 %token	<v.string>	STRING
@@ -397,6 +399,20 @@ main		: HOSTNAME STRING		{
 		}
 		| MAXMESSAGESIZE size		{
 			conf->max_message_size = $2;
+		}
+		| SPOOLMINFREE NUMBER		{
+			if (set_spool_min_free($2) == -1)
+				YYERROR;
+		}
+		| SPOOLMINFREE STRING		{
+			int64_t	 n;
+
+			if ((n = parse_size($2)) == -1) {
+				conf_error("invalid size \"%s\"", $2);
+				YYERROR;
+			}
+			if (set_spool_min_free(n) == -1)
+				YYERROR;
 		}
 		| TIMEOUT STRING duration	{
 			if (set_timeout($2, $3) == -1)
@@ -922,6 +938,7 @@ static const struct keyword keywords[] = {
 	{ "sender-check",	SENDERCHECK },
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
+	{ "spool-min-free",	SPOOLMINFREE },
 	{ "static",		STATIC },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
@@ -1881,6 +1898,22 @@ parse_size(const char *s)
 	if (n > INT64_MAX / mult)
 		return -1;
 	return n * mult;
+}
+
+/*
+ * The spool's free-space floor: 0 (none) up to SPOOL_MIN_FREE_MAX; like
+ * Postfix's queue_minfree, it keeps room for messages already accepted
+ * and for everything else on that file system.
+ */
+static int
+set_spool_min_free(int64_t n)
+{
+	if (n < 0 || (uint64_t)n > SPOOL_MIN_FREE_MAX) {
+		conf_error("spool-min-free must be between 0 and 1024G");
+		return -1;
+	}
+	conf->spool_min_free = (uint64_t)n;
+	return 0;
 }
 
 /* Privileges are dropped to this user: a typo must not wait for it. */

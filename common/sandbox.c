@@ -197,6 +197,10 @@ static const int worker_spool_syscalls[] = {
 	SCMP_SYS(openat), SCMP_SYS(newfstatat), SCMP_SYS(renameat),
 	SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(fsync),
 	SCMP_SYS(fdatasync),
+	/* fstatvfs(3) on tmp/ at each MAIL, for spool-min-free: it
+	   reads a file system's counters through a descriptor the
+	   worker holds, and names no path */
+	SCMP_SYS(fstatfs),
 };
 
 /* A worker that relays: a TCP connection to a numeric next hop. */

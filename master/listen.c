@@ -4,6 +4,18 @@
  * that the users and the chroot directory the children will need are
  * there and safe.  Errors name the address, port or path and the
  * system's reason.
+ *
+ * Where the kernel balances connections over a group of sockets bound
+ * to one address with SO_REUSEPORT (Linux), every worker gets a
+ * listening socket of its own, bound by master as the worker starts:
+ * one socket shared by all workers lets whichever wakes first take
+ * most connections.  master's own socket for each listener is then
+ * bound but never listening: it holds the address across restarts and
+ * reloads, and receives nothing.  A worker's socket lives only in
+ * that worker (master closes its copy once sent), so a dead worker's
+ * socket leaves the group with it: no connection is queued where
+ * nobody accepts.  Elsewhere (OpenBSD) SO_REUSEPORT does not balance,
+ * and every worker accepts on master's one listening socket.
  */
 
 #include <sys/types.h>
@@ -11,8 +23,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -24,8 +38,13 @@
 
 #define LISTEN_BACKLOG	512
 
+/*
+ * Bind l's address; listen too unless only the address is held.
+ * SO_REUSEPORT where sockets are per worker: the group of one
+ * listener is its reservation and one socket per live worker.
+ */
 static int
-listener_bind(struct listener *l)
+listener_bind(struct listener *l, int do_listen)
 {
 	int	 fd, on = 1;
 
@@ -42,13 +61,21 @@ listener_bind(struct listener *l)
 	if (l->ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
 		log_warn("setsockopt IPV6_V6ONLY");
+#ifdef LISTEN_PER_WORKER
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1) {
+		log_warn("listen on %s port %d: SO_REUSEPORT",
+		    listener_address(l), listener_port(l));
+		close(fd);
+		return -1;
+	}
+#endif
 	if (bind(fd, (struct sockaddr *)&l->ss, l->sslen) == -1) {
 		log_warn("listen on %s port %d: bind", listener_address(l),
 		    listener_port(l));
 		close(fd);
 		return -1;
 	}
-	if (listen(fd, LISTEN_BACKLOG) == -1) {
+	if (do_listen && listen(fd, LISTEN_BACKLOG) == -1) {
 		log_warn("listen on %s port %d: listen", listener_address(l),
 		    listener_port(l));
 		close(fd);
@@ -84,7 +111,7 @@ listeners_open(struct portcullis_conf *conf, struct portcullis_conf *old)
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
 		if (listener_find(old, l) != NULL)
 			continue;
-		if ((l->fd = listener_bind(l)) == -1)
+		if ((l->fd = listener_bind(l, !LISTEN_SHARED_RESERVED)) == -1)
 			goto fail;
 	}
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
@@ -102,6 +129,45 @@ fail:
 		l->fd = -1;
 	}
 	return -1;
+}
+
+/*
+ * A worker's own listening sockets, in the order of conf's listeners
+ * (-1 where master holds none).  The caller sends and closes them.
+ * Without per-worker sockets every slot is -1 and the worker gets
+ * master's shared one.
+ */
+int
+listeners_worker(const struct portcullis_conf *conf, int *fds, size_t nfds)
+{
+	struct listener	*l;
+	size_t		 i = 0;
+
+	for (i = 0; i < nfds; i++)
+		fds[i] = -1;
+	i = 0;
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		if (i == nfds)
+			break;
+#ifdef LISTEN_PER_WORKER
+		if (l->fd != -1 && (fds[i] = listener_bind(l, 1)) == -1) {
+			listeners_close(fds, i);
+			return -1;
+		}
+#endif
+		i++;
+	}
+	return 0;
+}
+
+void
+listeners_close(int *fds, size_t nfds)
+{
+	for (size_t i = 0; i < nfds; i++) {
+		if (fds[i] != -1)
+			close(fds[i]);
+		fds[i] = -1;
+	}
 }
 
 static int
@@ -157,6 +223,115 @@ spool_open(const struct portcullis_conf *conf)
 	if ((fd = open(conf->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		log_warn("spool: open %s", conf->spool);
 	return fd;
+}
+
+/*
+ * A worker writes tmp/<id>.<pid> (deliver_spool.c) and renames it into
+ * new/<id> once it is durable.  A worker killed in between leaves the
+ * file behind, which nobody would ever remove: on a full disk that
+ * space would never come back.  master removes such files at start
+ * (no worker lives yet), when the worker that wrote one dies, and
+ * every SPOOL_SWEEP_SEC: a file whose owner is no live worker, or
+ * that is older than any session can last (a pid reused, a file of
+ * another program), goes, with a log line.
+ */
+#define SPOOL_SWEEP_LOG_MAX	20	/* lines per sweep; then a count */
+
+static int
+spool_owner_alive(pid_t pid)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &master->workers, entry)
+		if (c->pid == pid)
+			return 1;
+	return 0;
+}
+
+/* The owner's pid from "<id>.<pid>"; -1 if the name has none. */
+static pid_t
+spool_tmp_owner(const char *name)
+{
+	const char	*dot, *errstr;
+	long long	 pid;
+
+	if ((dot = strchr(name, '.')) == NULL)
+		return -1;
+	pid = strtonum(dot + 1, 1, INT32_MAX, &errstr);
+	return errstr != NULL ? -1 : (pid_t)pid;
+}
+
+/* Why name must go, or NULL.  only: sweep that owner's files alone. */
+static const char *
+spool_tmp_stale(int dfd, const char *name, int at_start, pid_t only)
+{
+	struct stat	 st;
+	pid_t		 owner = spool_tmp_owner(name);
+	time_t		 max_age;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		return NULL;
+	if (only != -1)
+		return owner == only ? "its worker died" : NULL;
+	if (at_start)
+		return "left by an earlier run";
+	if (owner != -1 && !spool_owner_alive(owner))
+		return "its worker is gone";
+	max_age = 2 * (time_t)master->conf->timeout_session + 60;
+	if (st.st_mtime < time(NULL) - max_age)
+		return "older than any session";
+	return NULL;
+}
+
+static void
+spool_sweep_dir(int at_start, pid_t only)
+{
+	struct dirent	*de;
+	DIR		*dir;
+	const char	*why;
+	unsigned int	 n = 0;
+	int		 fd;
+
+	if (master->spool_fd == -1)
+		return;
+	if ((fd = openat(master->spool_fd, "tmp", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		log_warn("spool: %s/tmp", master->conf->spool);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    (why = spool_tmp_stale(fd, de->d_name, at_start,
+		    only)) == NULL)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == -1) {
+			if (errno != ENOENT)
+				log_warn("spool: unlink tmp/%s", de->d_name);
+			continue;
+		}
+		if (++n <= SPOOL_SWEEP_LOG_MAX)
+			log_info("spool: removed tmp/%s: %s", de->d_name, why);
+	}
+	closedir(dir);
+	if (n > SPOOL_SWEEP_LOG_MAX)
+		log_info("spool: removed %u unfinished files from tmp/", n);
+}
+
+void
+spool_sweep(int at_start)
+{
+	spool_sweep_dir(at_start, -1);
+}
+
+/* A worker died: what it was writing will never be finished. */
+void
+spool_sweep_owner(pid_t pid)
+{
+	if (master->conf->deliver == DELIVER_SPOOL)
+		spool_sweep_dir(0, pid);
 }
 
 int

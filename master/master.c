@@ -35,6 +35,7 @@
 #include "sandbox.h"
 
 #define SHUTDOWN_SLACK_SEC	5	/* past the grace period */
+#define SPOOL_SWEEP_SEC		300	/* unfinished spool files: listen.c */
 
 struct master	*master;
 
@@ -135,6 +136,8 @@ master_reload(void)
 	master->conf = conf;
 	master->spool_fd = spool_fd;
 	master->generation++;
+	/* Perhaps another spool: what nobody writes there any more goes. */
+	spool_sweep(0);
 
 	/* The old generation drains; the new one starts now. */
 	TAILQ_FOREACH_SAFE(c, &master->workers, entry, next) {
@@ -231,6 +234,29 @@ master_signal(evutil_socket_t sig, short ev, void *arg)
 		master_shutdown(sig);
 		break;
 	}
+}
+
+static void
+spool_sweep_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { SPOOL_SWEEP_SEC, 0 };
+
+	(void)fd; (void)ev; (void)arg;
+	if (master->shutting_down)
+		return;
+	spool_sweep(0);
+	evtimer_add(master->spool_sweep_ev, &tv);
+}
+
+static void
+spool_sweep_init(void)
+{
+	struct timeval	 tv = { SPOOL_SWEEP_SEC, 0 };
+
+	if ((master->spool_sweep_ev = evtimer_new(master->base,
+	    spool_sweep_timer, NULL)) == NULL)
+		fatalx("evtimer_new");
+	evtimer_add(master->spool_sweep_ev, &tv);
 }
 
 static void
@@ -384,6 +410,8 @@ master_init(void)
 	if ((master->spool_fd = spool_open(master->conf)) == -1)
 		fatalx("cannot open the spool %s", master->conf->spool);
 	control_dir_prepare(master->conf->control_socket);
+	/* No worker lives yet: whatever is in tmp/ is unfinished. */
+	spool_sweep(1);
 	if ((master->control_fd = control_open(master->conf)) == -1)
 		fatalx("cannot open the control socket %s",
 		    master->conf->control_socket);
@@ -447,6 +475,7 @@ main(int argc, char *argv[])
 	if ((master->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	signals_init();
+	spool_sweep_init();
 	master->authd = child_new(ROLE_AUTHD, 0);
 	child_start(master->authd);
 	workers_start();

@@ -6,6 +6,7 @@
 
 #include <sys/queue.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <stdint.h>
 #include <time.h>
@@ -14,6 +15,17 @@
 
 #include "config.h"
 #include "imsgev.h"
+
+/*
+ * Each worker its own listening socket where the kernel spreads
+ * connections over a SO_REUSEPORT group (listen.c).
+ */
+#if defined(__linux__) && defined(SO_REUSEPORT)
+#define LISTEN_PER_WORKER	1
+#define LISTEN_SHARED_RESERVED	1	/* master's socket only holds */
+#else
+#define LISTEN_SHARED_RESERVED	0	/* master's socket is the one */
+#endif
 
 enum proc_role {
 	ROLE_AUTHD,
@@ -30,9 +42,11 @@ struct child {
 	char			 name[32];
 	int			 ready;
 	int			 retiring;	/* old generation, draining */
-	unsigned int		 failures;	/* quick deaths in a row */
+	unsigned int		 failures;	/* start-up deaths in a row */
+	unsigned int		 restarts;
 	int			 mismatch;	/* spoke another protocol */
 	struct timespec		 started;
+	struct timespec		 ready_at;
 	struct event		*respawn_ev;
 };
 TAILQ_HEAD(childlist, child);
@@ -48,7 +62,9 @@ struct master {
 	uint32_t		 generation;
 	struct child		*authd;
 	struct childlist	 workers;
+	unsigned int		 restarts;	/* of every child */
 	int			 spool_fd;
+	struct event		*spool_sweep_ev;
 	int			 control_fd;	/* authctl's socket */
 	int			 shutting_down;
 	int			 authd_stopping;	/* CTL_SHUTDOWN sent */
@@ -72,7 +88,12 @@ void		 master_maybe_exit(void);
 /* listen.c */
 int		 listeners_open(struct portcullis_conf *,
 		    struct portcullis_conf *old);
+int		 listeners_worker(const struct portcullis_conf *, int *fds,
+		    size_t nfds);
+void		 listeners_close(int *fds, size_t nfds);
 int		 spool_open(const struct portcullis_conf *);
+void		 spool_sweep(int at_start);
+void		 spool_sweep_owner(pid_t);
 int		 users_check(const struct portcullis_conf *);
 int		 chroot_check(const char *);
 int		 stores_prepare(const struct portcullis_conf *);

@@ -3,11 +3,20 @@
  *
  * Every child is fork+exec'd from the libexec directory, so each one
  * gets a fresh address-space layout, with its channel to master on
- * PROC_PARENT_FD.  A child that dies is logged and started again after
- * a back-off that doubles with each quick death, so a crash loop does
- * not spin; one that speaks another protocol version (binaries
- * replaced under a running master) is killed and tried again only at
- * the longest back-off, since only a restart of master can mend that.
+ * PROC_PARENT_FD.  A child that dies after it was ready (it had set
+ * itself up and was serving) is started again at once: if a crash is
+ * reachable from the network, a back-off there would hand an attacker
+ * the whole service for one packet now and then, and most of the time
+ * every worker would be dead at once.  Only a child that dies before
+ * it is ready (a start-up crash loop: a bad binary, a missing library,
+ * an unusable key, which no restart mends) waits, for a back-off that
+ * doubles with each such death and starts over once a child has been
+ * ready for RESPAWN_STABLE_SEC; so there is never a live worker
+ * missing for longer than one restart unless starting one fails.  One
+ * that speaks another protocol version (binaries replaced under a
+ * running master) is killed and tried again only at the longest
+ * back-off, since only a restart of master can mend that.  Every
+ * restart is logged with its cause and counted.
  * A worker and authd are introduced to each other, through
  * a socketpair master creates, as soon as both are ready; when authd
  * is restarted every worker gets a new channel.
@@ -31,9 +40,15 @@
 #include "proto.h"
 #include "sandbox.h"
 
-#define RESPAWN_BASE_MS		100
+#define RESPAWN_BASE_MS		100	/* first wait after a start-up death */
 #define RESPAWN_MAX_MS		30000
-#define RESPAWN_STABLE_SEC	10	/* alive this long: not a crash loop */
+#define RESPAWN_STABLE_SEC	10	/* ready this long: not a crash loop */
+/*
+ * A child that was ready is restarted at once, but never sooner than
+ * this after its previous start: a child that dies as soon as it is
+ * ready costs at most ten fork+exec a second, not a spinning master.
+ */
+#define RESPAWN_READY_MIN_MS	100
 
 static int	child_ready(struct imsgev *, struct imsg *);
 static int	child_ping_result(struct imsgev *, struct imsg *);
@@ -41,6 +56,7 @@ static int	child_reload(struct imsgev *, struct imsg *);
 static void	child_refused(struct imsgev *);
 static void	child_closed(struct imsgev *);
 static void	child_respawn(evutil_socket_t, short, void *);
+static void	child_respawn_later(struct child *, const char *);
 
 /*
  * What each child may send master.  Children run with less privilege
@@ -140,12 +156,29 @@ child_exec(struct child *c, int fd)
 	_exit(127);
 }
 
+/* The configuration, and a worker's own listening sockets with it. */
+static int
+child_configure(struct child *c, const int *lfds)
+{
+	if (c->role == ROLE_WORKER)
+		return config_send_worker(&c->iev, master->conf, lfds,
+		    master->spool_fd);
+	return config_send(&c->iev, master->conf, 0, -1, master->control_fd);
+}
+
 void
 child_start(struct child *c)
 {
-	int	 sp[2];
+	int	 sp[2], lfds[CONF_LISTENERS_MAX];
 	pid_t	 pid;
 
+	/* Bound first: a worker without its sockets would serve nobody. */
+	if (c->role == ROLE_WORKER && listeners_worker(master->conf, lfds,
+	    CONF_LISTENERS_MAX) == -1) {
+		child_respawn_later(c, "its listening sockets could not be "
+		    "opened");
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		fatal("socketpair");
 	switch ((pid = fork())) {
@@ -168,10 +201,11 @@ child_start(struct child *c)
 	imsgev_set_table(&c->iev,
 	    c->role == ROLE_WORKER ? from_worker : from_authd);
 	c->iev.refused = child_refused;
-	if (config_send(&c->iev, master->conf, c->role == ROLE_WORKER,
-	    c->role == ROLE_WORKER ? master->spool_fd : -1,
-	    c->role == ROLE_AUTHD ? master->control_fd : -1) == -1)
+	if (child_configure(c, lfds) == -1)
 		fatal("%s: sending configuration", c->name);
+	/* The worker's copies are queued; ours would keep them alive. */
+	if (c->role == ROLE_WORKER)
+		listeners_close(lfds, CONF_LISTENERS_MAX);
 	log_debug("%s started, pid %d", c->name, (int)pid);
 }
 
@@ -214,6 +248,7 @@ child_ready(struct imsgev *iev, struct imsg *imsg)
 	if (c->role == ROLE_WORKER && hello.id != c->id)
 		return imsgev_reject(iev, "claims to be worker %u", hello.id);
 	c->ready = 1;
+	clock_gettime(CLOCK_MONOTONIC, &c->ready_at);
 	log_info("%s ready, pid %d, generation %u", c->name, (int)c->pid,
 	    c->generation);
 	if (c->role == ROLE_WORKER) {
@@ -268,17 +303,34 @@ child_closed(struct imsgev *iev)
 }
 
 static long
-respawn_delay_ms(struct child *c)
+elapsed_ms(const struct timespec *since)
 {
 	struct timespec	 now;
-	long		 ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/*
+ * How long a dead child waits.  was_ready: it had been ready when it
+ * died.  See the top of this file for the rule.
+ */
+static long
+respawn_delay_ms(struct child *c, int was_ready)
+{
+	long	 ms, lived;
 
 	/* Another version comes back as long as master runs: no spin. */
 	if (c->mismatch)
 		return RESPAWN_MAX_MS;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec - c->started.tv_sec >= RESPAWN_STABLE_SEC)
-		c->failures = 0;
+	if (was_ready) {
+		if (elapsed_ms(&c->ready_at) >= RESPAWN_STABLE_SEC * 1000)
+			c->failures = 0;
+		lived = elapsed_ms(&c->started);
+		return lived >= RESPAWN_READY_MIN_MS ? 0 :
+		    RESPAWN_READY_MIN_MS - lived;
+	}
 	ms = RESPAWN_BASE_MS;
 	for (unsigned int i = 0; i < c->failures && ms < RESPAWN_MAX_MS; i++)
 		ms *= 2;
@@ -300,24 +352,59 @@ child_respawn(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
-child_died(struct child *c, int status)
+respawn_schedule(struct child *c, long ms, const char *why)
 {
 	struct timeval	 tv;
-	long		 ms;
 
+	c->restarts++;
+	master->restarts++;
+	log_info("restarting %s in %ld ms (%s; restart %u of %s, %u in all)",
+	    c->name, ms, why, c->restarts, c->name, master->restarts);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->respawn_ev, &tv);
+}
+
+/* Starting failed before a process existed: a start-up failure. */
+static void
+child_respawn_later(struct child *c, const char *why)
+{
+	log_warnx("%s: cannot start: %s", c->name, why);
+	respawn_schedule(c, respawn_delay_ms(c, 0), "it could not start");
+}
+
+/* "killed by signal 9" or "exited with status 1", for the log. */
+static void
+death_cause(int status, char *buf, size_t len)
+{
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
-		log_warnx("%s (pid %d) killed by the sandbox (SIGSYS): it "
-		    "made a system call its role does not allow", c->name,
-		    (int)c->pid);
+		snprintf(buf, len, "killed by the sandbox (SIGSYS): it made "
+		    "a system call its role does not allow");
 	else if (WIFSIGNALED(status))
-		log_warnx("%s (pid %d) killed by signal %d", c->name,
-		    (int)c->pid, WTERMSIG(status));
-	else if (WEXITSTATUS(status) != 0 || !(master->shutting_down ||
-	    c->retiring))
-		log_warnx("%s (pid %d) exited with status %d", c->name,
-		    (int)c->pid, WEXITSTATUS(status));
+		snprintf(buf, len, "killed by signal %d (%s)",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+}
+
+static void
+child_died(struct child *c, int status)
+{
+	char	 cause[160];
+	int	 was_ready = c->ready;
+	long	 up = elapsed_ms(&c->started);
+
+	death_cause(status, cause, sizeof(cause));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	    (master->shutting_down || c->retiring))
 		log_info("%s (pid %d) exited", c->name, (int)c->pid);
+	else
+		log_warnx("%s (pid %d) %s, %s ready, up %ld ms", c->name,
+		    (int)c->pid, cause, was_ready ? "after it was" :
+		    "before it was", up);
+	if (c->role == ROLE_WORKER)
+		spool_sweep_owner(c->pid);
 
 	c->pid = -1;
 	c->ready = 0;
@@ -332,11 +419,9 @@ child_died(struct child *c, int status)
 		child_free(c);
 		return;
 	}
-	ms = respawn_delay_ms(c);
-	log_info("restarting %s in %ld ms", c->name, ms);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(c->respawn_ev, &tv);
+	respawn_schedule(c, respawn_delay_ms(c, was_ready), c->mismatch ?
+	    "it speaks another protocol version" : was_ready ?
+	    "it died after it was ready" : "it died before it was ready");
 }
 
 static struct child *

@@ -50,7 +50,8 @@ struct delivery;
 int		 deliver_init(struct event_base *, struct portcullis_conf *,
 		    int spool_fd);
 
-/* NULL: could not start; the caller answers 451 4.3.0. */
+/* NULL: could not start; the caller answers 451 4.3.0, or 452 4.3.1
+ * if deliver_no_space(errno). */
 struct delivery	*deliver_begin(const struct envelope *, deliver_done_cb,
 		    void *arg);
 /* -1: the delivery failed already; the caller keeps reading the DATA
@@ -58,6 +59,15 @@ struct delivery	*deliver_begin(const struct envelope *, deliver_done_cb,
 int		 deliver_write(struct delivery *, const void *, size_t);
 void		 deliver_end(struct delivery *);
 void		 deliver_abort(struct delivery *);
+
+/*
+ * Room in the spool for a message of the announced size (0: none)
+ * above spool-min-free: 0 yes (and always for other methods), -1 no;
+ * the caller answers 452 4.3.1 (RFC 1870, RFC 3463).  After a failed
+ * deliver_begin(), deliver_no_space(errno) says whether it was that.
+ */
+int		 deliver_spool_room(uint64_t size);
+int		 deliver_no_space(int error);
 
 /*
  * Flow control for methods that stream (relay): the session stops

@@ -4,10 +4,17 @@
  * The worker is chrooted into an empty directory and never opens a
  * path: master opened the spool and passed its descriptor, and
  * deliver_init() opened tmp/ and new/ below it before the chroot.  A
- * message is written to tmp/<id>, fsync'd, renamed to new/<id>, and
- * new/ is fsync'd; only then does the client get 250 with the id.  A
- * worker killed half-way leaves at most a file in tmp/, never one in
- * new/.  The envelope travels in the same file, as header lines in
+ * message is written to tmp/<id>.<pid>, fsync'd, renamed to new/<id>,
+ * and new/ is fsync'd; only then does the client get 250 with the id.
+ * A worker killed half-way leaves at most a file in tmp/, never one in
+ * new/, and the pid in its name tells master whose it was: master
+ * removes it once that worker is gone (master/listen.c).
+ *
+ * A full file system is answered 452 4.3.1 (RFC 3463: mail system
+ * full), at MAIL already while the spool is below its spool-min-free
+ * floor (deliver_spool_room()), and after the final dot when a write
+ * failed for want of space; the unfinished file is removed at once,
+ * so what it took is free again for the next message.  The envelope travels in the same file, as header lines in
  * front of the message, so that one rename publishes both:
  *
  *	Return-Path: <sender>
@@ -30,6 +37,7 @@
 
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -45,10 +54,13 @@
 #define SPOOL_ID_LEN	16
 #define SPOOL_BUFSIZ	(32 * 1024)
 #define SPOOL_ID_TRIES	8
+#define SPOOL_TMP_LEN	(SPOOL_ID_LEN + 1 + 20)	/* <id>.<pid> */
+#define SPOOL_ROOM_LOG_SEC 10	/* at most one "below the floor" line */
 
 struct spool_delivery {
 	struct delivery	 d;
 	char		 id[SPOOL_ID_LEN + 1];
+	char		 tmpname[SPOOL_TMP_LEN + 1];
 	int		 fd;
 	int		 error;		/* errno of the first failure */
 	const char	*failed_op;	/* what failed */
@@ -56,6 +68,8 @@ struct spool_delivery {
 	size_t		 buflen;
 	char		 buf[SPOOL_BUFSIZ];
 };
+
+static pid_t	 spool_pid;	/* ours, in the names in tmp/ */
 
 static int
 spool_open_dir(const char *name)
@@ -88,6 +102,7 @@ spool_init(void)
 		log_warnx("deliver: spool delivery without a spool directory");
 		return -1;
 	}
+	spool_pid = getpid();
 	if ((deliver_env.tmp_fd = spool_open_dir("tmp")) == -1 ||
 	    (deliver_env.new_fd = spool_open_dir("new")) == -1) {
 		spool_cleanup();
@@ -206,16 +221,22 @@ spool_create(struct spool_delivery *s)
 	struct stat	 sb;
 	int		 tries;
 
+	int		 save;
+
 	for (tries = 0; tries < SPOOL_ID_TRIES; tries++) {
 		snprintf(s->id, sizeof(s->id), "%08" PRIx32 "%08" PRIx32,
 		    arc4random(), arc4random());
-		s->fd = openat(deliver_env.tmp_fd, s->id,
+		snprintf(s->tmpname, sizeof(s->tmpname), "%s.%ld", s->id,
+		    (long)spool_pid);
+		s->fd = openat(deliver_env.tmp_fd, s->tmpname,
 		    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (s->fd == -1) {
 			if (errno == EEXIST)
 				continue;
+			save = errno;
 			log_warn("session %016llx: spool: create tmp/%s",
-			    (unsigned long long)s->d.session_id, s->id);
+			    (unsigned long long)s->d.session_id, s->tmpname);
+			errno = save;	/* ENOSPC: the caller says 452 */
 			return -1;
 		}
 		/* Only one worker can hold tmp/<id>: this check is safe. */
@@ -224,10 +245,11 @@ spool_create(struct spool_delivery *s)
 			return 0;
 		close(s->fd);
 		s->fd = -1;
-		unlinkat(deliver_env.tmp_fd, s->id, 0);
+		unlinkat(deliver_env.tmp_fd, s->tmpname, 0);
 	}
 	log_warnx("session %016llx: spool: no free queue id after %d tries",
 	    (unsigned long long)s->d.session_id, SPOOL_ID_TRIES);
+	errno = EEXIST;
 	return -1;
 }
 
@@ -249,21 +271,11 @@ spool_begin(const struct envelope *env, deliver_done_cb done, void *arg)
 	deliver_head_init(&s->d, &deliver_spool_ops, env, done, arg);
 	s->fd = -1;
 	if (spool_create(s) == -1) {
-		free(s);
+		free(s);	/* keeps errno */
 		return NULL;
 	}
 	spool_envelope(s, env);
 	return &s->d;
-}
-
-static int
-spool_write(struct delivery *d, const void *buf, size_t len)
-{
-	struct spool_delivery	*s = (struct spool_delivery *)d;
-
-	spool_put(s, buf, len);
-	s->octets += len;
-	return s->error != 0 ? -1 : 0;
 }
 
 static void
@@ -273,9 +285,25 @@ spool_discard(struct spool_delivery *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	if (unlinkat(deliver_env.tmp_fd, s->id, 0) == -1 && errno != ENOENT)
+	if (unlinkat(deliver_env.tmp_fd, s->tmpname, 0) == -1 &&
+	    errno != ENOENT)
 		log_warn("session %016llx: spool: unlink tmp/%s",
-		    (unsigned long long)s->d.session_id, s->id);
+		    (unsigned long long)s->d.session_id, s->tmpname);
+}
+
+static int
+spool_write(struct delivery *d, const void *buf, size_t len)
+{
+	struct spool_delivery	*s = (struct spool_delivery *)d;
+
+	spool_put(s, buf, len);
+	s->octets += len;
+	if (s->error == 0)
+		return 0;
+	/* The rest of DATA is read and dropped: give the space back now. */
+	if (s->fd != -1)
+		spool_discard(s);
+	return -1;
 }
 
 /* flush, fsync, close, rename into new/, fsync new/ */
@@ -297,7 +325,7 @@ spool_commit(struct spool_delivery *s)
 		spool_fail(s, "close", errno);
 		return -1;
 	}
-	if (renameat(deliver_env.tmp_fd, s->id, deliver_env.new_fd,
+	if (renameat(deliver_env.tmp_fd, s->tmpname, deliver_env.new_fd,
 	    s->id) == -1) {
 		spool_fail(s, "rename into new/", errno);
 		return -1;
@@ -310,7 +338,7 @@ spool_commit(struct spool_delivery *s)
 		 */
 		spool_fail(s, "fsync new/", errno);
 		if (renameat(deliver_env.new_fd, s->id, deliver_env.tmp_fd,
-		    s->id) == -1)
+		    s->tmpname) == -1)
 			log_warn("session %016llx: spool: cannot take "
 			    "new/%s back", (unsigned long long)s->d.session_id,
 			    s->id);
@@ -328,9 +356,15 @@ spool_end(struct delivery *d)
 	if (spool_commit(s) == -1) {
 		errno = s->error;
 		log_warn("session %016llx: spool: %s tmp/%s",
-		    (unsigned long long)d->session_id, s->failed_op, s->id);
+		    (unsigned long long)d->session_id, s->failed_op,
+		    s->tmpname);
 		spool_discard(s);
-		deliver_finish(d, s, 451, "4.3.0", "Local error in processing");
+		if (deliver_no_space(s->error))
+			deliver_finish(d, s, 452, "4.3.1",
+			    "Insufficient system storage");
+		else
+			deliver_finish(d, s, 451, "4.3.0",
+			    "Local error in processing");
 		return;
 	}
 	log_debug("session %016llx: queued as %s, %llu octets",
@@ -347,6 +381,52 @@ spool_abort(struct delivery *d)
 
 	spool_discard(s);
 	free(s);
+}
+
+/* RFC 3463 4.3.1 rather than 4.3.0: the client may try later. */
+int
+deliver_no_space(int error)
+{
+	return error == ENOSPC || error == EDQUOT;
+}
+
+/*
+ * Room for a message of size octets (0: not announced) above the
+ * spool-min-free floor?  fstatvfs(2) on tmp/, which the worker holds
+ * open: the blocks available to an unprivileged user, which the
+ * workers' user is.  Methods other than the spool always have room,
+ * and so does a spool whose size cannot be read (the write would tell).
+ */
+int
+deliver_spool_room(uint64_t size)
+{
+	static time_t	 logged;
+	struct statvfs	 sv;
+	uint64_t	 avail, need;
+	uint64_t	 floor = deliver_env.conf != NULL ?
+			    deliver_env.conf->spool_min_free : 0;
+	time_t		 now;
+
+	if (deliver_env.tmp_fd == -1 || (floor == 0 && size == 0))
+		return 0;
+	if (fstatvfs(deliver_env.tmp_fd, &sv) == -1) {
+		log_warn("deliver: spool: fstatvfs");
+		return 0;
+	}
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	need = floor + size;
+	if (avail >= need)
+		return 0;
+	now = time(NULL);
+	if (now - logged >= SPOOL_ROOM_LOG_SEC) {
+		logged = now;
+		log_warnx("deliver: spool %s: %llu KiB free, %llu KiB "
+		    "needed (spool-min-free and the announced size): MAIL "
+		    "refused with 452 until there is room",
+		    deliver_env.conf->spool, (unsigned long long)avail / 1024,
+		    (unsigned long long)need / 1024);
+	}
+	return -1;
 }
 
 const struct deliver_ops deliver_spool_ops = {

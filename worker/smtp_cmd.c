@@ -292,6 +292,8 @@ cmd_mail(struct session *s, char *arg)
 		    "message size");
 		return;
 	}
+	if (smtp_mail_room(s, mp.size) == -1)
+		return;
 	if (!sender_allowed(s, addr)) {
 		log_info("session %016llx: sender <%s> refused for %s",
 		    (unsigned long long)s->id, addr, s->auth_user);

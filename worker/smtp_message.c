@@ -9,6 +9,7 @@
  * lines, NUL) is read to its end and then refused as a whole.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,21 @@ received_header(struct session *s)
 	return deliver_write(s->delivery, buf, (size_t)n);
 }
 
+/*
+ * RFC 1870 section 6.1 and RFC 3463 4.3.1: while the spool is below
+ * its floor (or short of the size the client announced), MAIL is
+ * answered 452 before the client sends a byte of the message.  Not
+ * the client's error: it does not count towards max-errors.  0: go on.
+ */
+int
+smtp_mail_room(struct session *s, uint64_t size)
+{
+	if (deliver_spool_room(size) == 0)
+		return 0;
+	session_reply(s, "452 4.3.1 Insufficient system storage");
+	return -1;
+}
+
 static void
 data_resume(void *arg)
 {
@@ -100,9 +116,15 @@ smtp_data_start(struct session *s)
 	    sizeof(s->env.client_addr));
 	strlcpy(s->env.helo, s->helo, sizeof(s->env.helo));
 	strlcpy(s->env.auth_user, s->auth_user, sizeof(s->env.auth_user));
+	errno = 0;
 	s->delivery = deliver_begin(&s->env, smtp_data_done, s);
 	if (s->delivery == NULL) {
-		smtp_reply_error(s, "451 4.3.0 Local error in processing");
+		if (deliver_no_space(errno))
+			session_reply(s, "452 4.3.1 Insufficient system "
+			    "storage");
+		else
+			smtp_reply_error(s, "451 4.3.0 Local error in "
+			    "processing");
 		return;
 	}
 	deliver_set_resume(s->delivery, data_resume);

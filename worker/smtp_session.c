@@ -1,8 +1,10 @@
 /*
  * smtp_session.c -- accepting connections and running sessions.
  *
- * Every worker watches the same listening sockets; whichever wins the
- * accept serves the client.  A session lives in one bufferevent (an
+ * Each worker accepts on the listening sockets master gave it: its own
+ * on Linux, where the kernel spreads connections over the workers'
+ * SO_REUSEPORT group; elsewhere one shared by all, where whichever
+ * wins the accept serves the client (master/listen.c).  A session lives in one bufferevent (an
  * OpenSSL one once TLS is up) and never blocks the loop.  Commands are
  * taken from the input in order and their replies queued; the output
  * goes out when the loop comes back, so pipelined commands (RFC 2920)
@@ -23,6 +25,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 
@@ -31,6 +37,7 @@
 #include "worker.h"
 
 #define SESSION_LINGER_TRIES	250	/* of 20 ms: 5 s for the last reply */
+#define HEAP_QUIET_MS		1000	/* no new session or handshake */
 
 #define EARLY_TALKER_REPLY \
 	"554 5.5.0 Protocol error: talked before the greeting\r\n"
@@ -43,6 +50,9 @@ struct listen_event {
 static struct listen_event	 listen_events[CONF_LISTENERS_MAX];
 static int			 nlisten_events;
 static struct event		*accept_pause_ev;
+#ifdef __GLIBC__
+static struct event		*heap_trim_ev;
+#endif
 
 static int	addr_count_cmp(struct addr_count *, struct addr_count *);
 
@@ -65,6 +75,40 @@ addr_count_unused(struct addr_count *ac)
 		RB_REMOVE(addr_tree, &addr_counts, ac);
 		free(ac);
 	}
+}
+
+/*
+ * A TLS handshake allocates some 40 KiB for a moment, between the few
+ * KiB a session keeps, and glibc's malloc returns nothing from the
+ * middle of its heap: after a burst of connections every idle session
+ * would seem to cost twice what it holds.  Once the worker has been
+ * quiet for HEAP_QUIET_MS after a burst, malloc_trim(3) gives the
+ * free pages back (madvise; the heap stays where it is).  Under steady
+ * load it never runs: the free memory is reused there anyway.  Other
+ * systems' malloc (OpenBSD's) gives pages back by itself.
+ */
+#ifdef __GLIBC__
+static void
+heap_trim(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev; (void)arg;
+	(void)malloc_trim(0);
+}
+#endif
+
+static void
+heap_trim_later(void)
+{
+#ifdef __GLIBC__
+	struct timeval	 tv = { HEAP_QUIET_MS / 1000,
+			    (HEAP_QUIET_MS % 1000) * 1000 };
+
+	if (heap_trim_ev == NULL &&
+	    (heap_trim_ev = evtimer_new(worker->base, heap_trim, NULL)) ==
+	    NULL)
+		return;
+	evtimer_add(heap_trim_ev, &tv);
+#endif
 }
 
 static void	session_read(struct bufferevent *, void *);
@@ -158,6 +202,8 @@ session_free(struct session *s)
 	}
 	event_free(s->timer);
 	bufferevent_free(s->bev);
+	SSL_free(s->tls_pending);
+	heap_trim_later();
 	log_info("session %016llx: closed, %u message(s)",
 	    (unsigned long long)s->id, s->messages);
 	free(s);
@@ -266,6 +312,7 @@ session_tls_up(struct session *s)
 	SSL	*ssl = bufferevent_openssl_get_ssl(s->bev);
 
 	s->tls = 1;
+	heap_trim_later();
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
 	log_info("session %016llx: TLS established, %s",
 	    (unsigned long long)s->id, s->tls_desc);
@@ -279,22 +326,46 @@ session_tls_up(struct session *s)
  * RFC 3207 4.2: after the handshake the session starts over, and
  * whatever the client sent after STARTTLS in the clear is discarded,
  * never executed (the CVE-2011-0411 injection).
+ *
+ * The 220 goes out in the clear first; meanwhile nothing is read, so
+ * the ClientHello waits in the kernel.  Then the plaintext
+ * bufferevent gives its socket to an OpenSSL one (session_tls_switch)
+ * rather than staying under it as a filter: one bufferevent less per
+ * session, and libevent's filter reads until OpenSSL has no more,
+ * which leaves OpenSSL holding a 16 KiB read buffer in every idle
+ * session despite SSL_MODE_RELEASE_BUFFERS; on a socket it stops when
+ * the record is consumed and the buffer is released.
  */
 void
 session_starttls(struct session *s)
 {
-	struct bufferevent	*tbev;
 	struct evbuffer		*in = bufferevent_get_input(s->bev);
-	SSL			*ssl;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if ((ssl = tls_session_new(s->listener)) == NULL) {
+	if ((s->tls_pending = tls_session_new(s->listener)) == NULL) {
 		tls_log_error(s->id, "STARTTLS");
 		session_close_after(s, "421 4.7.0 %s TLS not available",
 		    worker->conf->hostname);
 		return;
 	}
-	tbev = bufferevent_openssl_filter_new(worker->base, s->bev, ssl,
+	bufferevent_disable(s->bev, EV_READ);
+	smtp_transaction_reset(s);
+	/* Nothing more is read as a command until the handshake is done. */
+	s->state = STATE_TLS_ACCEPT;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+}
+
+/* The 220 is out: hand the socket to OpenSSL. */
+static void
+session_tls_switch(struct session *s)
+{
+	struct bufferevent	*tbev;
+	SSL			*ssl = s->tls_pending;
+	evutil_socket_t		 fd = bufferevent_getfd(s->bev);
+
+	s->tls_pending = NULL;
+	tbev = bufferevent_openssl_socket_new(worker->base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tbev == NULL) {
@@ -303,14 +374,14 @@ session_starttls(struct session *s)
 		    worker->conf->hostname);
 		return;
 	}
+	/* The socket is tbev's now: freeing the old one must not close it. */
+	bufferevent_setfd(s->bev, -1);
+	bufferevent_free(s->bev);
 	/* The client may hang up without close_notify; SMTP has its own
 	 * framing, so that is the end of the session, not an error. */
 	bufferevent_openssl_set_allow_dirty_shutdown(tbev, 1);
 	s->bev = tbev;
-	smtp_transaction_reset(s);
 	s->state = STATE_INIT;
-	s->esmtp = 0;
-	s->helo[0] = '\0';
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
@@ -448,6 +519,7 @@ session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
 	}
 	s->ac = ac;
 	ac->count++;
+	heap_trim_later();
 	TAILQ_INSERT_TAIL(&worker->sessions, s, entry);
 	worker->nsessions++;
 	log_info("session %016llx: connection from %s on %s",
@@ -594,6 +666,11 @@ session_write(struct bufferevent *bev, void *arg)
 			session_finish(s);
 		return;
 	}
+	if (s->tls_pending != NULL) {
+		if (session_output_pending(s) == 0)
+			session_tls_switch(s);
+		return;
+	}
 	if (s->output_blocked) {
 		s->output_blocked = 0;
 		session_process(s);
@@ -707,12 +784,38 @@ smtp_listen_stop(void)
 		evtimer_del(accept_pause_ev);
 }
 
+/*
+ * A socket of our own (Linux) takes the connections the kernel queued
+ * on it down with it, reset: serve them instead, as the sessions of
+ * the grace period.  A shared socket's queue stays for the others.
+ */
+static void
+listen_drain(struct listener *l)
+{
+#ifdef __linux__
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 fd;
+
+	for (;;) {
+		sslen = sizeof(ss);
+		if ((fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
+			break;
+		session_new(fd, l, &ss, sslen);
+	}
+#else
+	(void)l;
+#endif
+}
+
 /* Shutting down: give the sockets back so the port stops accepting. */
 void
 smtp_listen_close(void)
 {
 	smtp_listen_stop();
 	for (int i = 0; i < nlisten_events; i++) {
+		listen_drain(listen_events[i].listener);
 		event_free(listen_events[i].ev);
 		close(listen_events[i].listener->fd);
 		listen_events[i].listener->fd = -1;

@@ -56,6 +56,7 @@ struct session {
 	int			 output_blocked; /* client is not reading */
 	int			 esmtp;
 	int			 tls;		/* TLS is up */
+	SSL			*tls_pending;	/* STARTTLS: once the 220 is out */
 	char			 tls_desc[96];
 	unsigned int		 errors;
 	unsigned int		 messages;
@@ -124,6 +125,7 @@ void	smtp_auth_session_gone(struct session *);
 const char *smtp_auth_mechanisms(struct session *);
 
 /* smtp_message.c */
+int	smtp_mail_room(struct session *, uint64_t size);
 void	smtp_data_start(struct session *);
 void	smtp_data_input(struct session *);
 void	smtp_data_done(void *, int, const char *, const char *);

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import BUILD, Daemon, free_port  # noqa: E402
 import oauth_bench  # noqa: E402
+import node_bench  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
 HASHRATE = os.path.join(BUILD, "hashrate")
@@ -342,6 +343,7 @@ def main():
         started = []
         log("oauth: cached and uncached logins, a hung provider")
         oauth_rows = oauth_bench.run(workdir, users, hashes)
+        node_rows = node_bench.run(workdir)
         u, pw = users[0]
         raw = float(subprocess.run([HASHRATE, hashes[u], pw,
                                     str(DURATION)], capture_output=True,
@@ -387,6 +389,7 @@ def main():
         print("| %s | %s | %s | %s |" % (scenario, unit, " | ".join(cells),
                                          ratio))
     oauth_bench.print_rows(oauth_rows)
+    node_bench.print_rows(node_rows)
     auth_row = [r for r in table if r[0].startswith("AUTH only")][0][1]
     mine = (auth_row.get("portcullis") or (None, 0))[0]
     if mine:

@@ -529,6 +529,32 @@ def imsg(type_, payload=b"", peerid=0, length=None, fd_mark=False):
     return HDR.pack(type_, n, peerid, 0) + payload
 
 
+def unlisten(wpid, port):
+    """Take a stopped worker's own listening socket (Linux: one per
+    worker, SO_REUSEPORT) out of the kernel's group, so that new
+    connections go to the workers still running."""
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                inodes.add("socket:[%s]" % fields[9])
+    for fd in os.listdir("/proc/%d/fd" % wpid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (wpid, fd))
+        except OSError:
+            continue
+        if target not in inodes:
+            continue
+        dup = socket.socket(fileno=pidfd_getfd(wpid, int(fd)))
+        try:
+            dup.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        finally:
+            dup.close()
+
+
 class Channel:
     """A worker's channel to authd, taken from the stopped worker."""
 
@@ -745,6 +771,7 @@ class TestGarbageImsg(AbuseCase):
             self.stopped.append(wpid)
             ch = Channel(wpid, apid, self.types)
             self.addCleanup(ch.close)
+            unlisten(wpid, d.port)
             self.assertTrue(ch.ping(), "not the channel to authd")
             return ch, wpid
 

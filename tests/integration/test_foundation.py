@@ -116,27 +116,37 @@ class TestDescriptors(DaemonTest):
                 pass
         return out
 
-    def listener_inode(self):
+    def listener_inodes(self):
+        """The listening sockets on the port: one per worker on Linux
+        (SO_REUSEPORT), one shared elsewhere."""
+        out = set()
         with open("/proc/net/tcp") as f:
             for line in f.readlines()[1:]:
                 fields = line.split()
                 if (fields[3] == "0A" and
                         int(fields[1].split(":")[1], 16) == self.d.port):
-                    return fields[9]
-        raise AssertionError("no listening socket on %d" % self.d.port)
+                    out.add("socket:[%s]" % fields[9])
+        if not out:
+            raise AssertionError("no listening socket on %d" % self.d.port)
+        return out
 
     def test_each_child_holds_only_its_own(self):
         """A descriptor queued for one child must not leak into the
         next one forked (it would survive exec without CLOEXEC)."""
-        sock = "socket:[%s]" % self.listener_inode()
+        socks = self.listener_inodes()
         spool = os.path.join(self.d.dir, "spool")
+        held = []
         for pid in self.d.pids("worker"):
             fds = self.fd_targets(pid)
-            self.assertEqual(fds.count(sock), 1, fds)
+            mine = [fd for fd in fds if fd in socks]
+            self.assertEqual(len(mine), 1, fds)
+            held += mine
             self.assertEqual(fds.count(spool), 1, fds)
+        # Each worker its own socket, none of another's.
+        self.assertEqual(len(set(held)), len(held), held)
         for pid in self.d.pids("authd"):
             fds = self.fd_targets(pid)
-            self.assertNotIn(sock, fds)
+            self.assertEqual(socks & set(fds), set())
             self.assertNotIn(spool, fds)
 
 
@@ -186,7 +196,10 @@ class TestSupervision(DaemonTest):
         greeting, _ = greet_and_quit(self.d)
         self.assertTrue(greeting.startswith("220 "))
 
-    def test_crash_loop_backs_off(self):
+    def test_killed_after_ready_restarts_at_once(self):
+        """No back-off for a worker that died after it was ready: a
+        crash an attacker can trigger must not take the service down
+        (a start-up crash loop backs off: test_node.py)."""
         delays = []
         for _ in range(4):
             victim = self.d.pids("worker")[0]
@@ -197,10 +210,7 @@ class TestSupervision(DaemonTest):
             delays.append(int(re.search(r"in (\d+) ms", text).group(1)))
             self.d.wait_pids("worker", self.workers, exclude=[victim],
                              timeout=5.0)
-        self.assertEqual(delays[0], 100)
-        self.assertTrue(all(b >= a for a, b in zip(delays, delays[1:])),
-                        delays)
-        self.assertGreater(delays[-1], delays[0])
+        self.assertTrue(all(ms < 100 for ms in delays), delays)
 
 
 class TestReload(DaemonTest):

@@ -136,13 +136,19 @@ class TestChildVersion(unittest.TestCase):
         self.assertRegex(text, r"worker \d+ \(pid \d+\) killed by signal 9")
         self.assertRegex(text, r"restarting worker \d+ in 30000 ms")
         self.assertNotRegex(text, r"worker \d+ ready")
-        # Nobody answers SMTP: the listening socket has no worker.
-        s = self.d.connect(timeout=1.5)
+        # Nobody answers SMTP: the port has no worker.  On Linux the
+        # dead worker's own socket went with it, and the connection is
+        # refused; where workers share master's socket it hangs.
         try:
-            with self.assertRaises(socket.timeout):
-                s.recv(100)
-        finally:
-            s.close()
+            s = self.d.connect(timeout=1.5)
+        except ConnectionRefusedError:
+            s = None
+        if s is not None:
+            try:
+                with self.assertRaises(socket.timeout):
+                    s.recv(100)
+            finally:
+                s.close()
         time.sleep(0.5)
         self.assertEqual(len(re.findall(r"refused CHILD_READY",
                                         self.d.log())), 1)

@@ -885,6 +885,27 @@ Test(config, sizes)
 	    "invalid size \"99999999999999999999G\"");
 }
 
+Test(config, spool_min_free)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok("listen on 127.0.0.1 port 25\n");
+	cr_assert_eq(conf->spool_min_free, 0);
+	config_free(conf);
+	conf = parse_ok("listen on 127.0.0.1 port 25\nspool-min-free 100M\n");
+	cr_assert_eq(conf->spool_min_free, 100ULL * 1024 * 1024);
+	config_free(conf);
+	conf = parse_ok("listen on 127.0.0.1 port 25\nspool-min-free 0\n");
+	cr_assert_eq(conf->spool_min_free, 0);
+	config_free(conf);
+
+	expect_text_error("listen on 127.0.0.1 port 25\nspool-min-free 2T\n",
+	    2, "invalid size \"2T\"");
+	expect_text_error("listen on 127.0.0.1 port 25\n"
+	    "spool-min-free 1025G\n", 2,
+	    "spool-min-free must be between 0 and 1024G");
+}
+
 Test(config, durations)
 {
 	struct portcullis_conf	*conf;
