@@ -30,6 +30,9 @@
 # The mda wrapper /usr/libexec/opensmtpd/mail.mda is a compiled-in path: the helpers
 # are copied there from DIR/pkg if missing.
 #
+# PEER_TLS_CERT and PEER_TLS_KEY, when set, are the certificate and key to use (the
+# bench gives every server the same one); else a self-signed RSA-2048 one is made.
+#
 # The queue (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are compiled
 # in: only ONE OpenSMTPD instance can run on the machine at a time.
 set -eu
@@ -143,7 +146,11 @@ do_start() {
     for i in $(seq 0 15); do echo "rcpt$i@${domain:-example.org} nobody" >> "$DIR/virtual"; done
 
     mkdir -p "$DIR/tls"
-    if [ ! -s "$DIR/tls/cert.pem" ]; then
+    if [ -n "${PEER_TLS_CERT:-}" ] && [ -n "${PEER_TLS_KEY:-}" ]; then
+        cp "$PEER_TLS_CERT" "$DIR/tls/cert.pem"
+        cp "$PEER_TLS_KEY" "$DIR/tls/key.pem"
+        chmod 600 "$DIR/tls/key.pem"
+    elif [ ! -s "$DIR/tls/cert.pem" ]; then
         openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
             -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
             -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" >/dev/null 2>&1

@@ -15,7 +15,9 @@
  * Keys without the mark (any other caller) pass through untouched.
  */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stddef.h>
 
