@@ -370,6 +370,9 @@ def sink_rates(rows, workdir):
             key = " ".join(str(a) for a in args)
             if key not in cache:
                 log("load generator ceiling: %s" % key)
+                # Steady and cheap to measure: half the time will do.
+                t = args.index("-t")
+                args[t + 1] = max(2, DURATION // 2)
                 res = smtpload(port, *args)
                 cache[key] = res.get(r["metric"]) if res and \
                     not res.get("errors") else None
@@ -438,7 +441,7 @@ def idle_memory(servers, n):
         before = rss_kib(s.pids())
         p = subprocess.Popen([SMTPLOAD, "-h", "127.0.0.1", "-p",
                               str(s.idle_port), "--idle", str(n), "-t",
-                              "60"],
+                              "60", "--timeout", "15"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
         t0 = time.monotonic()
@@ -497,6 +500,13 @@ def cert_kind(cert):
     return "%s %s-bit, self-signed" % (kind, b.group(1) if b else "?")
 
 
+def best_units(a, b):
+    """Each unit rate at its best of two measurements: other work on the
+    machine can only lower a rate, so the higher one is nearer to what
+    the machine allows."""
+    return {k: {n: max(a[k][n], b[k][n]) for n in a[k]} for k in a}
+
+
 def main():
     for tool in (SMTPLOAD, HASHRATE, TLSRATE, SMTPSINK, TLS_SHIM, AUTHCTL):
         if not os.access(tool, os.R_OK):
@@ -523,6 +533,8 @@ def main():
     rows = scenarios(userfile)
     started = []
     try:
+        # Unit costs before and after the rows; the best of each is kept.
+        units0 = unit_costs(me.d.cert, me.d.key, hashes, users, me.d.dir)
         for s in servers:
             log("starting %s" % s.name)
             s.start()
@@ -536,7 +548,8 @@ def main():
         # heap would be reused and hide the cost of a session.
         memory = [idle_memory(started, n) for n in (1000, 10000)]
         run_rows(rows, servers)
-        units = unit_costs(me.d.cert, me.d.key, hashes, users, me.d.dir)
+        units = best_units(units0, unit_costs(me.d.cert, me.d.key, hashes,
+                                              users, me.d.dir))
         sink_rates(rows, workdir)
         ver = versions(workdir)
         cert = cert_kind(me.d.cert)
