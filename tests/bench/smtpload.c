@@ -4,7 +4,7 @@
  * C concurrent connections each run sessions of: connect, 220, EHLO,
  * optional STARTTLS or implicit TLS, optional AUTH PLAIN with an initial
  * response, m messages of k recipients and S octets (pipelined when the
- * server offers PIPELINING), QUIT.  Latencies are kept as samples and
+ * server offers PIPELINING, unless --no-pipelining), QUIT.  Latencies are kept as samples and
  * sorted for percentiles; every reply that is not the one expected is an
  * error, and any error makes the exit status 1.
  *
@@ -119,6 +119,7 @@ static struct {
 	long		 size;
 	int		 starttls;
 	int		 tls;
+	int		 no_pipelining;	/* wait for each reply */
 	int		 idle;
 	int		 json;
 	int		 verbose;
@@ -569,6 +570,9 @@ ehlo_line(struct session *s, const char *text, size_t len)
 {
 	/* The first line is the greeting; keywords follow. */
 	if (s->ehlo_lines++ == 0)
+		return;
+	/* --no-pipelining: a client that never uses it (RFC 2920 is optional). */
+	if (cf.no_pipelining)
 		return;
 	if (len >= 10 && strncasecmp(text, "PIPELINING", 10) == 0 &&
 	    (len == 10 || text[10] == ' '))
@@ -1055,10 +1059,11 @@ report(void)
 	if (cf.json) {
 		printf("{\"host\":\"%s\",\"port\":\"%s\",\"tls\":\"%s\","
 		    "\"auth\":%s,\"concurrency\":%d,\"messages_per_session\":%d,"
-		    "\"rcpts\":%d,\"size\":%ld,",
+		    "\"rcpts\":%d,\"size\":%ld,\"pipelining\":%s,",
 		    cf.host, cf.port, cf.tls ? "implicit" : cf.starttls ?
 		    "starttls" : "none", nusers > 0 ? "true" : "false",
-		    cf.idle ? cf.idle : cf.conc, cf.msgs, cf.rcpts, cf.size);
+		    cf.idle ? cf.idle : cf.conc, cf.msgs, cf.rcpts, cf.size,
+		    cf.no_pipelining ? "false" : "true");
 		if (cf.idle)
 			printf("\"idle_open\":%d,", idle_open);
 		printf("\"elapsed_s\":%.3f,\"sessions_started\":%llu,"
@@ -1133,7 +1138,7 @@ usage(void)
 	    "\t[-h host] [-k rcpts] [-m messages] [-n sessions] [-p port] "
 	    "[-s size]\n"
 	    "\t[-t seconds] [-v] [--ack-log file] [--ehlo name] "
-	    "[--from addr]\n\t[--idle count] [--sni name] "
+	    "[--from addr]\n\t[--idle count] [--no-pipelining] [--sni name] "
 	    "[--timeout seconds] [--to addr]\n",
 	    getprogname());
 	exit(2);
@@ -1153,7 +1158,8 @@ num(const char *s, const char *what, long lo, long hi)
 
 enum {
 	OPT_STARTTLS = 256, OPT_TLS, OPT_AUTH, OPT_FROM, OPT_TO, OPT_EHLO,
-	OPT_IDLE, OPT_JSON, OPT_TIMEOUT, OPT_SNI, OPT_ACKLOG, OPT_HELP
+	OPT_IDLE, OPT_JSON, OPT_TIMEOUT, OPT_SNI, OPT_ACKLOG, OPT_NOPIPE,
+	OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -1168,6 +1174,7 @@ static const struct option longopts[] = {
 	{ "timeout",	required_argument,	NULL, OPT_TIMEOUT },
 	{ "sni",	required_argument,	NULL, OPT_SNI },
 	{ "ack-log",	required_argument,	NULL, OPT_ACKLOG },
+	{ "no-pipelining", no_argument,		NULL, OPT_NOPIPE },
 	{ "help",	no_argument,		NULL, OPT_HELP },
 	{ NULL,		0,			NULL, 0 }
 };
@@ -1252,6 +1259,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_ACKLOG:
 			cf.acklog = optarg;
+			break;
+		case OPT_NOPIPE:
+			cf.no_pipelining = 1;
 			break;
 		default:
 			usage();

@@ -6,7 +6,10 @@ never pass for a success.
 
 import json
 import os
+import socket
 import subprocess
+import threading
+import time
 import unittest
 
 from daemon import BUILD, Daemon
@@ -69,6 +72,111 @@ class TestSmtpload(unittest.TestCase):
         # Pipelined: RCPT is refused (554 5.7.1), and so is the DATA
         # that was already on its way (554 5.5.1), in each session.
         self.assertEqual(res["error_replies"].get("554"), 6)
+
+
+class PatientServer:
+    """A minimal SMTP server that offers PIPELINING and, before it
+    answers a command, waits a moment and counts the commands received
+    and not yet answered: a client that waits for each reply never has
+    more than one outstanding; a pipelining one has MAIL, RCPT and DATA
+    in flight together."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.max_outstanding = 0
+        self.commands = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.session(conn)
+
+    def session(self, conn):
+        buf = b""
+        conn.sendall(b"220 patient ESMTP\r\n")
+        in_data = False
+        while True:
+            if in_data:
+                while b"\r\n.\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                buf = buf.split(b"\r\n.\r\n", 1)[1]
+                in_data = False
+                conn.sendall(b"250 2.0.0 queued\r\n")
+                continue
+            while b"\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            # Give a pipelining client time to send what follows.
+            time.sleep(0.05)
+            conn.setblocking(False)
+            try:
+                buf += conn.recv(65536)
+            except BlockingIOError:
+                pass
+            conn.setblocking(True)
+            self.max_outstanding = max(self.max_outstanding,
+                                       buf.count(b"\r\n"))
+            line, buf = buf.split(b"\r\n", 1)
+            self.commands += 1
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-patient\r\n250-PIPELINING\r\n"
+                             b"250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                in_data = True
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 ok\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+class TestNoPipelining(unittest.TestCase):
+    def run_against(self, *extra):
+        srv = PatientServer()
+        try:
+            p = subprocess.run([SMTPLOAD, "-p", str(srv.port), "--json",
+                                "-n", "2", "-m", "2", "-s", "300"] +
+                               list(extra), capture_output=True, text=True,
+                               timeout=60)
+        finally:
+            srv.close()
+        return p.returncode, json.loads(p.stdout), srv
+
+    def test_waits_for_each_reply(self):
+        rc, res, srv = self.run_against("--no-pipelining")
+        self.assertEqual(rc, 0, res)
+        self.assertEqual(res["messages"], 4)
+        self.assertIs(res["pipelining"], False)
+        # EHLO, then MAIL, RCPT, DATA per message, QUIT: each alone.
+        self.assertEqual(srv.commands, 2 * (1 + 2 * 3 + 1))
+        self.assertEqual(srv.max_outstanding, 1)
+
+    def test_pipelines_when_offered(self):
+        # The control: the same server does see a pipelining client.
+        rc, res, srv = self.run_against()
+        self.assertEqual(rc, 0, res)
+        self.assertEqual(res["messages"], 4)
+        self.assertIs(res["pipelining"], True)
+        self.assertGreaterEqual(srv.max_outstanding, 3)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,40 @@
 #!/bin/bash
 # Private OpenSMTPD (Debian 12: 6.8.0p2) peer for portcullis's benchmark.
 #
-#   opensmtpd.sh start DIR PORT USERFILE
-#   opensmtpd.sh stop  DIR [PORT USERFILE]
+#   opensmtpd.sh start DIR PORT USERFILE [SMTPS_PORT [PLAIN_PORT]]
+#   opensmtpd.sh stop  DIR
 #   opensmtpd.sh pids  DIR      # every pid of this instance, one per line
 #
 # The package is fetched with `apt-get download opensmtpd` and unpacked (dpkg -x) into
 # DIR/pkg (it conflicts with postfix in apt). Runs `DIR/pkg/usr/sbin/smtpd -d -f
 # DIR/smtpd.conf` in the background (pid in DIR/smtpd.pid, log DIR/smtpd.log).
 #
-# LIMITS OF THIS PEER (OpenSMTPD 6.8 as built by Debian 12):
-#  * its parser refuses AUTH on a listener without TLS ("invalid listen option: auth
-#    requires tls/smtps"), and its TLS fails every handshake here (privsep RSA/ECDSA
-#    engine vs OpenSSL 3: "rsa routines::missing private key ... EVP lib"). So the
-#    default mode is PLAINTEXT, NO AUTH: mail from 127.0.0.1 to any recipient is
-#    accepted without authentication. Compare it on unauthenticated plaintext scenarios
-#    only. USERFILE is still hashed into DIR/creds (`user $6$...`, sha512-crypt).
-#  * OPENSMTPD_TLS_AUTH=1 instead configures STARTTLS (self-signed DIR/tls/) + AUTH
-#    against DIR/creds (auth-optional); kept for a fixed OpenSMTPD build, fails here.
-#  * the queue (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are compiled
-#    in: only ONE OpenSMTPD instance can run on the machine at a time.
-# Durability: the queue (queue_fs) writes and commits the message before the 250;
-# delivery is `mda "cat > /dev/null"` as user nobody (virtual table "@ nobody"). The mda
-# wrapper /usr/libexec/opensmtpd/mail.mda is a compiled-in path: the helpers are copied
-# there from DIR/pkg if missing.
+# Listeners, all on 127.0.0.1:
+#  * PORT: STARTTLS offered, AUTH PLAIN/LOGIN after it against DIR/creds (the USERFILE's
+#    users, sha512-crypt), authenticated mail to any recipient is accepted;
+#  * SMTPS_PORT (if given): the same over implicit TLS;
+#  * PLAIN_PORT (if given): plaintext without AUTH; mail from loopback to the
+#    recipients in DIR/virtual only.
+# Recipients it knows, with or without AUTH: rcpt0..rcpt15@ the USERFILE's first domain
+# (DIR/virtual, a table lookup: any other recipient gets 550 or 524 5.2.4).
+# OpenSMTPD 6.8 refuses AUTH on a listener without TLS ("auth requires tls/smtps"): it
+# cannot serve authenticated plaintext.
+#
+# TLS under OpenSSL 3: Debian 12's build fails every handshake ("missing private key":
+# its privsep key marking lands on a cached legacy copy of the key). OPENSMTPD_TLS_SHIM
+# names our LD_PRELOAD work-around (opensmtpd_tls_shim.c, built by make bench); without
+# it TLS fails as shipped.
+#
+# Durability: OpenSMTPD does NOT fsync the queued message before its 250 (queue_fs
+# writes and renames; no fsync). Delivery is `mda "cat > /dev/null"` as user nobody.
+# The mda wrapper /usr/libexec/opensmtpd/mail.mda is a compiled-in path: the helpers
+# are copied there from DIR/pkg if missing.
+#
+# PEER_TLS_CERT and PEER_TLS_KEY, when set, are the certificate and key to use (the
+# bench gives every server the same one); else a self-signed RSA-2048 one is made.
+#
+# The queue (/var/spool/smtpd) and control socket (/var/run/smtpd.sock) are compiled
+# in: only ONE OpenSMTPD instance can run on the machine at a time.
 set -eu
 
 die() { echo "opensmtpd.sh: $*" >&2; exit 1; }
@@ -34,6 +45,8 @@ CMD=$1
 DIR=$2
 PORT=${3:-}
 USERFILE=${4:-}
+SMTPS_PORT=${5:-}
+PLAIN_PORT=${6:-}
 case "$DIR" in /*) ;; *) DIR=$(cd "$DIR" 2>/dev/null && pwd || echo "$PWD/$DIR");; esac
 SMTPD=$DIR/pkg/usr/sbin/smtpd
 
@@ -126,37 +139,62 @@ do_start() {
     mv "$DIR/creds.tmp" "$DIR/creds"
     chown root:opensmtpd "$DIR/creds"; chmod 640 "$DIR/creds"
 
-    # every recipient maps to the system user nobody, who runs the mda
-    echo '@ nobody' > "$DIR/virtual"
-    local listen
-    if [ "${OPENSMTPD_TLS_AUTH:-0}" = 1 ]; then
-        mkdir -p "$DIR/tls"
-        if [ ! -s "$DIR/tls/cert.pem" ]; then
-            openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
-                -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-                -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" >/dev/null 2>&1
-            chmod 600 "$DIR/tls/key.pem"
-        fi
-        listen="pki localhost cert \"$DIR/tls/cert.pem\"
-pki localhost key \"$DIR/tls/key.pem\"
-listen on 127.0.0.1 port $PORT tls pki localhost auth <creds> hostname peer-opensmtpd.localdomain
-match from any auth for any action \"sink\""
-    else
-        listen="listen on 127.0.0.1 port $PORT hostname peer-opensmtpd.localdomain
-match from local for any action \"sink\""
+    # recipients it knows (an unknown one gets 524 5.2.4): all go to user nobody
+    local domain i
+    domain=$(sed -n 's/^[^#:]*@\([^:]*\):.*/\1/p' "$USERFILE" | head -n1)
+    : > "$DIR/virtual"
+    for i in $(seq 0 15); do echo "rcpt$i@${domain:-example.org} nobody" >> "$DIR/virtual"; done
+
+    mkdir -p "$DIR/tls"
+    if [ -n "${PEER_TLS_CERT:-}" ] && [ -n "${PEER_TLS_KEY:-}" ]; then
+        cp "$PEER_TLS_CERT" "$DIR/tls/cert.pem"
+        cp "$PEER_TLS_KEY" "$DIR/tls/key.pem"
+        chmod 600 "$DIR/tls/key.pem"
+    elif [ ! -s "$DIR/tls/cert.pem" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" >/dev/null 2>&1
+        chmod 600 "$DIR/tls/key.pem"
     fi
+    local listen="listen on 127.0.0.1 port $PORT tls pki localhost auth <creds> hostname peer-opensmtpd.localdomain"
+    [ -n "$SMTPS_PORT" ] && listen="$listen
+listen on 127.0.0.1 port $SMTPS_PORT smtps pki localhost auth <creds> hostname peer-opensmtpd.localdomain"
+    [ -n "$PLAIN_PORT" ] && listen="$listen
+listen on 127.0.0.1 port $PLAIN_PORT hostname peer-opensmtpd.localdomain"
     cat > "$DIR/smtpd.conf" <<CONF
 # private OpenSMTPD peer (portcullis benchmark)
+pki localhost cert "$DIR/tls/cert.pem"
+pki localhost key "$DIR/tls/key.pem"
 table creds file:$DIR/creds
 table vmap file:$DIR/virtual
 action "sink" mda "cat > /dev/null" virtual <vmap>
 $listen
+match from any auth for any action "sink"
+match from local for domain "${domain:-example.org}" action "sink"
 CONF
     "$SMTPD" -n -f "$DIR/smtpd.conf" >/dev/null 2>"$DIR/smtpd-check.out" || { cat "$DIR/smtpd-check.out" >&2; die "bad config"; }
 
     # -d: foreground, logs to stderr (there is no syslog here); we background it ourselves
     : > "$DIR/smtpd.log"
-    setsid "$SMTPD" -d -f "$DIR/smtpd.conf" >>"$DIR/smtpd.log" 2>&1 </dev/null &
+    local preload=""
+    if [ -n "${OPENSMTPD_TLS_SHIM:-}" ]; then
+        [ -r "$OPENSMTPD_TLS_SHIM" ] || die "OPENSMTPD_TLS_SHIM $OPENSMTPD_TLS_SHIM: not readable"
+        preload=$OPENSMTPD_TLS_SHIM
+    fi
+    # It sizes its session table from the descriptor limit.
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    # Its resolver (asr: "lookup bind file") asks DNS for every client's PTR
+    # first; with no DNS server reachable a session then waits 5 s for its
+    # greeting. Give it, in a mount namespace of its own, a resolv.conf that
+    # says "lookup file" (/etc/hosts only); the machine's stays untouched.
+    printf 'lookup file\n' > "$DIR/resolv.conf"
+    local ns=()
+    if unshare -m true 2>/dev/null; then
+        ns=(unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$DIR/resolv.conf")
+    else
+        echo "opensmtpd.sh: no mount namespace: its DNS lookups may stall sessions" >&2
+    fi
+    LD_PRELOAD=$preload setsid "${ns[@]}" "$SMTPD" -d -f "$DIR/smtpd.conf" >>"$DIR/smtpd.log" 2>&1 </dev/null &
     echo $! > "$DIR/smtpd.pid"
     local i up=0
     for i in $(seq 100); do
@@ -168,10 +206,10 @@ CONF
         echo "---- $DIR/smtpd.log ----" >&2; cat "$DIR/smtpd.log" >&2
         do_stop >&2; die "OpenSMTPD did not answer 220 on 127.0.0.1:$PORT within 10 s"
     fi
-    echo "opensmtpd.sh: up on 127.0.0.1:$PORT ($([ "${OPENSMTPD_TLS_AUTH:-0}" = 1 ] && echo 'STARTTLS + AUTH (TLS broken here)' || echo 'plaintext, NO AUTH'))"
+    echo "opensmtpd.sh: up on 127.0.0.1:$PORT (STARTTLS + AUTH)${SMTPS_PORT:+, :$SMTPS_PORT (smtps + AUTH)}${PLAIN_PORT:+, :$PLAIN_PORT (plaintext, no AUTH)}"
+    echo "  TLS shim: ${preload:-none (TLS fails under OpenSSL 3)}"
     echo "  smtpd parent pid: $(main_pid)  (pid file $DIR/smtpd.pid; its children are the privsep processes)"
     echo "  config: $DIR/smtpd.conf  creds: $DIR/creds  log: $DIR/smtpd.log"
-    [ "${OPENSMTPD_TLS_AUTH:-0}" = 1 ] && echo "  tls: cert $DIR/tls/cert.pem key $DIR/tls/key.pem"
     echo "  all pids: $(all_pids | tr '\n' ' ')"
 }
 

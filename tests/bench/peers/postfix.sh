@@ -1,16 +1,21 @@
 #!/bin/bash
 # Private Postfix + private Dovecot (SASL only) peer for portcullis's benchmark.
 #
-#   postfix.sh start DIR PORT USERFILE
-#   postfix.sh stop  DIR [PORT USERFILE]
+#   postfix.sh start DIR PORT USERFILE [SMTPS_PORT]
+#   postfix.sh stop  DIR
 #   postfix.sh pids  DIR          # every pid of this instance (postfix + dovecot), one per line
 #
 # DIR gets everything: etc/ (main.cf, master.cf), queue/ (queue_directory, fsync'd),
 # data/, postfix.log, tls/{cert,key}.pem (self-signed, STARTTLS), dovecot/ (dovecot.conf,
 # passwd in sha512-crypt, run/ = base_dir with the auth-client socket, dovecot.log).
 # Listens on 127.0.0.1:PORT: plaintext + STARTTLS (smtpd_tls_security_level = may),
-# AUTH PLAIN/LOGIN against USERFILE ("user:password" lines), relays any recipient
-# for authenticated clients only, delivers everything to the discard transport.
+# and on SMTPS_PORT (if given) with implicit TLS; AUTH PLAIN/LOGIN against USERFILE
+# ("user:password" lines); relays any recipient for authenticated clients, and
+# accepts mail to the USERFILE's first domain without AUTH (as portcullis does for
+# its local domains); delivers everything to the discard transport.
+# PEER_TLS_CERT and PEER_TLS_KEY, when set, are the certificate and key to use (the
+# bench gives every server the same one); else a self-signed RSA-2048 one is made.
+# default_process_limit is 300, so that 256 concurrent clients each get an smtpd.
 set -eu
 
 die() { echo "postfix.sh: $*" >&2; exit 1; }
@@ -22,6 +27,7 @@ CMD=$1
 DIR=$2
 PORT=${3:-}
 USERFILE=${4:-}
+SMTPS_PORT=${5:-}
 
 case "$DIR" in /*) ;; *) DIR=$(cd "$DIR" 2>/dev/null && pwd || echo "$PWD/$DIR");; esac
 
@@ -142,8 +148,12 @@ do_start() {
     chown root:root "$DIR/queue" "$DIR/etc"; chmod 755 "$DIR/queue" "$DIR/etc"
     chown postfix:postfix "$DIR/data"; chmod 700 "$DIR/data"
 
-    # --- TLS (self-signed) ---
-    if [ ! -s "$DIR/tls/cert.pem" ]; then
+    # --- TLS (the bench's, or self-signed) ---
+    if [ -n "${PEER_TLS_CERT:-}" ] && [ -n "${PEER_TLS_KEY:-}" ]; then
+        cp "$PEER_TLS_CERT" "$DIR/tls/cert.pem"
+        cp "$PEER_TLS_KEY" "$DIR/tls/key.pem"
+        chmod 600 "$DIR/tls/key.pem"
+    elif [ ! -s "$DIR/tls/cert.pem" ]; then
         openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
             -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
             -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" >/dev/null 2>&1 \
@@ -196,6 +206,8 @@ DC
     [ -S "$DIR/dovecot/run/auth-client" ] || { tail -n 30 "$DIR/dovecot/dovecot.log" >&2; do_stop >&2; die "dovecot auth socket did not appear"; }
 
     # --- Postfix ---
+    local domain
+    domain=$(sed -n 's/^[^#:]*@\([^:]*\):.*/\1/p' "$USERFILE" | head -n1)
     cat > "$DIR/etc/main.cf" <<PF
 # private postfix peer (portcullis benchmark)
 compatibility_level = 3.6
@@ -211,7 +223,9 @@ myhostname = peer-postfix.localdomain
 mydomain = localdomain
 myorigin = \$myhostname
 mydestination =
-relay_domains =
+relay_domains = ${domain:-example.org}
+# 256 concurrent clients each get an smtpd (the default is 100)
+default_process_limit = 300
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 # only used to exempt the load generator from anvil limits; NOT in any restriction
@@ -239,8 +253,8 @@ smtpd_sasl_path = $DIR/dovecot/run/auth-client
 smtpd_sasl_security_options = noanonymous
 broken_sasl_auth_clients = no
 smtpd_sasl_authenticated_header = no
-smtpd_relay_restrictions = permit_sasl_authenticated, reject
-smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = permit_sasl_authenticated, permit_auth_destination, reject
 # STARTTLS
 smtpd_tls_security_level = may
 smtpd_tls_auth_only = no
@@ -251,6 +265,7 @@ PF
     cat > "$DIR/etc/master.cf" <<MC
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$PORT inet n     -       n       -       -       smtpd
+$([ -n "$SMTPS_PORT" ] && echo "127.0.0.1:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes")
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -286,7 +301,7 @@ MC
         echo "---- $DIR/postfix.log ----" >&2; cat "$DIR/postfix.log" "$DIR/postfix-start.out" >&2
         do_stop >&2; die "postfix did not answer 220 on 127.0.0.1:$PORT within 10 s"
     fi
-    echo "postfix.sh: up on 127.0.0.1:$PORT (plaintext + STARTTLS)"
+    echo "postfix.sh: up on 127.0.0.1:$PORT (plaintext + STARTTLS)${SMTPS_PORT:+, :$SMTPS_PORT (smtps)}"
     echo "  postfix master pid: $(pf_pid)  (pid file $DIR/queue/pid/master.pid)"
     echo "  dovecot master pid: $(dc_pid)  (pid file $DIR/dovecot/run/master.pid)"
     echo "  config: $DIR/etc/main.cf $DIR/etc/master.cf $DIR/dovecot/dovecot.conf"
