@@ -210,12 +210,37 @@ cmd_test(struct ctl *c, int argc, char *argv[])
 	    EXIT_TEMPFAIL;
 }
 
+/*
+ * The next row of a listing that ends with IMSG_CTL_END: 1 with row
+ * filled, 0 at the end (the connection is then closed), -1 when the
+ * connection failed.  A reply of another kind ends authctl.
+ */
+static int
+live_row(struct imsgbuf *ibuf, uint32_t type, void *row, size_t len)
+{
+	struct imsg	 imsg;
+	uint32_t	 t;
+
+	if (live_next(ibuf, &imsg) == -1)
+		return -1;
+	if ((t = imsg_get_type(&imsg)) == IMSG_CTL_END) {
+		imsg_free(&imsg);
+		imsgbuf_clear(ibuf);
+		close(ibuf->fd);
+		return 0;
+	}
+	if (t != type || imsg_get_data(&imsg, row, len) == -1)
+		errx(EXIT_STORE, "control socket: unexpected reply");
+	imsg_free(&imsg);
+	return 1;
+}
+
 int
 cmd_stats(struct ctl *c, int argc, char *argv[])
 {
 	struct imsgbuf		 ibuf;
-	struct imsg		 imsg;
 	struct ctl_stats	 st;
+	int			 n;
 
 	(void)argv;
 	if (argc != 1)
@@ -225,24 +250,14 @@ cmd_stats(struct ctl *c, int argc, char *argv[])
 		return EXIT_STORE;
 	printf("%-24s %10s %10s %10s\n", "checker", "ok", "fail",
 	    "tempfail");
-	for (;;) {
-		if (live_next(&ibuf, &imsg) == -1)
-			return EXIT_STORE;
-		if (imsg_get_type(&imsg) == IMSG_CTL_END)
-			break;
-		if (imsg_get_type(&imsg) != IMSG_CTL_STATS_REPLY ||
-		    imsg_get_data(&imsg, &st, sizeof(st)) == -1)
-			errx(EXIT_STORE, "control socket: unexpected reply");
+	while ((n = live_row(&ibuf, IMSG_CTL_STATS_REPLY, &st,
+	    sizeof(st))) == 1) {
 		st.checker[sizeof(st.checker) - 1] = '\0';
 		printf("%-24s %10llu %10llu %10llu\n", st.checker,
 		    (unsigned long long)st.ok, (unsigned long long)st.fail,
 		    (unsigned long long)st.tempfail);
-		imsg_free(&imsg);
 	}
-	imsg_free(&imsg);
-	imsgbuf_clear(&ibuf);
-	close(ibuf.fd);
-	return 0;
+	return n == -1 ? EXIT_STORE : 0;
 }
 
 int
@@ -306,23 +321,14 @@ static int
 oauth_keys(struct ctl *c, const char *name)
 {
 	struct imsgbuf	 ibuf;
-	struct imsg	 imsg;
 	struct ctl_key	 k;
 	char		 t1[32], t2[32], t3[32], kid[JWT_KID_MAX * 4];
 	char		 who[256];
-	int		 rv, rows = 0;
+	int		 n, rv, rows = 0;
 
 	if ((rv = live_checker_request(c, &ibuf, IMSG_CTL_KEYS, name)) != 0)
 		return rv;
-	for (;;) {
-		if (live_next(&ibuf, &imsg) == -1)
-			return EXIT_STORE;
-		if (imsg_get_type(&imsg) == IMSG_CTL_END)
-			break;
-		if (imsg_get_type(&imsg) != IMSG_CTL_KEY ||
-		    imsg_get_data(&imsg, &k, sizeof(k)) == -1)
-			errx(EXIT_STORE, "control socket: unexpected reply");
-		imsg_free(&imsg);
+	while ((n = live_row(&ibuf, IMSG_CTL_KEY, &k, sizeof(k))) == 1) {
 		k.checker[sizeof(k.checker) - 1] = '\0';
 		k.kid[sizeof(k.kid) - 1] = '\0';
 		k.alg[sizeof(k.alg) - 1] = '\0';
@@ -337,9 +343,8 @@ oauth_keys(struct ctl *c, const char *name)
 		    live_time(k.refresh, t2, sizeof(t2)),
 		    live_time(k.expires, t3, sizeof(t3)));
 	}
-	imsg_free(&imsg);
-	imsgbuf_clear(&ibuf);
-	close(ibuf.fd);
+	if (n == -1)
+		return EXIT_STORE;
 	if (rows == 0) {
 		warnx("no keys%s%s", name != NULL ? " for checker " : "",
 		    name != NULL ? safe_str(name, who, sizeof(who)) : "");
@@ -352,23 +357,15 @@ static int
 oauth_refresh(struct ctl *c, const char *name)
 {
 	struct imsgbuf		 ibuf;
-	struct imsg		 imsg;
 	struct ctl_refreshed	 r;
 	char			 who[256], why[sizeof(r.error) * 4];
-	int			 rv, rows = 0, failed = 0;
+	int			 n, rv, rows = 0, failed = 0;
 
 	if ((rv = live_checker_request(c, &ibuf, IMSG_CTL_REFRESH,
 	    name)) != 0)
 		return rv;
-	for (;;) {
-		if (live_next(&ibuf, &imsg) == -1)
-			return EXIT_STORE;
-		if (imsg_get_type(&imsg) == IMSG_CTL_END)
-			break;
-		if (imsg_get_type(&imsg) != IMSG_CTL_REFRESHED ||
-		    imsg_get_data(&imsg, &r, sizeof(r)) == -1)
-			errx(EXIT_STORE, "control socket: unexpected reply");
-		imsg_free(&imsg);
+	while ((n = live_row(&ibuf, IMSG_CTL_REFRESHED, &r,
+	    sizeof(r))) == 1) {
 		rows++;
 		r.checker[sizeof(r.checker) - 1] = '\0';
 		r.error[sizeof(r.error) - 1] = '\0';
@@ -383,9 +380,8 @@ oauth_refresh(struct ctl *c, const char *name)
 			    r.failures);
 		}
 	}
-	imsg_free(&imsg);
-	imsgbuf_clear(&ibuf);
-	close(ibuf.fd);
+	if (n == -1)
+		return EXIT_STORE;
 	if (rows == 0) {
 		warnx("no oauth checker%s%s", name != NULL ? " named " : "",
 		    name != NULL ? safe_str(name, who, sizeof(who)) : "");

@@ -197,13 +197,9 @@ static void
 chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 {
 	struct auth_verdict	 v;
-	struct timespec		 now;
 	char			 user[CONF_AUTH_NAME_MAX * 4];
-	long			 ms;
+	long			 ms = elapsed_ms(&ctx->started);
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (now.tv_sec - ctx->started.tv_sec) * 1000 +
-	    (now.tv_nsec - ctx->started.tv_nsec) / 1000000;
 	/* A token login that named nobody is audited as whom it proved. */
 	if (ctx->user[0] == '\0' && result == AUTH_OK)
 		escape_text(ctx->canonical, strlen(ctx->canonical), user,

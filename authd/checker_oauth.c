@@ -639,11 +639,7 @@ jwks_done(const struct http_response *r, void *arg)
 
 	p->jwks_req = NULL;
 	if (r->status != 200) {
-		if (r->status == 0)
-			errbuf_set(err, sizeof(err), "%s", r->error != NULL ?
-			    r->error : "no answer");
-		else
-			errbuf_set(err, sizeof(err), "HTTP %ld", r->status);
+		http_failure(r, err, sizeof(err));
 		refresh_failed(p, "JWKS", err);
 	} else if ((set = jwks_parse(r->body, r->len, err, sizeof(err))) ==
 	    NULL)
@@ -832,11 +828,7 @@ meta_done(const struct http_response *r, void *arg)
 			return;
 	}
 	if (r->status != 200) {
-		if (r->status == 0)
-			errbuf_set(err, sizeof(err), "%s", r->error != NULL ?
-			    r->error : "no answer");
-		else
-			errbuf_set(err, sizeof(err), "HTTP %ld", r->status);
+		http_failure(r, err, sizeof(err));
 	} else if (meta_parse(p, r, err, sizeof(err)) == 0) {
 		p->meta_ok = 1;
 		/* the fetch first: the woken checks wait for it */

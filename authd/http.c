@@ -30,6 +30,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "util.h"
 
 struct http_req {
 	TAILQ_ENTRY(http_req)	 entry;
@@ -113,16 +114,6 @@ struct event_base *
 http_event_base(void)
 {
 	return base;
-}
-
-static long
-elapsed_ms(const struct timespec *since)
-{
-	struct timespec	 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - since->tv_sec) * 1000 +
-	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
 static void
@@ -592,4 +583,15 @@ http_form_escape(const char *s, size_t len)
 	}
 	*p = '\0';
 	return out;
+}
+
+/* Why a request did not end in 200, for a log line. */
+void
+http_failure(const struct http_response *r, char *err, size_t errlen)
+{
+	if (r->status == 0)
+		errbuf_set(err, errlen, "%s", r->error != NULL ? r->error :
+		    "no answer");
+	else
+		errbuf_set(err, errlen, "HTTP %ld", r->status);
 }

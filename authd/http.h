@@ -60,5 +60,8 @@ long	 http_max_age(const char *value, size_t len);
 
 /* Helpers for building request bodies (RFC 6749 appendix B). */
 char	*http_form_escape(const char *, size_t);	/* malloc'd */
+/* Why a request did not end in 200, for a log line. */
+void	http_failure(const struct http_response *, char *err,
+	    size_t errlen);
 
 #endif /* PORTCULLIS_HTTP_H */

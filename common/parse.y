@@ -2458,83 +2458,86 @@ kv_clients(struct checker_conf *c)
 }
 
 static int
-kv_special(struct checker_conf *c)
+kv_nvalues(struct checker_conf *c)
+{
+	conf_error("checker \"%s\": %s: wrong number of values", c->name,
+	    kv.key);
+	return -1;
+}
+
+/* The options that take one word of a fixed set. */
+struct kv_word {
+	const char	*word;
+	int		 value;
+};
+
+static int
+kv_one_of(struct checker_conf *c, const struct kv_word *words, int *dst)
+{
+	const struct kv_word	*w;
+	char			 want[128] = "";
+
+	if (kv.n != 1)
+		return kv_nvalues(c);
+	for (w = words; w->word != NULL; w++)
+		if (strcmp(kv.v[0], w->word) == 0) {
+			*dst = w->value;
+			return 0;
+		}
+	for (w = words; w->word != NULL; w++) {
+		if (w != words)
+			(void)strlcat(want, w[1].word != NULL ? ", " : " or ",
+			    sizeof(want));
+		(void)strlcat(want, w->word, sizeof(want));
+	}
+	conf_error("checker \"%s\": invalid %s \"%s\": want %s", c->name,
+	    kv.key, kv.v[0], want);
+	return -1;
+}
+
+static int
+kv_algorithms(struct checker_conf *c)
+{
+	static const struct kv_word	 algs[] = {
+		{ "RS256",	JWT_ALG_RS256 },
+		{ "ES256",	JWT_ALG_ES256 },
+		{ "EdDSA",	JWT_ALG_EDDSA },
+		{ NULL,		0 }
+	};
+	const struct kv_word		*w;
+	int				 i;
+
+	c->oauth.algorithms = 0;
+	for (i = 0; i < kv.n; i++) {
+		for (w = algs; w->word != NULL; w++)
+			if (strcmp(kv.v[i], w->word) == 0)
+				break;
+		if (w->word == NULL) {
+			conf_error("checker \"%s\": unsupported algorithm "
+			    "\"%s\": want RS256, ES256 or EdDSA", c->name,
+			    kv.v[i]);
+			return -1;
+		}
+		c->oauth.algorithms |= (uint32_t)w->value;
+	}
+	return 0;
+}
+
+/* circuit-breaker off | circuit-breaker COUNT DURATION */
+static int
+kv_breaker(struct checker_conf *c)
 {
 	struct oauth_conf	*o = &c->oauth;
 	int64_t			 ms;
 	char			*end;
 	long			 k;
-	int			 i;
 
-	if (strcmp(kv.key, "algorithms") == 0) {
-		o->algorithms = 0;
-		for (i = 0; i < kv.n; i++) {
-			if (strcmp(kv.v[i], "RS256") == 0)
-				o->algorithms |= JWT_ALG_RS256;
-			else if (strcmp(kv.v[i], "ES256") == 0)
-				o->algorithms |= JWT_ALG_ES256;
-			else if (strcmp(kv.v[i], "EdDSA") == 0)
-				o->algorithms |= JWT_ALG_EDDSA;
-			else {
-				conf_error("checker \"%s\": unsupported "
-				    "algorithm \"%s\": want RS256, ES256 or "
-				    "EdDSA", c->name, kv.v[i]);
-				return -1;
-			}
-		}
-		return 0;
-	}
-	if (strcmp(kv.key, "jwt-typ") == 0) {
-		if (kv.n != 1)
-			goto nvalues;
-		if (strcmp(kv.v[0], "strict") == 0)
-			o->jwt_typ_relaxed = 0;
-		else if (strcmp(kv.v[0], "relaxed") == 0)
-			o->jwt_typ_relaxed = 1;
-		else {
-			conf_error("checker \"%s\": invalid jwt-typ \"%s\": "
-			    "want strict or relaxed", c->name, kv.v[0]);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(kv.key, "discovery") == 0) {
-		if (kv.n != 1)
-			goto nvalues;
-		if (strcmp(kv.v[0], "yes") == 0)
-			o->discovery = 1;
-		else if (strcmp(kv.v[0], "no") == 0)
-			o->discovery = 0;
-		else {
-			conf_error("checker \"%s\": invalid discovery \"%s\": "
-			    "want yes or no", c->name, kv.v[0]);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(kv.key, "allowed-clients") == 0)
-		return kv_clients(c);
-	if (strcmp(kv.key, "client-auth") == 0) {
-		if (kv.n != 1)
-			goto nvalues;
-		if (strcmp(kv.v[0], "basic") == 0)
-			o->client_auth = OAUTH_CLIENT_BASIC;
-		else if (strcmp(kv.v[0], "post") == 0)
-			o->client_auth = OAUTH_CLIENT_POST;
-		else {
-			conf_error("checker \"%s\": invalid client-auth "
-			    "\"%s\": want basic or post", c->name, kv.v[0]);
-			return -1;
-		}
-		return 0;
-	}
-	/* circuit-breaker off | circuit-breaker COUNT DURATION */
 	if (kv.n == 1 && strcmp(kv.v[0], "off") == 0) {
 		o->breaker = 0;
 		return 0;
 	}
 	if (kv.n != 2)
-		goto nvalues;
+		return kv_nvalues(c);
 	errno = 0;
 	k = strtol(kv.v[0], &end, 10);
 	if (errno != 0 || *end != '\0' || k < 1 || k > 1000) {
@@ -2551,10 +2554,37 @@ kv_special(struct checker_conf *c)
 	o->breaker = (int)k;
 	o->breaker_time = (int)(ms / 1000);
 	return 0;
-nvalues:
-	conf_error("checker \"%s\": %s: wrong number of values", c->name,
-	    kv.key);
-	return -1;
+}
+
+static int
+kv_special(struct checker_conf *c)
+{
+	static const struct kv_word	 typs[] = {
+		{ "strict", 0 }, { "relaxed", 1 }, { NULL, 0 }
+	}, yesno[] = {
+		{ "yes", 1 }, { "no", 0 }, { NULL, 0 }
+	}, auths[] = {
+		{ "basic", OAUTH_CLIENT_BASIC }, { "post", OAUTH_CLIENT_POST },
+		{ NULL, 0 }
+	};
+	struct oauth_conf		*o = &c->oauth;
+	int				 v;
+
+	if (strcmp(kv.key, "algorithms") == 0)
+		return kv_algorithms(c);
+	if (strcmp(kv.key, "jwt-typ") == 0)
+		return kv_one_of(c, typs, &o->jwt_typ_relaxed);
+	if (strcmp(kv.key, "discovery") == 0)
+		return kv_one_of(c, yesno, &o->discovery);
+	if (strcmp(kv.key, "allowed-clients") == 0)
+		return kv_clients(c);
+	if (strcmp(kv.key, "client-auth") == 0) {
+		if (kv_one_of(c, auths, &v) == -1)
+			return -1;
+		o->client_auth = (enum oauth_client_auth)v;
+		return 0;
+	}
+	return kv_breaker(c);
 }
 
 static int

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -41,4 +42,14 @@ escape_text(const char *in, size_t len, char *out, size_t outlen)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+long
+elapsed_ms(const struct timespec *since)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }

@@ -5,6 +5,7 @@
 #define PORTCULLIS_UTIL_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* Format an error message into a caller's buffer, if it gave one. */
 void		 errbuf_set(char *err, size_t errlen, const char *fmt, ...)
@@ -17,5 +18,8 @@ void		 errbuf_set(char *err, size_t errlen, const char *fmt, ...)
  */
 const char	*escape_text(const char *in, size_t len, char *out,
 		    size_t outlen);
+
+/* Milliseconds on CLOCK_MONOTONIC since a clock_gettime() of it. */
+long		 elapsed_ms(const struct timespec *since);
 
 #endif /* PORTCULLIS_UTIL_H */

@@ -39,6 +39,7 @@
 #include "master.h"
 #include "proto.h"
 #include "sandbox.h"
+#include "util.h"
 
 #define RESPAWN_BASE_MS		100	/* first wait after a start-up death */
 #define RESPAWN_MAX_MS		30000
@@ -300,16 +301,6 @@ child_closed(struct imsgev *iev)
 	struct child	*c = iev->arg;
 
 	log_debug("%s: channel closed", c->name);
-}
-
-static long
-elapsed_ms(const struct timespec *since)
-{
-	struct timespec	 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - since->tv_sec) * 1000 +
-	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
 /*
