@@ -10,6 +10,7 @@ process tree read from /proc, and a clean stop.
 
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -27,7 +28,32 @@ WORKER_USER = "_portcullis" if IS_ROOT else pwd.getpwuid(os.getuid()).pw_name
 AUTH_USER = "_portcullis_auth" if IS_ROOT else WORKER_USER
 
 
+# A port for a server of the tests, taken below the kernel's ephemeral
+# range (net.ipv4.ip_local_port_range): a port in that range that is
+# free when it is picked may be taken, before the server binds it, by
+# one of the thousands of outgoing connections the tests make (seen: an
+# OAuth server failing with EADDRINUSE in CI).
+_PORTS = random.Random()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    low, high = 20000, _ephemeral_low() - 1
+    for _ in range(200 if high > low else 0):
+        port = _PORTS.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -24,12 +24,13 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from daemon import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OAUTH_DIR = os.path.join(HERE, "oauth")
@@ -73,10 +74,7 @@ def ensure_node_modules():
                            % (OAUTH_DIR, p.stdout.decode(errors="replace")))
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port
 
 
 def _openssl(*args):

@@ -28,7 +28,7 @@ import tempfile
 import time
 import unittest
 
-from daemon import Daemon
+from daemon import Daemon, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -426,12 +426,6 @@ class NextHop:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def nexthop_main(argv):
