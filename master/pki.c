@@ -42,6 +42,8 @@ static void	pki_warn(const struct pki *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
 static void	pki_warnx(const struct pki *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
+static void	pki_vwarn(int, const struct pki *, const char *, va_list)
+		    __attribute__((__format__ (printf, 3, 0)));
 
 /*
  * Every message names the pki statement by its file and line, so that
