@@ -233,8 +233,14 @@ class TestTokens(OAuthCase):
     def test_jwt_es256_and_eddsa(self):
         for alg in ("ES256", "EdDSA"):
             tok = SRV.mint("alice", fmt="jwt", alg=alg)
-            self.assertEqual(login_token(self.d.port, "alice", tok), 235,
-                             alg)
+            since = self.d.log_offset()
+            code = login_token(self.d.port, "alice", tok)
+            # Seen once under SANITIZE=1 in CI: 535 for ES256.  The
+            # audit line and authd's warnings say why, next time.
+            self.assertEqual(code, 235, "%s: %s" % (
+                alg, [l for l in self.d.log()[since:].splitlines()
+                      if "authd" in l and ("auth result" in l or
+                                           "checker" in l)]))
 
     def test_oauthbearer_without_authzid(self):
         tok = SRV.mint("erin", fmt="jwt")
