@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import BUILD, Daemon, free_port  # noqa: E402
+from benchutil import log, pss_kib, smtpload, tree_pids  # noqa: E402
 import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
 import table  # noqa: E402
@@ -48,10 +48,6 @@ DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 DOMAIN = "bench.test"
 CORES = os.cpu_count()
 OUTDIR = os.path.join(TOP, "build", "bench")
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def sha512(password):
@@ -81,59 +77,6 @@ def machine():
                 model = line.split(":", 1)[1].strip()
                 break
     return "%d cores, %s, %s" % (os.cpu_count(), model, platform.platform())
-
-
-def tree_pids(root_pid):
-    """root_pid and all its descendants."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root_pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def rss_kib(pids):
-    """Proportional set size: shared pages are not counted N times."""
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def smtpload(port, *args, timeout=None):
-    cmd = [SMTPLOAD, "-h", "127.0.0.1", "-p", str(port), "--json"] + \
-        [str(a) for a in args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(cmd, capture_output=True, text=True,
-                       timeout=timeout or DURATION * 4 + 60)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
-        start = p.stdout.index("{")
-        res = json.loads(p.stdout[start:p.stdout.rindex("}") + 1])
-    except ValueError:
-        log("smtpload %s: no JSON (%s)" % (" ".join(cmd), p.stderr[-500:]))
-        return None
-    # The client shares the cores with the server: say what it took.
-    res["client_cpu_s"] = (after.ru_utime - before.ru_utime +
-                           after.ru_stime - before.ru_stime)
-    return res
 
 
 class Portcullis:
@@ -439,7 +382,7 @@ def finish_rows(rows, names, units):
 def idle_memory(servers, n):
     figs = {}
     for s in servers:
-        before = rss_kib(s.pids())
+        before = pss_kib(s.pids())
         p = subprocess.Popen([SMTPLOAD, "-h", "127.0.0.1", "-p",
                               str(s.idle_port), "--idle", str(n), "-t",
                               "60", "--timeout", "15"],
@@ -454,7 +397,7 @@ def idle_memory(servers, n):
         m = re.match(r"idle: (\d+) sessions open", line)
         held = int(m.group(1)) if m else 0
         time.sleep(1)
-        after = rss_kib(s.pids())
+        after = pss_kib(s.pids())
         p.terminate()
         try:
             p.wait(timeout=30)

@@ -17,7 +17,6 @@ the rows as (what, figure, unit); print_rows() prints them as a table.
 for the tests; BENCH_SECONDS, NODE_BENCH_IDLE to shorten it).
 """
 
-import json
 import os
 import re
 import shutil
@@ -31,61 +30,13 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import BUILD, Daemon  # noqa: E402
+from benchutil import log, pss_kib, smtpload, tree_pids  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 IDLE = int(os.environ.get("NODE_BENCH_IDLE", "10000"))
 DOMAIN = "bench.test"
 NUSERS = 20
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def smtpload(port, *args, timeout=None):
-    cmd = [SMTPLOAD, "-h", "127.0.0.1", "-p", str(port), "--json"] + \
-        [str(a) for a in args]
-    p = subprocess.run(cmd, capture_output=True, text=True,
-                       timeout=timeout or DURATION * 4 + 60)
-    try:
-        start = p.stdout.index("{")
-        return json.loads(p.stdout[start:p.stdout.rindex("}") + 1])
-    except ValueError:
-        log("smtpload: no JSON (%s)" % p.stderr[-500:])
-        return None
-
-
-def tree_pids(root_pid):
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root_pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def pss_kib(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def daemon(workdir, workers, users):

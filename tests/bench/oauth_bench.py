@@ -27,34 +27,15 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import BUILD, Daemon  # noqa: E402
+from benchutil import log, smtpload  # noqa: E402
 import oauth_server  # noqa: E402
 from oauth_server import OAuthServer  # noqa: E402
 
-SMTPLOAD = os.path.join(BUILD, "smtpload")
 AUTHCTL = os.path.join(BUILD, "authctl")
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 DOMAIN = "bench.test"
 DELAY_MS = 50
 NUSERS = 50
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def smtpload(port, *args, timeout=None):
-    # bench.py's parser, without importing it (it imports us).
-    import json
-    cmd = [SMTPLOAD, "-h", "127.0.0.1", "-p", str(port), "--json"] + \
-        [str(a) for a in args]
-    p = subprocess.run(cmd, capture_output=True, text=True,
-                       timeout=timeout or DURATION * 4 + 60)
-    try:
-        start = p.stdout.index("{")
-        return json.loads(p.stdout[start:p.stdout.rindex("}") + 1])
-    except ValueError:
-        log("smtpload: no JSON (%s)" % p.stderr[-500:])
-        return None
 
 
 def write_users(path, users):
