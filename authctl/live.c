@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "authctl.h"
+#include "bounds.h"
 #include "imsg.h"
 #include "proto.h"
 
@@ -144,6 +145,8 @@ cmd_test(struct ctl *c, int argc, char *argv[])
 {
 	struct auth_request	 req;
 	struct auth_verdict	 v;
+	struct ibuf		 ib;
+	char			 addrs[AUTH_ADDRS_BYTES + 1], *a;
 	struct imsgbuf		 ibuf;
 	struct imsg		 imsg;
 	struct timespec		 t0, t1;
@@ -193,17 +196,24 @@ cmd_test(struct ctl *c, int argc, char *argv[])
 		return EXIT_STORE;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (imsg_get_type(&imsg) != IMSG_AUTH_VERDICT ||
-	    imsg_get_data(&imsg, &v, sizeof(v)) == -1)
+	    imsg_get_ibuf(&imsg, &ib) == -1 ||
+	    ibuf_get(&ib, &v, sizeof(v)) == -1 ||
+	    ibuf_size(&ib) != v.addrs_len || v.addrs_len > AUTH_ADDRS_BYTES ||
+	    ibuf_get(&ib, addrs, v.addrs_len) == -1)
 		errx(EXIT_STORE, "control socket: unexpected reply");
 	imsg_free(&imsg);
 	v.user[sizeof(v.user) - 1] = '\0';
 	v.checker[sizeof(v.checker) - 1] = '\0';
+	addrs[v.addrs_len] = '\0';
 	printf("%s: %s by checker %s in %ld ms\n",
 	    v.result == AUTH_OK ? "ok" : v.result == AUTH_FAIL ? "fail" :
 	    "tempfail", v.result == AUTH_OK ? v.user : argv[1],
 	    v.checker[0] != '\0' ? v.checker : "none",
 	    (t1.tv_sec - t0.tv_sec) * 1000 +
 	    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	/* The addresses the checker found, for the sender rule. */
+	for (a = addrs; a < addrs + v.addrs_len; a += strlen(a) + 1)
+		printf("  may send as %s\n", a);
 	imsgbuf_clear(&ibuf);
 	close(ibuf.fd);
 	return v.result == AUTH_OK ? 0 : v.result == AUTH_FAIL ? EXIT_ERROR :

@@ -23,6 +23,8 @@
  * tempfails (stale-if-error).
  */
 
+#include <sys/uio.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,10 +195,33 @@ chain_configure(struct portcullis_conf *conf)
 	return 0;
 }
 
+/*
+ * Note one more address the user may send as.  -1 when it is empty,
+ * longer than an address may be, or there is no room left: the
+ * addresses that fit still count.
+ */
+int
+auth_found_addr(struct auth_found *f, const char *addr)
+{
+	size_t	 len = strlen(addr);
+	const char *p;
+	int	 n = 0;
+
+	for (p = f->addrs; p < f->addrs + f->addrs_len; p += strlen(p) + 1)
+		n++;
+	if (len == 0 || len > STORE_ADDR_MAX || n == AUTH_ADDRS_MAX ||
+	    f->addrs_len + len + 1 > sizeof(f->addrs))
+		return -1;
+	memcpy(f->addrs + f->addrs_len, addr, len + 1);
+	f->addrs_len += len + 1;
+	return 0;
+}
+
 static void
 chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 {
 	struct auth_verdict	 v;
+	struct iovec		 iov[2];
 	char			 user[CONF_AUTH_NAME_MAX * 4];
 	long			 ms = elapsed_ms(&ctx->started);
 
@@ -222,12 +247,17 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 		memset(&v, 0, sizeof(v));
 		v.req_id = ctx->req_id;
 		v.result = (uint32_t)result;
-		if (result == AUTH_OK)
+		if (result == AUTH_OK) {
 			strlcpy(v.user, ctx->canonical, sizeof(v.user));
+			v.addrs_len = (uint32_t)ctx->found.addrs_len;
+		}
 		if (checker != NULL)
 			strlcpy(v.checker, checker, sizeof(v.checker));
-		imsgev_compose(&ctx->wc->iev, IMSG_AUTH_VERDICT, 0, -1, &v,
-		    sizeof(v));
+		iov[0].iov_base = &v;
+		iov[0].iov_len = sizeof(v);
+		iov[1].iov_base = ctx->found.addrs;
+		iov[1].iov_len = v.addrs_len;
+		imsgev_composev(&ctx->wc->iev, IMSG_AUTH_VERDICT, 0, iov, 2);
 		TAILQ_REMOVE(&ctx->wc->pending, ctx, entry);
 	}
 	authd_stats_count(checker, result);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "mech.h"
 #include "proto.h"
@@ -29,6 +30,9 @@ struct auth_found {
 	int			 refused;	/* fail: the backend refused
 						   this very secret (not a
 						   malformed request) */
+	/* ok: the addresses the user may send as, each NUL-ended */
+	char			 addrs[AUTH_ADDRS_BYTES];
+	size_t			 addrs_len;
 };
 
 /*
@@ -166,6 +170,7 @@ void	chain_stats_foreach(void (*)(const char *, const unsigned long *,
 int	chain_checker_stats(int index, char *buf, size_t len);
 uint32_t chain_mechanisms(void);
 void	chain_checker_done(struct auth_ctx *);
+int	auth_found_addr(struct auth_found *, const char *);
 struct store *chain_store(const char *path);
 const struct checker *chain_checkers(int *n);
 

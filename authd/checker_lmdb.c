@@ -20,6 +20,7 @@ lmdb_verify(struct checker *c, struct auth_ctx *ctx)
 {
 	struct store_user	 u;
 	char			 err[256];
+	size_t			 i;
 
 	if (c->store == NULL) {
 		ctx->result = AUTH_TEMPFAIL;
@@ -58,6 +59,8 @@ lmdb_verify(struct checker *c, struct auth_ctx *ctx)
 		}
 		ctx->result = AUTH_OK;
 		strlcpy(ctx->canonical, u.name, sizeof(ctx->canonical));
+		for (i = 0; i < u.naddrs; i++)
+			(void)auth_found_addr(&ctx->found, u.addrs[i]);
 		break;
 	case 0:
 		ctx->result = AUTH_FAIL;

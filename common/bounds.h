@@ -60,6 +60,14 @@
 #define STORE_ADDRS_MAX		16	/* sending addresses of a user */
 #define STORE_ADDR_MAX		254	/* octets, RFC 5321 4.5.3.1.3 */
 
+/*
+ * The addresses a verdict says the user may send as, each with its NUL,
+ * after struct auth_verdict: as many as a store record holds, whichever
+ * checker found them (lmdb, a directory, a database).
+ */
+#define AUTH_ADDRS_MAX		STORE_ADDRS_MAX
+#define AUTH_ADDRS_BYTES	(AUTH_ADDRS_MAX * (STORE_ADDR_MAX + 1))
+
 /* The log */
 #define CONSOLE_LOG_MAX		(64 * 1024)	/* octets of a message
 						   logged by console

@@ -26,7 +26,7 @@
  * whenever a payload changes shape or meaning or a type is added or
  * retired.
  */
-#define PROTO_VERSION		3
+#define PROTO_VERSION		4
 
 /*
  * Every type has its number written out: numbers are never reused,
@@ -76,7 +76,8 @@ enum imsg_type {
 				   cred_len octets of credential */
 	IMSG_AUTH_CANCEL = 51,	/* worker -> authd: struct auth_cancel */
 	IMSG_AUTH_VERDICT = 52,	/* authd -> worker: struct
-				   auth_verdict */
+				   auth_verdict + the user's
+				   addresses */
 
 	/* authctl <-> authd over the control socket */
 	IMSG_CTL_HELLO = 60,	/* authctl -> authd, first: struct hello;
@@ -171,9 +172,14 @@ enum auth_result {
 struct auth_verdict {
 	uint64_t	req_id;
 	uint32_t	result;		/* enum auth_result */
-	uint32_t	pad;
+	uint32_t	addrs_len;	/* octets of addresses that follow */
 	char		user[256];	/* canonical name, when ok */
 	char		checker[64];	/* who decided */
+	/*
+	 * When ok: followed by addrs_len octets (at most AUTH_ADDRS_BYTES),
+	 * the addresses the user may send as besides its own name, each
+	 * ending in NUL.
+	 */
 };
 
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */

@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bounds.h"
 #include "log.h"
 #include "proto.h"
 #include "sasl.h"
@@ -583,11 +584,14 @@ auth_fail(struct session *s)
 }
 
 static void
-auth_ok(struct session *s, const struct auth_verdict *v)
+auth_ok(struct session *s, const struct auth_verdict *v, char *addrs)
 {
 	struct penalty	 key, *p;
 
 	strlcpy(s->auth_user, v->user, sizeof(s->auth_user));
+	free(s->auth_addrs);
+	s->auth_addrs = addrs;
+	s->auth_addrs_len = addrs != NULL ? v->addrs_len : 0;
 	penalty_key(s, key.key, sizeof(key.key));
 	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL)
 		penalty_remove(p);
@@ -598,24 +602,74 @@ auth_ok(struct session *s, const struct auth_verdict *v)
 	session_resume(s);
 }
 
-void
-smtp_auth_verdict(struct imsg *imsg)
+/*
+ * The addresses after a verdict: addrs_len octets of non-empty
+ * NUL-ended addresses, no more than a record holds.  NULL in *out when
+ * there are none; -1 when authd sent something else.
+ */
+static int
+verdict_addrs(struct ibuf *ib, const struct auth_verdict *v, char **out)
+{
+	size_t	 len = ibuf_size(ib), i, n = 0, start = 0;
+	char	*a;
+
+	*out = NULL;
+	if (len != v->addrs_len || len > AUTH_ADDRS_BYTES)
+		return -1;
+	if (len == 0)
+		return 0;
+	if ((a = malloc(len)) == NULL)
+		fatal("malloc");
+	if (ibuf_get(ib, a, len) == -1)
+		fatal("verdict addresses");
+	for (i = 0; i < len; i++) {
+		if (a[i] != '\0')
+			continue;
+		if (i == start || i - start > STORE_ADDR_MAX ||
+		    ++n > AUTH_ADDRS_MAX) {
+			free(a);
+			return -1;
+		}
+		start = i + 1;
+	}
+	if (start != len) {
+		free(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
+}
+
+int
+smtp_auth_verdict(struct imsgev *iev, struct imsg *imsg)
 {
 	struct auth_verdict	 v;
 	struct session		 key, *s;
+	struct ibuf		 ib;
+	char			*addrs;
 
-	/* The length was checked by worker.c's from_authd table. */
-	imsgev_data(imsg, &v, sizeof(v));
+	/* The minimum length was checked by worker.c's from_authd table. */
+	if (imsg_get_ibuf(imsg, &ib) == -1 || ibuf_get(&ib, &v, sizeof(v)) ==
+	    -1)
+		fatal("verdict");
 	v.user[sizeof(v.user) - 1] = '\0';
 	v.checker[sizeof(v.checker) - 1] = '\0';
+	if (verdict_addrs(&ib, &v, &addrs) == -1)
+		return imsgev_reject(iev, "verdict with malformed addresses");
 	key.auth_req_id = v.req_id;
-	if ((s = RB_FIND(pending_tree, &pending, &key)) == NULL)
-		return;		/* the session went away meanwhile */
+	if ((s = RB_FIND(pending_tree, &pending, &key)) == NULL) {
+		free(addrs);
+		return 0;	/* the session went away meanwhile */
+	}
 	RB_REMOVE(pending_tree, &pending, s);
 	s->auth_req_id = 0;
+	if (v.result != AUTH_OK) {
+		free(addrs);
+		addrs = NULL;
+	}
 	switch (v.result) {
 	case AUTH_OK:
-		auth_ok(s, &v);
+		auth_ok(s, &v, addrs);
 		break;
 	case AUTH_FAIL:
 		auth_fail(s);
@@ -626,6 +680,7 @@ smtp_auth_verdict(struct imsg *imsg)
 		    "failure");
 		session_resume(s);
 	}
+	return 0;
 }
 
 /* authd died: nobody will answer what is pending. */

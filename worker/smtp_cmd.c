@@ -181,6 +181,19 @@ mail_param(struct session *s, char *param, struct mail_params *mp)
 	return 0;
 }
 
+/* One of the addresses the checker said the user may send as? */
+static int
+sender_listed(const struct session *s, const char *sender)
+{
+	const char	*a;
+
+	for (a = s->auth_addrs; a != NULL &&
+	    a < s->auth_addrs + s->auth_addrs_len; a += strlen(a) + 1)
+		if (strcasecmp(a, sender) == 0)
+			return 1;
+	return 0;
+}
+
 /* May an authenticated user send as this address? */
 static int
 sender_allowed(struct session *s, const char *sender)
@@ -190,6 +203,8 @@ sender_allowed(struct session *s, const char *sender)
 
 	if (s->auth_user[0] == '\0' || sender[0] == '\0' ||
 	    worker->conf->sender_check == SENDER_CHECK_OFF)
+		return 1;
+	if (sender_listed(s, sender))
 		return 1;
 	d1 = addr_domain(sender);
 	if ((d2 = addr_domain(user)) == NULL) {

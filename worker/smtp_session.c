@@ -206,6 +206,7 @@ session_free(struct session *s)
 	event_free(s->timer);
 	bufferevent_free(s->bev);
 	SSL_free(s->tls_pending);
+	free(s->auth_addrs);
 	heap_trim_later();
 	log_info("session %016llx: closed, %u message(s)",
 	    (unsigned long long)s->id, s->messages);

@@ -83,7 +83,8 @@ static const struct imsg_dispatch from_master_running[] = {
 /* What authd may send on the channel master handed over. */
 static const struct imsg_dispatch from_authd[] = {
 	{ IMSG_PONG, sizeof(struct ping), 0, authd_pong },
-	{ IMSG_AUTH_VERDICT, sizeof(struct auth_verdict), 0, authd_verdict },
+	{ IMSG_AUTH_VERDICT, sizeof(struct auth_verdict), IMSGEV_MIN,
+	    authd_verdict },
 	{ 0, 0, 0, NULL }
 };
 
@@ -329,9 +330,7 @@ authd_pong(struct imsgev *iev, struct imsg *imsg)
 static int
 authd_verdict(struct imsgev *iev, struct imsg *imsg)
 {
-	(void)iev;
-	smtp_auth_verdict(imsg);
-	return 0;
+	return smtp_auth_verdict(iev, imsg);
 }
 
 static void

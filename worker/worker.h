@@ -63,6 +63,9 @@ struct session {
 	char			 client_addr[64];
 	char			 helo[SMTP_PATH_MAX];
 	char			 auth_user[SMTP_PATH_MAX];	/* "" = none */
+	char			*auth_addrs;	/* its other addresses, each
+						   NUL-ended; NULL: none */
+	size_t			 auth_addrs_len;
 	uint64_t		 auth_req_id;
 	uint32_t		 auth_mech;	/* SASL_* in progress */
 	enum smtp_state		 auth_prev;	/* state to go back to */
@@ -119,7 +122,7 @@ int	smtp_is_local_domain(const char *addr);
 void	smtp_auth_command(struct session *, char *arg);
 const char *smtp_auth_policy(struct session *);
 void	smtp_auth_response(struct session *, char *line);
-void	smtp_auth_verdict(struct imsg *);
+int	smtp_auth_verdict(struct imsgev *, struct imsg *);
 void	smtp_auth_authd_lost(void);
 void	smtp_auth_session_gone(struct session *);
 const char *smtp_auth_mechanisms(struct session *);

@@ -739,6 +739,31 @@ class TestAuthctlWithDaemon(unittest.TestCase):
         self.assertEqual(self.login("carol@example.org", "pw-carol"), 235)
         self.assertEqual(self.login("dave@example.org", "pw-carol"), 235)
 
+    def test_sending_addresses_from_the_store(self):
+        """The addresses a user was given may be sent as; others not."""
+        self.ctl("user", "add", "--password-stdin", "erin@example.org",
+                 "--address", "sales@example.org",
+                 "--address", "Erin.Alias@Other.Example", stdin="pw-erin\n")
+        s = smtplib.SMTP("127.0.0.1", self.d.port, timeout=10)
+        try:
+            s.ehlo("client.example")
+            s.login("erin@example.org", "pw-erin")
+            for sender, code in (("erin@example.org", 250),
+                                 ("sales@example.org", 250),
+                                 ("erin.alias@other.example", 250),
+                                 ("frank@example.org", 553),
+                                 ("sales@other.example", 553)):
+                self.assertEqual(s.mail(sender)[0], code, sender)
+                s.rset()
+        finally:
+            s.close()
+        rc, out, err = run("test", "erin@example.org", "--password-stdin",
+                           stdin="pw-erin\n", conf=self.d.conf)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.splitlines()[1:],
+                         ["  may send as sales@example.org",
+                          "  may send as Erin.Alias@other.example"])
+
     # --- the live commands, over the control socket ---------------
 
     def test_live_test_ok_fail_and_stats(self):
