@@ -63,6 +63,17 @@ int		 passwd_verify(const char *hash, const char *password,
 		    size_t pwlen);
 
 /*
+ * As passwd_verify(), for a hash as a directory or a database stores
+ * it (scheme.c): "{SCHEME}hash" with SCHEME one of CRYPT,
+ * SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2, ARGON2I, ARGON2ID,
+ * SHA, SSHA, SHA256, SSHA256, SHA512, SSHA512 (any case), or a bare
+ * crypt or argon2 string.  Any other scheme, {PLAIN} and {MD5} among
+ * them, is -1.
+ */
+int		 passwd_verify_scheme(const char *stored, const char *password,
+		    size_t pwlen);
+
+/*
  * A new hash of the password in a scheme of passwd_scheme_known()
  * (NULL: the default), with a fresh random salt: a string to free(),
  * or NULL with err filled.  Refuses an empty password, one with a NUL
