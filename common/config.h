@@ -57,6 +57,8 @@
 #define DEFAULT_MAX_SESSIONS	4096	/* per worker */
 #define DEFAULT_MAX_SESSIONS_PER_ADDR 32	/* per worker */
 #define DEFAULT_MAX_ERRORS	10
+#define DEFAULT_TLS_TICKET_LIFETIME (4 * 3600)	/* seconds */
+#define TLS_TICKET_LIFETIME_MAX	(7 * 86400)	/* RFC 8446 4.6.1 */
 #define CONF_CIPHERS_MAX	512
 
 /* how DATA treats a CR or LF that is not part of CR LF */
@@ -278,6 +280,8 @@ struct portcullis_conf {
 	enum sender_check	 sender_check;
 	int			 tls_min_version;	/* TLS1_2_VERSION... */
 	char			 tls_ciphers[CONF_CIPHERS_MAX]; /* "" = default */
+	int			 tls_tickets;		/* resumption on */
+	int			 tls_ticket_lifetime;	/* seconds */
 
 	struct listenerlist	 listeners;
 	struct pkilist		 pkis;

@@ -286,6 +286,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
 %token	OAUTH CACHE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
+%token	TLSTICKETS TLSTICKETLIFETIME
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
@@ -483,6 +484,25 @@ main		: HOSTNAME STRING		{
 				    "want 1.2 or 1.3", $2);
 				YYERROR;
 			}
+		}
+		| TLSTICKETS ON			{ conf->tls_tickets = 1; }
+		| TLSTICKETS value		{
+			if (strcmp($2, "off") == 0)
+				conf->tls_tickets = 0;
+			else {
+				conf_error("invalid tls-tickets \"%s\": want "
+				    "on or off", $2);
+				YYERROR;
+			}
+		}
+		| TLSTICKETLIFETIME duration	{
+			if ($2 < 1000 || $2 % 1000 != 0 ||
+			    $2 / 1000 > TLS_TICKET_LIFETIME_MAX) {
+				conf_error("tls-ticket-lifetime: whole seconds "
+				    "from 1s to 7d");
+				YYERROR;
+			}
+			conf->tls_ticket_lifetime = (int)($2 / 1000);
 		}
 		| TLSCIPHERS STRING		{
 			if (copy_value(conf->tls_ciphers,
@@ -944,6 +964,8 @@ static const struct keyword keywords[] = {
 	{ "tls",		TLS },
 	{ "tls-ciphers",	TLSCIPHERS },
 	{ "tls-min-version",	TLSMINVERSION },
+	{ "tls-ticket-lifetime", TLSTICKETLIFETIME },
+	{ "tls-tickets",	TLSTICKETS },
 	{ "to",			TO },
 	{ "trusted-networks",	TRUSTEDNETWORKS },
 	{ "user",		USER },

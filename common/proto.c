@@ -39,6 +39,7 @@ static const char *const imsg_names[] = {
 	[IMSG_PING] = "PING",
 	[IMSG_PONG] = "PONG",
 	[IMSG_PING_RESULT] = "PING_RESULT",
+	[IMSG_TLS_TICKET_KEYS] = "TLS_TICKET_KEYS",
 };
 
 const char *

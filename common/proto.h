@@ -98,6 +98,10 @@ enum imsg_type {
 	IMSG_CTL_REFRESHED = 69, /* authd -> authctl: struct ctl_refreshed,
 				   one per checker once its fetch ended,
 				   then IMSG_CTL_END */
+
+	/* TLS keys: master -> worker */
+	IMSG_TLS_TICKET_KEYS = 100, /* struct tls_ticket_keys; at start
+				   and at each rotation */
 };
 
 /*
@@ -180,6 +184,23 @@ struct auth_verdict {
 	 * the addresses the user may send as besides its own name, each
 	 * ending in NUL.
 	 */
+};
+
+/*
+ * IMSG_TLS_TICKET_KEYS: the keys every worker seals and opens session
+ * tickets with (master/tickets.c).  key[0] seals and opens; key[1],
+ * when count is 2, the one before it, only opens.
+ */
+#define TLS_TICKET_KEYS		2
+struct tls_ticket_key {
+	uint8_t		name[16];	/* RFC 5077 4: key_name */
+	uint8_t		aes[32];	/* AES-256-CBC */
+	uint8_t		hmac[32];	/* HMAC-SHA-256 */
+};
+struct tls_ticket_keys {
+	uint32_t		count;		/* 1 or 2 */
+	uint32_t		lifetime;	/* seconds: a ticket's */
+	struct tls_ticket_key	key[TLS_TICKET_KEYS];
 };
 
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */

@@ -149,6 +149,7 @@ master_reload(void)
 		c->retiring = 1;
 		imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
 	}
+	tickets_configure(conf);
 	workers_start();
 	if (master->authd != NULL && child_running(master->authd))
 		config_send(&master->authd->iev, conf, 0, -1, -1);
@@ -207,6 +208,7 @@ master_shutdown(int sig)
 	/* Our copies of the sockets go now; the workers close theirs. */
 	config_close_fds(master->conf);
 	children_stop_workers();
+	tickets_shutdown();
 	if (master->authd != NULL)
 		evtimer_del(master->authd->respawn_ev);
 	tv.tv_sec = master->conf->grace_period + SHUTDOWN_SLACK_SEC;
@@ -478,6 +480,7 @@ main(int argc, char *argv[])
 	spool_sweep_init();
 	master->authd = child_new(ROLE_AUTHD, 0);
 	child_start(master->authd);
+	tickets_configure(master->conf);
 	workers_start();
 	TAILQ_FOREACH(l, &master->conf->listeners, entry)
 		log_info("listening on %s port %d (%s)", listener_address(l),

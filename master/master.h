@@ -76,6 +76,11 @@ extern struct master	*master;
 /* master.c */
 void		 master_reload(void);
 
+/* tickets.c */
+void		 tickets_configure(const struct portcullis_conf *);
+void		 tickets_send(struct child *);
+void		 tickets_shutdown(void);
+
 /* proc.c */
 struct child	*child_new(enum proc_role, uint32_t id);
 void		 child_start(struct child *);

@@ -204,6 +204,7 @@ child_start(struct child *c)
 	c->iev.refused = child_refused;
 	if (child_configure(c, lfds) == -1)
 		fatal("%s: sending configuration", c->name);
+	tickets_send(c);
 	/* The worker's copies are queued; ours would keep them alive. */
 	if (c->role == ROLE_WORKER)
 		listeners_close(lfds, CONF_LISTENERS_MAX);

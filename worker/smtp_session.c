@@ -318,8 +318,9 @@ session_tls_up(struct session *s)
 	s->tls = 1;
 	heap_trim_later();
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-	log_info("session %016llx: TLS established, %s",
-	    (unsigned long long)s->id, s->tls_desc);
+	log_info("session %016llx: TLS established, %s%s",
+	    (unsigned long long)s->id, s->tls_desc,
+	    SSL_session_reused(ssl) ? ", resumed" : "");
 	if (s->state == STATE_TLS_ACCEPT)
 		session_greet(s);
 	else

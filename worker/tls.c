@@ -15,13 +15,13 @@
  * SSL are those of the context it was created from.
  *
  * Choices, and why:
- * - No session resumption: no tickets, no server-side cache.  Workers
- *   are separate processes, each with its own random ticket key that
- *   lives only as long as the worker, so a ticket would rarely find
- *   the worker that issued it; a never-rotated ticket key would
- *   weaken forward secrecy; a cache costs memory per session.  A full
- *   handshake costs under a millisecond of CPU, and submission clients
- *   seldom resume.
+ * - Resumption by session tickets only (RFC 5077, RFC 8446 4.6.1),
+ *   sealed with the keys master hands every worker and rotates
+ *   (master/tickets.c), so that a ticket one worker issued resumes on
+ *   any other; one ticket per handshake, for clients reconnect one
+ *   after the other.  No server-side session cache: it would live in
+ *   one worker and cost memory per session.  tls-tickets off turns
+ *   resumption off altogether.
  * - TLS 1.2 at least (or 1.3, by configuration); the TLS 1.2 cipher
  *   list from the configuration, OpenSSL's default otherwise; TLS 1.3
  *   suites are OpenSSL's default (all of them are sound).  The
@@ -47,15 +47,25 @@
 #include <event2/bufferevent_ssl.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L && !defined(LIBRESSL_VERSION_NUMBER)
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#endif
 
 #include "log.h"
+#include "proto.h"
 #include "tls.h"
 
 #define TLS_ERRBUF	1024
+
+static struct tls_ticket_keys	 ticket_keys;
+static int	tls_ticket_cb_set(SSL_CTX *);
 
 struct tls_context {
 	char	 name[CONF_HOST_MAX];	/* the pki's name, also its SNI name */
@@ -311,8 +321,9 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 		tls_log_init_error(p->name, "minimum protocol version");
 		goto fail;
 	}
-	options = SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_TICKET;
+	options = SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
+	if (!conf->tls_tickets)
+		options |= SSL_OP_NO_TICKET;
 #ifdef SSL_OP_NO_RENEGOTIATION
 	options |= SSL_OP_NO_RENEGOTIATION;
 #endif
@@ -321,13 +332,21 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 #endif
 	SSL_CTX_set_options(ctx, options);
 #if OPENSSL_VERSION_NUMBER >= 0x10101000L && !defined(LIBRESSL_VERSION_NUMBER)
-	/* TLS 1.3 would otherwise send stateful tickets instead. */
-	if (SSL_CTX_set_num_tickets(ctx, 0) != 1) {
+	/* Off: TLS 1.3 would otherwise send stateful tickets instead. */
+	if (SSL_CTX_set_num_tickets(ctx, conf->tls_tickets ? 1 : 0) != 1) {
 		tls_log_init_error(p->name, "session tickets");
 		goto fail;
 	}
 #endif
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (conf->tls_tickets) {
+		/* The lifetime hint: no ticket outlives its key. */
+		SSL_CTX_set_timeout(ctx, conf->tls_ticket_lifetime);
+		if (tls_ticket_cb_set(ctx) != 1) {
+			tls_log_init_error(p->name, "session ticket keys");
+			goto fail;
+		}
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (conf->tls_ciphers[0] != '\0' &&
 	    SSL_CTX_set_cipher_list(ctx, conf->tls_ciphers) != 1) {
@@ -348,6 +367,120 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 	SSL_CTX_free(ctx);
 	return NULL;
 }
+
+/*
+ * The ticket keys master sent, replacing the last ones: key[0] seals
+ * and opens, key[1] only opens.
+ */
+void
+tls_ticket_keys_set(const struct tls_ticket_keys *k)
+{
+	explicit_bzero(&ticket_keys, sizeof(ticket_keys));
+	ticket_keys = *k;
+}
+
+/* The key that sealed a ticket, by the name it carries; its index. */
+static const struct tls_ticket_key *
+ticket_key_find(const unsigned char name[16], int *which)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < ticket_keys.count && i < TLS_TICKET_KEYS; i++)
+		if (memcmp(name, ticket_keys.key[i].name, 16) == 0) {
+			*which = (int)i;
+			return &ticket_keys.key[i];
+		}
+	return NULL;
+}
+
+/*
+ * OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)):
+ * seal (enc 1) with the current key, or open (enc 0) with the key the
+ * ticket names.  0 when there is no such key: no ticket is issued, or
+ * the client gets a full handshake.  2 for a ticket the previous key
+ * sealed: it is accepted and replaced by one the current key seals.
+ */
+static int
+tls_ticket_keys_pick(unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, const struct tls_ticket_key **kp, int enc)
+{
+	const struct tls_ticket_key	*k;
+	int				 which = 0;
+
+	if (enc) {
+		if (ticket_keys.count == 0)
+			return 0;
+		k = &ticket_keys.key[0];
+		if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) !=
+		    1)
+			return -1;
+		memcpy(name, k->name, 16);
+		if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes,
+		    iv) != 1)
+			return -1;
+	} else {
+		if ((k = ticket_key_find(name, &which)) == NULL)
+			return 0;
+		if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes,
+		    iv) != 1)
+			return -1;
+	}
+	*kp = k;
+	return which == 0 ? 1 : 2;
+}
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L && !defined(LIBRESSL_VERSION_NUMBER)
+static int
+tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	const struct tls_ticket_key	*k = NULL;
+	OSSL_PARAM			 params[3];
+	int				 rv;
+
+	(void)ssl;
+	if ((rv = tls_ticket_keys_pick(name, iv, cctx, &k, enc)) <= 0)
+		return rv;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    (void *)(uintptr_t)k->hmac, sizeof(k->hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)(uintptr_t)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+		return -1;
+	return rv;
+}
+
+static int
+tls_ticket_cb_set(SSL_CTX *ctx)
+{
+	return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
+}
+#else
+/* LibreSSL (OpenBSD) has the HMAC_CTX form only. */
+static int
+tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, HMAC_CTX *hctx, int enc)
+{
+	const struct tls_ticket_key	*k = NULL;
+	int				 rv;
+
+	(void)ssl;
+	if ((rv = tls_ticket_keys_pick(name, iv, cctx, &k, enc)) <= 0)
+		return rv;
+	if (HMAC_Init_ex(hctx, k->hmac, sizeof(k->hmac), EVP_sha256(),
+	    NULL) != 1)
+		return -1;
+	return rv;
+}
+
+static int
+tls_ticket_cb_set(SSL_CTX *ctx)
+{
+	return SSL_CTX_set_tlsext_ticket_key_cb(ctx, tls_ticket_cb) == 1 ?
+	    1 : 0;
+}
+#endif
 
 /* The private keys leave the configuration, whatever happened. */
 static void

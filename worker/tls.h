@@ -15,6 +15,8 @@
 
 #include "config.h"
 
+struct tls_ticket_keys;
+
 struct bufferevent;
 
 int	 tls_init(struct portcullis_conf *);
@@ -22,6 +24,7 @@ void	 tls_cleanup(void);
 int	 tls_available(const struct listener *);
 SSL	*tls_session_new(const struct listener *);
 void	 tls_describe(SSL *, char *, size_t);
+void	 tls_ticket_keys_set(const struct tls_ticket_keys *);
 void	 tls_log_error(uint64_t, const char *);
 void	 tls_log_bufferevent_error(uint64_t, const char *,
 	    struct bufferevent *);

@@ -47,6 +47,7 @@ static int		 listening;
 static int	master_conf(struct imsgev *, struct imsg *);
 static int	master_authd_channel(struct imsgev *, struct imsg *);
 static int	master_shutdown(struct imsgev *, struct imsg *);
+static int	master_ticket_keys(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
@@ -77,6 +78,8 @@ static const struct imsg_dispatch from_master_running[] = {
 	{ IMSG_AUTHD_CHANNEL, 0, IMSGEV_FD, master_authd_channel },
 	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
 	{ IMSG_CTL_VERBOSE, sizeof(int), 0, privsep_verbose },
+	{ IMSG_TLS_TICKET_KEYS, sizeof(struct tls_ticket_keys), 0,
+	    master_ticket_keys },
 	{ 0, 0, 0, NULL }
 };
 
@@ -282,6 +285,21 @@ master_conf(struct imsgev *iev, struct imsg *imsg)
 		conf_recv.conf = NULL;
 		conf_recv.spool_fd = -1;
 	}
+	return 0;
+}
+
+static int
+master_ticket_keys(struct imsgev *iev, struct imsg *imsg)
+{
+	struct tls_ticket_keys	 k;
+
+	imsgev_data(imsg, &k, sizeof(k));
+	if (k.count < 1 || k.count > TLS_TICKET_KEYS) {
+		explicit_bzero(&k, sizeof(k));
+		return imsgev_reject(iev, "%u ticket keys", k.count);
+	}
+	tls_ticket_keys_set(&k);
+	explicit_bzero(&k, sizeof(k));
 	return 0;
 }
 

@@ -280,6 +280,8 @@ assert_esmtp_defaults(struct portcullis_conf *conf)
 	cr_assert_eq(conf->tls_min_version, TLS1_2_VERSION);
 	cr_assert_eq(conf->tls_min_version, 0x0303);
 	cr_assert_str_eq(conf->tls_ciphers, "");
+	cr_assert_eq(conf->tls_tickets, 1);
+	cr_assert_eq(conf->tls_ticket_lifetime, 4 * 3600);
 	cr_assert(TAILQ_EMPTY(&conf->local_domains));
 }
 
@@ -341,6 +343,8 @@ Test(config, good_all)
 	cr_assert_eq(conf->tls_min_version, TLS1_3_VERSION);
 	cr_assert_eq(conf->tls_min_version, 0x0304);
 	cr_assert_str_eq(conf->tls_ciphers, "HIGH:!aNULL:!MD5");
+	cr_assert_eq(conf->tls_tickets, 0);
+	cr_assert_eq(conf->tls_ticket_lifetime, 90 * 60);
 
 	cr_assert_eq(count_listeners(conf), 5);
 	assert_listener(nth_listener(conf, 0), AF_INET, "127.0.0.1", 587,
@@ -674,6 +678,14 @@ Test(config, bad_tls_min_version)
 {
 	expect_error("bad-tls-min-version.conf", 3,
 	    "invalid tls-min-version \"1.1\": want 1.2 or 1.3");
+}
+
+Test(config, bad_tls_tickets)
+{
+	expect_error("bad-tls-tickets.conf", 3,
+	    "invalid tls-tickets \"yes\": want on or off");
+	expect_error("bad-tls-ticket-lifetime.conf", 3,
+	    "tls-ticket-lifetime: whole seconds from 1s to 7d");
 }
 
 Test(config, bad_max_recipients)
