@@ -178,6 +178,8 @@ check_replies(struct bufferevent *client)
 	evbuffer_drain(out, len);
 }
 
+static const char fuzz_addrs[] = "alias@example.org\0other@elsewhere.example";
+
 static void
 verdict_for(const struct auth_request *req, const struct auth_cred *cred,
     struct auth_verdict *v)
@@ -217,6 +219,7 @@ authd_serve(int answer)
 	struct auth_request	 req;
 	struct auth_cred	 cred;
 	struct auth_verdict	 v;
+	struct iovec		 iov[2];
 	struct imsg		 imsg;
 	ssize_t			 n;
 
@@ -231,10 +234,16 @@ authd_serve(int answer)
 			FUZZ_ASSERT(req.mechanism & (SASL_PASSWORD_MECHS |
 			    SASL_TOKEN_MECHS));
 			verdict_for(&req, &cred, &v);
+			/* An ok names two more addresses the user may use. */
+			if (v.result == AUTH_OK)
+				v.addrs_len = sizeof(fuzz_addrs);
+			iov[0].iov_base = &v;
+			iov[0].iov_len = sizeof(v);
+			iov[1].iov_base = (void *)(uintptr_t)fuzz_addrs;
+			iov[1].iov_len = v.addrs_len;
 			if (answer)
-				FUZZ_ASSERT(imsg_compose(&authd_side,
-				    IMSG_AUTH_VERDICT, 0, 0, -1, &v,
-				    sizeof(v)) != -1);
+				FUZZ_ASSERT(imsg_composev(&authd_side,
+				    IMSG_AUTH_VERDICT, 0, 0, -1, iov, 2) != -1);
 			break;
 		case IMSG_AUTH_CANCEL:
 			break;
@@ -258,7 +267,7 @@ worker_receive(void)
 	FUZZ_ASSERT(imsgbuf_read(&worker->authd.ibuf) == 1);
 	while ((n = imsg_get(&worker->authd.ibuf, &imsg)) > 0) {
 		FUZZ_ASSERT(imsg_get_type(&imsg) == IMSG_AUTH_VERDICT);
-		smtp_auth_verdict(&imsg);
+		FUZZ_ASSERT(smtp_auth_verdict(&worker->authd, &imsg) == 0);
 		imsg_free(&imsg);
 	}
 	FUZZ_ASSERT(n == 0);
