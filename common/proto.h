@@ -26,7 +26,7 @@
  * whenever a payload changes shape or meaning or a type is added or
  * retired.
  */
-#define PROTO_VERSION		3
+#define PROTO_VERSION		4
 
 /*
  * Every type has its number written out: numbers are never reused,
