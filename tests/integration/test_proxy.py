@@ -83,16 +83,20 @@ class HAProxy:
                 "\tmode tcp\n"
                 "\tlog global\n"
                 "\toption tcplog\n"
+                "\toption log-health-checks\n"
                 "\ttimeout connect 2s\n"
                 "\ttimeout client 30s\n"
                 "\ttimeout server 30s\n")
         for name, (listener, opts) in FRONTENDS.items():
-            # Health checks every 500 ms: version 2 sends them as LOCAL.
+            # Health checks every 500 ms: version 2 sends them as LOCAL;
+            # on STARTTLS they wait for the greeting and say EHLO.
+            check = ("" if listener == "smtps" else
+                     "\toption smtpchk EHLO lb.example\n")
             text += ("frontend %s\n\tbind 127.0.0.1:%d\n"
                      "\tdefault_backend b_%s\n"
-                     "backend b_%s\n\tserver s 127.0.0.1:%d %s "
+                     "backend b_%s\n%s\tserver s 127.0.0.1:%d %s "
                      "check inter 500ms\n"
-                     % (name, self.ports[name], name, name,
+                     % (name, self.ports[name], name, name, check,
                         daemon.ports[listener], opts))
         with open(self.conf, "w") as f:
             f.write(text)
@@ -301,6 +305,10 @@ class ProxyTest(unittest.TestCase):
                    r"\(PROXY v2 LOCAL\)" % (BALANCER, BALANCER), count=2,
                    timeout=5)
         time.sleep(1)
+        # smtpchk had its 250 to EHLO after either header.
+        for name in ("v1_starttls", "v2_starttls"):
+            self.assertRegex(H.log(), r"Health check for server b_%s/s "
+                             r"succeeded.*Layer7 check passed" % name)
         self.assertNotIn(" is DOWN", H.log())
         self.assertNotRegex(D.log(), r"refused %s on \S+: PROXY header"
                             % BALANCER.replace(".", r"\."))
