@@ -199,7 +199,7 @@ proxy_wait_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n <= 0) {
 		/* A balancer's health check may only connect and close. */
-		if (n == 0 && w->len == 0)
+		if ((n == 0 || errno == ECONNRESET) && w->len == 0)
 			log_debug("%s on %s: closed before a PROXY header",
 			    w->peer, w->listener->name);
 		else
