@@ -88,16 +88,20 @@ class HAProxy:
                 "\ttimeout client 30s\n"
                 "\ttimeout server 30s\n")
         for name, (listener, opts) in FRONTENDS.items():
-            # Health checks every 500 ms: version 2 sends them as LOCAL;
-            # on STARTTLS they wait for the greeting and say EHLO.
-            check = ("" if listener == "smtps" else
-                     "\toption smtpchk EHLO lb.example\n")
+            # Health checks every 500 ms, as the README has them:
+            # version 2 sends them as LOCAL; on STARTTLS they wait for
+            # the greeting and say EHLO, on implicit TLS they shake
+            # hands.
+            if listener == "smtps":
+                check, tls = "", " check-ssl verify none"
+            else:
+                check, tls = "\toption smtpchk EHLO lb.example\n", ""
             text += ("frontend %s\n\tbind 127.0.0.1:%d\n"
                      "\tdefault_backend b_%s\n"
                      "backend b_%s\n%s\tserver s 127.0.0.1:%d %s "
-                     "check inter 500ms\n"
+                     "check inter 500ms%s\n"
                      % (name, self.ports[name], name, name, check,
-                        daemon.ports[listener], opts))
+                        daemon.ports[listener], opts, tls))
         with open(self.conf, "w") as f:
             f.write(text)
         self.log_fh = open(self.logfile, "wb")
@@ -305,10 +309,12 @@ class ProxyTest(unittest.TestCase):
                    r"\(PROXY v2 LOCAL\)" % (BALANCER, BALANCER), count=2,
                    timeout=5)
         time.sleep(1)
-        # smtpchk had its 250 to EHLO after either header.
-        for name in ("v1_starttls", "v2_starttls"):
+        # smtpchk had its answer to EHLO after either header, and
+        # check-ssl its TLS handshake.
+        for name in FRONTENDS:
             self.assertRegex(H.log(), r"Health check for server b_%s/s "
-                             r"succeeded.*Layer7 check passed" % name)
+                             r"succeeded.*Layer%d check passed"
+                             % (name, 6 if name.endswith("smtps") else 7))
         self.assertNotIn(" is DOWN", H.log())
         self.assertNotRegex(D.log(), r"refused %s on \S+: PROXY header"
                             % BALANCER.replace(".", r"\."))
