@@ -63,6 +63,7 @@ config_new_empty(void)
 	conf->timeout_command = DEFAULT_TIMEOUT_COMMAND;
 	conf->timeout_data = DEFAULT_TIMEOUT_DATA;
 	conf->timeout_session = DEFAULT_TIMEOUT_SESSION;
+	conf->timeout_proxy = DEFAULT_TIMEOUT_PROXY;
 	conf->max_recipients = DEFAULT_MAX_RECIPIENTS;
 	conf->max_sessions = DEFAULT_MAX_SESSIONS;
 	conf->max_sessions_per_addr = DEFAULT_MAX_SESSIONS_PER_ADDR;

@@ -86,6 +86,17 @@ enum sender_check {
 #define LISTEN_SMTPS		0x0004	/* implicit TLS, RFC 8314 */
 #define LISTEN_AUTH_REQUIRE	0x0008	/* no MAIL before AUTH */
 #define LISTEN_AUTH_OPTIONAL	0x0010	/* AUTH offered, not needed */
+#define LISTEN_PROXY		0x0020	/* a PROXY protocol header first */
+
+#define CONF_PROXY_FROM_MAX	16	/* balancers' networks a listener */
+#define DEFAULT_TIMEOUT_PROXY	5	/* seconds for the PROXY header */
+
+/* A network by its prefix: where a PROXY protocol header may come from. */
+struct netprefix {
+	int			 family;	/* AF_INET, AF_INET6 */
+	int			 prefixlen;
+	uint8_t			 addr[16];	/* bits past the prefix 0 */
+};
 
 struct listener {
 	TAILQ_ENTRY(listener)	 entry;
@@ -95,6 +106,8 @@ struct listener {
 	char			 pki[CONF_HOST_MAX];	/* "" unless tls or smtps */
 	uint32_t		 flags;
 	int			 fd;	/* master: bound socket, else -1 */
+	int			 proxy_nfrom;	/* LISTEN_PROXY: 1.. */
+	struct netprefix	 proxy_from[CONF_PROXY_FROM_MAX];
 };
 TAILQ_HEAD(listenerlist, listener);
 
@@ -271,6 +284,7 @@ struct portcullis_conf {
 	int			 timeout_command;
 	int			 timeout_data;
 	int			 timeout_session;
+	int			 timeout_proxy;		/* the PROXY header */
 	int			 max_recipients;
 	int			 max_sessions;		/* per worker */
 	int			 max_sessions_per_addr;	/* per worker */

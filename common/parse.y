@@ -110,6 +110,9 @@ struct listen_opts {
 	int			 smtps;
 	int			 auth_require;
 	int			 auth_optional;
+	int			 proxy;		/* proxy-protocol given */
+	int			 proxy_nfrom;
+	struct netprefix	 proxy_from[CONF_PROXY_FROM_MAX];
 };
 
 /* A pki statement being parsed. */
@@ -235,6 +238,7 @@ static void	 static_user_add(const char *, const char *, int);
 static int	 set_failure_delay(int *, int64_t, const char *);
 static int	 netaddr_parse(const char *, struct netaddr *);
 static int	 trusted_network_add(const char *);
+static int	 proxy_source_add(const char *);
 static void	 check_listeners(void);
 static void	 check_auth(void);
 static void	 parse_reset(void);
@@ -281,14 +285,14 @@ static int			 kv_depth;	/* >0: in their block */
 
 %token	AUTH AUTHUSER BARENEWLINES CERT CHECKER CHROOT CONSOLE DELIVER
 %token	EARLYTALKERS CONTROLSOCKET
-%token	FAILUREDELAY FAILUREDELAYMAX GRACEPERIOD HOSTNAME INCLUDE KEY
+%token	FAILUREDELAY FAILUREDELAYMAX FROM GRACEPERIOD HOSTNAME INCLUDE KEY
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
 %token	OAUTH CACHE
-%token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
-%token	TLSTICKETS TLSTICKETLIFETIME
+%token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT
+%token	PROXYPROTOCOL RELAY
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
-%token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
+%token	TLSMINVERSION TLSTICKETS TLSTICKETLIFETIME TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -623,6 +627,32 @@ listenopt	: NAME STRING			{
 			lopts.auth_optional = 1;
 			lopts.flags |= LISTEN_AUTH_OPTIONAL;
 		}
+		| PROXYPROTOCOL FROM '{' nls proxylist sep '}' {
+			if (lopts.proxy++ > 0) {
+				conf_error("listen: proxy-protocol given "
+				    "twice");
+				YYERROR;
+			}
+			lopts.flags |= LISTEN_PROXY;
+		}
+		| PROXYPROTOCOL FROM '{' nls '}' {
+			conf_error("proxy-protocol: empty list");
+			YYERROR;
+		}
+		| PROXYPROTOCOL FROM '{' error '}' { yyerrok; }
+		;
+
+/*
+ * proxy-protocol from { 10.0.0.0/8 "fd00::/8" }: the balancers a
+ * listener takes a PROXY protocol header from, as trusted-networks.
+ */
+proxylist	: proxysource
+		| proxylist sep proxysource
+		;
+
+proxysource	: value				{
+			(void)proxy_source_add($1);
+		}
 		;
 
 delivery	: SPOOL				{
@@ -929,6 +959,7 @@ static const struct keyword keywords[] = {
 	{ "early-talkers",	EARLYTALKERS },
 	{ "failure-delay",	FAILUREDELAY },
 	{ "failure-delay-max",	FAILUREDELAYMAX },
+	{ "from",		FROM },
 	{ "grace-period",	GRACEPERIOD },
 	{ "hostname",		HOSTNAME },
 	{ "include",		INCLUDE },
@@ -953,6 +984,7 @@ static const struct keyword keywords[] = {
 	{ "penalty-prefix6",	PENALTYPREFIX6 },
 	{ "pki",		PKI },
 	{ "port",		PORT },
+	{ "proxy-protocol",	PROXYPROTOCOL },
 	{ "relay",		RELAY },
 	{ "require",		REQUIRE },
 	{ "sender-check",	SENDERCHECK },
@@ -1431,6 +1463,11 @@ yylex(void)
 		in_list = 1;
 		(void)strlcpy(list_keyword, stmt_keyword,
 		    sizeof(list_keyword));
+	} else if (tok == '{' && strcmp(prev_text, "from") == 0) {
+		/* listen on ... proxy-protocol from { ... } */
+		in_list = 1;
+		(void)strlcpy(list_keyword, "proxy-protocol",
+		    sizeof(list_keyword));
 	} else if (tok == '}')
 		in_list = 0;
 
@@ -1770,7 +1807,7 @@ set_number(int *dst, int64_t n, int64_t min, int64_t max, const char *what)
 	return 0;
 }
 
-/* "timeout command|data|session DURATION": whole seconds, 1s to 24h. */
+/* "timeout command|data|session|proxy DURATION": whole seconds, 1s to 24h. */
 static int
 set_timeout(const char *kind, int64_t ms)
 {
@@ -1782,9 +1819,11 @@ set_timeout(const char *kind, int64_t ms)
 		dst = &conf->timeout_data;
 	else if (strcmp(kind, "session") == 0)
 		dst = &conf->timeout_session;
+	else if (strcmp(kind, "proxy") == 0)
+		dst = &conf->timeout_proxy;
 	else {
-		conf_error("unknown timeout \"%s\": want command, data or "
-		    "session", kind);
+		conf_error("unknown timeout \"%s\": want command, data, "
+		    "session or proxy", kind);
 		return -1;
 	}
 	if (ms % 1000 != 0) {
@@ -2049,6 +2088,8 @@ listener_add(const char *address, int64_t port, struct listen_opts *lo)
 	if (lo->pki != NULL && copy_value(l->pki, sizeof(l->pki), lo->pki,
 	    "listener pki") == -1)
 		goto fail;
+	l->proxy_nfrom = lo->proxy_nfrom;
+	memcpy(l->proxy_from, lo->proxy_from, sizeof(l->proxy_from));
 
 	if (lo->tls && lo->smtps) {
 		conf_error("listener \"%s\": tls and smtps are mutually "
@@ -3022,6 +3063,47 @@ trusted_network_add(const char *s)
 			return -1;
 		}
 	TAILQ_INSERT_TAIL(&conf->trusted_networks, n, entry);
+	return 0;
+}
+
+/*
+ * A balancer's network for the listener being parsed.  A listener
+ * with proxy-protocol serves its balancers only: a host in the list
+ * that is not a balancer could claim any client address.
+ */
+static int
+proxy_source_add(const char *s)
+{
+	struct netaddr		 n;
+	struct netprefix	*p;
+	const void		*bytes;
+	int			 i;
+
+	if (netaddr_parse(s, &n) == -1) {
+		conf_error("invalid proxy-protocol source \"%s\"", s);
+		return -1;
+	}
+	if (lopts.proxy_nfrom == CONF_PROXY_FROM_MAX) {
+		conf_error("proxy-protocol: more than %d sources",
+		    CONF_PROXY_FROM_MAX);
+		return -1;
+	}
+	p = &lopts.proxy_from[lopts.proxy_nfrom];
+	memset(p, 0, sizeof(*p));
+	p->family = n.ss.ss_family;
+	p->prefixlen = n.prefixlen;
+	if (p->family == AF_INET)
+		bytes = &((struct sockaddr_in *)&n.ss)->sin_addr;
+	else
+		bytes = &((struct sockaddr_in6 *)&n.ss)->sin6_addr;
+	memcpy(p->addr, bytes, p->family == AF_INET ? 4 : 16);
+	for (i = 0; i < lopts.proxy_nfrom; i++)
+		if (memcmp(&lopts.proxy_from[i], p, sizeof(*p)) == 0) {
+			conf_error("proxy-protocol: duplicate source \"%s\"",
+			    s);
+			return -1;
+		}
+	lopts.proxy_nfrom++;
 	return 0;
 }
 

@@ -11,6 +11,7 @@ set -eu
 DEBIAN_PKGS="gcc make pkg-config byacc libssl-dev libbsd-dev liblmdb-dev
 libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
+haproxy
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
@@ -29,6 +30,7 @@ if [ ! -f /etc/debian_version ]; then
 	exit 1
 fi
 
+# haproxy: the balancer in front of test_proxy's listeners.
 # gdb: the sandbox tests attach to the children.  devscripts:
 # hardening-check.  fail2ban: fail2ban-regex reads the shipped filter.
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:

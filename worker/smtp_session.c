@@ -489,9 +489,10 @@ session_admit(int fd, struct listener *l, const char *host)
 	struct portcullis_conf	*conf = worker->conf;
 	struct addr_count	*ac;
 
-	if (worker->nsessions >= (unsigned int)conf->max_sessions) {
+	if (worker->nsessions + proxy_waiting() >=
+	    (unsigned int)conf->max_sessions) {
 		log_warnx("refused %s on %s: %u sessions, the limit", host,
-		    l->name, worker->nsessions);
+		    l->name, worker->nsessions + proxy_waiting());
 		session_refuse(fd, "Too many sessions, try again later");
 		return NULL;
 	}
@@ -520,17 +521,17 @@ session_admit(int fd, struct listener *l, const char *host)
 	return ac;
 }
 
-static void
-session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
-    socklen_t sslen)
+/*
+ * A session for the client at host, on a socket whose next octet is
+ * the client's: straight from accept, or after a balancer's PROXY
+ * header (via names the balancer, else NULL).
+ */
+void
+session_start(int fd, struct listener *l, const char *host, const char *via)
 {
 	struct addr_count	*ac;
 	struct session		*s;
-	char			 host[NI_MAXHOST];
 
-	if (getnameinfo((struct sockaddr *)ss, sslen, host, sizeof(host),
-	    NULL, 0, NI_NUMERICHOST) != 0)
-		strlcpy(host, "unknown", sizeof(host));
 	if ((ac = session_admit(fd, l, host)) == NULL)
 		return;
 	if ((s = session_alloc(fd, l, host)) == NULL) {
@@ -545,8 +546,12 @@ session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
 	heap_trim_later();
 	TAILQ_INSERT_TAIL(&worker->sessions, s, entry);
 	worker->nsessions++;
-	log_info("session %016llx: connection from %s on %s",
-	    (unsigned long long)s->id, host, l->name);
+	if (via != NULL)
+		log_info("session %016llx: connection from %s on %s via %s",
+		    (unsigned long long)s->id, host, l->name, via);
+	else
+		log_info("session %016llx: connection from %s on %s",
+		    (unsigned long long)s->id, host, l->name);
 
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
@@ -557,6 +562,23 @@ session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
 	} else
 		session_greet(s);
 	bufferevent_enable(s->bev, EV_READ);
+}
+
+static void
+session_new(int fd, struct listener *l, struct sockaddr_storage *ss,
+    socklen_t sslen)
+{
+	char	 host[NI_MAXHOST];
+
+	if (getnameinfo((struct sockaddr *)ss, sslen, host, sizeof(host),
+	    NULL, 0, NI_NUMERICHOST) != 0)
+		strlcpy(host, "unknown", sizeof(host));
+	/* Its balancer speaks first: the client's address comes next. */
+	if (l->flags & LISTEN_PROXY) {
+		proxy_wait_start(fd, l, ss, host);
+		return;
+	}
+	session_start(fd, l, host, NULL);
 }
 
 /*
@@ -851,6 +873,7 @@ smtp_close_all(const char *reply)
 {
 	struct session	*s;
 
+	proxy_wait_close_all();
 	TAILQ_FOREACH(s, &worker->sessions, entry)
 		if (!s->closing)
 			session_close_after(s, "%s", reply);

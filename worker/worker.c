@@ -141,7 +141,8 @@ worker_exit(void)
 void
 worker_session_gone(void)
 {
-	if (worker->shutting_down && worker->nsessions == 0)
+	if (worker->shutting_down && worker->nsessions == 0 &&
+	    proxy_waiting() == 0)
 		worker_exit();
 }
 
@@ -170,7 +171,7 @@ worker_shutdown(void)
 	smtp_listen_close();
 	log_info("worker %u: shutting down, %u session(s) open",
 	    worker->id, worker->nsessions);
-	if (worker->nsessions == 0) {
+	if (worker->nsessions == 0 && proxy_waiting() == 0) {
 		worker_exit();
 		return;
 	}

@@ -110,9 +110,17 @@ void	session_close_after(struct session *, const char *, ...)
 void	session_timer_reset(struct session *);
 void	session_starttls(struct session *);
 void	session_resume(struct session *);
+void	session_start(int fd, struct listener *, const char *host,
+	    const char *via);
 void	smtp_reply_error(struct session *, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));
 void	smtp_transaction_reset(struct session *);
+
+/* smtp_proxy.c */
+void	proxy_wait_start(int fd, struct listener *,
+	    const struct sockaddr_storage *, const char *host);
+void	proxy_wait_close_all(void);
+unsigned int proxy_waiting(void);
 
 /* smtp_cmd.c */
 void	smtp_command(struct session *, char *line);

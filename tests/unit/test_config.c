@@ -697,7 +697,7 @@ Test(config, bad_max_recipients)
 Test(config, bad_timeout_kind)
 {
 	expect_error("bad-timeout-kind.conf", 3,
-	    "unknown timeout \"greeting\": want command, data or session");
+	    "unknown timeout \"greeting\": want command, data, session or proxy");
 }
 
 Test(config, bad_duplicate_local_domain)
@@ -1251,6 +1251,10 @@ Test(config, timeouts)
 	cr_assert_eq(conf->timeout_data, 360);
 	cr_assert_eq(conf->timeout_command, 3);
 	cr_assert_eq(conf->timeout_session, DEFAULT_TIMEOUT_SESSION);
+	cr_assert_eq(conf->timeout_proxy, DEFAULT_TIMEOUT_PROXY);
+	config_free(conf);
+	conf = parse_ok(L25 "timeout proxy 3s\n");
+	cr_assert_eq(conf->timeout_proxy, 3);
 	config_free(conf);
 
 	expect_text_error(L25 "timeout command 0\n", 2,
@@ -1262,7 +1266,8 @@ Test(config, timeouts)
 	expect_text_error(L25 "timeout command 5x\n", 2,
 	    "invalid duration \"5x\"");
 	expect_text_error(L25 "timeout Command 5m\n", 2,
-	    "unknown timeout \"Command\": want command, data or session");
+	    "unknown timeout \"Command\": want command, data, session or "
+	    "proxy");
 	expect_text_error(L25 "timeout command\n", 2,
 	    "timeout: missing value");
 	expect_text_error(L25 "timeout\n", 2, "timeout: missing value");
@@ -2684,4 +2689,53 @@ Test(config, oauth_urls_from_macros)
 	cr_assert_str_eq(c->oauth.jwks_url,
 	    "https://login.microsoftonline.com/TENANT/discovery/v2.0/keys");
 	config_free(conf);
+}
+
+/* listen on ... proxy-protocol from { ... }: the balancers' networks. */
+Test(config, proxy_protocol)
+{
+	static const uint8_t	 v6[16] = { 0xfd };
+	struct portcullis_conf	*conf;
+	struct listener		*l;
+
+	conf = parse_ok("listen on 127.0.0.1 port 25 proxy-protocol from {\n"
+	    "\t10.1.2.3/8, 192.0.2.7\n"
+	    "\t\"fd00::/8\"\n"
+	    "} name \"lb\"\n"
+	    "listen on 127.0.0.1 port 26\n");
+	l = nth_listener(conf, 0);
+	cr_assert_str_eq(l->name, "lb");
+	cr_assert(l->flags & LISTEN_PROXY);
+	cr_assert_eq(l->proxy_nfrom, 3);
+	cr_assert_eq(l->proxy_from[0].family, AF_INET);
+	cr_assert_eq(l->proxy_from[0].prefixlen, 8);
+	cr_assert_eq(memcmp(l->proxy_from[0].addr, "\x0a\0\0\0", 4), 0);
+	cr_assert_eq(l->proxy_from[1].prefixlen, 32);
+	cr_assert_eq(memcmp(l->proxy_from[1].addr, "\xc0\0\x02\x07", 4), 0);
+	cr_assert_eq(l->proxy_from[2].family, AF_INET6);
+	cr_assert_eq(l->proxy_from[2].prefixlen, 8);
+	cr_assert_eq(memcmp(l->proxy_from[2].addr, v6, 16), 0);
+	l = nth_listener(conf, 1);
+	cr_assert_eq(l->flags & LISTEN_PROXY, 0);
+	cr_assert_eq(l->proxy_nfrom, 0);
+	config_free(conf);
+
+	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol from "
+	    "{ 10.0.0.0/33 }\n", 1,
+	    "invalid proxy-protocol source \"10.0.0.0/33\"");
+	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol from "
+	    "{ }\n", 1, "proxy-protocol: empty list");
+	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol from "
+	    "{ ::1 0::1/128 }\n", 1,
+	    "proxy-protocol: duplicate source \"0::1/128\"");
+	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol from "
+	    "{ 10.0.0.1 } proxy-protocol from { 10.0.0.2 }\n", 1,
+	    "listen: proxy-protocol given twice");
+	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol from "
+	    "{ 1.0.0.1 1.0.0.2 1.0.0.3 1.0.0.4 1.0.0.5 1.0.0.6 1.0.0.7 "
+	    "1.0.0.8 1.0.0.9 1.0.0.10 1.0.0.11 1.0.0.12 1.0.0.13 1.0.0.14 "
+	    "1.0.0.15 1.0.0.16 1.0.0.17 }\n", 1,
+	    "proxy-protocol: more than 16 sources");
+	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol\n", 1,
+	    "listen: missing value after \"proxy-protocol\"");
 }
