@@ -21,6 +21,7 @@
 
 #include "authd.h"
 #include "config_imsg.h"
+#include "fleet.h"
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
@@ -140,6 +141,7 @@ authd_configure(struct portcullis_conf *conf)
 	}
 	if (chain_configure(conf) == -1)
 		fatalx("cannot set up the checker chain");
+	fleet_configure(conf);
 	if (first) {
 		authd_unveil(conf);
 		sandbox_enter(SANDBOX_AUTHD, 0);

@@ -70,6 +70,7 @@ struct session {
 	char			*auth_login_user; /* LOGIN: first answer */
 	int			 auth_challenged; /* token refused, 334 sent */
 	struct event		*auth_delay;
+	int			 auth_tempfail;	/* the delay ends in 454 */
 	struct envelope		 env;
 	size_t			 rcpt_cap;
 	struct data_filter	 df;
