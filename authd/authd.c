@@ -42,6 +42,7 @@ static void	master_closed(struct imsgev *);
 static int	worker_ping(struct imsgev *, struct imsg *);
 static int	worker_auth_request(struct imsgev *, struct imsg *);
 static int	worker_auth_cancel(struct imsgev *, struct imsg *);
+static int	worker_limit_request(struct imsgev *, struct imsg *);
 static void	worker_closed(struct imsgev *);
 
 /*
@@ -84,6 +85,8 @@ static const struct imsg_dispatch from_worker[] = {
 	    worker_auth_request },
 	{ IMSG_AUTH_CANCEL, sizeof(struct auth_cancel), 0,
 	    worker_auth_cancel },
+	{ IMSG_LIMIT_REQUEST, sizeof(struct limit_request), 0,
+	    worker_limit_request },
 	{ 0, 0, 0, NULL }
 };
 
@@ -267,6 +270,12 @@ static int
 worker_auth_request(struct imsgev *iev, struct imsg *imsg)
 {
 	return authd_auth_request(iev->arg, imsg);
+}
+
+static int
+worker_limit_request(struct imsgev *iev, struct imsg *imsg)
+{
+	return limit_request(iev->arg, imsg);
 }
 
 static int

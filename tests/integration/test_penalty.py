@@ -11,7 +11,9 @@ test_penalty.py -- authd's penalties on one node, without Redis.
   address that logged in before, still logs in;
 - trusted-networks are exempt from the address penalty, not from the
   account's;
-- authctl penalty list and clear, and the counters in authctl stats.
+- authctl penalty list and clear, and the counters in authctl stats;
+- sending limits: the message over the limit is refused 451 4.7.1 after
+  its dot and is not in the spool; the recipient over it at RCPT.
 
 Delays are short (failure-delay 30ms, at most 240ms) so that this runs in seconds.
 """
@@ -92,6 +94,17 @@ class Client:
         r = self.cmd("AUTH PLAIN " + plain(user, password))
         return time.monotonic() - t0, r
 
+    def send_message(self, sender, rcpts, body="Subject: t\r\n\r\nhi\r\n"):
+        """MAIL, RCPTs, DATA; the replies to RCPTs and to the dot."""
+        assert self.cmd("MAIL FROM:<%s>" % sender).startswith("250")
+        got = [self.cmd("RCPT TO:<%s>" % r) for r in rcpts]
+        if not any(r.startswith("250") for r in got):
+            self.cmd("RSET")
+            return got, None
+        assert self.cmd("DATA").startswith("354")
+        self.sock.sendall(body.encode() + b".\r\n")
+        return got, self.reply()
+
     def close(self):
         try:
             self.sock.sendall(b"QUIT\r\n")
@@ -130,6 +143,7 @@ def expected(k):
 class PenaltyCase(unittest.TestCase):
     extra = ""
     workers = 4
+    top = ""
 
     @classmethod
     def setUpClass(cls):
@@ -139,7 +153,8 @@ class PenaltyCase(unittest.TestCase):
         cls.d = Daemon(workers=cls.workers, local_domains=["example.org"],
                        max_sessions_per_address=1000, max_errors=100,
                        conf_extra=auth_block(
-                           cls.extra + "\ttrusted-networks { 127.0.0.64/30 }\n"))
+                           cls.extra + "\ttrusted-networks { 127.0.0.64/30 }\n")
+                       + cls.top)
         cls.d.start()
 
     @classmethod
@@ -282,6 +297,59 @@ class TestAccountLock(PenaltyCase):
         authctl(self.d, "penalty", "clear", user)
         t, r = one_attempt(self.d.port, user, password, "127.0.1.99")
         self.assertTrue(r.startswith("235 "), r)
+
+
+class TestLimits(PenaltyCase):
+    workers = 2
+    top = "limit messages 3 per 1h recipients 4 per 1h\n"
+
+    def test_message_limit_refused_after_the_dot_and_not_spooled(self):
+        user, password = "owner@example.org", "owner-pw"
+        c = Client(self.d.port, "127.0.4.1")
+        self.assertTrue(c.auth(user, password)[1].startswith("235"))
+        finals = []
+        for k in range(4):
+            before = len(self.d.spooled())
+            _, final = c.send_message(user, ["x%d@elsewhere.test" % k])
+            finals.append(final[:9])
+            if k == 3:
+                self.assertEqual(len(self.d.spooled()), before)
+                self.assertEqual(self.d.spooled("tmp"), [])
+                self.assertIn("Sending limit reached: too many messages "
+                              "from this account", final)
+        c.close()
+        self.assertEqual(finals, ["250 2.0.0"] * 3 + ["451 4.7.1"])
+        self.assertRegex(self.d.log(), r'limit: session=\S+ user="owner@'
+                         r'example.org" client=127\.0\.4\.1: over the '
+                         r"message limit of the account \(3 per 3600s\)")
+        self.assertGreaterEqual(counters(self.d)["limit_messages_refused"], 1)
+
+    def test_recipient_limit_refused_at_rcpt(self):
+        user, password = "ctl@example.org", "ctl-pw"
+        c = Client(self.d.port, "127.0.4.2")
+        self.assertTrue(c.auth(user, password)[1].startswith("235"))
+        got, final = c.send_message(user, ["r%d@elsewhere.test" % k
+                                           for k in range(6)])
+        c.close()
+        self.assertEqual([r[:9] for r in got],
+                         ["250 2.1.5"] * 4 + ["451 4.7.1"] * 2)
+        self.assertTrue(final.startswith("250 2.0.0"), final)
+        self.assertGreaterEqual(
+            counters(self.d)["limit_recipients_refused"], 2)
+
+    def test_address_limit_spans_accounts(self):
+        # Two accounts from one address: the address's count is shared.
+        src = "127.0.4.3"
+        finals = []
+        for user, password in [("rep@example.org", "rep-pw"),
+                               ("diff@example.org", "diff-pw")]:
+            c = Client(self.d.port, src)
+            self.assertTrue(c.auth(user, password)[1].startswith("235"))
+            for k in range(2):
+                finals.append(c.send_message(user, ["a@elsewhere.test"])[1]
+                              [:9])
+            c.close()
+        self.assertEqual(finals, ["250 2.0.0"] * 3 + ["451 4.7.1"])
 
 
 if __name__ == "__main__":
