@@ -304,7 +304,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.string>	address optpath value kvkey
+%type	<v.string>	address optpath value kvkey word
 %type	<v.number>	port duration size relaytls
 
 %%
@@ -864,11 +864,15 @@ network		: value				{
 		}
 		;
 
-words		: value				{
+words		: word				{
 			memset(&stmtw, 0, sizeof(stmtw));
 			words_add($1);
 		}
-		| words value			{ words_add($2); }
+		| words word			{ words_add($2); }
+		;
+
+word		: value				{ $$ = $1; }
+		| TIMEOUT			{ $$ = "timeout"; }
 		;
 
 /* In milliseconds; a bare number is seconds. */
