@@ -42,6 +42,7 @@ enum entry_kind {
 	E_LIMIT_ADDR_RCPT,
 	E_LIMIT_USER_MSG,
 	E_LIMIT_ADDR_MSG,
+	E_LOCKED,		/* an account Redis says is locked */
 };
 
 struct entry {
@@ -297,14 +298,51 @@ fleet_local(struct fleet_req *r)
 }
 
 /*
+ * Redis says the account is locked until then (its own failure count,
+ * or another node's news): until then its logins ask Redis.
+ */
+void
+fleet_lock_note(const char *user, time_t until)
+{
+	struct entry	*e;
+	time_t		 now = time(NULL);
+
+	if (until <= now || (e = entry_get(E_LOCKED, user, now, 1)) == NULL)
+		return;
+	e->count = 1;
+	e->expires = until;
+}
+
+void
+fleet_lock_drop(const char *user)
+{
+	struct entry	*e;
+
+	if ((e = entry_get(E_LOCKED, user, time(NULL), 0)) != NULL)
+		entry_remove(e);
+}
+
+/*
  * Answered here, then by Redis if it can; done() once either way, at
- * once when it is not Redis.
+ * once when it is not Redis.  Every login asks whether its account is
+ * locked: with Redis, only an account some node found locked (the
+ * nodes tell each other, fleet_redis.c) is asked of Redis, so that a
+ * login usually costs no round trip.
  */
 void
 fleet_submit(struct fleet_req *r)
 {
 	fleet_local(r);
 	if (fleet_redis_usable()) {
+		if (r->op == FLEET_CHECK && fleet_redis_informed() &&
+		    entry_get(E_LOCKED, r->user, time(NULL), 0) == NULL) {
+			r->account_count = 0;
+			r->known = 0;
+			r->shared = 1;
+			fleet_counters.state_shared++;
+			r->done(r);
+			return;
+		}
 		fleet_redis_submit(r);
 		return;
 	}
@@ -432,9 +470,11 @@ fleet_clear(const char *what)
 	uint32_t	 n = 0;
 
 	RB_FOREACH_SAFE(e, entry_tree, &entries, next)
-		if (e->kind <= E_REPEATS && entry_matches(e, what)) {
+		if ((e->kind <= E_REPEATS || e->kind == E_LOCKED) &&
+		    entry_matches(e, what)) {
+			if (e->kind != E_LOCKED)
+				n++;
 			entry_remove(e);
-			n++;
 		}
 	fleet_redis_clear(what);
 	return n;

@@ -98,10 +98,13 @@ void	fleet_list(const char *what, void (*row)(const struct ctl_penalty *,
 	    void *), void *arg);
 uint32_t fleet_clear(const char *what);
 uint32_t fleet_delay(const struct portcullis_conf *, uint32_t failures);
+void	fleet_lock_note(const char *user, time_t until);
+void	fleet_lock_drop(const char *user);
 
 /* fleet_redis.c */
 void	fleet_redis_configure(const struct portcullis_conf *);
 int	fleet_redis_usable(void);
+int	fleet_redis_informed(void);
 void	fleet_redis_submit(struct fleet_req *);
 void	fleet_redis_clear(const char *what);
 

@@ -4,9 +4,12 @@
  * asynchronous API on authd's own libevent loop: authd never waits for
  * Redis.
  *
- * Each question is one small Lua script (atomic: INCR and EXPIRE go
- * together, a limit is checked and counted at once), sent with EVALSHA
- * (EVAL once after a NOSCRIPT).  Every request has a deadline (state
+ * A question that changes counts is one small Lua script (atomic: INCR
+ * and EXPIRE go together, a limit is checked and counted at once),
+ * sent with EVALSHA (EVAL once after a NOSCRIPT); the one every login
+ * asks first (is the account locked, is the address known?) is a plain
+ * MGET, and a login's own news (DEL, SET EX) goes without waiting for
+ * an answer: Lua costs Redis more than a plain command.  Every request has a deadline (state
  * ... timeout); a request that misses it, an error or a lost
  * connection is answered from this node's own counters (fleet.c keeps
  * them warm), or refused with fail-closed.  An outage is logged once
@@ -24,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,24 +43,23 @@
 #include "log.h"
 
 #define KEY_PREFIX		"portcullis:"
+#define LOCK_CHANNEL		KEY_PREFIX "locks"
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
 #define REDIS_PASSWORD_MAX	512
 #define ARGS_MAX		8
 
-enum script_id { S_CHECK, S_FAIL, S_OK, S_LIMIT, S_COUNT };
+enum script_id { S_FAIL, S_LIMIT, S_COUNT, S_NONE = S_COUNT };
 
 /* Each returns an array of integers. */
 static struct script {
 	const char	*text;
 	char		 sha[SHA_DIGEST_LENGTH * 2 + 1];
 } scripts[S_COUNT] = {
-	/* KEYS: account, "known" pair.  -> { failures, known } */
-	[S_CHECK] = { "return {tonumber(redis.call('GET',KEYS[1]) or 0),"
-	    "redis.call('EXISTS',KEYS[2])}" },
 	/*
 	 * KEYS: address, account; ARGV: grow the address, count the
-	 * account, forget, window.  -> { address's, account's }
+	 * account, forget, window.  -> { address's, account's, the
+	 * account's seconds to live }
 	 */
 	[S_FAIL] = { "local a,u "
 	    "if ARGV[1]=='1' then a=redis.call('INCR',KEYS[1]) "
@@ -66,11 +69,7 @@ static struct script {
 	    "if redis.call('TTL',KEYS[2])<0 then "
 	    "redis.call('EXPIRE',KEYS[2],ARGV[4]) end "
 	    "else u=tonumber(redis.call('GET',KEYS[2]) or 0) end "
-	    "return {a,u}" },
-	/* KEYS: address, "known" pair; ARGV: known-for, has a user */
-	[S_OK] = { "redis.call('DEL',KEYS[1]) "
-	    "if ARGV[2]=='1' then "
-	    "redis.call('SET',KEYS[2],'1','EX',ARGV[1]) end return {0}" },
+	    "return {a,u,redis.call('TTL',KEYS[2])}" },
 	/*
 	 * KEYS: the account's count [, the address's]; ARGV: n, max,
 	 * window.  -> { 0 counted, or the index of the one over }
@@ -104,7 +103,9 @@ static struct {
 	int			 backoff_ms;
 	struct event		*retry;
 	char			 password[REDIS_PASSWORD_MAX];
-	int			 generation;
+	/* the nodes' news of locked accounts (SUBSCRIBE needs its own) */
+	redisAsyncContext	*sub;
+	int			 subscribed;
 } rs;
 
 static void	redis_connect(void);
@@ -124,10 +125,13 @@ scripts_hash(void)
 }
 
 /* The outage is logged once, and counted; back-off from the bottom. */
+static void	sub_gone(void);
+
 static void
 redis_outage(const char *why)
 {
 	rs.connected = 0;
+	sub_gone();
 	if (!rs.down) {
 		rs.down = 1;
 		fleet_counters.state_outages++;
@@ -189,6 +193,92 @@ on_connect(const redisAsyncContext *ac, int status)
 	}
 }
 
+static void	sub_connect(void);
+
+static void
+sub_gone(void)
+{
+	redisAsyncContext	*ac = rs.sub;
+
+	rs.sub = NULL;
+	rs.subscribed = 0;
+	if (ac != NULL)
+		redisAsyncFree(ac);
+}
+
+static void
+sub_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	(void)status;
+	if (ac != rs.sub)
+		return;
+	/* Until it is back, every login asks Redis itself. */
+	rs.sub = NULL;
+	rs.subscribed = 0;
+}
+
+static void
+sub_on_connect(const redisAsyncContext *ac, int status)
+{
+	if (ac == rs.sub && status != REDIS_OK) {
+		rs.sub = NULL;
+		rs.subscribed = 0;
+	}
+}
+
+/*
+ * "L UNTIL USER": another node found USER locked until UNTIL (epoch);
+ * "U USER": its penalties were cleared.
+ */
+static void
+sub_message(redisAsyncContext *ac, void *rp, void *priv)
+{
+	redisReply	*r = rp, *kind, *msg;
+	char		 buf[CONF_AUTH_NAME_MAX + 32], *user;
+	long long	 until;
+
+	(void)priv;
+	if (ac != rs.sub || r == NULL || r->type != REDIS_REPLY_ARRAY ||
+	    r->elements != 3)
+		return;
+	kind = r->element[0];
+	msg = r->element[2];
+	if (kind->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(kind->str, "subscribe") == 0) {
+		rs.subscribed = 1;
+		return;
+	}
+	if (strcmp(kind->str, "message") != 0 ||
+	    msg->type != REDIS_REPLY_STRING || msg->len >= sizeof(buf))
+		return;
+	memcpy(buf, msg->str, msg->len);
+	buf[msg->len] = '\0';
+	if (buf[0] == 'U' && buf[1] == ' ')
+		fleet_lock_drop(buf + 2);
+	else if (buf[0] == 'L' && buf[1] == ' ' &&
+	    (user = strchr(buf + 2, ' ')) != NULL) {
+		*user++ = '\0';
+		until = strtoll(buf + 2, NULL, 10);
+		fleet_lock_note(user, (time_t)until);
+	}
+}
+
+static void
+redis_publish(const char *fmt, const char *user, long long until)
+{
+	char	 msg[CONF_AUTH_NAME_MAX + 32];
+
+	if (rs.ac == NULL || !rs.connected)
+		return;
+	if (fmt[0] == 'L')
+		snprintf(msg, sizeof(msg), "L %lld %s", until, user);
+	else
+		snprintf(msg, sizeof(msg), "U %s", user);
+	redisAsyncCommand(rs.ac, NULL, NULL, "PUBLISH %s %s", LOCK_CHANNEL,
+	    msg);
+}
+
 /* The answer to AUTH, or to PING without one: the link is usable. */
 static void
 on_ready(redisAsyncContext *ac, void *r, void *priv)
@@ -207,6 +297,7 @@ on_ready(redisAsyncContext *ac, void *r, void *priv)
 	}
 	rs.connected = 1;
 	rs.backoff_ms = 0;
+	sub_connect();
 	if (rs.down) {
 		rs.down = 0;
 		fleet_counters.state_reconnects++;
@@ -217,17 +308,17 @@ on_ready(redisAsyncContext *ac, void *r, void *priv)
 		    "shared", rs.where);
 }
 
-static void
-redis_connect(void)
+/* A new context for the configured place; NULL if none could be made. */
+static redisAsyncContext *
+context_new(void)
 {
-	const char	*w = rs.where, *colon;
-	char		 host[INET6_ADDRSTRLEN + 2];
-	size_t		 len;
+	redisAsyncContext	*ac;
+	const char		*w = rs.where, *colon;
+	char			 host[INET6_ADDRSTRLEN + 2];
+	size_t			 len;
 
-	if (rs.ac != NULL)
-		return;
 	if (strncmp(w, "unix:", 5) == 0)
-		rs.ac = redisAsyncConnectUnix(w + 5);
+		ac = redisAsyncConnectUnix(w + 5);
 	else {
 		colon = strrchr(w, ':');
 		len = (size_t)(colon - w);
@@ -239,18 +330,42 @@ redis_connect(void)
 			len = sizeof(host) - 1;
 		memcpy(host, w, len);
 		host[len] = '\0';
-		rs.ac = redisAsyncConnect(host, atoi(colon + 1));
+		ac = redisAsyncConnect(host, atoi(colon + 1));
 	}
-	if (rs.ac == NULL || rs.ac->err) {
-		redis_outage(rs.ac != NULL ? rs.ac->errstr : "out of memory");
-		if (rs.ac != NULL)
-			redisAsyncFree(rs.ac);
-		rs.ac = NULL;
+	if (ac != NULL && ac->err) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	if (ac != NULL && redisLibeventAttach(ac, authd->base) != REDIS_OK)
+		fatalx("redisLibeventAttach");
+	return ac;
+}
+
+static void
+sub_connect(void)
+{
+	if (rs.sub != NULL)
+		return;
+	if ((rs.sub = context_new()) == NULL)
+		return;		/* logins ask Redis meanwhile */
+	redisAsyncSetConnectCallback(rs.sub, sub_on_connect);
+	redisAsyncSetDisconnectCallback(rs.sub, sub_on_disconnect);
+	if (rs.password[0] != '\0')
+		redisAsyncCommand(rs.sub, NULL, NULL, "AUTH %s", rs.password);
+	redisAsyncCommand(rs.sub, sub_message, NULL, "SUBSCRIBE %s",
+	    LOCK_CHANNEL);
+}
+
+static void
+redis_connect(void)
+{
+	if (rs.ac != NULL)
+		return;
+	if ((rs.ac = context_new()) == NULL) {
+		redis_outage("cannot connect");
 		retry_later();
 		return;
 	}
-	if (redisLibeventAttach(rs.ac, authd->base) != REDIS_OK)
-		fatalx("redisLibeventAttach");
 	redisAsyncSetConnectCallback(rs.ac, on_connect);
 	redisAsyncSetDisconnectCallback(rs.ac, on_disconnect);
 	/* Sent once connected; the answer makes the link usable. */
@@ -303,12 +418,20 @@ fleet_redis_configure(const struct portcullis_conf *conf)
 		rs.ac = NULL;
 		redisAsyncFree(ac);
 	}
+	sub_gone();
 	if (rs.retry != NULL)
 		evtimer_del(rs.retry);
 	rs.connected = rs.down = rs.backoff_ms = 0;
 	strlcpy(rs.where, conf->state.redis, sizeof(rs.where));
 	if (conf->state.type == STATE_REDIS)
 		redis_connect();
+}
+
+/* Would this node hear of another's lock?  Else it asks every time. */
+int
+fleet_redis_informed(void)
+{
+	return rs.subscribed;
 }
 
 int
@@ -369,13 +492,47 @@ call_timeout(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* Element i of an array: an integer, or a number in a string (MGET). */
 static long long
 reply_int(const redisReply *r, size_t i)
 {
-	if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
-	    r->element[i]->type != REDIS_REPLY_INTEGER)
+	const redisReply	*e;
+	const char		*errstr;
+	char			 buf[32];
+	long long		 v;
+
+	if (r->type != REDIS_REPLY_ARRAY || i >= r->elements)
 		return -1;
-	return r->element[i]->integer;
+	e = r->element[i];
+	if (e->type == REDIS_REPLY_INTEGER)
+		return e->integer;
+	if (e->type == REDIS_REPLY_NIL)
+		return 0;
+	if (e->type != REDIS_REPLY_STRING || e->len >= sizeof(buf))
+		return -1;
+	memcpy(buf, e->str, e->len);
+	buf[e->len] = '\0';
+	v = strtonum(buf, 0, UINT32_MAX, &errstr);
+	return errstr != NULL ? -1 : v;
+}
+
+/*
+ * The account's shared count reached the lock: remember it, and the
+ * node whose failure locked it tells the others.
+ */
+static void
+fail_lock_news(const struct fleet_req *r, long long ttl)
+{
+	const struct penalty_conf *p = &rs.conf->penalty;
+	long long		 until;
+
+	if (p->account_max <= 0 || r->user[0] == '\0' ||
+	    r->account_count < (uint32_t)p->account_max)
+		return;
+	until = (long long)time(NULL) + (ttl > 0 ? ttl : p->account_window);
+	fleet_lock_note(r->user, (time_t)until);
+	if (r->count_account && r->account_count == (uint32_t)p->account_max)
+		redis_publish("L", r->user, until);
 }
 
 /* Redis's answer replaces the one fleet.c gave from this node's. */
@@ -393,6 +550,7 @@ call_answer(struct call *c, const redisReply *reply)
 	case FLEET_FAIL:
 		r->addr_count = a < 0 ? 0 : (uint32_t)a;
 		r->account_count = b < 0 ? 0 : (uint32_t)b;
+		fail_lock_news(r, reply_int(reply, 2));
 		break;
 	case FLEET_LIMIT:
 		/* counted here, refused there: take ours back */
@@ -453,18 +611,25 @@ call_send(struct call *c)
 	char		 nkeys[8];
 	int		 i;
 
+	int		 head = 3;
+
 	snprintf(nkeys, sizeof(nkeys), "%d", c->nkeys);
 	argv[0] = c->retried ? "EVAL" : "EVALSHA";
-	argv[1] = c->retried ? scripts[c->script].text :
-	    scripts[c->script].sha;
-	argv[2] = nkeys;
-	for (i = 0; i < 3; i++)
+	if (c->script == S_NONE) {
+		argv[0] = "MGET";
+		head = 1;
+	} else {
+		argv[1] = c->retried ? scripts[c->script].text :
+		    scripts[c->script].sha;
+		argv[2] = nkeys;
+	}
+	for (i = 0; i < head; i++)
 		argl[i] = strlen(argv[i]);
 	for (i = 0; i < c->argc; i++) {
-		argv[3 + i] = c->argv[i];
-		argl[3 + i] = c->argl[i];
+		argv[head + i] = c->argv[i];
+		argl[head + i] = c->argl[i];
 	}
-	if (redisAsyncCommandArgv(rs.ac, call_reply, c, 3 + c->argc, argv,
+	if (redisAsyncCommandArgv(rs.ac, call_reply, c, head + c->argc, argv,
 	    argl) != REDIS_OK) {
 		call_local(c, "cannot send");
 		call_free(c);
@@ -512,7 +677,7 @@ call_build(struct call *c, const struct fleet_req *r)
 
 	switch (r->op) {
 	case FLEET_CHECK:
-		c->script = S_CHECK;
+		c->script = S_NONE;	/* MGET account known */
 		c->nkeys = 2;
 		call_arg(c, KEY_PREFIX "u:", r->user, NULL);
 		call_arg(c, KEY_PREFIX "k:", r->user, r->addr);
@@ -528,13 +693,7 @@ call_build(struct call *c, const struct fleet_req *r)
 		call_num(c, p->account_window);
 		break;
 	case FLEET_OK:
-		c->script = S_OK;
-		c->nkeys = 2;
-		call_arg(c, KEY_PREFIX "a:", r->addr, NULL);
-		call_arg(c, KEY_PREFIX "k:", r->user, r->addr);
-		call_num(c, p->known_for);
-		call_num(c, r->user[0] != '\0');
-		break;
+		fatalx("%s: FLEET_OK goes by redis_ok()", __func__);
 	case FLEET_LIMIT:
 		c->script = S_LIMIT;
 		c->nkeys = r->addr[0] != '\0' ? 2 : 1;
@@ -548,6 +707,27 @@ call_build(struct call *c, const struct fleet_req *r)
 	}
 }
 
+/*
+ * A login: the address's failures go, the address is known for the
+ * account.  Nobody waits for it: no deadline, no answer read.
+ */
+static void
+redis_ok(struct fleet_req *r)
+{
+	char	 pair[CONF_AUTH_NAME_MAX + 80];
+
+	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s", KEY_PREFIX "a:",
+	    r->addr);
+	if (r->user[0] != '\0') {
+		snprintf(pair, sizeof(pair), "%s %s", r->user, r->addr);
+		redisAsyncCommand(rs.ac, NULL, NULL, "SET %s%s 1 EX %d",
+		    KEY_PREFIX "k:", pair, rs.conf->penalty.known_for);
+	}
+	r->shared = 1;
+	fleet_counters.state_shared++;
+	r->done(r);
+}
+
 void
 fleet_redis_submit(struct fleet_req *r)
 {
@@ -555,6 +735,10 @@ fleet_redis_submit(struct fleet_req *r)
 	struct timeval	 tv;
 	int		 ms = rs.conf->state.timeout;
 
+	if (r->op == FLEET_OK) {
+		redis_ok(r);
+		return;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("calloc");
 	c->req = r;
@@ -575,4 +759,5 @@ fleet_redis_clear(const char *what)
 		return;
 	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s %s%s",
 	    KEY_PREFIX "a:", what, KEY_PREFIX "u:", what);
+	redis_publish("U", what, 0);
 }
