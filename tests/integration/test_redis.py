@@ -24,7 +24,7 @@ import tempfile
 import time
 import unittest
 
-from daemon import Daemon
+from daemon import Daemon, free_port
 from test_penalty import (Client, DELAY, auth_block, can_bind, counters,
                           expected, one_attempt)
 
@@ -33,7 +33,8 @@ REDIS = None
 
 
 class RedisServer:
-    """redis-server on a Unix socket only, no persistence."""
+    """redis-server on a Unix socket and a loopback port, no
+    persistence."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="portcullis-redis-")
@@ -48,6 +49,7 @@ class RedisServer:
                 pass
         os.chmod(self.dir, 0o755)
         self.proc = None
+        self.port = free_port()
 
     def _demote(self):
         os.setgid(self.user.pw_gid)
@@ -57,7 +59,8 @@ class RedisServer:
     def start(self):
         self.log = open(os.path.join(self.dir, "log"), "ab")
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", "0", "--unixsocket", self.sock,
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--unixsocket", self.sock,
              "--unixsocketperm", "777", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--daemonize", "no"],
             stdout=self.log, stderr=subprocess.STDOUT,
@@ -212,6 +215,27 @@ class TestTwoNodes(unittest.TestCase):
               " ms" % [round(x * 1000) for x in delays])
         self.assertGrows(delays)
         self.assertEqual(counters(self.a)["state_reconnects"], 1)
+
+
+class TestTcp(unittest.TestCase):
+    def test_over_tcp_and_under_the_sandbox(self):
+        d = Daemon(workers=1, local_domains=["example.org"],
+                   conf_extra=auth_block() +
+                   'state redis "127.0.0.1:%d"\n' % REDIS.port)
+        d.start()
+        try:
+            d.wait_log(r"state: Redis at 127\.0\.0\.1:\d+: penalties "
+                       r"and limits are shared")
+            for k in range(1, 4):
+                t, r = one_attempt(d.port, "tcp@example.org", "x%d" % k,
+                                   "127.0.9.1")
+                self.assertTrue(r.startswith("535"), r)
+            self.assertGreaterEqual(t, expected(3) * 0.85)
+            c = counters(d)
+            self.assertGreaterEqual(c["state_shared"], 3)
+            self.assertEqual(c["state_errors"], 0)
+        finally:
+            d.stop()
 
 
 class TestFailClosed(unittest.TestCase):
