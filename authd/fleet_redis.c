@@ -44,10 +44,11 @@
 
 #define KEY_PREFIX		"portcullis:"
 #define LOCK_CHANNEL		KEY_PREFIX "locks"
+#define LOCKED_SET		KEY_PREFIX "locked"
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
 #define REDIS_PASSWORD_MAX	512
-#define ARGS_MAX		8
+#define ARGS_MAX		12
 
 enum script_id { S_FAIL, S_LIMIT, S_COUNT, S_NONE = S_COUNT };
 
@@ -57,9 +58,11 @@ static struct script {
 	char		 sha[SHA_DIGEST_LENGTH * 2 + 1];
 } scripts[S_COUNT] = {
 	/*
-	 * KEYS: address, account; ARGV: grow the address, count the
-	 * account, forget, window.  -> { address's, account's, the
-	 * account's seconds to live }
+	 * KEYS: address, account, the locked set; ARGV: grow the address,
+	 * count the account, forget, window, the lock's count, the user.
+	 * -> { address's, account's, the account's seconds to live }.
+	 * The failure that locks an account enters it in the locked set,
+	 * for the nodes that start (or subscribe) later.
 	 */
 	[S_FAIL] = { "local a,u "
 	    "if ARGV[1]=='1' then a=redis.call('INCR',KEYS[1]) "
@@ -69,7 +72,11 @@ static struct script {
 	    "if redis.call('TTL',KEYS[2])<0 then "
 	    "redis.call('EXPIRE',KEYS[2],ARGV[4]) end "
 	    "else u=tonumber(redis.call('GET',KEYS[2]) or 0) end "
-	    "return {a,u,redis.call('TTL',KEYS[2])}" },
+	    "local t=redis.call('TTL',KEYS[2]) "
+	    "if ARGV[2]=='1' and tonumber(ARGV[5])>0 and "
+	    "u==tonumber(ARGV[5]) then redis.call('ZADD',KEYS[3],"
+	    "tonumber(redis.call('TIME')[1])+t,ARGV[6]) end "
+	    "return {a,u,t}" },
 	/*
 	 * KEYS: the account's count [, the address's]; ARGV: n, max,
 	 * window.  -> { 0 counted, or the index of the one over }
@@ -226,6 +233,49 @@ sub_on_connect(const redisAsyncContext *ac, int status)
 	}
 }
 
+/* The accounts locked now, as the locked set has them; then informed. */
+static void
+locked_loaded(redisAsyncContext *ac, void *rp, void *priv)
+{
+	redisReply	*r = rp;
+	char		 user[CONF_AUTH_NAME_MAX];
+	const char	*errstr;
+	long long	 until;
+
+	(void)priv;
+	if (ac != rs.ac || r == NULL || r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    r->element[i + 1]->type != REDIS_REPLY_STRING ||
+		    r->element[i]->len >= sizeof(user))
+			continue;
+		memcpy(user, r->element[i]->str, r->element[i]->len);
+		user[r->element[i]->len] = '\0';
+		until = strtonum(r->element[i + 1]->str, 1, INT64_MAX, &errstr);
+		if (errstr == NULL)
+			fleet_lock_note(user, (time_t)until);
+	}
+	rs.subscribed = rs.sub != NULL;
+}
+
+/*
+ * Subscribed: what was locked before is read once, and the set loses
+ * what has expired.  Until then every login asks Redis.
+ */
+static void
+locked_load(void)
+{
+	long long	 now = (long long)time(NULL);
+
+	if (rs.ac == NULL || !rs.connected)
+		return;
+	redisAsyncCommand(rs.ac, NULL, NULL, "ZREMRANGEBYSCORE %s -inf %lld",
+	    LOCKED_SET, now);
+	redisAsyncCommand(rs.ac, locked_loaded, NULL,
+	    "ZRANGEBYSCORE %s %lld +inf WITHSCORES", LOCKED_SET, now);
+}
+
 /*
  * "L UNTIL USER": another node found USER locked until UNTIL (epoch);
  * "U USER": its penalties were cleared.
@@ -246,7 +296,7 @@ sub_message(redisAsyncContext *ac, void *rp, void *priv)
 	if (kind->type != REDIS_REPLY_STRING)
 		return;
 	if (strcmp(kind->str, "subscribe") == 0) {
-		rs.subscribed = 1;
+		locked_load();
 		return;
 	}
 	if (strcmp(kind->str, "message") != 0 ||
@@ -684,13 +734,16 @@ call_build(struct call *c, const struct fleet_req *r)
 		break;
 	case FLEET_FAIL:
 		c->script = S_FAIL;
-		c->nkeys = 2;
+		c->nkeys = 3;
 		call_arg(c, KEY_PREFIX "a:", r->addr, NULL);
 		call_arg(c, KEY_PREFIX "u:", r->user, NULL);
+		call_arg(c, LOCKED_SET, "", NULL);
 		call_num(c, r->grow_addr && r->addr[0] != '\0');
 		call_num(c, r->count_account && r->user[0] != '\0');
 		call_num(c, p->forget);
 		call_num(c, p->account_window);
+		call_num(c, p->account_max);
+		call_arg(c, "", r->user, NULL);
 		break;
 	case FLEET_OK:
 		fatalx("%s: FLEET_OK goes by redis_ok()", __func__);
@@ -759,5 +812,6 @@ fleet_redis_clear(const char *what)
 		return;
 	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s %s%s",
 	    KEY_PREFIX "a:", what, KEY_PREFIX "u:", what);
+	redisAsyncCommand(rs.ac, NULL, NULL, "ZREM %s %s", LOCKED_SET, what);
 	redis_publish("U", what, 0);
 }

@@ -170,6 +170,17 @@ class TestTwoNodes(unittest.TestCase):
         self.assertTrue(r.startswith("235 "), r)
         t, r = one_attempt(self.b.port, user, password, "127.0.6.99")
         self.assertTrue(r.startswith("454 4.7.0"), r)
+        # A node that starts after the lock learns it from Redis: its
+        # first attempt for the account is not checked either.
+        c = node()
+        c.start()
+        try:
+            c.wait_log(r"penalties and limits are shared")
+            time.sleep(0.2)
+            t, r = one_attempt(c.port, user, password, "127.0.6.98")
+            self.assertTrue(r.startswith("454 4.7.0"), r)
+        finally:
+            c.stop()
 
     def test_3_message_limit_is_the_sum_over_both_nodes(self):
         user, password = "owner@example.org", "owner-pw"
