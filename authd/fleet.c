@@ -53,7 +53,7 @@ struct entry {
 	time_t			 expires;
 	int			 nhash;
 	uint8_t			 hash[PENALTY_REPEATS_MAX][REPEAT_HASH_LEN];
-	char			 key[];
+	char			*key;		/* right after the entry */
 };
 
 struct fleet_counters fleet_counters;
@@ -114,18 +114,12 @@ entry_remove(struct entry *e)
 static struct entry *
 entry_get(int kind, const char *key, time_t now, int create)
 {
-	struct {
-		struct entry	 e;
-		char		 key[400];
-	} find;
-	struct entry	*e;
+	struct entry	 find, *e;
 	size_t		 len = strlen(key);
 
-	if (len >= sizeof(find.key))
-		return NULL;
-	find.e.kind = kind;
-	memcpy(find.e.key, key, len + 1);
-	if ((e = RB_FIND(entry_tree, &entries, &find.e)) != NULL) {
+	find.kind = kind;
+	find.key = (char *)(uintptr_t)key;
+	if ((e = RB_FIND(entry_tree, &entries, &find)) != NULL) {
 		if (e->expires > now) {
 			TAILQ_REMOVE(&lru, e, lru);
 			TAILQ_INSERT_TAIL(&lru, e, lru);
@@ -146,6 +140,7 @@ entry_get(int kind, const char *key, time_t now, int create)
 		return NULL;
 	}
 	e->kind = kind;
+	e->key = (char *)(e + 1);
 	memcpy(e->key, key, len + 1);
 	RB_INSERT(entry_tree, &entries, e);
 	TAILQ_INSERT_TAIL(&lru, e, lru);

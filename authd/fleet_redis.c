@@ -6,21 +6,27 @@
  *
  * A question that changes counts is one small Lua script (atomic: INCR
  * and EXPIRE go together, a limit is checked and counted at once),
- * sent with EVALSHA (EVAL once after a NOSCRIPT); the one every login
- * asks first (is the account locked, is the address known?) is a plain
- * MGET, and a login's own news (DEL, SET EX) goes without waiting for
- * an answer: Lua costs Redis more than a plain command.  Every request has a deadline (state
- * ... timeout); a request that misses it, an error or a lost
- * connection is answered from this node's own counters (fleet.c keeps
- * them warm), or refused with fail-closed.  An outage is logged once
- * and counted; the connection is made again with a back-off, and the
- * counters are shared again as soon as Redis answers.
+ * sent with EVALSHA (EVAL once after a NOSCRIPT).  A login asks Redis
+ * nothing before its password is checked unless its account is known
+ * to be locked: the node whose failure locks an account publishes it
+ * (and enters it in a locked set, read by a node when it subscribes),
+ * every node remembers it until the lock ends, and only then asks
+ * (MGET: the count, and whether this address logged in before).  A
+ * login's own news (DEL the address, SET the known pair) is sent
+ * without waiting for the answer.
+ *
+ * Every request has a deadline (state ... timeout); one that misses
+ * it, an error or a lost connection is answered from this node's own
+ * counters (fleet.c keeps them warm), or refused with fail-closed.  An
+ * outage is logged once and counted; the connection is made again
+ * with a back-off, and the counters are shared again as soon as Redis
+ * answers.
  *
  * What goes to Redis: an address's and an account's failure counts, the
- * addresses that logged in as an account, the sending counts.  Never a
- * password or a hash of one: the repeat hashes stay on the node.
- * hiredis 0.14 (Debian 12) has no TLS: use a Unix socket or a trusted
- * network (portcullis.conf(5)).
+ * addresses that logged in as an account, the locked accounts, the
+ * sending counts.  Never a password or a hash of one: the repeat
+ * hashes stay on the node.  hiredis 0.14 (Debian 12) has no TLS: use a
+ * Unix socket or a trusted network (portcullis.conf(5)).
  */
 
 #include <sys/types.h>
@@ -52,7 +58,7 @@
 
 enum script_id { S_FAIL, S_LIMIT, S_COUNT, S_NONE = S_COUNT };
 
-/* Each returns an array of integers. */
+/* Each returns an array of integers; sha is made at the first use. */
 static struct script {
 	const char	*text;
 	char		 sha[SHA_DIGEST_LENGTH * 2 + 1];
@@ -64,7 +70,7 @@ static struct script {
 	 * The failure that locks an account enters it in the locked set,
 	 * for the nodes that start (or subscribe) later.
 	 */
-	[S_FAIL] = { "local a,u "
+	[S_FAIL] = { .text = "local a,u "
 	    "if ARGV[1]=='1' then a=redis.call('INCR',KEYS[1]) "
 	    "redis.call('EXPIRE',KEYS[1],ARGV[3]) "
 	    "else a=tonumber(redis.call('GET',KEYS[1]) or 0) end "
@@ -81,7 +87,7 @@ static struct script {
 	 * KEYS: the account's count [, the address's]; ARGV: n, max,
 	 * window.  -> { 0 counted, or the index of the one over }
 	 */
-	[S_LIMIT] = { "local n=tonumber(ARGV[1]) "
+	[S_LIMIT] = { .text = "local n=tonumber(ARGV[1]) "
 	    "for i=1,#KEYS do if tonumber(redis.call('GET',KEYS[i]) or 0)+n"
 	    ">tonumber(ARGV[2]) then return {i} end end "
 	    "for i=1,#KEYS do redis.call('INCRBY',KEYS[i],n) "
