@@ -108,6 +108,10 @@ int	fleet_redis_informed(void);
 void	fleet_redis_submit(struct fleet_req *);
 void	fleet_redis_clear(const char *what);
 
+/* lockmsg.c: "L UNTIL USER" or "U USER"; 'L', 'U' or -1 */
+int	lockmsg_parse(const char *, size_t, char *user, size_t userlen,
+	    int64_t *until);
+
 /* penalty.c */
 void	penalty_key(const char *client, int prefix6, char *key, size_t len);
 int	penalty_trusted(const struct portcullis_conf *, const char *client);

@@ -290,8 +290,8 @@ static void
 sub_message(redisAsyncContext *ac, void *rp, void *priv)
 {
 	redisReply	*r = rp, *kind, *msg;
-	char		 buf[CONF_AUTH_NAME_MAX + 32], *user;
-	long long	 until;
+	char		 user[CONF_AUTH_NAME_MAX];
+	int64_t		 until;
 
 	(void)priv;
 	if (ac != rs.sub || r == NULL || r->type != REDIS_REPLY_ARRAY ||
@@ -306,17 +306,19 @@ sub_message(redisAsyncContext *ac, void *rp, void *priv)
 		return;
 	}
 	if (strcmp(kind->str, "message") != 0 ||
-	    msg->type != REDIS_REPLY_STRING || msg->len >= sizeof(buf))
+	    msg->type != REDIS_REPLY_STRING)
 		return;
-	memcpy(buf, msg->str, msg->len);
-	buf[msg->len] = '\0';
-	if (buf[0] == 'U' && buf[1] == ' ')
-		fleet_lock_drop(buf + 2);
-	else if (buf[0] == 'L' && buf[1] == ' ' &&
-	    (user = strchr(buf + 2, ' ')) != NULL) {
-		*user++ = '\0';
-		until = strtoll(buf + 2, NULL, 10);
+	switch (lockmsg_parse(msg->str, msg->len, user, sizeof(user),
+	    &until)) {
+	case 'L':
 		fleet_lock_note(user, (time_t)until);
+		break;
+	case 'U':
+		fleet_lock_drop(user);
+		break;
+	default:
+		log_warnx("state: Redis at %s: a malformed message on %s",
+		    rs.where, LOCK_CHANNEL);
 	}
 }
 

@@ -245,6 +245,14 @@ class TestTcp(unittest.TestCase):
             c = counters(d)
             self.assertGreaterEqual(c["state_shared"], 3)
             self.assertEqual(c["state_errors"], 0)
+            # Connected again under the sandbox, over TCP.
+            REDIS.kill()
+            d.wait_log(r"state: Redis at \S+ unavailable")
+            REDIS.start()
+            d.wait_log(r"state: Redis at \S+ is back", timeout=15)
+            t, r = one_attempt(d.port, "tcp@example.org", "x9", "127.0.9.2")
+            self.assertTrue(r.startswith("535"), r)
+            self.assertGreaterEqual(counters(d)["state_shared"], 4)
         finally:
             d.stop()
 
