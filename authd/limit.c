@@ -6,7 +6,13 @@
  * its penalty prefix; trusted-networks have no address limit).
  *
  * The limits are one default for every account ("limit" in
- * portcullis.conf); values per user in the store are to come.
+ * portcullis.conf).  Left to do, once the store's user record has
+ * room for them (its layout is being changed for SCRAM): limits per
+ * user in the record, set with "authctl user ... limits", looked up
+ * here (authd holds the store; the lookup must not block the loop, so
+ * on the hash pool or from a small cache) and sent as r->max instead
+ * of the default; and the issue's optional lock of an account that
+ * crosses a hard limit.
  */
 
 #include <sys/types.h>
