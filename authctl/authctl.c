@@ -55,6 +55,7 @@ usage(void)
 	    "       authctl cache list | flush [name]\n"
 	    "       authctl hash [-s scheme] [--password-stdin]\n"
 	    "       authctl oauth keys | refresh [checker]\n"
+	    "       authctl penalty list | clear [address | user]\n"
 	    "       authctl test name [--password-stdin]\n"
 	    "       authctl stats | reload\n");
 	exit(EXIT_USAGE);
@@ -518,6 +519,7 @@ static const struct ctl_cmd commands[] = {
 	{ "cache",	cmd_cache },
 	{ "hash",	cmd_hash },
 	{ "oauth",	cmd_oauth },
+	{ "penalty",	cmd_penalty },
 	{ "reload",	cmd_reload },
 	{ "stats",	cmd_stats },
 	{ "test",	cmd_test },

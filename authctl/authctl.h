@@ -87,5 +87,6 @@ int		 cmd_test(struct ctl *, int argc, char *argv[]);
 int		 cmd_stats(struct ctl *, int argc, char *argv[]);
 int		 cmd_reload(struct ctl *, int argc, char *argv[]);
 int		 cmd_oauth(struct ctl *, int argc, char *argv[]);
+int		 cmd_penalty(struct ctl *, int argc, char *argv[]);
 
 #endif /* PORTCULLIS_AUTHCTL_H */

@@ -7,6 +7,8 @@
  *	reload		reload the configuration, as SIGHUP does
  *	oauth keys [CHECKER]	the signing keys the checkers trust
  *	oauth refresh [CHECKER]	fetch them again now
+ *	penalty list [ADDRESS|USER]	authd's penalties on this node
+ *	penalty clear [ADDRESS|USER]	lift them (and in Redis)
  *
  * The socket is root's (mode 0600) and authd checks the caller's uid
  * again.  Every connection opens with CTL_HELLO both ways, so that an
@@ -245,11 +247,41 @@ live_row(struct imsgbuf *ibuf, uint32_t type, void *row, size_t len)
 	return 1;
 }
 
+/* 1: a checker's row; 2: a counter; 0: the end; -1: failed. */
+static int
+stats_row(struct imsgbuf *ibuf, struct ctl_stats *st, struct ctl_counter *c)
+{
+	struct imsg	 imsg;
+	uint32_t	 t;
+
+	if (live_next(ibuf, &imsg) == -1)
+		return -1;
+	t = imsg_get_type(&imsg);
+	if (t == IMSG_CTL_END) {
+		imsg_free(&imsg);
+		imsgbuf_clear(ibuf);
+		close(ibuf->fd);
+		return 0;
+	}
+	if (t == IMSG_CTL_STATS_REPLY &&
+	    imsg_get_data(&imsg, st, sizeof(*st)) == 0) {
+		imsg_free(&imsg);
+		return 1;
+	}
+	if (t == IMSG_CTL_COUNTER &&
+	    imsg_get_data(&imsg, c, sizeof(*c)) == 0) {
+		imsg_free(&imsg);
+		return 2;
+	}
+	errx(EXIT_STORE, "control socket: unexpected reply");
+}
+
 int
 cmd_stats(struct ctl *c, int argc, char *argv[])
 {
 	struct imsgbuf		 ibuf;
 	struct ctl_stats	 st;
+	struct ctl_counter	 ctr;
 	int			 n;
 
 	(void)argv;
@@ -260,12 +292,20 @@ cmd_stats(struct ctl *c, int argc, char *argv[])
 		return EXIT_STORE;
 	printf("%-24s %10s %10s %10s\n", "checker", "ok", "fail",
 	    "tempfail");
-	while ((n = live_row(&ibuf, IMSG_CTL_STATS_REPLY, &st,
-	    sizeof(st))) == 1) {
+	while ((n = stats_row(&ibuf, &st, &ctr)) == 1) {
 		st.checker[sizeof(st.checker) - 1] = '\0';
 		printf("%-24s %10llu %10llu %10llu\n", st.checker,
 		    (unsigned long long)st.ok, (unsigned long long)st.fail,
 		    (unsigned long long)st.tempfail);
+	}
+	/* then authd's counters (authd/fleet.h), one per line */
+	if (n == 2)
+		printf("\n");
+	while (n == 2) {
+		ctr.name[sizeof(ctr.name) - 1] = '\0';
+		printf("%-32s %llu\n", ctr.name,
+		    (unsigned long long)ctr.value);
+		n = stats_row(&ibuf, &st, &ctr);
 	}
 	return n == -1 ? EXIT_STORE : 0;
 }
@@ -411,5 +451,102 @@ cmd_oauth(struct ctl *c, int argc, char *argv[])
 	if (strcmp(argv[1], "refresh") == 0)
 		return oauth_refresh(c, argc == 3 ? argv[2] : NULL);
 	warnx("unknown oauth command \"%s\"", argv[1]);
+	usage();
+}
+
+static const char *const penalty_kinds[] = {
+	[PENALTY_KIND_ADDRESS] = "address",
+	[PENALTY_KIND_ACCOUNT] = "account",
+	[PENALTY_KIND_KNOWN] = "known",
+	[PENALTY_KIND_REPEATS] = "repeats",
+};
+
+static int
+penalty_request(struct ctl *c, struct imsgbuf *ibuf, uint32_t type,
+    const char *what)
+{
+	struct ctl_penalty	 p;
+	struct iovec		 iov;
+
+	memset(&p, 0, sizeof(p));
+	if (what != NULL && strlcpy(p.what, what, sizeof(p.what)) >=
+	    sizeof(p.what)) {
+		warnx("address or user name too long");
+		return EXIT_ERROR;
+	}
+	iov.iov_base = &p;
+	iov.iov_len = sizeof(p);
+	if (live_connect(c, ibuf) == -1 || live_send(ibuf, type, &iov, 1) ==
+	    -1)
+		return EXIT_STORE;
+	return 0;
+}
+
+static int
+penalty_list(struct ctl *c, const char *what)
+{
+	struct imsgbuf		 ibuf;
+	struct ctl_penalty	 p;
+	char			 t[32], shown[sizeof(p.what) * 4];
+	char			 delay[32];
+	int			 n, rv, rows = 0;
+
+	if ((rv = penalty_request(c, &ibuf, IMSG_CTL_PENALTY_LIST,
+	    what)) != 0)
+		return rv;
+	while ((n = live_row(&ibuf, IMSG_CTL_PENALTY, &p, sizeof(p))) == 1) {
+		p.what[sizeof(p.what) - 1] = '\0';
+		if (p.kind < PENALTY_KIND_ADDRESS ||
+		    p.kind > PENALTY_KIND_REPEATS)
+			continue;
+		if (rows++ == 0)
+			printf("%-8s %-40s %6s %-8s %-7s %s\n", "kind", "what",
+			    "count", "delay", "locked", "expires");
+		snprintf(delay, sizeof(delay), "%ums", p.delay_ms);
+		printf("%-8s %-40s %6u %-8s %-7s %s\n",
+		    penalty_kinds[p.kind], safe_str(p.what, shown,
+		    sizeof(shown)), p.count,
+		    p.kind == PENALTY_KIND_ADDRESS ? delay : "-",
+		    p.kind == PENALTY_KIND_ACCOUNT ? (p.locked ? "yes" : "no") :
+		    "-", live_time(p.expires, t, sizeof(t)));
+	}
+	if (n == -1)
+		return EXIT_STORE;
+	if (rows == 0)
+		printf("no penalties\n");
+	return 0;
+}
+
+static int
+penalty_clear(struct ctl *c, const char *what)
+{
+	struct imsgbuf		 ibuf;
+	struct ctl_penalty	 p, got;
+	int			 n, rv;
+
+	if ((rv = penalty_request(c, &ibuf, IMSG_CTL_PENALTY_CLEAR,
+	    what)) != 0)
+		return rv;
+	memset(&got, 0, sizeof(got));
+	while ((n = live_row(&ibuf, IMSG_CTL_PENALTY, &p, sizeof(p))) == 1)
+		got = p;
+	if (n == -1)
+		return EXIT_STORE;
+	printf("%u entries cleared on this node%s\n", got.count,
+	    " (and in the shared state, if any)");
+	return 0;
+}
+
+/* authctl penalty list | clear [ADDRESS|USER] */
+int
+cmd_penalty(struct ctl *c, int argc, char *argv[])
+{
+	if (argc < 2 || argc > 3)
+		usage();
+	if (strcmp(argv[1], "list") == 0)
+		return penalty_list(c, argc == 3 ? argv[2] : NULL);
+	if (strcmp(argv[1], "clear") == 0)
+		return penalty_clear(c, argc == 3 ? argv[2] : NULL);
+	warnx("unknown penalty command \"%s\"", argv[1]);
 	usage();
 }

@@ -21,6 +21,7 @@
 
 #include "authd.h"
 #include "config_imsg.h"
+#include "fleet.h"
 #include "log.h"
 #include "privsep.h"
 #include "proto.h"
@@ -41,6 +42,7 @@ static void	master_closed(struct imsgev *);
 static int	worker_ping(struct imsgev *, struct imsg *);
 static int	worker_auth_request(struct imsgev *, struct imsg *);
 static int	worker_auth_cancel(struct imsgev *, struct imsg *);
+static int	worker_limit_request(struct imsgev *, struct imsg *);
 static void	worker_closed(struct imsgev *);
 
 /*
@@ -83,6 +85,8 @@ static const struct imsg_dispatch from_worker[] = {
 	    worker_auth_request },
 	{ IMSG_AUTH_CANCEL, sizeof(struct auth_cancel), 0,
 	    worker_auth_cancel },
+	{ IMSG_LIMIT_REQUEST, sizeof(struct limit_request), 0,
+	    worker_limit_request },
 	{ 0, 0, 0, NULL }
 };
 
@@ -140,6 +144,7 @@ authd_configure(struct portcullis_conf *conf)
 	}
 	if (chain_configure(conf) == -1)
 		fatalx("cannot set up the checker chain");
+	fleet_configure(conf);
 	if (first) {
 		authd_unveil(conf);
 		sandbox_enter(SANDBOX_AUTHD, 0);
@@ -265,6 +270,12 @@ static int
 worker_auth_request(struct imsgev *iev, struct imsg *imsg)
 {
 	return authd_auth_request(iev->arg, imsg);
+}
+
+static int
+worker_limit_request(struct imsgev *iev, struct imsg *imsg)
+{
+	return limit_request(iev->arg, imsg);
 }
 
 static int

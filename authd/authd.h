@@ -57,6 +57,9 @@ struct auth_cred {
 int	auth_request_decode(struct imsg *, struct auth_request *,
 	    struct auth_cred *);
 
+/* limit.c */
+int	limit_request(struct worker_channel *, struct imsg *);
+
 /* control.c */
 void	control_init(int fd);
 

@@ -73,6 +73,7 @@ retired_free(void)
 }
 
 static void	chain_step(struct auth_ctx *);
+static const char *delay_text(uint32_t);
 
 static struct {
 	char		 checker[CONF_NAME_MAX];
@@ -217,12 +218,30 @@ auth_found_addr(struct auth_found *f, const char *addr)
 	return 0;
 }
 
+/*
+ * Decided: penalty.c counts it (a failure's delay, a login's address)
+ * and then calls chain_verdict().  The checker's name is copied: a
+ * reload may free its configuration meanwhile.
+ */
 static void
 chain_finish(struct auth_ctx *ctx, int result, const char *checker)
+{
+	ctx->verdict = result;
+	if (checker != NULL)
+		strlcpy(ctx->verdict_by, checker, sizeof(ctx->verdict_by));
+	penalty_after(ctx, result);
+}
+
+/* The audit line, and the verdict to whoever still waits for it. */
+void
+chain_verdict(struct auth_ctx *ctx)
 {
 	struct auth_verdict	 v;
 	struct iovec		 iov[2];
 	char			 user[CONF_AUTH_NAME_MAX * 4];
+	const char		*checker = ctx->verdict_by[0] != '\0' ?
+				    ctx->verdict_by : NULL;
+	int			 result = ctx->verdict;
 	long			 ms = elapsed_ms(&ctx->started);
 
 	/* A token login that named nobody is audited as whom it proved. */
@@ -232,7 +251,7 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 	else
 		escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
 	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s "
-	    "session=%016llx client=%s listener=%s ms=%ld%s%s",
+	    "session=%016llx client=%s listener=%s ms=%ld%s%s%s%s",
 	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :
 	    "tempfail", user, mech_name(ctx->mechanism),
 	    checker != NULL ? checker : "none",
@@ -241,12 +260,15 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 	    ctx->hints.answered ? "=yes" : "",
 	    (unsigned long long)ctx->session_id, ctx->client, ctx->listener,
 	    ms, ctx->why != NULL ? " reason=" : "",
-	    ctx->why != NULL ? ctx->why : "");
+	    ctx->why != NULL ? ctx->why : "",
+	    ctx->repeat ? " repeat=yes" : "",
+	    ctx->delay_ms > 0 ? delay_text(ctx->delay_ms) : "");
 
 	if (ctx->wc != NULL) {
 		memset(&v, 0, sizeof(v));
 		v.req_id = ctx->req_id;
 		v.result = (uint32_t)result;
+		v.delay_ms = ctx->delay_ms;
 		if (result == AUTH_OK) {
 			strlcpy(v.user, ctx->canonical, sizeof(v.user));
 			v.addrs_len = (uint32_t)ctx->found.addrs_len;
@@ -262,6 +284,16 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 	}
 	authd_stats_count(checker, result);
 	chain_ctx_free(ctx);
+}
+
+/* " delay=1500ms", for the audit line. */
+static const char *
+delay_text(uint32_t ms)
+{
+	static char	 buf[32];
+
+	snprintf(buf, sizeof(buf), " delay=%ums", ms);
+	return buf;
 }
 
 void
@@ -398,6 +430,20 @@ chain_reject(struct auth_ctx *ctx)
 }
 
 /*
+ * Refused by the penalties, unchecked (an account locked): audited,
+ * not counted again, answered after the first delay.
+ */
+void
+chain_refuse(struct auth_ctx *ctx, int result, const char *why)
+{
+	ctx->verdict = result;
+	ctx->why = why;
+	ctx->delay_ms = (uint32_t)(authd->conf->failure_delay > 0 ?
+	    authd->conf->failure_delay : 0);
+	chain_verdict(ctx);
+}
+
+/*
  * The session went away: nobody waits for the verdict.  A checker
  * that can stop its check does so now; any other finishes it (so does
  * an observer busy with its verdict), and the attempt is dropped then
@@ -413,7 +459,8 @@ chain_cancel(struct auth_ctx *ctx)
 		ctx->wc = NULL;
 	}
 	ctx->cancelled = 1;
-	if (c == NULL || c->ops->cancel == NULL || ctx->observing > 0)
+	if (c == NULL || c->ops->cancel == NULL || ctx->observing > 0 ||
+	    ctx->penalty_busy)
 		return;
 	c->ops->cancel(c, ctx);
 	inflight--;
@@ -422,12 +469,27 @@ chain_cancel(struct auth_ctx *ctx)
 	retired_free();
 }
 
+/* The penalties have spoken: check the credential, or refuse it. */
+static void
+chain_go(struct auth_ctx *ctx, const char *refused)
+{
+	if (ctx->wc == NULL && ctx->cancelled) {
+		chain_ctx_free(ctx);
+		return;
+	}
+	if (refused != NULL) {
+		chain_refuse(ctx, AUTH_TEMPFAIL, refused);
+		return;
+	}
+	ctx->next = 0;
+	chain_step(ctx);
+}
+
 void
 chain_start(struct auth_ctx *ctx)
 {
 	clock_gettime(CLOCK_MONOTONIC, &ctx->started);
-	ctx->next = 0;
-	chain_step(ctx);
+	penalty_before(ctx, chain_go);
 }
 
 /* For authctl stats: each checker's counts, "none" last. */

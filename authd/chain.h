@@ -77,6 +77,12 @@ struct auth_ctx {
 	struct auth_hints	 hints;
 	void			*job;		/* the running checker's own
 						   per-attempt state */
+	/* the verdict, once decided, while penalty.c counts it */
+	int			 verdict;
+	char			 verdict_by[CONF_NAME_MAX];	/* "": none */
+	uint32_t		 delay_ms;	/* fail: the worker waits */
+	int			 repeat;	/* a wrong password again */
+	int			 penalty_busy;	/* penalty.c asks the state */
 };
 TAILQ_HEAD(auth_ctxlist, auth_ctx);
 
@@ -171,6 +177,13 @@ int	chain_checker_stats(int index, char *buf, size_t len);
 uint32_t chain_mechanisms(void);
 void	chain_checker_done(struct auth_ctx *);
 int	auth_found_addr(struct auth_found *, const char *);
+void	chain_verdict(struct auth_ctx *);
+void	chain_refuse(struct auth_ctx *, int result, const char *why);
+
+/* penalty.c */
+void	penalty_before(struct auth_ctx *, void (*)(struct auth_ctx *,
+	    const char *));
+void	penalty_after(struct auth_ctx *, int result);
 struct store *chain_store(const char *path);
 const struct checker *chain_checkers(int *n);
 

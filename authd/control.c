@@ -14,6 +14,9 @@
  *	CTL_KEYS	the keys the checkers trust (ops->keys)
  *	CTL_REFRESH	the checkers fetch their keys now (ops->refresh);
  *			answered when the fetches ended
+ *	CTL_PENALTY_LIST	this node's penalties (fleet.c)
+ *	CTL_PENALTY_CLEAR	lift those of an address or a user, here
+ *			and in Redis
  *
  * The checkers are reached through their ops only: control.c knows no
  * type of checker.
@@ -29,8 +32,10 @@
 #include <unistd.h>
 
 #include "authd.h"
+#include "fleet.h"
 #include "log.h"
 #include "proto.h"
+#include "util.h"
 
 static struct event	*control_ev;
 
@@ -48,6 +53,8 @@ static int	control_stats(struct imsgev *, struct imsg *);
 static int	control_reload(struct imsgev *, struct imsg *);
 static int	control_keys(struct imsgev *, struct imsg *);
 static int	control_refresh(struct imsgev *, struct imsg *);
+static int	control_penalty_list(struct imsgev *, struct imsg *);
+static int	control_penalty_clear(struct imsgev *, struct imsg *);
 
 /* Until the versions are known to agree, nothing but the hello. */
 static const struct imsg_dispatch from_client_hello[] = {
@@ -62,6 +69,10 @@ static const struct imsg_dispatch from_client[] = {
 	{ IMSG_CTL_RELOAD, 0, 0, control_reload },
 	{ IMSG_CTL_KEYS, sizeof(struct ctl_checker), 0, control_keys },
 	{ IMSG_CTL_REFRESH, sizeof(struct ctl_checker), 0, control_refresh },
+	{ IMSG_CTL_PENALTY_LIST, sizeof(struct ctl_penalty), 0,
+	    control_penalty_list },
+	{ IMSG_CTL_PENALTY_CLEAR, sizeof(struct ctl_penalty), 0,
+	    control_penalty_clear },
 	{ 0, 0, 0, NULL }
 };
 
@@ -113,8 +124,55 @@ control_test(struct imsgev *iev, struct imsg *imsg)
 static int
 control_stats(struct imsgev *iev, struct imsg *imsg)
 {
+	const struct fleet_counter_name	*n;
+	struct ctl_counter		 c;
+
 	(void)imsg;
 	chain_stats_foreach(control_stats_one, iev->arg);
+	for (n = fleet_counter_names; n->name != NULL; n++) {
+		memset(&c, 0, sizeof(c));
+		strlcpy(c.name, n->name, sizeof(c.name));
+		memcpy(&c.value, (const char *)&fleet_counters + n->offset,
+		    sizeof(c.value));
+		imsgev_compose(iev, IMSG_CTL_COUNTER, 0, -1, &c, sizeof(c));
+	}
+	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	return 0;
+}
+
+static void
+control_penalty_row(const struct ctl_penalty *p, void *arg)
+{
+	struct worker_channel	*wc = arg;
+
+	imsgev_compose(&wc->iev, IMSG_CTL_PENALTY, 0, -1, p, sizeof(*p));
+}
+
+static int
+control_penalty_list(struct imsgev *iev, struct imsg *imsg)
+{
+	struct ctl_penalty	 which;
+
+	imsgev_data(imsg, &which, sizeof(which));
+	which.what[sizeof(which.what) - 1] = '\0';
+	fleet_list(which.what, control_penalty_row, iev->arg);
+	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	return 0;
+}
+
+static int
+control_penalty_clear(struct imsgev *iev, struct imsg *imsg)
+{
+	struct ctl_penalty	 which;
+	char			 shown[sizeof(which.what) * 4];
+
+	imsgev_data(imsg, &which, sizeof(which));
+	which.what[sizeof(which.what) - 1] = '\0';
+	which.count = fleet_clear(which.what);
+	escape_text(which.what, strlen(which.what), shown, sizeof(shown));
+	log_info("control: penalties cleared for %s: %u entries here",
+	    which.what[0] != '\0' ? shown : "everything", which.count);
+	imsgev_compose(iev, IMSG_CTL_PENALTY, 0, -1, &which, sizeof(which));
 	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
 	return 0;
 }

@@ -21,8 +21,9 @@
    other side has caught up, so memory does not grow. */
 #define SESSION_INPUT_MAX	(64 * 1024)
 #define SESSION_OUTPUT_MAX	(64 * 1024)
-#define PENALTY_MAX		65536	/* addresses whose failures a worker
-					   remembers */
+#define PENALTY_MAX		65536	/* entries of authd's penalty and
+					   limit tables (authd/fleet.c);
+					   the least recently used go */
 
 /* SASL (worker, and authd again) */
 #define SASL_NAME_MAX		255	/* RFC 4616 2: authcid, authzid,

@@ -59,6 +59,12 @@ config_new_empty(void)
 	conf->failure_delay_max = DEFAULT_FAILURE_DELAY_MAX;
 	conf->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;
 	conf->penalty_prefix6 = DEFAULT_PENALTY_PREFIX6;
+	conf->penalty.forget = DEFAULT_PENALTY_FORGET;
+	conf->penalty.account_max = DEFAULT_PENALTY_ACCOUNT_MAX;
+	conf->penalty.account_window = DEFAULT_PENALTY_ACCOUNT_WINDOW;
+	conf->penalty.known_for = DEFAULT_PENALTY_KNOWN_FOR;
+	conf->penalty.repeats = DEFAULT_PENALTY_REPEATS;
+	conf->state.timeout = DEFAULT_STATE_TIMEOUT;
 
 	conf->timeout_command = DEFAULT_TIMEOUT_COMMAND;
 	conf->timeout_data = DEFAULT_TIMEOUT_DATA;

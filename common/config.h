@@ -249,6 +249,54 @@ TAILQ_HEAD(netaddrlist, netaddr);
 #define DEFAULT_MAX_AUTH_FAILURES	3	/* per session, then 421 */
 #define DEFAULT_PENALTY_PREFIX6		64	/* IPv6 clients by /64 */
 
+/*
+ * Penalties (authd, auth { penalty ... }), sending limits (limit ...)
+ * and where their counters live (state ...).  Durations in seconds.
+ */
+struct penalty_conf {
+	int			 forget;	/* an address's failures, after
+						   its last one */
+	int			 account_max;	/* failures per account and
+						   window, then 454; 0: off */
+	int			 account_window;
+	int			 known_for;	/* an address that logged in as
+						   an account passes its lock */
+	int			 repeats;	/* wrong passwords remembered
+						   per account and address */
+};
+#define DEFAULT_PENALTY_FORGET		3600
+#define DEFAULT_PENALTY_ACCOUNT_MAX	50
+#define DEFAULT_PENALTY_ACCOUNT_WINDOW	900
+#define DEFAULT_PENALTY_KNOWN_FOR	(30 * 86400)
+#define DEFAULT_PENALTY_REPEATS		4
+#define PENALTY_REPEATS_MAX		16
+
+struct limit_conf {
+	int			 messages;	/* per window; 0: no limit */
+	int			 messages_window;
+	int			 recipients;
+	int			 recipients_window;
+};
+
+/* Both fit the one imsg that carries the configuration; a Unix
+   socket's path is shorter anyway (sun_path). */
+#define CONF_STATE_PATH_MAX		256
+
+enum state_type {
+	STATE_LOCAL = 0,	/* this node's own counters */
+	STATE_REDIS,		/* shared; the node's own when it is down */
+};
+
+struct state_conf {
+	enum state_type		 type;
+	char			 redis[CONF_STATE_PATH_MAX];	/* "unix:/path",
+							   or "address:port" */
+	char			 password_file[CONF_STATE_PATH_MAX]; /* "": none */
+	int			 fail_closed;	/* Redis down: 454 and 451 */
+	int			 timeout;	/* milliseconds per request */
+};
+#define DEFAULT_STATE_TIMEOUT		500
+
 struct local_domain {
 	TAILQ_ENTRY(local_domain) entry;
 	char			 name[CONF_HOST_MAX];	/* lower case */
@@ -279,6 +327,9 @@ struct portcullis_conf {
 	int			 failure_delay_max;	/* milliseconds */
 	int			 max_auth_failures;	/* per session */
 	int			 penalty_prefix6;	/* 48..128 */
+	struct penalty_conf	 penalty;
+	struct limit_conf	 limit;
+	struct state_conf	 state;
 
 	/* ESMTP: timeouts in seconds, limits, policy */
 	int			 timeout_command;

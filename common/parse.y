@@ -156,6 +156,14 @@ struct checker_opts {
 
 /* The values of one "option value ..." line of an oauth or cache block. */
 #define KV_VALUES_MAX		8
+/* The words of a penalty, limit or state statement, read by its own
+   function (fewer keywords for the rest of the grammar). */
+#define WORDS_MAX		12
+static struct {
+	const char		*v[WORDS_MAX];
+	int			 n;
+	int			 over;
+} stmtw;
 static struct {
 	const char		*key;
 	const char		*v[KV_VALUES_MAX];
@@ -241,6 +249,10 @@ static int	 trusted_network_add(const char *);
 static int	 proxy_source_add(const char *);
 static void	 check_listeners(void);
 static void	 check_auth(void);
+static void	 words_add(const char *);
+static void	 penalty_stmt(void);
+static void	 limit_stmt(void);
+static void	 state_stmt(void);
 static void	 parse_reset(void);
 static void	 parse_cleanup(void);
 static void	 where_note(const void *, int);
@@ -291,12 +303,13 @@ static int			 kv_depth;	/* >0: in their block */
 %token	OAUTH CACHE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT
 %token	PROXYPROTOCOL RELAY
+%token	PENALTY LIMIT STATE
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TLSTICKETS TLSTICKETLIFETIME TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
-%type	<v.string>	address optpath value kvkey
+%type	<v.string>	address optpath value kvkey word
 %type	<v.number>	port duration size relaytls
 
 %%
@@ -405,6 +418,8 @@ main		: HOSTNAME STRING		{
 		| MAXMESSAGESIZE size		{
 			conf->max_message_size = $2;
 		}
+		| LIMIT words			{ limit_stmt(); }
+		| STATE words			{ state_stmt(); }
 		| SPOOLMINFREE NUMBER		{
 			if (set_spool_min_free($2) == -1)
 				YYERROR;
@@ -751,6 +766,7 @@ authopt		: CHECKER STRING {
 			    "penalty-prefix6") == -1)
 				YYERROR;
 		}
+		| PENALTY words			{ penalty_stmt(); }
 		| TRUSTEDNETWORKS '{' nls netlist sep '}'
 		| TRUSTEDNETWORKS '{' nls '}'	{
 			conf_error("trusted-networks: empty list");
@@ -898,6 +914,17 @@ network		: value				{
 		}
 		;
 
+words		: word				{
+			memset(&stmtw, 0, sizeof(stmtw));
+			words_add($1);
+		}
+		| words word			{ words_add($2); }
+		;
+
+word		: value				{ $$ = $1; }
+		| TIMEOUT			{ $$ = "timeout"; }
+		;
+
 /* In milliseconds; a bare number is seconds. */
 duration	: NUMBER			{
 			if ($1 < 0 || $1 > INT64_MAX / 1000) {
@@ -964,6 +991,7 @@ static const struct keyword keywords[] = {
 	{ "hostname",		HOSTNAME },
 	{ "include",		INCLUDE },
 	{ "key",		KEY },
+	{ "limit",		LIMIT },
 	{ "listen",		LISTEN },
 	{ "lmdb",		LMDB },
 	{ "local-domains",	LOCALDOMAINS },
@@ -981,6 +1009,7 @@ static const struct keyword keywords[] = {
 	{ "on-tempfail",	ONTEMPFAIL },
 	{ "optional",		OPTIONAL },
 	{ "password",		PASSWORD },
+	{ "penalty",		PENALTY },
 	{ "penalty-prefix6",	PENALTYPREFIX6 },
 	{ "pki",		PKI },
 	{ "port",		PORT },
@@ -991,6 +1020,7 @@ static const struct keyword keywords[] = {
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
 	{ "spool-min-free",	SPOOLMINFREE },
+	{ "state",		STATE },
 	{ "static",		STATIC },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
@@ -3343,4 +3373,237 @@ const char *
 config_errmsg(void)
 {
 	return errmsg;
+}
+
+/*
+ * penalty, limit and state: their words are read here rather than by
+ * the grammar, so that "account", "messages" or "redis" do not become
+ * keywords everywhere else (a user or a checker option of that name).
+ */
+static void
+words_add(const char *w)
+{
+	if (stmtw.n == WORDS_MAX) {
+		stmtw.over = 1;
+		return;
+	}
+	stmtw.v[stmtw.n++] = w;
+}
+
+/* A duration in whole seconds between min and max; -1 after the error. */
+static int
+words_seconds(const char *what, const char *w, int min, int max)
+{
+	int64_t	 ms;
+
+	if ((ms = parse_duration(w)) == -1 || ms % 1000 != 0) {
+		conf_error("%s: invalid duration \"%s\" (whole seconds)",
+		    what, w);
+		return -1;
+	}
+	if (ms / 1000 < min || ms / 1000 > max) {
+		conf_error("%s must be between %ds and %dd", what, min,
+		    max / 86400);
+		return -1;
+	}
+	return (int)(ms / 1000);
+}
+
+static int
+words_number(const char *what, const char *w, int min, int max)
+{
+	const char	*errstr;
+	long long	 n;
+
+	n = strtonum(w, min, max, &errstr);
+	if (errstr != NULL) {
+		conf_error("%s must be a number between %d and %d", what,
+		    min, max);
+		return -1;
+	}
+	return (int)n;
+}
+
+#define WINDOW_MAX	(30 * 86400)
+
+/*
+ * penalty address forget DURATION
+ * penalty account NUMBER per DURATION [known DURATION]
+ * penalty repeats NUMBER
+ */
+static void
+penalty_stmt(void)
+{
+	struct penalty_conf	*p = &conf->penalty;
+	const char		**w = stmtw.v;
+	int			 n = stmtw.n;
+
+	if (stmtw.over)
+		n = 0;
+	if (n == 3 && strcmp(w[0], "address") == 0 &&
+	    strcmp(w[1], "forget") == 0) {
+		int	 v = words_seconds("penalty address forget", w[2], 1,
+		    WINDOW_MAX);
+		if (v != -1)
+			p->forget = v;
+		return;
+	}
+	if ((n == 4 || n == 6) && strcmp(w[0], "account") == 0 &&
+	    strcmp(w[2], "per") == 0 && (n == 4 || strcmp(w[4], "known") ==
+	    0)) {
+		int	 max, win, known = p->known_for;
+
+		max = words_number("penalty account", w[1], 0, 1000000);
+		win = words_seconds("penalty account per", w[3], 1,
+		    WINDOW_MAX);
+		if (n == 6)
+			known = words_seconds("penalty account known", w[5],
+			    1, 365 * 86400);
+		if (max == -1 || win == -1 || known == -1)
+			return;
+		p->account_max = max;
+		p->account_window = win;
+		p->known_for = known;
+		return;
+	}
+	if (n == 2 && strcmp(w[0], "repeats") == 0) {
+		int	 v = words_number("penalty repeats", w[1], 0,
+		    PENALTY_REPEATS_MAX);
+		if (v != -1)
+			p->repeats = v;
+		return;
+	}
+	conf_error("penalty: want \"address forget DURATION\", \"account "
+	    "NUMBER per DURATION [known DURATION]\" or \"repeats NUMBER\"");
+}
+
+/* limit messages NUMBER per DURATION [recipients NUMBER per DURATION] */
+static void
+limit_stmt(void)
+{
+	struct limit_conf	 l = conf->limit;
+	const char		**w = stmtw.v;
+	int			 i, v, win, *count, *window;
+
+	if (stmtw.over || stmtw.n == 0 || stmtw.n % 4 != 0) {
+		conf_error("limit: want \"messages NUMBER per DURATION\" "
+		    "and/or \"recipients NUMBER per DURATION\"");
+		return;
+	}
+	for (i = 0; i < stmtw.n; i += 4) {
+		if (strcmp(w[i], "messages") == 0) {
+			count = &l.messages;
+			window = &l.messages_window;
+		} else if (strcmp(w[i], "recipients") == 0) {
+			count = &l.recipients;
+			window = &l.recipients_window;
+		} else {
+			conf_error("limit: unknown kind \"%s\": want messages "
+			    "or recipients", w[i]);
+			return;
+		}
+		if (strcmp(w[i + 2], "per") != 0) {
+			conf_error("limit %s: want NUMBER per DURATION", w[i]);
+			return;
+		}
+		if ((v = words_number("limit", w[i + 1], 0, 100000000)) ==
+		    -1 || (win = words_seconds("limit per", w[i + 3], 1,
+		    WINDOW_MAX)) == -1)
+			return;
+		*count = v;
+		*window = win;
+	}
+	conf->limit = l;
+}
+
+/* "unix:/absolute/path", or a numeric address and a port. */
+static int
+valid_redis_address(const char *a)
+{
+	struct addrinfo	 hints, *res;
+	char		 host[INET6_ADDRSTRLEN + 2];
+	const char	*colon;
+	const char	*errstr;
+	size_t		 len;
+
+	if (strncmp(a, "unix:", 5) == 0)
+		return a[5] == '/';
+	if ((colon = strrchr(a, ':')) == NULL)
+		return 0;
+	(void)strtonum(colon + 1, 1, 65535, &errstr);
+	if (errstr != NULL)
+		return 0;
+	len = (size_t)(colon - a);
+	if (len >= 2 && a[0] == '[' && a[len - 1] == ']') {
+		a++;
+		len -= 2;
+	}
+	if (len == 0 || len >= sizeof(host))
+		return 0;
+	memcpy(host, a, len);
+	host[len] = '\0';
+	/* Numeric only: authd's loop must never wait for a resolver. */
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return 0;
+	freeaddrinfo(res);
+	return 1;
+}
+
+/*
+ * state local
+ * state redis ADDRESS [password-file PATH] [fail-closed] [timeout DURATION]
+ */
+static void
+state_stmt(void)
+{
+	struct state_conf	 st;
+	const char		**w = stmtw.v;
+	int			 i;
+	int64_t			 ms;
+
+	memset(&st, 0, sizeof(st));
+	st.timeout = DEFAULT_STATE_TIMEOUT;
+	if (!stmtw.over && stmtw.n == 1 && strcmp(w[0], "local") == 0) {
+		conf->state = st;
+		return;
+	}
+	if (stmtw.over || stmtw.n < 2 || strcmp(w[0], "redis") != 0) {
+		conf_error("state: want \"local\" or \"redis ADDRESS "
+		    "[password-file PATH] [fail-closed] [timeout DURATION]\"");
+		return;
+	}
+	if (!valid_redis_address(w[1])) {
+		conf_error("state redis: invalid address \"%s\": want "
+		    "\"unix:/path\" or a numeric address and a port", w[1]);
+		return;
+	}
+	st.type = STATE_REDIS;
+	if (copy_value(st.redis, sizeof(st.redis), w[1], "state redis") ==
+	    -1)
+		return;
+	for (i = 2; i < stmtw.n; i++) {
+		if (strcmp(w[i], "fail-closed") == 0)
+			st.fail_closed = 1;
+		else if (strcmp(w[i], "password-file") == 0 &&
+		    i + 1 < stmtw.n) {
+			if (copy_path(st.password_file,
+			    sizeof(st.password_file), w[++i],
+			    "password-file") == -1)
+				return;
+		} else if (strcmp(w[i], "timeout") == 0 && i + 1 < stmtw.n) {
+			if ((ms = parse_duration(w[++i])) < 10 ||
+			    ms > 10000) {
+				conf_error("state redis timeout must be "
+				    "between 10ms and 10s");
+				return;
+			}
+			st.timeout = (int)ms;
+		} else {
+			conf_error("state redis: unknown option \"%s\"", w[i]);
+			return;
+		}
+	}
+	conf->state = st;
 }

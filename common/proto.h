@@ -99,6 +99,22 @@ enum imsg_type {
 				   one per checker once its fetch ended,
 				   then IMSG_CTL_END */
 
+	/* penalties and counters, authctl <-> authd */
+	IMSG_CTL_PENALTY_LIST = 70, /* authctl -> authd: struct ctl_penalty
+				   (what: "" for all) */
+	IMSG_CTL_PENALTY = 71,	/* authd -> authctl: struct ctl_penalty,
+				   one per entry, then IMSG_CTL_END */
+	IMSG_CTL_PENALTY_CLEAR = 72, /* authctl -> authd: struct ctl_penalty
+				   (what: an address or a user; "" for
+				   all); answered with one
+				   IMSG_CTL_PENALTY (count: how many
+				   entries went), then IMSG_CTL_END */
+	IMSG_CTL_COUNTER = 73,	/* authd -> authctl: struct ctl_counter,
+				   after the checkers' CTL_STATS_REPLY */
+
+	/* sending limits, worker <-> authd */
+	IMSG_LIMIT_REQUEST = 80, /* worker -> authd: struct limit_request */
+	IMSG_LIMIT_VERDICT = 81, /* authd -> worker: struct limit_verdict */
 	/* TLS keys: master -> worker */
 	IMSG_TLS_TICKET_KEYS = 100, /* struct tls_ticket_keys; at start
 				   and at each rotation */
@@ -177,6 +193,9 @@ struct auth_verdict {
 	uint64_t	req_id;
 	uint32_t	result;		/* enum auth_result */
 	uint32_t	addrs_len;	/* octets of addresses that follow */
+	uint32_t	delay_ms;	/* fail, tempfail: answer after this
+					   (authd's penalties) */
+	uint32_t	pad;
 	char		user[256];	/* canonical name, when ok */
 	char		checker[64];	/* who decided */
 	/*
@@ -201,6 +220,52 @@ struct tls_ticket_keys {
 	uint32_t		count;		/* 1 or 2 */
 	uint32_t		lifetime;	/* seconds: a ticket's */
 	struct tls_ticket_key	key[TLS_TICKET_KEYS];
+};
+
+/* IMSG_CTL_PENALTY_LIST, _CLEAR, IMSG_CTL_PENALTY */
+enum ctl_penalty_kind {
+	PENALTY_KIND_ADDRESS = 1,	/* failures of a client address */
+	PENALTY_KIND_ACCOUNT,		/* failures of an account */
+	PENALTY_KIND_KNOWN,		/* an address that logged in as it */
+	PENALTY_KIND_REPEATS,		/* wrong passwords remembered */
+};
+struct ctl_penalty {
+	char		what[320];	/* address, user, "user address" */
+	uint32_t	kind;		/* enum ctl_penalty_kind */
+	uint32_t	count;		/* failures; CLEAR's answer: removed */
+	int64_t		expires;	/* epoch */
+	uint32_t	delay_ms;	/* an address's next delay */
+	uint32_t	locked;		/* an account refused now */
+};
+
+/* IMSG_CTL_COUNTER: one of authd's counters (authd/fleet.h). */
+struct ctl_counter {
+	char		name[48];
+	uint64_t	value;
+};
+
+/*
+ * IMSG_LIMIT_REQUEST: may this session's account and address send
+ * count more of kind?  Asked before the reply that accepts them
+ * (RCPT's 250, the 250 after the final dot); yes counts them.
+ */
+enum limit_kind {
+	LIMIT_RECIPIENTS = 1,
+	LIMIT_MESSAGES,
+};
+struct limit_request {
+	uint64_t	req_id;
+	uint64_t	session_id;
+	uint32_t	kind;		/* enum limit_kind */
+	uint32_t	count;
+	char		user[256];	/* authenticated; "" refused */
+	char		client[64];
+};
+struct limit_verdict {
+	uint64_t	req_id;
+	uint32_t	ok;		/* 0: over the limit, or unknown */
+	uint32_t	tempfail;	/* the counters could not be asked */
+	char		which[16];	/* "account" or "address" */
 };
 
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */

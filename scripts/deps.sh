@@ -13,9 +13,10 @@ libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
 haproxy
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
-gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd $*"
+gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
+libhiredis-dev redis-server $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
-python3 curl"
+python3 curl hiredis redis"
 
 debian_pkgs=$(echo $DEBIAN_PKGS)
 
@@ -35,6 +36,7 @@ fi
 # hardening-check.  fail2ban: fail2ban-regex reads the shipped filter.
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:
 # systemd-analyze verifies the unit (no running systemd needed).
+# libhiredis-dev: authd's "state redis"; redis-server: its tests.
 
 # The OAuth tests run a real authorization server and nodemailer on
 # Node.js 20 or later (tests/integration/oauth/package.json).  Debian 12

@@ -36,39 +36,16 @@
 _Static_assert(SASL_NAME_MAX + 1 + SASL_TOKEN_MAX <= AUTH_CRED_MAX,
     "user NUL token must fit an AUTH_REQUEST");
 
-#define PENALTY_FORGET		3600	/* seconds without a failure */
-
-/* Failures per client address (IPv6: per prefix), for the delay. */
-struct penalty {
-	RB_ENTRY(penalty)	 entry;
-	char			 key[64];
-	unsigned int		 failures;
-	time_t			 last;
-};
-
-static int	penalty_cmp(struct penalty *, struct penalty *);
 static int	pending_cmp(struct session *, struct session *);
 static void	auth_failure_count(struct session *);
 static void	auth_failed_reply(struct session *);
-
-RB_HEAD(penalty_tree, penalty);
-RB_PROTOTYPE(penalty_tree, penalty, entry, penalty_cmp)
-RB_GENERATE(penalty_tree, penalty, entry, penalty_cmp)
-static struct penalty_tree penalties = RB_INITIALIZER(&penalties);
 
 RB_HEAD(pending_tree, session);
 RB_PROTOTYPE(pending_tree, session, auth_entry, pending_cmp)
 RB_GENERATE(pending_tree, session, auth_entry, pending_cmp)
 static struct pending_tree pending = RB_INITIALIZER(&pending);
 
-static unsigned int	 npenalties;
 static uint64_t		 next_req_id;
-
-static int
-penalty_cmp(struct penalty *a, struct penalty *b)
-{
-	return strcmp(a->key, b->key);
-}
 
 static int
 pending_cmp(struct session *a, struct session *b)
@@ -370,99 +347,6 @@ smtp_auth_response(struct session *s, char *line)
 	auth_step(s, line);
 }
 
-static void
-penalty_key(struct session *s, char *key, size_t len)
-{
-	struct in6_addr	 a6;
-	int		 bits = worker->conf->penalty_prefix6;
-
-	if (inet_pton(AF_INET6, s->client_addr, &a6) == 1 &&
-	    !IN6_IS_ADDR_V4MAPPED(&a6) && bits > 0 && bits < 128) {
-		for (int i = bits; i < 128; i++)
-			a6.s6_addr[i / 8] &= ~(0x80 >> (i % 8));
-		inet_ntop(AF_INET6, &a6, key, len);
-		return;
-	}
-	strlcpy(key, s->client_addr, len);
-}
-
-static void
-penalty_remove(struct penalty *p)
-{
-	RB_REMOVE(penalty_tree, &penalties, p);
-	free(p);
-	npenalties--;
-}
-
-static void
-penalty_prune(time_t now)
-{
-	struct penalty	*p, *next;
-
-	RB_FOREACH_SAFE(p, penalty_tree, &penalties, next)
-		if (now - p->last > PENALTY_FORGET)
-			penalty_remove(p);
-}
-
-static struct penalty *
-penalty_get(struct session *s)
-{
-	struct penalty	 key, *p;
-	time_t		 now = time(NULL);
-
-	penalty_key(s, key.key, sizeof(key.key));
-	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL) {
-		if (now - p->last > PENALTY_FORGET)
-			p->failures = 0;
-		return p;
-	}
-	/* Many addresses guessing: forget the quiet ones first. */
-	if (npenalties >= PENALTY_MAX)
-		penalty_prune(now);
-	if (npenalties >= PENALTY_MAX || (p = calloc(1, sizeof(*p))) == NULL)
-		return NULL;
-	strlcpy(p->key, key.key, sizeof(p->key));
-	RB_INSERT(penalty_tree, &penalties, p);
-	npenalties++;
-	return p;
-}
-
-static int
-prefix_match(const uint8_t *a, const uint8_t *b, size_t len, int bits)
-{
-	uint8_t	 mask;
-
-	for (size_t i = 0; i < len && bits > 0; i++, bits -= 8) {
-		mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
-		if ((a[i] & mask) != (b[i] & mask))
-			return 0;
-	}
-	return 1;
-}
-
-static int
-client_is_trusted(struct session *s)
-{
-	struct netaddr	*n;
-	struct in_addr	 in;
-	struct in6_addr	 in6;
-	int		 v4, v6;
-
-	v4 = inet_pton(AF_INET, s->client_addr, &in) == 1;
-	v6 = inet_pton(AF_INET6, s->client_addr, &in6) == 1;
-	TAILQ_FOREACH(n, &worker->conf->trusted_networks, entry) {
-		if (v4 && n->ss.ss_family == AF_INET &&
-		    prefix_match((const uint8_t *)&in, (const uint8_t *)
-		    &((struct sockaddr_in *)&n->ss)->sin_addr, 4, n->prefixlen))
-			return 1;
-		if (v6 && n->ss.ss_family == AF_INET6 &&
-		    prefix_match(in6.s6_addr, ((struct sockaddr_in6 *)
-		    &n->ss)->sin6_addr.s6_addr, 16, n->prefixlen))
-			return 1;
-	}
-	return 0;
-}
-
 /* One failed exchange, whatever its last reply; too many end the session. */
 static void
 auth_failure_count(struct session *s)
@@ -538,41 +422,44 @@ auth_failed(struct session *s)
 	session_resume(s);
 }
 
+/* The verdict was tempfail (authd said when): 454. */
+static void
+auth_tempfailed(struct session *s)
+{
+	auth_end(s);
+	smtp_reply_error(s, "454 4.7.0 Temporary authentication failure");
+	session_resume(s);
+}
+
 static void
 auth_delay_done(evutil_socket_t fd, short ev, void *arg)
 {
 	struct session	*s = arg;
 
 	(void)fd; (void)ev;
-	event_free(s->auth_delay);
+	if (s->auth_delay != NULL)
+		event_free(s->auth_delay);
 	s->auth_delay = NULL;
-	auth_failed(s);
+	if (s->auth_tempfail)
+		auth_tempfailed(s);
+	else
+		auth_failed(s);
 }
 
 /*
- * The delay doubles with each failure from the address, up to the
- * maximum; trusted networks wait for nothing.
+ * authd decides the delay (its penalties of the address and the
+ * account, authd/penalty.c); it is waited for here, on a timer.
  */
 static void
-auth_fail(struct session *s)
+auth_fail(struct session *s, uint32_t ms, int tempfail)
 {
-	struct penalty	*p;
 	struct timeval	 tv;
-	long		 ms = worker->conf->failure_delay;
-	unsigned int	 n = 0;
 
-	if (client_is_trusted(s))
-		ms = 0;
-	else if ((p = penalty_get(s)) != NULL) {
-		n = p->failures++;
-		p->last = time(NULL);
-	}
-	for (; n > 0 && ms < worker->conf->failure_delay_max; n--)
-		ms *= 2;
-	if (ms > worker->conf->failure_delay_max)
-		ms = worker->conf->failure_delay_max;
-	if (ms <= 0) {
-		auth_failed(s);
+	s->auth_tempfail = tempfail;
+	if (ms > (uint32_t)worker->conf->failure_delay_max)
+		ms = (uint32_t)worker->conf->failure_delay_max;
+	if (ms == 0) {
+		auth_delay_done(-1, 0, s);
 		return;
 	}
 	tv.tv_sec = ms / 1000;
@@ -586,15 +473,10 @@ auth_fail(struct session *s)
 static void
 auth_ok(struct session *s, const struct auth_verdict *v, char *addrs)
 {
-	struct penalty	 key, *p;
-
 	strlcpy(s->auth_user, v->user, sizeof(s->auth_user));
 	free(s->auth_addrs);
 	s->auth_addrs = addrs;
 	s->auth_addrs_len = addrs != NULL ? v->addrs_len : 0;
-	penalty_key(s, key.key, sizeof(key.key));
-	if ((p = RB_FIND(penalty_tree, &penalties, &key)) != NULL)
-		penalty_remove(p);
 	log_info("session %016llx: authenticated as %s by %s",
 	    (unsigned long long)s->id, s->auth_user, v->checker);
 	auth_end(s);
@@ -672,13 +554,10 @@ smtp_auth_verdict(struct imsgev *iev, struct imsg *imsg)
 		auth_ok(s, &v, addrs);
 		break;
 	case AUTH_FAIL:
-		auth_fail(s);
+		auth_fail(s, v.delay_ms, 0);
 		break;
 	default:
-		auth_end(s);
-		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
-		    "failure");
-		session_resume(s);
+		auth_fail(s, v.delay_ms, 1);
 	}
 	return 0;
 }

@@ -340,6 +340,8 @@ rcpt_add(struct session *s, const char *addr)
 	s->env.nrcpts++;
 }
 
+static void	rcpt_limited(struct session *, int);
+
 static void
 cmd_rcpt(struct session *s, char *arg)
 {
@@ -371,9 +373,37 @@ cmd_rcpt(struct session *s, char *arg)
 		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
 		return;
 	}
-	rcpt_add(s, addr);
-	s->state = STATE_RCPT;
-	session_reply(s, "250 2.1.5 Ok");
+	if ((s->limit_rcpt = strdup(addr)) == NULL)
+		fatal("strdup");
+	s->limit_prev = s->state;
+	if (smtp_limit_ask(s, LIMIT_RECIPIENTS, 1, rcpt_limited) == -1) {
+		s->limit_which[0] = '\0';
+		rcpt_limited(s, 0);
+		return;
+	}
+	/* Nothing more is read until authd has counted it. */
+	if (s->limit_req_id != 0)
+		s->state = STATE_LIMIT_WAIT;
+}
+
+/* The recipient's sending limit is known (smtp_limit.c): 250 or 451. */
+static void
+rcpt_limited(struct session *s, int ok)
+{
+	int	 waited = s->state == STATE_LIMIT_WAIT;
+
+	if (waited)
+		s->state = s->limit_prev;
+	if (ok) {
+		rcpt_add(s, s->limit_rcpt);
+		s->state = STATE_RCPT;
+		session_reply(s, "250 2.1.5 Ok");
+	} else
+		smtp_limit_refused(s, LIMIT_RECIPIENTS, s->limit_which);
+	free(s->limit_rcpt);
+	s->limit_rcpt = NULL;
+	if (waited)
+		session_resume(s);
 }
 
 static void

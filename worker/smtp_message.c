@@ -161,6 +161,8 @@ data_refuse(struct session *s)
 		    "octets");
 }
 
+static void	data_limited(struct session *, int);
+
 static void
 data_end(struct session *s)
 {
@@ -177,8 +179,32 @@ data_end(struct session *s)
 	}
 	s->state = STATE_DATA_DONE;
 	evtimer_del(s->timer);
-	/* The answer may come at once (spool) or later (relay). */
-	deliver_end(d);
+	/* The sending limit first: no 250 for what is then refused. */
+	if (smtp_limit_ask(s, LIMIT_MESSAGES, 1, data_limited) == -1) {
+		s->limit_which[0] = '\0';
+		data_limited(s, 0);
+	}
+}
+
+/*
+ * Within the message limit: deliver (the answer may come at once,
+ * spool, or later, relay).  Over it: the message goes, spool file and
+ * all, and the client hears 451.
+ */
+static void
+data_limited(struct session *s, int ok)
+{
+	if (ok) {
+		deliver_end(s->delivery);
+		return;
+	}
+	if (s->delivery != NULL)
+		deliver_abort(s->delivery);
+	s->delivery = NULL;
+	smtp_limit_refused(s, LIMIT_MESSAGES, s->limit_which);
+	smtp_transaction_reset(s);
+	s->state = STATE_HELO;
+	session_resume(s);
 }
 
 void

@@ -193,6 +193,8 @@ void
 session_free(struct session *s)
 {
 	smtp_auth_session_gone(s);
+	smtp_limit_session_gone(s);
+	free(s->limit_rcpt);
 	if (s->delivery != NULL)
 		deliver_abort(s->delivery);
 	s->delivery = NULL;
@@ -650,7 +652,8 @@ session_process(struct session *s)
 		}
 		if (s->state == STATE_DATA_DONE ||
 		    s->state == STATE_TLS_ACCEPT ||
-		    s->state == STATE_AUTH_WAIT)
+		    s->state == STATE_AUTH_WAIT ||
+		    s->state == STATE_LIMIT_WAIT)
 			break;
 		if ((rv = session_getline(s, line, sizeof(line))) == 0)
 			break;

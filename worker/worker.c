@@ -51,6 +51,7 @@ static int	master_ticket_keys(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
+static int	authd_limit_verdict(struct imsgev *, struct imsg *);
 static void	authd_closed(struct imsgev *);
 
 /*
@@ -88,6 +89,8 @@ static const struct imsg_dispatch from_authd[] = {
 	{ IMSG_PONG, sizeof(struct ping), 0, authd_pong },
 	{ IMSG_AUTH_VERDICT, sizeof(struct auth_verdict), IMSGEV_MIN,
 	    authd_verdict },
+	{ IMSG_LIMIT_VERDICT, sizeof(struct limit_verdict), 0,
+	    authd_limit_verdict },
 	{ 0, 0, 0, NULL }
 };
 
@@ -352,6 +355,14 @@ authd_verdict(struct imsgev *iev, struct imsg *imsg)
 	return smtp_auth_verdict(iev, imsg);
 }
 
+static int
+authd_limit_verdict(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	smtp_limit_verdict(imsg);
+	return 0;
+}
+
 static void
 authd_closed(struct imsgev *iev)
 {
@@ -359,6 +370,7 @@ authd_closed(struct imsgev *iev)
 	log_warnx("worker %u: authd channel lost, waiting for a new one",
 	    worker->id);
 	smtp_auth_authd_lost();
+	smtp_limit_authd_lost();
 }
 
 int

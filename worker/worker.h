@@ -17,6 +17,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "imsgev.h"
+#include "proto.h"
 #include "smtp_data.h"
 
 enum smtp_state {
@@ -29,6 +30,7 @@ enum smtp_state {
 	STATE_DATA_DONE,	/* waiting for the delivery's answer */
 	STATE_AUTH,		/* reading SASL responses */
 	STATE_AUTH_WAIT,	/* waiting for authd, or a failure delay */
+	STATE_LIMIT_WAIT,	/* RCPT: authd counts the recipient */
 	STATE_QUIT,
 };
 
@@ -73,6 +75,14 @@ struct session {
 	char			*auth_login_user; /* LOGIN: first answer */
 	int			 auth_challenged; /* token refused, 334 sent */
 	struct event		*auth_delay;
+	RB_ENTRY(session)	 limit_entry;	/* while authd counts */
+	uint64_t		 limit_req_id;
+	int			 limit_kind;
+	void			(*limit_then)(struct session *, int);
+	char			 limit_which[16];	/* who is over */
+	char			*limit_rcpt;	/* RCPT waiting for it */
+	enum smtp_state		 limit_prev;
+	int			 auth_tempfail;	/* the delay ends in 454 */
 	struct envelope		 env;
 	size_t			 rcpt_cap;
 	struct data_filter	 df;
@@ -134,6 +144,14 @@ int	smtp_auth_verdict(struct imsgev *, struct imsg *);
 void	smtp_auth_authd_lost(void);
 void	smtp_auth_session_gone(struct session *);
 const char *smtp_auth_mechanisms(struct session *);
+
+/* smtp_limit.c */
+int	smtp_limit_ask(struct session *, enum limit_kind, uint32_t,
+	    void (*)(struct session *, int));
+void	smtp_limit_refused(struct session *, enum limit_kind, const char *);
+void	smtp_limit_verdict(struct imsg *);
+void	smtp_limit_authd_lost(void);
+void	smtp_limit_session_gone(struct session *);
 
 /* smtp_message.c */
 int	smtp_mail_room(struct session *, uint64_t size);

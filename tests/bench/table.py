@@ -118,6 +118,9 @@ def print_tables(res, out=sys.stdout):
                          "answering in 50 ms (portcullis only):"),
                        ("node", "One node: spread over the workers, "
                         "scaling with workers, idle memory (portcullis "
+                        "only):"),
+                       ("fleet", "Fleet state: penalties and limits in "
+                        "the node's own counters or in Redis (portcullis "
                         "only):")):
         if not res.get(key):
             continue

@@ -274,7 +274,7 @@ worker_receive(void)
 }
 
 static struct session *
-session_start(uint8_t profile, struct bufferevent **client)
+fuzz_session_start(uint8_t profile, struct bufferevent **client)
 {
 	struct portcullis_conf	*conf = worker->conf;
 	struct bufferevent	*pair[2];
@@ -330,7 +330,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	session_gone = 0;
-	s = session_start(data[0], &client);
+	s = fuzz_session_start(data[0], &client);
 	in = bufferevent_get_input(s->bev);
 	pending = bufferevent_get_output(client);
 	evbuffer_add(pending, data + 1, size - 1);

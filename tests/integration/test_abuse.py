@@ -263,8 +263,10 @@ class TestConnectionFlood(AbuseCase):
 class TestWrongPasswords(AbuseCase):
     """
     The delay starts at failure-delay and doubles with each failure from
-    the address, up to failure-delay-max; it is kept per worker, so one
-    worker here.  With the defaults (2s, 15s) 500 attempts would take
+    the address, up to failure-delay-max; authd keeps it for the node.
+    Each attempt tries another wrong password (the same one again would
+    not grow the delay: test_penalty), and the account lock is off here
+    (500 failures for one account would reach it: test_penalty too).  With the defaults (2s, 15s) 500 attempts would take
     hours from one address: the test uses 20ms and 320ms, and 100
     sessions in parallel (each closed with 421 after max-auth-failures
     5), so that the 500 attempts take about two seconds.
@@ -272,9 +274,13 @@ class TestWrongPasswords(AbuseCase):
 
     DELAY, MAX, PER_SESSION = 0.020, 0.320, 5
 
+    tries = 0
+
     def attempt(self, s):
+        TestWrongPasswords.tries += 1
         t0 = time.monotonic()
-        r = s.cmd("AUTH PLAIN " + plain_b64(USER, "wrong"))
+        r = s.cmd("AUTH PLAIN " + plain_b64(
+            USER, "wrong-%d" % TestWrongPasswords.tries))
         return time.monotonic() - t0, r
 
     def session_attempts(self, port, n, source=None, out=None):
@@ -301,6 +307,7 @@ class TestWrongPasswords(AbuseCase):
                        conf_extra=static_auth_block().replace(
                            "\tfailure-delay 0s\n\tmax-auth-failures 100\n",
                            "\tfailure-delay 20ms\n\tfailure-delay-max 320ms\n"
+                           "\tpenalty account 0 per 1h\n"
                            "\tmax-auth-failures %d\n" % self.PER_SESSION))
         t_start = time.monotonic()
         # Two sessions one after the other: the delay grows.

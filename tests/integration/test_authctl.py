@@ -780,10 +780,13 @@ class TestAuthctlWithDaemon(unittest.TestCase):
         lines = out.splitlines()
         self.assertEqual(lines[0].split(), ["checker", "ok", "fail",
                                             "tempfail"])
+        # The checkers' rows end at a blank line; authd's counters follow.
+        end = lines.index("") if "" in lines else len(lines)
         counts = {l.split()[0]: [int(x) for x in l.split()[1:]]
-                  for l in lines[1:]}
+                  for l in lines[1:end]}
         self.assertGreaterEqual(counts["local"][0], 1)
         self.assertGreaterEqual(counts["none"][1], 1)
+        self.assertRegex(out, r"\nauth_failures +\d+\n")
         # The attempt is audited like a login, from "authctl".
         self.d.wait_log(r"auth result=ok user=\"alice@example.org\" "
                         r"mech=PLAIN checker=local \S+ client=authctl")

@@ -21,6 +21,7 @@
 #include "authd.h"
 #include "chain.h"
 #include "config.h"
+#include "fleet.h"
 #include "hashpool.h"
 #include "proto.h"
 #include "store.h"
@@ -75,6 +76,9 @@ setup(void)
 	TAILQ_INIT(&wc.pending);
 	cr_assert_eq(imsgbuf_init(&peer, sp[1]), 0);
 	cr_assert_eq(hashpool_init(base, 2), 0);
+	authd = calloc(1, sizeof(*authd));
+	authd->conf = conf;
+	fleet_configure(conf);
 }
 
 TestSuite(chain, .init = setup, .timeout = 20);

@@ -2739,3 +2739,77 @@ Test(config, proxy_protocol)
 	expect_text_error("listen on 127.0.0.1 port 25 proxy-protocol\n", 1,
 	    "listen: missing value after \"proxy-protocol\"");
 }
+
+/* penalty, limit and state: their defaults, their words, their errors */
+Test(config, penalty_limit_state)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(AUTH(""));
+	cr_assert_eq(conf->penalty.forget, DEFAULT_PENALTY_FORGET);
+	cr_assert_eq(conf->penalty.account_max, 50);
+	cr_assert_eq(conf->penalty.account_window, 900);
+	cr_assert_eq(conf->penalty.repeats, 4);
+	cr_assert_eq(conf->limit.messages, 0);
+	cr_assert_eq(conf->state.type, STATE_LOCAL);
+	config_free(conf);
+
+	conf = parse_ok(AUTH("\tpenalty address forget 2h\n"
+	    "\tpenalty account 7 per 10m known 3d\n"
+	    "\tpenalty repeats 0\n")
+	    "limit messages 500 per 1h recipients 2000 per 1d\n"
+	    "state redis \"unix:/run/redis/redis.sock\" password-file "
+	    "\"/etc/portcullis/redis.pw\" fail-closed timeout 250ms\n");
+	cr_assert_eq(conf->penalty.forget, 7200);
+	cr_assert_eq(conf->penalty.account_max, 7);
+	cr_assert_eq(conf->penalty.account_window, 600);
+	cr_assert_eq(conf->penalty.known_for, 3 * 86400);
+	cr_assert_eq(conf->penalty.repeats, 0);
+	cr_assert_eq(conf->limit.messages, 500);
+	cr_assert_eq(conf->limit.messages_window, 3600);
+	cr_assert_eq(conf->limit.recipients, 2000);
+	cr_assert_eq(conf->limit.recipients_window, 86400);
+	cr_assert_eq(conf->state.type, STATE_REDIS);
+	cr_assert_str_eq(conf->state.redis, "unix:/run/redis/redis.sock");
+	cr_assert_str_eq(conf->state.password_file,
+	    "/etc/portcullis/redis.pw");
+	cr_assert_eq(conf->state.fail_closed, 1);
+	cr_assert_eq(conf->state.timeout, 250);
+	config_free(conf);
+
+	conf = parse_ok(L25 "state redis \"127.0.0.1:6379\"\n"
+	    "limit recipients 10 per 60\n");
+	cr_assert_eq(conf->state.type, STATE_REDIS);
+	cr_assert_eq(conf->limit.recipients, 10);
+	cr_assert_eq(conf->limit.recipients_window, 60);
+	config_free(conf);
+	conf = parse_ok(L25 "state redis \"[::1]:6379\"\n");
+	config_free(conf);
+
+	expect_text_error(AUTH("\tpenalty account 5 per\n"), 3,
+	    "penalty: want \"address forget DURATION\", \"account NUMBER "
+	    "per DURATION [known DURATION]\" or \"repeats NUMBER\"");
+	expect_text_error(AUTH("\tpenalty repeats 17\n"), 3,
+	    "penalty repeats must be a number between 0 and 16");
+	expect_text_error(AUTH("\tpenalty address forget 1500ms\n"), 3,
+	    "penalty address forget: invalid duration \"1500ms\" (whole "
+	    "seconds)");
+	expect_text_error(L25 "limit messages 5 per 1h recipients\n", 2,
+	    "limit: want \"messages NUMBER per DURATION\" and/or "
+	    "\"recipients NUMBER per DURATION\"");
+	expect_text_error(L25 "limit letters 5 per 1h\n", 2,
+	    "limit: unknown kind \"letters\": want messages or recipients");
+	expect_text_error(L25 "state redis \"redis.example:6379\"\n", 2,
+	    "state redis: invalid address \"redis.example:6379\": want "
+	    "\"unix:/path\" or a numeric address and a port");
+	expect_text_error(L25 "state redis \"unix:relative\"\n", 2,
+	    "state redis: invalid address \"unix:relative\": want "
+	    "\"unix:/path\" or a numeric address and a port");
+	expect_text_error(L25 "state redis \"127.0.0.1:6379\" tls\n", 2,
+	    "syntax error near \"tls\"");
+	expect_text_error(L25 "state redis \"127.0.0.1:6379\" timeout 20s\n",
+	    2, "state redis timeout must be between 10ms and 10s");
+	expect_text_error(L25 "state memcached\n", 2,
+	    "state: want \"local\" or \"redis ADDRESS [password-file PATH] "
+	    "[fail-closed] [timeout DURATION]\"");
+}
