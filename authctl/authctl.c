@@ -46,11 +46,17 @@ usage(void)
 	fprintf(stderr,
 	    "usage: authctl [-f file] [-d dir] command [argument ...]\n"
 	    "       authctl user add [-s scheme] [--address addr ...] "
-	    "[--password-stdin] name\n"
+	    "[--password-stdin]\n"
+	    "                [--scram-iterations n] name\n"
 	    "       authctl user passwd [-s scheme] [--password-stdin] "
-	    "name\n"
+	    "[--scram-iterations n] name\n"
 	    "       authctl user del | lock | unlock | show name\n"
-	    "       authctl user list [-l]\n"
+	    "       authctl user list [-l] [--missing-scram]\n"
+	    "       authctl app-password add [--expires when] [--send-only] "
+	    "name label\n"
+	    "       authctl app-password list name\n"
+	    "       authctl app-password revoke name label\n"
+	    "       authctl upgrade\n"
 	    "       authctl user import [--partial] [--replace] file\n"
 	    "       authctl cache list | flush [name]\n"
 	    "       authctl hash [-s scheme] [--password-stdin]\n"
@@ -515,12 +521,14 @@ scheme_check(const char *scheme)
 }
 
 static const struct ctl_cmd commands[] = {
+	{ "app-password", cmd_app_password },
 	{ "cache",	cmd_cache },
 	{ "hash",	cmd_hash },
 	{ "oauth",	cmd_oauth },
 	{ "reload",	cmd_reload },
 	{ "stats",	cmd_stats },
 	{ "test",	cmd_test },
+	{ "upgrade",	cmd_upgrade },
 	{ "user",	cmd_user },
 	{ NULL,		NULL }
 };

@@ -76,6 +76,11 @@ int		 name_check(const char *what, const char *name);
 int		 name_problem(const char *name, int address, char *err,
 		    size_t errlen);
 
+int		 cmd_upgrade(struct ctl *, int argc, char *argv[]);
+
+/* app.c */
+int		 cmd_app_password(struct ctl *, int argc, char *argv[]);
+
 /* import.c */
 int		 cmd_import(struct ctl *, int argc, char *argv[]);
 
