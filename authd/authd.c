@@ -41,6 +41,8 @@ static void	master_closed(struct imsgev *);
 static int	worker_ping(struct imsgev *, struct imsg *);
 static int	worker_auth_request(struct imsgev *, struct imsg *);
 static int	worker_auth_cancel(struct imsgev *, struct imsg *);
+static int	worker_scram_start(struct imsgev *, struct imsg *);
+static int	worker_scram_final(struct imsgev *, struct imsg *);
 static void	worker_closed(struct imsgev *);
 
 /*
@@ -83,6 +85,10 @@ static const struct imsg_dispatch from_worker[] = {
 	    worker_auth_request },
 	{ IMSG_AUTH_CANCEL, sizeof(struct auth_cancel), 0,
 	    worker_auth_cancel },
+	{ IMSG_SCRAM_START, sizeof(struct scram_start), IMSGEV_MIN,
+	    worker_scram_start },
+	{ IMSG_SCRAM_FINAL, sizeof(struct scram_step), IMSGEV_MIN,
+	    worker_scram_final },
 	{ 0, 0, 0, NULL }
 };
 
@@ -170,6 +176,7 @@ authd_channel_free(struct worker_channel *wc)
 		TAILQ_REMOVE(&wc->pending, ctx, entry);
 		ctx->wc = NULL;
 		ctx->cancelled = 1;
+		(void)scram_abandon(ctx);
 	}
 	if (!wc->control)
 		TAILQ_REMOVE(&authd->channels, wc, entry);
@@ -283,7 +290,20 @@ worker_auth_cancel(struct imsgev *iev, struct imsg *imsg)
 	TAILQ_REMOVE(&wc->pending, ctx, entry);
 	ctx->wc = NULL;
 	ctx->cancelled = 1;
+	(void)scram_abandon(ctx);
 	return 0;
+}
+
+static int
+worker_scram_start(struct imsgev *iev, struct imsg *imsg)
+{
+	return scram_start(iev->arg, imsg);
+}
+
+static int
+worker_scram_final(struct imsgev *iev, struct imsg *imsg)
+{
+	return scram_final(iev->arg, imsg);
 }
 
 /* The descriptor of a new worker's channel, from master. */

@@ -193,11 +193,12 @@ chain_configure(struct portcullis_conf *conf)
 	return 0;
 }
 
-static void
-chain_finish(struct auth_ctx *ctx, int result, const char *checker)
+/* The audit line of an attempt, and its count in the stats. */
+void
+chain_audit(struct auth_ctx *ctx, int result, const char *checker)
 {
-	struct auth_verdict	 v;
 	char			 user[CONF_AUTH_NAME_MAX * 4];
+	char			 app[sizeof(ctx->app_label) * 4 + 16];
 	long			 ms = elapsed_ms(&ctx->started);
 
 	/* A token login that named nobody is audited as whom it proved. */
@@ -206,18 +207,32 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 		    sizeof(user));
 	else
 		escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
-	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s "
+	app[0] = '\0';
+	if (ctx->app_label[0] != '\0') {
+		/* Which app password: a label is letters, digits, ._- */
+		strlcpy(app, " app-password=", sizeof(app));
+		strlcat(app, ctx->app_label, sizeof(app));
+	}
+	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s%s "
 	    "session=%016llx client=%s listener=%s ms=%ld%s%s",
 	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :
 	    "tempfail", user, mech_name(ctx->mechanism),
-	    checker != NULL ? checker : "none",
+	    checker != NULL ? checker : "none", app,
 	    ctx->hints.answered ? " " : "",
 	    ctx->hints.answered ? ctx->hints.fallback_tag : "",
 	    ctx->hints.answered ? "=yes" : "",
 	    (unsigned long long)ctx->session_id, ctx->client, ctx->listener,
 	    ms, ctx->why != NULL ? " reason=" : "",
 	    ctx->why != NULL ? ctx->why : "");
+	authd_stats_count(checker, result);
+}
 
+static void
+chain_finish(struct auth_ctx *ctx, int result, const char *checker)
+{
+	struct auth_verdict	 v;
+
+	chain_audit(ctx, result, checker);
 	if (ctx->wc != NULL) {
 		memset(&v, 0, sizeof(v));
 		v.req_id = ctx->req_id;
@@ -230,8 +245,14 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 		    sizeof(v));
 		TAILQ_REMOVE(&ctx->wc->pending, ctx, entry);
 	}
-	authd_stats_count(checker, result);
 	chain_ctx_free(ctx);
+}
+
+/* A verdict reached outside the chain's walk (a SCRAM exchange). */
+void
+chain_verdict(struct auth_ctx *ctx, int result, const char *checker)
+{
+	chain_finish(ctx, result, checker);
 }
 
 void
@@ -239,6 +260,8 @@ chain_ctx_free(struct auth_ctx *ctx)
 {
 	if (ctx->password != NULL)
 		freezero(ctx->password, ctx->pwlen + 1);
+	if (ctx->job_free != NULL && ctx->job != NULL)
+		ctx->job_free(ctx->job);
 	free(ctx->current);
 	freezero(ctx, sizeof(*ctx));
 }

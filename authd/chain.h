@@ -73,6 +73,11 @@ struct auth_ctx {
 	struct auth_hints	 hints;
 	void			*job;		/* the running checker's own
 						   per-attempt state */
+	void			(*job_free)(void *);	/* if it must be
+						   freed with the ctx */
+	char			 app_label[40];	/* the app password that
+						   logged in, audited */
+	int			 send_only;	/* it is a send-only one */
 };
 TAILQ_HEAD(auth_ctxlist, auth_ctx);
 
@@ -158,6 +163,8 @@ struct checker {
 int	chain_configure(struct portcullis_conf *);
 void	chain_start(struct auth_ctx *);
 void	chain_reject(struct auth_ctx *);
+void	chain_verdict(struct auth_ctx *, int result, const char *checker);
+void	chain_audit(struct auth_ctx *, int result, const char *checker);
 void	chain_cancel(struct auth_ctx *);
 void	chain_ctx_free(struct auth_ctx *);
 void	chain_retire_conf(struct portcullis_conf *);

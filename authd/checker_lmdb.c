@@ -82,7 +82,7 @@ lmdb_init(struct checker *c, struct portcullis_conf *conf)
 
 const struct checker_ops checker_lmdb_ops = {
 	.name = "lmdb",
-	.kinds = CRED_PASSWORD,
+	.kinds = CRED_PASSWORD | CRED_SCRAM,	/* SCRAM: authd/scram.c */
 	.cacheable = 0,		/* a local store needs no cache */
 	.init = lmdb_init,
 	.start = checker_pool_start,

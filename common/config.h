@@ -289,6 +289,7 @@ struct portcullis_conf {
 
 /* parse.y */
 struct portcullis_conf	*parse_config(const char *file);
+uint32_t		 conf_checker_mechanisms(const struct checker_conf *);
 const char		*config_errmsg(void);	/* first error of the last parse */
 const char		*config_where(const void *);	/* "file:line" */
 struct portcullis_conf	*config_new_empty(void);

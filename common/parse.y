@@ -2237,7 +2237,7 @@ static const struct checker_kind {
 	const char		*name;
 	uint32_t		 kinds;		/* CRED_* */
 } checker_kinds[] = {
-	{ CHECKER_LMDB,		"lmdb",		CRED_PASSWORD },
+	{ CHECKER_LMDB,		"lmdb",		CRED_PASSWORD | CRED_SCRAM },
 	{ CHECKER_STATIC,	"static",	CRED_PASSWORD },
 	{ CHECKER_OAUTH,	"oauth",	CRED_PASSWORD | CRED_TOKEN },
 	{ CHECKER_CACHE,	"cache",	CRED_PASSWORD | CRED_TOKEN },
@@ -2261,6 +2261,17 @@ checker_can_verify(enum checker_type type)
 	const struct checker_kind	*k = checker_kind(type);
 
 	return k != NULL ? mech_of_kinds(k->kinds) : 0;
+}
+
+/*
+ * What a configured checker verifies: as configured, or all its type
+ * can (the worker's view, for EHLO; authd asks its checker table).
+ */
+uint32_t
+conf_checker_mechanisms(const struct checker_conf *c)
+{
+	return c->mechanisms != 0 ? c->mechanisms :
+	    checker_can_verify(c->type);
 }
 
 static const char *

@@ -22,6 +22,9 @@ void	 tls_cleanup(void);
 int	 tls_available(const struct listener *);
 SSL	*tls_session_new(const struct listener *);
 void	 tls_describe(SSL *, char *, size_t);
+size_t	 tls_cb_exporter(SSL *, uint8_t *, size_t);
+size_t	 tls_cb_endpoint(SSL *, uint8_t *, size_t);
+size_t	 tls_cb_unique(SSL *, uint8_t *, size_t);
 void	 tls_log_error(uint64_t, const char *);
 void	 tls_log_bufferevent_error(uint64_t, const char *,
 	    struct bufferevent *);

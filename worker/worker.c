@@ -50,6 +50,8 @@ static int	master_shutdown(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
+static int	authd_scram_challenge(struct imsgev *, struct imsg *);
+static int	authd_scram_ok(struct imsgev *, struct imsg *);
 static void	authd_closed(struct imsgev *);
 
 /*
@@ -84,6 +86,10 @@ static const struct imsg_dispatch from_master_running[] = {
 static const struct imsg_dispatch from_authd[] = {
 	{ IMSG_PONG, sizeof(struct ping), 0, authd_pong },
 	{ IMSG_AUTH_VERDICT, sizeof(struct auth_verdict), 0, authd_verdict },
+	{ IMSG_SCRAM_CHALLENGE, sizeof(struct scram_step), IMSGEV_MIN,
+	    authd_scram_challenge },
+	{ IMSG_SCRAM_OK, sizeof(struct auth_verdict), IMSGEV_MIN,
+	    authd_scram_ok },
 	{ 0, 0, 0, NULL }
 };
 
@@ -331,6 +337,22 @@ authd_verdict(struct imsgev *iev, struct imsg *imsg)
 {
 	(void)iev;
 	smtp_auth_verdict(imsg);
+	return 0;
+}
+
+static int
+authd_scram_challenge(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	smtp_auth_scram_challenge(imsg);
+	return 0;
+}
+
+static int
+authd_scram_ok(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	smtp_auth_scram_ok(imsg);
 	return 0;
 }
 

@@ -69,6 +69,10 @@ struct session {
 	unsigned int		 auth_failures;
 	char			*auth_login_user; /* LOGIN: first answer */
 	int			 auth_challenged; /* token refused, 334 sent */
+	int			 auth_scram_step; /* SCRAM: 1 server-first
+						     sent, 2 server-final */
+	struct auth_verdict	*auth_scram_ok;	/* 2: the verdict, given
+						   once the client answers */
 	struct event		*auth_delay;
 	struct envelope		 env;
 	size_t			 rcpt_cap;
@@ -120,6 +124,8 @@ void	smtp_auth_command(struct session *, char *arg);
 const char *smtp_auth_policy(struct session *);
 void	smtp_auth_response(struct session *, char *line);
 void	smtp_auth_verdict(struct imsg *);
+void	smtp_auth_scram_challenge(struct imsg *);
+void	smtp_auth_scram_ok(struct imsg *);
 void	smtp_auth_authd_lost(void);
 void	smtp_auth_session_gone(struct session *);
 const char *smtp_auth_mechanisms(struct session *);
