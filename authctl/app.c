@@ -36,8 +36,9 @@ static const struct option no_opts[] = {
 };
 
 /*
- * --expires: "30d" or "12h" from now, or a UTC date "YYYY-MM-DD" (its
- * start) or "YYYY-MM-DDTHH:MM:SSZ".  0, or -1 after a message.
+ * --expires: "30d", "12h" or "90s" from now, or a UTC date
+ * "YYYY-MM-DD" (its start) or "YYYY-MM-DDTHH:MM:SSZ".  0, or -1 after
+ * a message.
  */
 static int
 parse_expires(const char *s, int64_t *t)
@@ -59,15 +60,16 @@ parse_expires(const char *s, int64_t *t)
 		goto check;
 	}
 	n = strtoll(s, &end, 10);
-	if (end != s && (strcmp(end, "d") == 0 || strcmp(end, "h") == 0)) {
-		e = n < 1 || n > 3650 * 24 ? "out of range" : NULL;
+	if (end != s && end[0] != '\0' && end[1] == '\0' &&
+	    strchr("dhs", end[0]) != NULL) {
+		e = n < 1 || n > 3650L * 86400 ? "out of range" : NULL;
 		if (e == NULL) {
 			*t = (int64_t)time(NULL) + n * (*end == 'd' ? 86400 :
-			    3600);
+			    *end == 'h' ? 3600 : 1);
 			return 0;
 		}
 	}
-	warnx("--expires %s: not Nd, Nh, YYYY-MM-DD or "
+	warnx("--expires %s: not Nd, Nh, Ns, YYYY-MM-DD or "
 	    "YYYY-MM-DDTHH:MM:SSZ", s);
 	return -1;
  check:

@@ -192,6 +192,7 @@ ctx_new(struct worker_channel *wc, const struct auth_request *req,
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		fatal("calloc");
 	ctx->wc = wc;
+	ctx->control = wc->control;
 	ctx->req_id = req->req_id;
 	ctx->session_id = req->session_id;
 	ctx->mechanism = req->mechanism;

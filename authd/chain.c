@@ -212,6 +212,8 @@ chain_audit(struct auth_ctx *ctx, int result, const char *checker)
 		/* Which app password: a label is letters, digits, ._- */
 		strlcpy(app, " app-password=", sizeof(app));
 		strlcat(app, ctx->app_label, sizeof(app));
+		if (ctx->send_only)
+			strlcat(app, " send-only=yes", sizeof(app));
 	}
 	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s%s "
 	    "session=%016llx client=%s listener=%s ms=%ld%s%s",

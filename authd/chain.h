@@ -78,6 +78,8 @@ struct auth_ctx {
 	char			 app_label[40];	/* the app password that
 						   logged in, audited */
 	int			 send_only;	/* it is a send-only one */
+	int			 control;	/* authctl test, not a worker:
+						   no mail will be sent */
 };
 TAILQ_HEAD(auth_ctxlist, auth_ctx);
 

@@ -1587,9 +1587,9 @@ Test(config, checker_options)
 	    3, "unknown mechanism \"CRAM-MD5\"");
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN "
 	    "\"\"\n"), 3, "unknown mechanism \"\"");
-	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms "
-	    "scram-sha-256\n"), 3, "mechanism \"SCRAM-SHA-256\" not "
-	    "supported yet");
+	expect_text_error(AUTH("\tchecker \"a\" static { user a password "
+	    "b } mechanisms scram-sha-256\n"), 3, "checker \"a\" (static) "
+	    "cannot verify SCRAM-SHA-256");
 	/* Tokens are for the oauth checkers. */
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms XOAUTH2\n"),
 	    3, "checker \"a\" (lmdb) cannot verify XOAUTH2");
@@ -2483,7 +2483,7 @@ Test(config, oauth_mechanisms)
 	    "\t\tclient-id x\n\t} mechanisms PLAIN XOAUTH2\n"), 3,
 	    "checker \"o\": XOAUTH2 needs jwks-url or introspection-url");
 	expect_text_error(AUTH(TOKENS "\t} mechanisms SCRAM-SHA-256\n"), 7,
-	    "mechanism \"SCRAM-SHA-256\" not supported yet");
+	    "checker \"o\" (oauth) cannot verify SCRAM-SHA-256");
 	/* Any one of them may be missing. */
 	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
 	    "\t\tjwks-url \"https://idp/jwks\"\n"
