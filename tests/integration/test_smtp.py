@@ -137,9 +137,10 @@ class TestTransactions(DaemonTestCase):
                          "250-SIZE %d\r\n"
                          "250-8BITMIME\r\n"
                          "250-ENHANCEDSTATUSCODES\r\n"
-                         # This daemon has an auth listener, so a checker:
-                         # AUTH is offered, in the clear on loopback only.
-                         "250-AUTH PLAIN LOGIN\r\n"
+                         # This daemon has an auth listener, so a checker
+                         # (lmdb): AUTH is offered, in the clear on
+                         # loopback only, and without TLS no -PLUS.
+                         "250-AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"
                          "250 SMTPUTF8\r\n" % MAX_SIZE)
 
     def test_pipelined_transactions(self):
