@@ -22,6 +22,7 @@ import subprocess
 import time
 import unittest
 
+import daemon
 from daemon import BUILD, Daemon, read_reply
 
 AUTHCTL = os.path.join(BUILD, "authctl")
@@ -416,6 +417,86 @@ class TestStore(unittest.TestCase):
         self.assertIn("scram-sha-256: yes (4096 iterations)", out)
         out = authctl("user", "show", "dave").stdout
         self.assertIn("scram-sha-256: no", out)
+
+
+OLD = os.environ.get("PORTCULLIS_OLD_BUILD", "")
+
+
+@unittest.skipUnless(OLD, "optional: PORTCULLIS_OLD_BUILD names no build of "
+                     "portcullis from before store layout 2 (building one "
+                     "takes minutes)")
+class TestLayoutUpgrade(unittest.TestCase):
+    """A layout 1 store made by the old authctl, upgraded in place by
+    this one with no user lost; the old daemon refuses layout 2 with a
+    clear line, and its logins tempfail rather than being misread."""
+
+    def test_upgrade_and_old_daemon(self):
+        old_authctl = os.path.join(OLD, "authctl")
+        d = Daemon(listen="tls")
+        d.conf_extra = ('auth {\n\tchecker "local" lmdb "%s/db"\n'
+                        "\tfailure-delay 0s\n}\n" % d.dir)
+        d.write_conf()
+        names = ["u%d" % i for i in range(20)] + ["x@example.org"]
+        for n in names:
+            subprocess.run([old_authctl, "-f", d.conf, "user", "add",
+                            "--password-stdin", n], input="pw-%s\n" % n,
+                           text=True, check=True, capture_output=True)
+        run = lambda *a: subprocess.run(  # noqa: E731
+            [AUTHCTL, "-f", d.conf] + list(a), capture_output=True,
+            text=True, timeout=30)
+        p = run("app-password", "add", "u1", "phone")
+        self.assertIn("run authctl upgrade", p.stderr)
+        p = run("upgrade")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("layout 1 -> 2, %d users rewritten" % len(names),
+                      p.stdout)
+        self.assertEqual(run("user", "list").stdout.split(), sorted(names))
+        self.assertEqual(run("user", "list", "--missing-scram").stdout
+                         .split(), sorted(names))
+        p = subprocess.run([old_authctl, "-f", d.conf, "user", "list"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 69)
+        self.assertIn("has layout 2, this portcullis understands up to 1",
+                      p.stderr)
+        # This daemon: every old user logs in as before.
+        d.start()
+        global D
+        saved, D = D, d
+        try:
+            for n in ("u0", "u19", "x@example.org"):
+                self.assertEqual(smtp_login(n, "pw-" + n), 235)
+        finally:
+            D = saved
+            # Stopped, its directory (and store) kept for the old one.
+            d.proc.send_signal(15)
+            d.proc.wait(timeout=15)
+            try:
+                os.killpg(d.proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            d.log_fh.close()
+        # The old daemon: a clear refusal, 454 not 535.  (start()
+        # begins a new log.)
+        # Its master, and the children it finds through base_env().
+        daemon.PORTCULLISD = os.path.join(OLD, "portcullisd")
+        daemon.BUILD = OLD
+        try:
+            d.start()
+        finally:
+            daemon.PORTCULLISD = os.path.join(BUILD, "portcullisd")
+            daemon.BUILD = BUILD
+        try:
+            s = smtplib.SMTP("127.0.0.1", d.port, timeout=10)
+            s.starttls(context=insecure_ctx())
+            s.ehlo("x")
+            code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(
+                b"\0u0\0pw-u0").decode())
+            s.close()
+            self.assertEqual(code, 454)
+            d.wait_log(r"has layout 2, this portcullis understands up to "
+                       r"1: upgrade portcullis")
+        finally:
+            d.stop()
 
 
 if __name__ == "__main__":
