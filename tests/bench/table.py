@@ -118,6 +118,9 @@ def print_tables(res, out=sys.stdout):
                          "answering in 50 ms (portcullis only):"),
                        ("node", "One node: spread over the workers, "
                         "scaling with workers, idle memory (portcullis "
+                        "only):"),
+                       ("scram", "SCRAM-SHA-256 and app passwords, whole "
+                        "sessions on loopback, Python client (portcullis "
                         "only):")):
         if not res.get(key):
             continue
