@@ -1559,6 +1559,29 @@ Test(config, hostnames)
 
 #define AUTH(x)	L25 "auth {\n" x "}\n"
 
+/* What the worker offers for each checker (EHLO): SCRAM from lmdb. */
+Test(config, checker_mechanisms_offered)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(AUTH(
+	    "\tchecker \"a\" lmdb\n"
+	    "\tchecker \"b\" lmdb \"/db/b\" mechanisms PLAIN LOGIN\n"
+	    "\tchecker \"c\" static { user u password p }\n"
+	    "\tchecker \"d\" lmdb \"/db/d\" mechanisms "
+	    "SCRAM-SHA-256-PLUS\n"));
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 0)),
+	    SASL_PLAIN | SASL_LOGIN | SASL_SCRAM_SHA256 |
+	    SASL_SCRAM_SHA256_PLUS);
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 1)),
+	    SASL_PLAIN | SASL_LOGIN);
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 2)),
+	    SASL_PLAIN | SASL_LOGIN);
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 3)),
+	    SASL_SCRAM_SHA256_PLUS);
+	config_free(conf);
+}
+
 Test(config, checker_options)
 {
 	struct portcullis_conf	*conf;
