@@ -158,6 +158,7 @@ ctl_setup(struct ctl *ctl)
 	}
 	(void)strlcpy(ctl->auth_user, conf->auth_user,
 	    sizeof(ctl->auth_user));
+	ctl->scram_iter = (uint32_t)conf->scram_iterations;
 	if (ctl->storedir == NULL) {
 		TAILQ_FOREACH(cc, &conf->checkers, entry)
 			if (cc->type == type)

@@ -44,6 +44,7 @@ struct ctl {
 	char		 auth_user[CONF_USER_MAX];
 	struct store	*st;
 	int		 mode;		/* CTL_* of the open store */
+	uint32_t	 scram_iter;	/* the configuration's; 0: default */
 };
 
 /* A command or subcommand, as the tables of authctl.c, user.c and

@@ -231,7 +231,7 @@ pw_getopt(const char *cmd, const struct option *opts, int argc,
 
 	memset(a, 0, sizeof(*a));
 	a->scheme = PASSWD_DEFAULT_SCHEME;
-	a->iter = SCRAM_ITER_DEFAULT;
+	a->iter = 0;	/* the configuration's, or SCRAM_ITER_DEFAULT */
 	getopt_reset();
 	while ((ch = getopt_long(argc, argv, ":s:", opts, NULL)) != -1) {
 		switch (ch) {
@@ -267,14 +267,17 @@ pw_getopt(const char *cmd, const struct option *opts, int argc,
 }
 
 /*
- * The SCRAM iteration count to make keys with: iter, or 0 (none) in
- * a layout 1 store, which cannot hold them, after saying so.
+ * The SCRAM iteration count to make keys with: iter (--scram-
+ * iterations), else scram-iterations of the configuration, else 4096;
+ * or 0 (none) in a layout 1 store, which cannot hold them, after
+ * saying so.
  */
 static uint32_t
 scram_iter(const struct ctl *ctl, uint32_t iter)
 {
 	if (store_layout(ctl->st) >= 2)
-		return iter;
+		return iter != 0 ? iter : ctl->scram_iter != 0 ?
+		    ctl->scram_iter : SCRAM_ITER_DEFAULT;
 	warnx("note: store %s has layout 1, which holds no SCRAM keys: "
 	    "the password is set for PLAIN and LOGIN only; run authctl "
 	    "upgrade, then set it again", ctl->storedir);

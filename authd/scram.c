@@ -16,8 +16,9 @@
  * verifies it (lmdb).  Unlike PLAIN, the exchange cannot be offered to
  * a second checker once the salt is out.  An unknown user, or one
  * without SCRAM keys, gets a salt derived from the store's secret and
- * the name (stable, so that asking twice tells nothing), the default
- * iteration count, and random keys no proof matches.
+ * the name (stable, so that asking twice tells nothing), the
+ * configured iteration count (scram-iterations, what authctl gives new
+ * keys), and random keys no proof matches.
  *
  * Channel binding (RFC 5802 6): with -PLUS the client must say 'p'
  * and name a type this session has; with plain SCRAM, 'p' is refused,
@@ -54,6 +55,7 @@
 
 struct scram_job {
 	int			 waiting;	/* for the client-final */
+	uint32_t		 fake_iter;	/* scram-iterations */
 	char			 checker[CONF_NAME_MAX];
 	struct store		*store;
 	char			 cbflag;
@@ -115,7 +117,7 @@ fake_keys(struct scram_job *j, const char *user)
 	memset(&j->keys, 0, sizeof(j->keys));
 	j->keys.saltlen = STORE_SCRAM_SALT_MIN;
 	memcpy(j->keys.salt, mac, STORE_SCRAM_SALT_MIN);
-	j->keys.iter = SCRAM_ITER_DEFAULT;
+	j->keys.iter = j->fake_iter;
 	/* Keys nobody has: no proof can match them. */
 	if (getentropy(j->keys.stored_key, sizeof(j->keys.stored_key)) == -1 ||
 	    getentropy(j->keys.server_key, sizeof(j->keys.server_key)) == -1)
@@ -324,6 +326,7 @@ scram_start(struct worker_channel *wc, struct imsg *imsg)
 	}
 	strlcpy(j->checker, c->conf->name, sizeof(j->checker));
 	j->store = c->store;
+	j->fake_iter = (uint32_t)c->pconf->scram_iterations;
 	hashpool_submit(lookup_work, lookup_done, ctx);
 	return 0;
 }

@@ -25,6 +25,7 @@
 
 #include <openssl/ssl.h>	/* TLS1_2_VERSION */
 
+#include "bounds.h"
 #include "config.h"
 
 struct portcullis_conf *
@@ -59,6 +60,7 @@ config_new_empty(void)
 	conf->failure_delay_max = DEFAULT_FAILURE_DELAY_MAX;
 	conf->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;
 	conf->penalty_prefix6 = DEFAULT_PENALTY_PREFIX6;
+	conf->scram_iterations = SCRAM_ITER_DEFAULT;
 
 	conf->timeout_command = DEFAULT_TIMEOUT_COMMAND;
 	conf->timeout_data = DEFAULT_TIMEOUT_DATA;

@@ -264,6 +264,8 @@ struct portcullis_conf {
 	int			 failure_delay_max;	/* milliseconds */
 	int			 max_auth_failures;	/* per session */
 	int			 penalty_prefix6;	/* 48..128 */
+	int			 scram_iterations;	/* new SCRAM keys, and
+							   unknown users' */
 
 	/* ESMTP: timeouts in seconds, limits, policy */
 	int			 timeout_command;

@@ -46,6 +46,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "log.h"
 #include "scope.h"
@@ -286,6 +287,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
 %token	OAUTH CACHE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
+%token	SCRAMITERATIONS
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
@@ -701,6 +703,13 @@ authopt		: CHECKER STRING {
 			    "penalty-prefix6") == -1)
 				YYERROR;
 		}
+		| SCRAMITERATIONS NUMBER	{
+			/* RFC 7677 4: 4096 at least */
+			if (set_number(&conf->scram_iterations, $2,
+			    SCRAM_ITER_MIN, SCRAM_ITER_MAX,
+			    "scram-iterations") == -1)
+				YYERROR;
+		}
 		| TRUSTEDNETWORKS '{' nls netlist sep '}'
 		| TRUSTEDNETWORKS '{' nls '}'	{
 			conf_error("trusted-networks: empty list");
@@ -935,6 +944,7 @@ static const struct keyword keywords[] = {
 	{ "port",		PORT },
 	{ "relay",		RELAY },
 	{ "require",		REQUIRE },
+	{ "scram-iterations",	SCRAMITERATIONS },
 	{ "sender-check",	SENDERCHECK },
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },

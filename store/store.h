@@ -117,7 +117,7 @@
 #define STORE_SECRET_LEN	32
 #define STORE_SCRAM_SALT_MIN	16	/* RFC 7677 4 asks for 128 bits */
 #define STORE_SCRAM_SALT_MAX	32
-#define STORE_SCRAM_ITER_MAX	100000000	/* ~ minutes of PBKDF2 */
+#define STORE_SCRAM_ITER_MAX	SCRAM_ITER_MAX
 #define STORE_SCRAM_KEY_LEN	32	/* SHA-256 */
 #define STORE_APPS_MAX		16	/* app passwords of a user */
 #define STORE_APP_LABEL_MAX	32

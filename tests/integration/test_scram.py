@@ -43,7 +43,8 @@ def setUpModule():
     global D
     D = Daemon(listen="tls", local_domains=["example.org"])
     D.conf_extra = ('auth {\n\tchecker "local" lmdb "%s/db"\n'
-                    "\tfailure-delay 0s\n}\n" % D.dir)
+                    "\tfailure-delay 0s\n\tscram-iterations 5000\n}\n"
+                    % D.dir)
     D.write_conf()
     authctl("user", "add", "--password-stdin", "alice", stdin="secret\n")
     authctl("user", "add", "--password-stdin", "carol", stdin="pw-carol\n")
@@ -308,7 +309,8 @@ class TestScramHostile(unittest.TestCase):
             c = ScramClient()
             r, attrs = c.first(user=user)
             self.assertIsNotNone(attrs, r)
-            self.assertEqual(attrs["i"], "4096")
+            # scram-iterations, as the known users' keys have.
+            self.assertEqual(attrs["i"], "5000")
             salts.append(attrs["s"])
             self.assertTrue(c.final("x", attrs).startswith("535"))
             c.close()
@@ -414,7 +416,11 @@ class TestStore(unittest.TestCase):
 
     def test_show(self):
         out = authctl("user", "show", "alice").stdout
-        self.assertIn("scram-sha-256: yes (4096 iterations)", out)
+        self.assertIn("scram-sha-256: yes (5000 iterations)", out)
+        authctl("user", "passwd", "--password-stdin",
+                "--scram-iterations", "4100", "carol", stdin="pw-carol\n")
+        self.assertIn("scram-sha-256: yes (4100 iterations)",
+                      authctl("user", "show", "carol").stdout)
         out = authctl("user", "show", "dave").stdout
         self.assertIn("scram-sha-256: no", out)
 

@@ -1579,7 +1579,16 @@ Test(config, checker_mechanisms_offered)
 	    SASL_PLAIN | SASL_LOGIN);
 	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 3)),
 	    SASL_SCRAM_SHA256_PLUS);
+	cr_expect_eq(conf->scram_iterations, 4096);
 	config_free(conf);
+
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tscram-iterations 10000\n"));
+	cr_expect_eq(conf->scram_iterations, 10000);
+	config_free(conf);
+	expect_text_error(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tscram-iterations 4095\n"), 4, "scram-iterations must be "
+	    "between 4096 and 100000000");
 }
 
 Test(config, checker_options)
