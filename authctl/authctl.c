@@ -47,7 +47,7 @@ usage(void)
 	    "usage: authctl [-f file] [-d dir] command [argument ...]\n"
 	    "       authctl user add [-s scheme] [--address addr ...] "
 	    "[--password-stdin]\n"
-	    "                [--scram-iterations n] name\n"
+	    "                [--scram-iterations n] [--no-password] name\n"
 	    "       authctl user passwd [-s scheme] [--password-stdin] "
 	    "[--scram-iterations n] name\n"
 	    "       authctl user del | lock | unlock | show name\n"

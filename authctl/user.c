@@ -25,12 +25,14 @@
 #define OPT_PASSWORD_STDIN	257
 #define OPT_SCRAM_ITER		258
 #define OPT_MISSING_SCRAM	259
+#define OPT_NO_PASSWORD		260
 
 static const struct option add_opts[] = {
 	{ "address",		required_argument,	NULL, OPT_ADDRESS },
 	{ "password-stdin",	no_argument,		NULL,
 	    OPT_PASSWORD_STDIN },
 	{ "scram-iterations",	required_argument,	NULL, OPT_SCRAM_ITER },
+	{ "no-password",	no_argument,		NULL, OPT_NO_PASSWORD },
 	{ NULL,			0,			NULL, 0 }
 };
 
@@ -212,6 +214,7 @@ user_put(struct ctl *ctl, struct store_user *u, int flags)
 struct pw_args {
 	const char	*scheme;
 	int		 from_stdin;
+	int		 no_password;	/* add: its main login is elsewhere */
 	uint32_t	 iter;		/* SCRAM's */
 	const char	*addrs[STORE_ADDRS_MAX];
 	size_t		 naddrs;
@@ -250,6 +253,9 @@ pw_getopt(const char *cmd, const struct option *opts, int argc,
 			break;
 		case OPT_PASSWORD_STDIN:
 			a->from_stdin = 1;
+			break;
+		case OPT_NO_PASSWORD:
+			a->no_password = 1;
 			break;
 		case OPT_ADDRESS:
 			if (a->naddrs == STORE_ADDRS_MAX) {
@@ -325,7 +331,8 @@ user_add(struct ctl *ctl, int argc, char *argv[])
 	for (i = 0; i < a.naddrs; i++)
 		(void)strlcpy(u.addrs[i], a.addrs[i], sizeof(u.addrs[i]));
 	u.naddrs = a.naddrs;
-	if (user_set_password(&u, a.scheme, a.from_stdin,
+	/* No password: app passwords (and tokens) only. */
+	if (!a.no_password && user_set_password(&u, a.scheme, a.from_stdin,
 	    scram_iter(ctl, a.iter)) == -1) {
 		explicit_bzero(&u, sizeof(u));
 		return ctl_close(ctl, EXIT_ERROR);

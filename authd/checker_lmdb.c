@@ -16,6 +16,10 @@
  * refused where no mail follows (authctl test).  The time of the last
  * use is written in batches (touch_flush), never once per login.
  *
+ * A user without a password (its main login is elsewhere: OAuth) logs
+ * in with an app password only, if passwordless app-passwords-only
+ * says so: the chain then asks no checker after this one.
+ *
  * SCRAM (CRED_SCRAM) is authd/scram.c's: it reads the keys itself.
  */
 
@@ -190,7 +194,10 @@ app_verdict(struct checker *c, struct auth_ctx *ctx,
 		ctx->result = AUTH_OK;
 		strlcpy(ctx->canonical, u->name, sizeof(ctx->canonical));
 		touch_note(c->store, u->name, a->label);
+		return;
 	}
+	/* It is this app password, refused: no other checker gets it. */
+	ctx->hints.skip |= ~((1U << (c->index + 1)) - 1);
 }
 
 static void
@@ -230,6 +237,15 @@ lmdb_verify(struct checker *c, struct auth_ctx *ctx)
 		    ctx->pwlen);
 		ctx->result = AUTH_FAIL;
 		ctx->why = "no password set";
+		/*
+		 * passwordless app-passwords-only: its password must not
+		 * reach the checkers after this one (an oauth checker's
+		 * password grant, which a second factor does not guard).
+		 */
+		if (c->pconf->passwordless_app_only) {
+			ctx->hints.skip |= ~((1U << (c->index + 1)) - 1);
+			ctx->why = "no password set, app password required";
+		}
 		explicit_bzero(&u, sizeof(u));
 		return;
 	}

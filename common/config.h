@@ -266,6 +266,9 @@ struct portcullis_conf {
 	int			 penalty_prefix6;	/* 48..128 */
 	int			 scram_iterations;	/* new SCRAM keys, and
 							   unknown users' */
+	int			 passwordless_app_only;	/* a user without a
+							   password: app
+							   passwords only */
 
 	/* ESMTP: timeouts in seconds, limits, policy */
 	int			 timeout_command;

@@ -287,7 +287,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
 %token	OAUTH CACHE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
-%token	SCRAMITERATIONS
+%token	SCRAMITERATIONS PASSWORDLESS
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
@@ -703,6 +703,18 @@ authopt		: CHECKER STRING {
 			    "penalty-prefix6") == -1)
 				YYERROR;
 		}
+		| PASSWORDLESS value		{
+			/* Accounts whose main login is elsewhere (OAuth). */
+			if (strcmp($2, "app-passwords-only") == 0)
+				conf->passwordless_app_only = 1;
+			else if (strcmp($2, "continue") == 0)
+				conf->passwordless_app_only = 0;
+			else {
+				conf_error("invalid passwordless \"%s\": want "
+				    "app-passwords-only or continue", $2);
+				YYERROR;
+			}
+		}
 		| SCRAMITERATIONS NUMBER	{
 			/* RFC 7677 4: 4096 at least */
 			if (set_number(&conf->scram_iterations, $2,
@@ -939,6 +951,7 @@ static const struct keyword keywords[] = {
 	{ "on-tempfail",	ONTEMPFAIL },
 	{ "optional",		OPTIONAL },
 	{ "password",		PASSWORD },
+	{ "passwordless",	PASSWORDLESS },
 	{ "penalty-prefix6",	PENALTYPREFIX6 },
 	{ "pki",		PKI },
 	{ "port",		PORT },

@@ -42,9 +42,15 @@ def authctl(*args, stdin=None, check=True):
 def setUpModule():
     global D
     D = Daemon(listen="tls", local_domains=["example.org"])
+    # "idp" stands for what follows the store in a real chain (an oauth
+    # checker's password grant): frank's password there must not log
+    # him in, since his account is passwordless (app passwords only).
     D.conf_extra = ('auth {\n\tchecker "local" lmdb "%s/db"\n'
-                    "\tfailure-delay 0s\n\tscram-iterations 5000\n}\n"
-                    % D.dir)
+                    '\tchecker "idp" static {\n'
+                    '\t\tuser "frank" password "idp-pw"\n'
+                    '\t\tuser "gina" password "idp-pw"\n\t}\n'
+                    "\tfailure-delay 0s\n\tscram-iterations 5000\n"
+                    "\tpasswordless app-passwords-only\n}\n" % D.dir)
     D.write_conf()
     authctl("user", "add", "--password-stdin", "alice", stdin="secret\n")
     authctl("user", "add", "--password-stdin", "carol", stdin="pw-carol\n")
@@ -54,6 +60,9 @@ def setUpModule():
     with open(imp, "w") as f:
         f.write("dave:%s\n" % h.stdout.strip())
     authctl("user", "import", imp)
+    authctl("user", "add", "--no-password", "frank")
+    APP["frank"] = authctl("app-password", "add", "frank",
+                           "laptop").stdout.strip()
     for label, opts in (("phone", []), ("script", ["--send-only"]),
                         ("brief", ["--expires", "3s"]),
                         ("old", []), ("unused", [])):
@@ -372,8 +381,9 @@ class TestAppPasswords(unittest.TestCase):
         authctl("app-password", "revoke", "alice", "old")
         off = D.log_offset()
         self.assertEqual(smtp_login("alice", APP["old"]), 535)
-        D.wait_log(r'auth result=fail user="alice".*reason=wrong password',
-                   since=off)
+        # Not one of hers any more: the chain goes on ("idp" does not
+        # know her either).
+        D.wait_log(r'auth result=fail user="alice" mech=PLAIN', since=off)
         self.assertNotIn("old", authctl("app-password", "list",
                                         "alice").stdout)
 
@@ -396,6 +406,16 @@ class TestAppPasswords(unittest.TestCase):
         p = authctl("test", "alice", "--password-stdin",
                     stdin=APP["phone"] + "\n", check=False)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_passwordless_account_app_passwords_only(self):
+        off = D.log_offset()
+        self.assertEqual(smtp_login("frank", "idp-pw"), 535)
+        D.wait_log(r'auth result=fail user="frank" mech=PLAIN checker=none'
+                   r".*reason=no password set, app password required",
+                   since=off)
+        self.assertEqual(smtp_login("frank", APP["frank"]), 235)
+        # Who is not in the store goes on down the chain as before.
+        self.assertEqual(smtp_login("gina", "idp-pw"), 235)
 
     def test_z_last_used_is_batched(self):
         # setUpModule logged in with "unused"; the write comes within

@@ -1589,6 +1589,17 @@ Test(config, checker_mechanisms_offered)
 	expect_text_error(AUTH("\tchecker \"a\" lmdb\n"
 	    "\tscram-iterations 4095\n"), 4, "scram-iterations must be "
 	    "between 4096 and 100000000");
+
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"));
+	cr_expect_eq(conf->passwordless_app_only, 0);
+	config_free(conf);
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tpasswordless app-passwords-only\n"));
+	cr_expect_eq(conf->passwordless_app_only, 1);
+	config_free(conf);
+	expect_text_error(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tpasswordless stop\n"), 4, "invalid passwordless \"stop\": "
+	    "want app-passwords-only or continue");
 }
 
 Test(config, checker_options)
