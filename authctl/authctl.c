@@ -46,11 +46,17 @@ usage(void)
 	fprintf(stderr,
 	    "usage: authctl [-f file] [-d dir] command [argument ...]\n"
 	    "       authctl user add [-s scheme] [--address addr ...] "
-	    "[--password-stdin] name\n"
+	    "[--password-stdin]\n"
+	    "                [--scram-iterations n] [--no-password] name\n"
 	    "       authctl user passwd [-s scheme] [--password-stdin] "
-	    "name\n"
+	    "[--scram-iterations n] name\n"
 	    "       authctl user del | lock | unlock | show name\n"
-	    "       authctl user list [-l]\n"
+	    "       authctl user list [-l] [--missing-scram]\n"
+	    "       authctl app-password add [--expires when] [--send-only] "
+	    "name label\n"
+	    "       authctl app-password list name\n"
+	    "       authctl app-password revoke name label\n"
+	    "       authctl upgrade\n"
 	    "       authctl user import [--partial] [--replace] file\n"
 	    "       authctl cache list | flush [name]\n"
 	    "       authctl hash [-s scheme] [--password-stdin]\n"
@@ -153,6 +159,7 @@ ctl_setup(struct ctl *ctl)
 	}
 	(void)strlcpy(ctl->auth_user, conf->auth_user,
 	    sizeof(ctl->auth_user));
+	ctl->scram_iter = (uint32_t)conf->scram_iterations;
 	if (ctl->storedir == NULL) {
 		TAILQ_FOREACH(cc, &conf->checkers, entry)
 			if (cc->type == type)
@@ -516,6 +523,7 @@ scheme_check(const char *scheme)
 }
 
 static const struct ctl_cmd commands[] = {
+	{ "app-password", cmd_app_password },
 	{ "cache",	cmd_cache },
 	{ "hash",	cmd_hash },
 	{ "oauth",	cmd_oauth },
@@ -523,6 +531,7 @@ static const struct ctl_cmd commands[] = {
 	{ "reload",	cmd_reload },
 	{ "stats",	cmd_stats },
 	{ "test",	cmd_test },
+	{ "upgrade",	cmd_upgrade },
 	{ "user",	cmd_user },
 	{ NULL,		NULL }
 };

@@ -44,6 +44,7 @@ struct ctl {
 	char		 auth_user[CONF_USER_MAX];
 	struct store	*st;
 	int		 mode;		/* CTL_* of the open store */
+	uint32_t	 scram_iter;	/* the configuration's; 0: default */
 };
 
 /* A command or subcommand, as the tables of authctl.c, user.c and
@@ -75,6 +76,11 @@ const char	*hash_scheme(const char *hash);
 int		 name_check(const char *what, const char *name);
 int		 name_problem(const char *name, int address, char *err,
 		    size_t errlen);
+
+int		 cmd_upgrade(struct ctl *, int argc, char *argv[]);
+
+/* app.c */
+int		 cmd_app_password(struct ctl *, int argc, char *argv[]);
 
 /* import.c */
 int		 cmd_import(struct ctl *, int argc, char *argv[]);

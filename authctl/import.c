@@ -397,6 +397,12 @@ write_entry(struct ctl *ctl, struct entry *e)
 		flags = STORE_CREATE_ONLY;
 	}
 	(void)strlcpy(u.hash, e->hash, sizeof(u.hash));
+	/*
+	 * The SCRAM keys of the password being replaced must not outlive
+	 * it, and a hash cannot give new ones.  App passwords are
+	 * credentials of their own: kept.
+	 */
+	explicit_bzero(&u.scram, sizeof(u.scram));
 	if (store_user_put(ctl->st, &u, flags, err, sizeof(err)) == -1) {
 		setwhy(e, "%s", err);
 		explicit_bzero(&u, sizeof(u));

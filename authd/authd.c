@@ -43,6 +43,8 @@ static int	worker_ping(struct imsgev *, struct imsg *);
 static int	worker_auth_request(struct imsgev *, struct imsg *);
 static int	worker_auth_cancel(struct imsgev *, struct imsg *);
 static int	worker_limit_request(struct imsgev *, struct imsg *);
+static int	worker_scram_start(struct imsgev *, struct imsg *);
+static int	worker_scram_final(struct imsgev *, struct imsg *);
 static void	worker_closed(struct imsgev *);
 
 /*
@@ -87,6 +89,10 @@ static const struct imsg_dispatch from_worker[] = {
 	    worker_auth_cancel },
 	{ IMSG_LIMIT_REQUEST, sizeof(struct limit_request), 0,
 	    worker_limit_request },
+	{ IMSG_SCRAM_START, sizeof(struct scram_start), IMSGEV_MIN,
+	    worker_scram_start },
+	{ IMSG_SCRAM_FINAL, sizeof(struct scram_step), IMSGEV_MIN,
+	    worker_scram_final },
 	{ 0, 0, 0, NULL }
 };
 
@@ -175,6 +181,7 @@ authd_channel_free(struct worker_channel *wc)
 		TAILQ_REMOVE(&wc->pending, ctx, entry);
 		ctx->wc = NULL;
 		ctx->cancelled = 1;
+		(void)scram_abandon(ctx);
 	}
 	if (!wc->control)
 		TAILQ_REMOVE(&authd->channels, wc, entry);
@@ -190,6 +197,7 @@ ctx_new(struct worker_channel *wc, const struct auth_request *req,
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		fatal("calloc");
 	ctx->wc = wc;
+	ctx->control = wc->control;
 	ctx->req_id = req->req_id;
 	ctx->session_id = req->session_id;
 	ctx->mechanism = req->mechanism;
@@ -294,7 +302,20 @@ worker_auth_cancel(struct imsgev *iev, struct imsg *imsg)
 	TAILQ_REMOVE(&wc->pending, ctx, entry);
 	ctx->wc = NULL;
 	ctx->cancelled = 1;
+	(void)scram_abandon(ctx);
 	return 0;
+}
+
+static int
+worker_scram_start(struct imsgev *iev, struct imsg *imsg)
+{
+	return scram_start(iev->arg, imsg);
+}
+
+static int
+worker_scram_final(struct imsgev *iev, struct imsg *imsg)
+{
+	return scram_final(iev->arg, imsg);
 }
 
 /* The descriptor of a new worker's channel, from master. */

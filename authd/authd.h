@@ -59,6 +59,13 @@ int	auth_request_decode(struct imsg *, struct auth_request *,
 
 /* limit.c */
 int	limit_request(struct worker_channel *, struct imsg *);
+/* scram.c: the SCRAM exchange (IMSG_SCRAM_*) */
+struct store_scram;
+int	scram_start(struct worker_channel *, struct imsg *);
+int	scram_final(struct worker_channel *, struct imsg *);
+int	scram_abandon(struct auth_ctx *);
+int	scram_proof_check(const struct store_scram *, const uint8_t *authmsg,
+	    size_t len, const uint8_t *proof, uint8_t *sig);
 
 /* control.c */
 void	control_init(int fd);

@@ -232,16 +232,24 @@ chain_finish(struct auth_ctx *ctx, int result, const char *checker)
 	penalty_after(ctx, result);
 }
 
+/* A verdict reached outside the chain's walk (a SCRAM exchange). */
+void
+chain_decided(struct auth_ctx *ctx, int result, const char *checker)
+{
+	chain_finish(ctx, result, checker);
+}
+
 /* The audit line, and the verdict to whoever still waits for it. */
 void
 chain_verdict(struct auth_ctx *ctx)
 {
 	struct auth_verdict	 v;
-	struct iovec		 iov[2];
+	struct iovec		 iov[3];
 	char			 user[CONF_AUTH_NAME_MAX * 4];
+	char			 app[sizeof(ctx->app_label) * 4 + 32];
 	const char		*checker = ctx->verdict_by[0] != '\0' ?
 				    ctx->verdict_by : NULL;
-	int			 result = ctx->verdict;
+	int			 result = ctx->verdict, scram;
 	long			 ms = elapsed_ms(&ctx->started);
 
 	/* A token login that named nobody is audited as whom it proved. */
@@ -250,11 +258,19 @@ chain_verdict(struct auth_ctx *ctx)
 		    sizeof(user));
 	else
 		escape_text(ctx->user, strlen(ctx->user), user, sizeof(user));
-	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s "
+	app[0] = '\0';
+	if (ctx->app_label[0] != '\0') {
+		/* Which app password: a label is letters, digits, ._- */
+		strlcpy(app, " app-password=", sizeof(app));
+		strlcat(app, ctx->app_label, sizeof(app));
+		if (ctx->send_only)
+			strlcat(app, " send-only=yes", sizeof(app));
+	}
+	log_info("auth result=%s user=\"%s\" mech=%s checker=%s%s%s%s%s "
 	    "session=%016llx client=%s listener=%s ms=%ld%s%s%s%s",
 	    result == AUTH_OK ? "ok" : result == AUTH_FAIL ? "fail" :
 	    "tempfail", user, mech_name(ctx->mechanism),
-	    checker != NULL ? checker : "none",
+	    checker != NULL ? checker : "none", app,
 	    ctx->hints.answered ? " " : "",
 	    ctx->hints.answered ? ctx->hints.fallback_tag : "",
 	    ctx->hints.answered ? "=yes" : "",
@@ -279,7 +295,12 @@ chain_verdict(struct auth_ctx *ctx)
 		iov[0].iov_len = sizeof(v);
 		iov[1].iov_base = ctx->found.addrs;
 		iov[1].iov_len = v.addrs_len;
-		imsgev_composev(&ctx->wc->iev, IMSG_AUTH_VERDICT, 0, iov, 2);
+		/* SCRAM's ok carries server-final (RFC 5802 3) after it. */
+		scram = result == AUTH_OK && ctx->server_final[0] != '\0';
+		iov[2].iov_base = ctx->server_final;
+		iov[2].iov_len = scram ? strlen(ctx->server_final) : 0;
+		imsgev_composev(&ctx->wc->iev, scram ? IMSG_SCRAM_OK :
+		    IMSG_AUTH_VERDICT, 0, iov, scram ? 3 : 2);
 		TAILQ_REMOVE(&ctx->wc->pending, ctx, entry);
 	}
 	authd_stats_count(checker, result);
@@ -301,6 +322,8 @@ chain_ctx_free(struct auth_ctx *ctx)
 {
 	if (ctx->password != NULL)
 		freezero(ctx->password, ctx->pwlen + 1);
+	if (ctx->job_free != NULL && ctx->job != NULL)
+		ctx->job_free(ctx->job);
 	free(ctx->current);
 	freezero(ctx, sizeof(*ctx));
 }

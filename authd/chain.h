@@ -83,6 +83,15 @@ struct auth_ctx {
 	uint32_t		 delay_ms;	/* fail: the worker waits */
 	int			 repeat;	/* a wrong password again */
 	int			 penalty_busy;	/* penalty.c asks the state */
+	void			(*job_free)(void *);	/* if it must be
+						   freed with the ctx */
+	char			 app_label[40];	/* the app password that
+						   logged in, audited */
+	int			 send_only;	/* it is a send-only one */
+	int			 control;	/* authctl test, not a worker:
+						   no mail will be sent */
+	char			 server_final[64];	/* SCRAM: "v=..." to send
+						   with the ok */
 };
 TAILQ_HEAD(auth_ctxlist, auth_ctx);
 
@@ -168,6 +177,7 @@ struct checker {
 int	chain_configure(struct portcullis_conf *);
 void	chain_start(struct auth_ctx *);
 void	chain_reject(struct auth_ctx *);
+void	chain_decided(struct auth_ctx *, int result, const char *checker);
 void	chain_cancel(struct auth_ctx *);
 void	chain_ctx_free(struct auth_ctx *);
 void	chain_retire_conf(struct portcullis_conf *);

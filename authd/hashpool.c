@@ -91,9 +91,19 @@ hashpool_wake(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+static struct event_base	*pool_base;
+
+/* The loop the pool's results come back on; NULL before init. */
+struct event_base *
+hashpool_base(void)
+{
+	return pool_base;
+}
+
 int
 hashpool_init(struct event_base *base, int nthreads)
 {
+	pool_base = base;
 	pthread_t	 t;
 
 	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) == -1)

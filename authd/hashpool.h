@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 int	hashpool_init(struct event_base *, int nthreads);
+struct event_base *hashpool_base(void);
 /* work(arg) runs on a pool thread; done(arg) later on the loop. */
 void	hashpool_submit(void (*work)(void *), void (*done)(void *),
 	    void *arg);

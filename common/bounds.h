@@ -58,6 +58,9 @@
 					   stops reading it */
 
 /* The store's user records */
+#define SCRAM_ITER_DEFAULT	4096	/* RFC 7677 4: at least 4096 */
+#define SCRAM_ITER_MIN		4096
+#define SCRAM_ITER_MAX		100000000	/* minutes of PBKDF2 */
 #define STORE_ADDRS_MAX		16	/* sending addresses of a user */
 #define STORE_ADDR_MAX		254	/* octets, RFC 5321 4.5.3.1.3 */
 

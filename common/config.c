@@ -25,6 +25,7 @@
 
 #include <openssl/ssl.h>	/* TLS1_2_VERSION */
 
+#include "bounds.h"
 #include "config.h"
 
 struct portcullis_conf *
@@ -65,6 +66,7 @@ config_new_empty(void)
 	conf->penalty.known_for = DEFAULT_PENALTY_KNOWN_FOR;
 	conf->penalty.repeats = DEFAULT_PENALTY_REPEATS;
 	conf->state.timeout = DEFAULT_STATE_TIMEOUT;
+	conf->scram_iterations = SCRAM_ITER_DEFAULT;
 
 	conf->timeout_command = DEFAULT_TIMEOUT_COMMAND;
 	conf->timeout_data = DEFAULT_TIMEOUT_DATA;

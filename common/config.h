@@ -330,6 +330,11 @@ struct portcullis_conf {
 	struct penalty_conf	 penalty;
 	struct limit_conf	 limit;
 	struct state_conf	 state;
+	int			 scram_iterations;	/* new SCRAM keys, and
+							   unknown users' */
+	int			 passwordless_app_only;	/* a user without a
+							   password: app
+							   passwords only */
 
 	/* ESMTP: timeouts in seconds, limits, policy */
 	int			 timeout_command;
@@ -358,6 +363,7 @@ struct portcullis_conf {
 
 /* parse.y */
 struct portcullis_conf	*parse_config(const char *file);
+uint32_t		 conf_checker_mechanisms(const struct checker_conf *);
 const char		*config_errmsg(void);	/* first error of the last parse */
 const char		*config_where(const void *);	/* "file:line" */
 struct portcullis_conf	*config_new_empty(void);

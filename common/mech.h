@@ -16,10 +16,14 @@
 #define SASL_LOGIN		0x0002	/* draft-murchison-sasl-login */
 #define SASL_XOAUTH2		0x0004	/* Google's and Microsoft's */
 #define SASL_OAUTHBEARER	0x0008	/* RFC 7628 */
+#define SASL_SCRAM_SHA256	0x0010	/* RFC 5802, RFC 7677 */
+#define SASL_SCRAM_SHA256_PLUS	0x0020	/* the same, channel-bound */
 
 /* Kinds of credential, as a bit set */
 #define CRED_PASSWORD		0x0001	/* a user name and a password */
 #define CRED_TOKEN		0x0002	/* an OAuth 2.0 bearer token */
+#define CRED_SCRAM		0x0004	/* a SCRAM exchange: the checker
+					   holds StoredKey and ServerKey */
 
 struct sasl_mech {
 	const char	*name;		/* as on the wire and in EHLO */
@@ -37,5 +41,6 @@ uint32_t	 mech_kind(uint32_t bits);	/* CRED_* they carry */
 
 #define SASL_PASSWORD_MECHS	mech_of_kinds(CRED_PASSWORD)
 #define SASL_TOKEN_MECHS	mech_of_kinds(CRED_TOKEN)
+#define SASL_SCRAM_MECHS	mech_of_kinds(CRED_SCRAM)
 
 #endif /* PORTCULLIS_MECH_H */

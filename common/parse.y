@@ -46,6 +46,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bounds.h"
 #include "config.h"
 #include "log.h"
 #include "scope.h"
@@ -304,6 +305,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT
 %token	PROXYPROTOCOL RELAY
 %token	PENALTY LIMIT STATE
+%token	SCRAMITERATIONS PASSWORDLESS
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TLSTICKETS TLSTICKETLIFETIME TO TRUSTEDNETWORKS USER WORKERS
 %token	ERROR
@@ -767,6 +769,25 @@ authopt		: CHECKER STRING {
 				YYERROR;
 		}
 		| PENALTY words			{ penalty_stmt(); }
+		| PASSWORDLESS value		{
+			/* Accounts whose main login is elsewhere (OAuth). */
+			if (strcmp($2, "app-passwords-only") == 0)
+				conf->passwordless_app_only = 1;
+			else if (strcmp($2, "continue") == 0)
+				conf->passwordless_app_only = 0;
+			else {
+				conf_error("invalid passwordless \"%s\": want "
+				    "app-passwords-only or continue", $2);
+				YYERROR;
+			}
+		}
+		| SCRAMITERATIONS NUMBER	{
+			/* RFC 7677 4: 4096 at least */
+			if (set_number(&conf->scram_iterations, $2,
+			    SCRAM_ITER_MIN, SCRAM_ITER_MAX,
+			    "scram-iterations") == -1)
+				YYERROR;
+		}
 		| TRUSTEDNETWORKS '{' nls netlist sep '}'
 		| TRUSTEDNETWORKS '{' nls '}'	{
 			conf_error("trusted-networks: empty list");
@@ -1009,6 +1030,7 @@ static const struct keyword keywords[] = {
 	{ "on-tempfail",	ONTEMPFAIL },
 	{ "optional",		OPTIONAL },
 	{ "password",		PASSWORD },
+	{ "passwordless",	PASSWORDLESS },
 	{ "penalty",		PENALTY },
 	{ "penalty-prefix6",	PENALTYPREFIX6 },
 	{ "pki",		PKI },
@@ -1016,6 +1038,7 @@ static const struct keyword keywords[] = {
 	{ "proxy-protocol",	PROXYPROTOCOL },
 	{ "relay",		RELAY },
 	{ "require",		REQUIRE },
+	{ "scram-iterations",	SCRAMITERATIONS },
 	{ "sender-check",	SENDERCHECK },
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
@@ -2330,7 +2353,7 @@ static const struct checker_kind {
 	const char		*name;
 	uint32_t		 kinds;		/* CRED_* */
 } checker_kinds[] = {
-	{ CHECKER_LMDB,		"lmdb",		CRED_PASSWORD },
+	{ CHECKER_LMDB,		"lmdb",		CRED_PASSWORD | CRED_SCRAM },
 	{ CHECKER_STATIC,	"static",	CRED_PASSWORD },
 	{ CHECKER_OAUTH,	"oauth",	CRED_PASSWORD | CRED_TOKEN },
 	{ CHECKER_CACHE,	"cache",	CRED_PASSWORD | CRED_TOKEN },
@@ -2354,6 +2377,23 @@ checker_can_verify(enum checker_type type)
 	const struct checker_kind	*k = checker_kind(type);
 
 	return k != NULL ? mech_of_kinds(k->kinds) : 0;
+}
+
+/*
+ * What a configured checker verifies: as configured, or all its type
+ * can (the worker's view, for EHLO; authd asks its checker table).
+ */
+uint32_t
+conf_checker_mechanisms(const struct checker_conf *c)
+{
+	/*
+	 * SCRAM only when named: msmtp and gsasl take the strongest
+	 * mechanism offered and do not fall back, so offering it to a
+	 * store whose users have no SCRAM keys yet (imported hashes, a
+	 * store just upgraded) would lock them out.
+	 */
+	return c->mechanisms != 0 ? c->mechanisms :
+	    checker_can_verify(c->type) & ~SASL_SCRAM_MECHS;
 }
 
 static const char *

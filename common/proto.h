@@ -79,6 +79,22 @@ enum imsg_type {
 				   auth_verdict + the user's
 				   addresses */
 
+	/*
+	 * A SCRAM exchange, worker <-> authd: the worker frames it (RFC
+	 * 4954), authd holds the keys and computes the proofs.  A fail
+	 * or tempfail at any step is an IMSG_AUTH_VERDICT; AUTH_CANCEL
+	 * ends an exchange the session left.
+	 */
+	IMSG_SCRAM_START = 53,	/* worker -> authd: struct scram_start +
+				   msg_len octets of client-first-message */
+	IMSG_SCRAM_CHALLENGE = 54, /* authd -> worker: struct scram_step +
+				   server-first-message */
+	IMSG_SCRAM_FINAL = 55,	/* worker -> authd: struct scram_step +
+				   client-final-message */
+	IMSG_SCRAM_OK = 56,	/* authd -> worker: struct auth_verdict
+				   + the addresses (addrs_len octets)
+				   (ok) + server-final-message */
+
 	/* authctl <-> authd over the control socket */
 	IMSG_CTL_HELLO = 60,	/* authctl -> authd, first: struct hello;
 				   authd answers with its own */
@@ -266,6 +282,37 @@ struct limit_verdict {
 	uint32_t	ok;		/* 0: over the limit, or unknown */
 	uint32_t	tempfail;	/* the counters could not be asked */
 	char		which[16];	/* "account" or "address" */
+};
+
+/*
+ * IMSG_SCRAM_START.  The worker says what it offered (flags) and the
+ * channel binding data of its own TLS session (RFC 9266 tls-exporter,
+ * RFC 5929 tls-server-end-point and tls-unique), so that authd checks
+ * the client's c= against the worker's view of the channel.  A length
+ * of 0: that type is not available on this session.
+ */
+#define SCRAM_START_TLS		0x01	/* TLS session: -PLUS was offered */
+struct scram_start {
+	uint64_t	req_id;
+	uint64_t	session_id;
+	uint32_t	mechanism;	/* SASL_SCRAM_SHA256 or _PLUS */
+	uint32_t	msg_len;
+	uint32_t	flags;		/* SCRAM_START_* */
+	uint32_t	exporter_len;	/* 0 or 32 */
+	uint32_t	endpoint_len;	/* 0, 32, 48 or 64 */
+	uint32_t	unique_len;	/* 0 or 12 (TLS 1.2 Finished) */
+	uint8_t		exporter[32];
+	uint8_t		endpoint[64];
+	uint8_t		unique[16];
+	char		client[64];
+	char		listener[64];
+};
+
+/* IMSG_SCRAM_CHALLENGE, IMSG_SCRAM_FINAL: the message follows. */
+struct scram_step {
+	uint64_t	req_id;
+	uint32_t	msg_len;
+	uint32_t	pad;
 };
 
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */

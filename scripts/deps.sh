@@ -13,6 +13,7 @@ libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
 haproxy
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
+gsasl msmtp
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
 libhiredis-dev redis-server $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion

@@ -274,6 +274,192 @@ open_cache_db(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 	return 0;
 }
 
+/* A new secret for the meta database, in txn. */
+static int
+secret_make(struct store *st, MDB_txn *txn, char *err, size_t errlen)
+{
+	uint8_t		 key[STORE_SECRET_LEN];
+	MDB_val		 k, v;
+	int		 rc;
+
+	if (getentropy(key, sizeof(key)) == -1) {
+		errbuf_set(err, errlen, "store %s: getentropy: %s", st->dir,
+		    strerror(errno));
+		return -1;
+	}
+	k.mv_data = "secret";
+	k.mv_size = strlen("secret");
+	v.mv_data = key;
+	v.mv_size = sizeof(key);
+	rc = mdb_put(txn, st->meta, &k, &v, MDB_NOOVERWRITE);
+	explicit_bzero(key, sizeof(key));
+	if (rc != 0 && rc != MDB_KEYEXIST) {
+		store_lmdb_error(st, "cannot write its secret", rc, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write st->layout, and the secret a layout 2 store has, in txn. */
+static int
+layout_write(struct store *st, MDB_txn *txn, char *err, size_t errlen)
+{
+	MDB_val		 key, val;
+	char		 num[16];
+	int		 rc;
+
+	if (st->layout >= 2 && secret_make(st, txn, err, errlen) == -1)
+		return -1;
+	key.mv_data = "layout";
+	key.mv_size = strlen("layout");
+	(void)snprintf(num, sizeof(num), "%d", st->layout);
+	val.mv_data = num;
+	val.mv_size = strlen(num);
+	if ((rc = mdb_put(txn, st->meta, &key, &val, 0)) != 0) {
+		store_lmdb_error(st, "cannot write its layout", rc, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_layout(const struct store *st)
+{
+	return st->layout;
+}
+
+int
+store_secret(struct store *st, uint8_t *out, char *err, size_t errlen)
+{
+	MDB_txn		*txn;
+	MDB_val		 k, v;
+	int		 rc;
+
+	if (store_txn_begin(st, 1, &txn, err, errlen) == -1)
+		return -1;
+	k.mv_data = "secret";
+	k.mv_size = strlen("secret");
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == 0 && v.mv_size == STORE_SECRET_LEN)
+		memcpy(out, v.mv_data, STORE_SECRET_LEN);
+	store_txn_abort(st, txn);
+	if (rc == MDB_NOTFOUND) {
+		errbuf_set(err, errlen, "store %s has no secret (layout %d): "
+		    "run authctl upgrade", st->dir, st->layout);
+		return -1;
+	}
+	if (rc != 0) {
+		store_lmdb_error(st, "cannot read its secret", rc, err, errlen);
+		return -1;
+	}
+	if (v.mv_size != STORE_SECRET_LEN) {
+		errbuf_set(err, errlen, "store %s: its secret is corrupt",
+		    st->dir);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Every record rewritten as version 2, then the secret and the
+ * layout, all in one transaction: a store is either wholly layout 1
+ * or wholly layout 2.  A record that cannot be decoded aborts it.
+ */
+static int
+upgrade_records(struct store *st, MDB_txn *txn, size_t *n, char *err,
+    size_t errlen)
+{
+	struct store_user	 u;
+	unsigned char		 buf[STORE_RECORD_MAX];
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	char			 why[128], name[CONF_AUTH_NAME_MAX];
+	int			 rc, len;
+
+	if ((rc = mdb_cursor_open(txn, st->users, &cur)) != 0) {
+		store_lmdb_error(st, "cannot list users", rc, err, errlen);
+		return -1;
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		memset(&u, 0, sizeof(u));
+		if (store_record_decode(val.mv_data, val.mv_size, &u, why,
+		    sizeof(why)) == -1) {
+			errbuf_set(err, errlen, "store %s: a user record is "
+			    "corrupt (%s): nothing upgraded", st->dir, why);
+			goto fail;
+		}
+		u.version = 2;
+		if ((len = store_record_encode(&u, buf, sizeof(buf), why,
+		    sizeof(why))) == -1) {
+			errbuf_set(err, errlen, "store %s: %s", st->dir, why);
+			goto fail;
+		}
+		/* key points into a page the put may rewrite: copy it. */
+		if (key.mv_size > sizeof(name)) {
+			errbuf_set(err, errlen, "store %s: a user name of %zu "
+			    "octets: nothing upgraded", st->dir, key.mv_size);
+			goto fail;
+		}
+		memcpy(name, key.mv_data, key.mv_size);
+		key.mv_data = name;
+		val.mv_data = buf;
+		val.mv_size = (size_t)len;
+		rc = mdb_cursor_put(cur, &key, &val, MDB_CURRENT);
+		explicit_bzero(buf, sizeof(buf));
+		explicit_bzero(&u, sizeof(u));
+		if (rc != 0) {
+			store_lmdb_error(st, "cannot rewrite a user", rc, err,
+			    errlen);
+			goto fail;
+		}
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) {
+		store_lmdb_error(st, "cannot list users", rc, err, errlen);
+		return -1;
+	}
+	return 0;
+ fail:
+	explicit_bzero(&u, sizeof(u));
+	mdb_cursor_close(cur);
+	return -1;
+}
+
+int
+store_upgrade(struct store *st, size_t *n, char *err, size_t errlen)
+{
+	MDB_txn		*txn;
+
+	*n = 0;
+	if (st->flags & STORE_RDONLY) {
+		errbuf_set(err, errlen, "store %s is open read-only", st->dir);
+		return -1;
+	}
+	if (st->layout >= STORE_LAYOUT) {
+		errbuf_set(err, errlen, "store %s has layout %d already",
+		    st->dir, st->layout);
+		return -1;
+	}
+	if (store_txn_begin(st, 0, &txn, err, errlen) == -1)
+		return -1;
+	st->layout = STORE_LAYOUT;
+	if (upgrade_records(st, txn, n, err, errlen) == -1 ||
+	    layout_write(st, txn, err, errlen) == -1) {
+		st->layout = 1;
+		*n = 0;
+		store_txn_abort(st, txn);
+		return -1;
+	}
+	if (store_txn_commit(st, txn, err, errlen) == -1) {
+		st->layout = 1;
+		*n = 0;
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Read the layout and refuse a newer one; a store being created gets
  * STORE_LAYOUT written.  0, or -1 with err.
@@ -283,22 +469,14 @@ layout_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 {
 	MDB_val		 key, val;
 	unsigned long	 layout;
-	char		 num[16];
 	int		 rc;
 
 	key.mv_data = "layout";
 	key.mv_size = strlen("layout");
 	rc = mdb_get(txn, st->meta, &key, &val);
 	if (rc == MDB_NOTFOUND && (st->flags & STORE_CREATE)) {
-		(void)snprintf(num, sizeof(num), "%d", STORE_LAYOUT);
-		val.mv_data = num;
-		val.mv_size = strlen(num);
-		if ((rc = mdb_put(txn, st->meta, &key, &val, 0)) != 0) {
-			store_lmdb_error(st, "cannot write its layout", rc, err,
-			    errlen);
-			return -1;
-		}
-		return 0;
+		st->layout = STORE_LAYOUT;
+		return layout_write(st, txn, err, errlen);
 	}
 	if (rc != 0) {
 		if (rc == MDB_NOTFOUND)
@@ -320,6 +498,7 @@ layout_check(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 		    layout, STORE_LAYOUT);
 		return -1;
 	}
+	st->layout = (int)layout;
 	return 0;
 }
 

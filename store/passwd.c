@@ -25,12 +25,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <argon2.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "config.h"
 #include "passwd.h"
+#include "store.h"
 #include "util.h"
 
 #define ARGON2_SALT_LEN		16
@@ -387,4 +392,127 @@ passwd_scheme_known(const char *scheme)
 	/* Known to us, but is it compiled into this libcrypt? */
 	return crypt_gensalt_rn(sc->prefix, sc->count, rbytes,
 	    sizeof(rbytes), setting, sizeof(setting)) != NULL;
+}
+
+int
+passwd_scram_keys_salt(const char *password, size_t pwlen,
+    const uint8_t *salt, size_t saltlen, uint32_t iter,
+    struct store_scram *k, char *err, size_t errlen)
+{
+	uint8_t		 salted[STORE_SCRAM_KEY_LEN], ckey[STORE_SCRAM_KEY_LEN];
+	unsigned int	 n = sizeof(ckey);
+	int		 ok;
+
+	if (pwlen == 0 || pwlen > PASSWD_MAX || saltlen > sizeof(k->salt) ||
+	    iter == 0 || iter > STORE_SCRAM_ITER_MAX) {
+		errbuf_set(err, errlen, "SCRAM keys: bad password, salt or "
+		    "iteration count");
+		return -1;
+	}
+	memset(k, 0, sizeof(*k));
+	ok = PKCS5_PBKDF2_HMAC(password, (int)pwlen, salt, (int)saltlen,
+	    (int)iter, EVP_sha256(), sizeof(salted), salted) == 1 &&
+	    HMAC(EVP_sha256(), salted, sizeof(salted),
+	    (const unsigned char *)"Client Key", 10, ckey, &n) != NULL &&
+	    SHA256(ckey, sizeof(ckey), k->stored_key) != NULL &&
+	    HMAC(EVP_sha256(), salted, sizeof(salted),
+	    (const unsigned char *)"Server Key", 10, k->server_key,
+	    &n) != NULL;
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(ckey, sizeof(ckey));
+	if (!ok) {
+		explicit_bzero(k, sizeof(*k));
+		errbuf_set(err, errlen, "SCRAM keys: OpenSSL failed");
+		return -1;
+	}
+	memcpy(k->salt, salt, saltlen);
+	k->saltlen = saltlen;
+	k->iter = iter;
+	return 0;
+}
+
+int
+passwd_scram_keys(const char *password, size_t pwlen, uint32_t iter,
+    struct store_scram *k, char *err, size_t errlen)
+{
+	uint8_t		 salt[STORE_SCRAM_SALT_MIN];
+
+	if (getentropy(salt, sizeof(salt)) == -1) {
+		errbuf_set(err, errlen, "getentropy: %s", strerror(errno));
+		return -1;
+	}
+	return passwd_scram_keys_salt(password, pwlen, salt, sizeof(salt),
+	    iter, k, err, errlen);
+}
+
+void
+passwd_app_verifier(const uint8_t *secret, size_t secretlen,
+    const char *user, const char *password, size_t pwlen, uint8_t *out)
+{
+	unsigned char	 msg[CONF_AUTH_NAME_MAX + PASSWD_MAX + 1];
+	unsigned int	 n = STORE_APP_VERIFIER_LEN;
+	size_t		 ulen = strlen(user) + 1;
+
+	/* Never a verifier anything matches by accident. */
+	memset(out, 0xff, STORE_APP_VERIFIER_LEN);
+	out[0] = 0;
+	if (ulen > CONF_AUTH_NAME_MAX || pwlen > PASSWD_MAX)
+		return;
+	memcpy(msg, user, ulen);
+	memcpy(msg + ulen, password, pwlen);
+	(void)HMAC(EVP_sha256(), secret, (int)secretlen, msg, ulen + pwlen,
+	    out, &n);
+	explicit_bzero(msg, sizeof(msg));
+}
+
+/* No 0/o, 1/l/i: 31 letters and digits, 4.95 bits each. */
+static const char app_alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
+
+int
+passwd_app_generate(char *buf, size_t buflen)
+{
+	uint8_t		 r[PASSWD_APP_CHARS * 2];
+	size_t		 i, o = 0, n = sizeof(app_alphabet) - 1;
+	unsigned int	 v;
+
+	if (buflen < PASSWD_APP_LEN + 1 || getentropy(r, sizeof(r)) == -1)
+		return -1;
+	for (i = 0; i < PASSWD_APP_CHARS; i++) {
+		if (i > 0 && i % 4 == 0)
+			buf[o++] = '-';
+		/* 16 bits mod 31: a bias under 0.05%. */
+		v = (unsigned int)r[2 * i] << 8 | r[2 * i + 1];
+		buf[o++] = app_alphabet[v % n];
+	}
+	buf[o] = '\0';
+	explicit_bzero(r, sizeof(r));
+	return 0;
+}
+
+int
+passwd_app_canon(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t	 i, o = 0;
+	char	 c;
+
+	if (outlen < PASSWD_APP_CHARS + 1)
+		return -1;
+	for (i = 0; i < len; i++) {
+		c = in[i];
+		if (c == '-' || c == ' ')
+			continue;
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c == '\0' || strchr(app_alphabet, c) == NULL ||
+		    o == PASSWD_APP_CHARS)
+			goto no;
+		out[o++] = c;
+	}
+	if (o != PASSWD_APP_CHARS)
+		goto no;
+	out[o] = '\0';
+	return 0;
+ no:
+	explicit_bzero(out, outlen);
+	return -1;
 }

@@ -17,8 +17,11 @@
 #define PORTCULLIS_PASSWD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bounds.h"
+
+struct store_scram;
 
 /*
  * PASSWD_MAX (bounds.h) is the longest password, in octets, that can
@@ -95,5 +98,51 @@ const char	*passwd_default_scheme(void);
 
 /* 1 if passwd_hash() can make hashes of that scheme here, else 0. */
 int		 passwd_scheme_known(const char *scheme);
+
+/*
+ * SCRAM-SHA-256's keys of a password (RFC 5802 3, RFC 7677): a fresh
+ * random salt of STORE_SCRAM_SALT_MIN octets, SaltedPassword =
+ * PBKDF2-HMAC-SHA-256(password, salt, iter), and from it StoredKey
+ * and ServerKey into k (SaltedPassword itself is wiped).  The password
+ * is used as it is: SASLprep (RFC 4013) is the identity on the ASCII
+ * passwords this accepts without a complaint; a password with other
+ * octets is taken as its UTF-8 octets, unnormalised.  0, or -1 with
+ * err.
+ */
+int		 passwd_scram_keys(const char *password, size_t pwlen,
+		    uint32_t iter, struct store_scram *k, char *err,
+		    size_t errlen);
+/* The same from a given salt (RFC 7677's test vector). */
+int		 passwd_scram_keys_salt(const char *password, size_t pwlen,
+		    const uint8_t *salt, size_t saltlen, uint32_t iter,
+		    struct store_scram *k, char *err, size_t errlen);
+
+/*
+ * An app password's verifier: HMAC-SHA-256(secret, user NUL password)
+ * into out (32 octets).  A keyed hash, not a slow one: app passwords
+ * are generated with 128 bits or more, which no guessing reaches, so
+ * what a slow hash buys a chosen password it need not buy them.
+ */
+void		 passwd_app_verifier(const uint8_t *secret, size_t secretlen,
+		    const char *user, const char *password, size_t pwlen,
+		    uint8_t *out);
+
+/*
+ * A new app password into buf (at least PASSWD_APP_LEN + 1 octets): 26
+ * characters of an alphabet without look-alikes (128.8 bits), in groups
+ * of four joined by '-'.  Its check ignores the dashes and the case.
+ * 0, or -1 (no randomness).
+ */
+#define PASSWD_APP_CHARS	26
+#define PASSWD_APP_LEN		(PASSWD_APP_CHARS + (PASSWD_APP_CHARS - 1) / 4)
+int		 passwd_app_generate(char *buf, size_t buflen);
+/*
+ * The canonical form of what a client typed as an app password: the
+ * dashes and spaces dropped, letters folded to lower case.  0, or -1
+ * if it cannot be one (the wrong length or alphabet): then it is not
+ * an app password and the account's password is what it may be.
+ */
+int		 passwd_app_canon(const char *in, size_t len, char *out,
+		    size_t outlen);
 
 #endif /* PORTCULLIS_PASSWD_H */

@@ -11,6 +11,8 @@
  * Named databases:
  *   meta	"layout" -> the layout number as ASCII decimal, no NUL
  *		(STORE_LAYOUT).  A store of a newer layout is refused.
+ *		"secret" -> 32 random octets (layout 2): the key of the
+ *		app passwords' verifiers and of SCRAM's fake salts.
  *   users	normalised user name (store_name_normalize, no NUL)
  *		-> a user record, format below.
  *   cache	an entry key (format below) -> a cache record: what an
@@ -31,6 +33,35 @@
  *           L    the address, as store_name_normalize() leaves it
  *   and nothing after.  A record that breaks any of this is corrupt:
  *   an error naming the user, never a crash.
+ *
+ * A user record, version 2 (layout 2 stores): version 1 with the
+ * version octet 2, and after the addresses:
+ *           1    S, the SCRAM salt's length: 0 (no SCRAM keys) or
+ *                STORE_SCRAM_SALT_MIN..STORE_SCRAM_SALT_MAX
+ *   if S > 0:
+ *           S    the salt
+ *           4    the iteration count, uint32, 1..STORE_SCRAM_ITER_MAX
+ *           32   StoredKey (RFC 5802 3: H(HMAC(SaltedPassword,
+ *                "Client Key")))
+ *           32   ServerKey (HMAC(SaltedPassword, "Server Key"))
+ *           1    A, the number of app passwords, 0..STORE_APPS_MAX
+ *   then A times, in the order they were added:
+ *           1    L, the label's length, 1..STORE_APP_LABEL_MAX
+ *           L    the label: letters, digits, '.', '_', '-'; no two alike
+ *           32   the verifier, HMAC-SHA-256(secret, user NUL password)
+ *           8    created, int64
+ *           8    last used, int64, 0 never
+ *           8    expires, int64, 0 never
+ *           1    flags: 0x01 send-only; the other bits must be 0
+ *   and nothing after.
+ *
+ * A layout 1 store holds version 1 records only, so that the
+ * portcullis that made it can still read it; authctl upgrade makes it
+ * layout 2 (every record rewritten as version 2, and the secret made),
+ * in one transaction.  This code reads both versions from either
+ * layout, and writes the version its store's layout holds.  The
+ * portcullis of layout 1 refuses a layout 2 store as a whole when it
+ * opens it ("has layout 2, this portcullis understands up to 1").
  *
  * A cache key is described with the cache calls below.  A cache
  * record, version 1; integers little-endian:
@@ -81,10 +112,24 @@
 #include "bounds.h"
 #include "config.h"	/* CONF_AUTH_NAME_MAX, CONF_HASH_MAX */
 
-#define STORE_LAYOUT		1	/* the newest layout this code knows */
-#define STORE_RECORD_VERSION	1
+#define STORE_LAYOUT		2	/* the newest layout this code knows */
+#define STORE_RECORD_VERSION	2
+#define STORE_SECRET_LEN	32
+#define STORE_SCRAM_SALT_MIN	16	/* RFC 7677 4 asks for 128 bits */
+#define STORE_SCRAM_SALT_MAX	32
+#define STORE_SCRAM_ITER_MAX	SCRAM_ITER_MAX
+#define STORE_SCRAM_KEY_LEN	32	/* SHA-256 */
+#define STORE_APPS_MAX		16	/* app passwords of a user */
+#define STORE_APP_LABEL_MAX	32
+#define STORE_APP_VERIFIER_LEN	32
+#define STORE_APP_SEND_ONLY	0x01	/* app password flag */
+#define STORE_APP_RECORD	(1 + STORE_APP_LABEL_MAX + \
+				    STORE_APP_VERIFIER_LEN + 8 * 3 + 1)
 #define STORE_RECORD_MAX	(19 + 255 + 1 + \
-				    STORE_ADDRS_MAX * (1 + STORE_ADDR_MAX))
+				    STORE_ADDRS_MAX * (1 + STORE_ADDR_MAX) + \
+				    1 + STORE_SCRAM_SALT_MAX + 4 + \
+				    2 * STORE_SCRAM_KEY_LEN + \
+				    1 + STORE_APPS_MAX * STORE_APP_RECORD)
 #define STORE_MAPSIZE		(256UL * 1024 * 1024)	/* sparse */
 #define STORE_MAXDBS		8
 
@@ -100,6 +145,23 @@
 
 struct store;
 
+/* SCRAM-SHA-256's keys (RFC 5802 3); saltlen 0: none. */
+struct store_scram {
+	size_t	 saltlen;
+	uint8_t	 salt[STORE_SCRAM_SALT_MAX];
+	uint32_t iter;
+	uint8_t	 stored_key[STORE_SCRAM_KEY_LEN];
+	uint8_t	 server_key[STORE_SCRAM_KEY_LEN];
+};
+
+/* One app password: a named, independently revocable credential. */
+struct store_app {
+	char	 label[STORE_APP_LABEL_MAX + 1];
+	uint8_t	 verifier[STORE_APP_VERIFIER_LEN];
+	int64_t	 created, last_used, expires;	/* 0: never */
+	int	 flags;				/* STORE_APP_* */
+};
+
 struct store_user {
 	char	 name[CONF_AUTH_NAME_MAX];
 	char	 hash[CONF_HASH_MAX];		/* "": no password login */
@@ -107,6 +169,11 @@ struct store_user {
 	int64_t	 created, changed;
 	size_t	 naddrs;
 	char	 addrs[STORE_ADDRS_MAX][STORE_ADDR_MAX + 2];
+	int	 version;	/* the record's: set by decode; encode
+				   writes it (0: STORE_RECORD_VERSION) */
+	struct store_scram scram;		/* version 2 */
+	size_t	 napps;
+	struct store_app apps[STORE_APPS_MAX];
 };
 
 /*
@@ -136,6 +203,44 @@ int		 store_user_get(struct store *, const char *name,
  */
 int		 store_user_put(struct store *, const struct store_user *u,
 		    int flags, char *err, size_t errlen);
+
+/* The store's layout: 1 or 2 (STORE_LAYOUT). */
+int		 store_layout(const struct store *);
+
+/*
+ * Make a layout 1 store layout 2, in one write transaction: every
+ * record rewritten as version 2, the secret made, the layout written.
+ * *n says how many users were rewritten.  A corrupt record stops it,
+ * with nothing changed.  0 ok, -1 error ("already layout 2" among
+ * them).
+ */
+int		 store_upgrade(struct store *, size_t *n, char *err,
+		    size_t errlen);
+
+/*
+ * The store's secret (STORE_SECRET_LEN octets) into key: 0, or -1
+ * (a layout 1 store has none; err says so).
+ */
+int		 store_secret(struct store *, uint8_t *key, char *err,
+		    size_t errlen);
+
+/*
+ * Set the last-used time of app passwords, many in one write
+ * transaction: n (user, label, when) triples; a user or label that is
+ * gone by then is skipped, a time is only ever moved forward.  0 ok,
+ * -1 error.
+ */
+struct store_touch {
+	char	 user[CONF_AUTH_NAME_MAX];
+	char	 label[STORE_APP_LABEL_MAX + 1];
+	int64_t	 when;
+};
+int		 store_app_touch(struct store *, const struct store_touch *,
+		    size_t n, char *err, size_t errlen);
+
+/* An app password's label: 0 ok, -1 with err saying why not. */
+int		 store_app_label_check(const char *label, char *err,
+		    size_t errlen);
 
 /* 0 deleted, -1 error ("no such user" among them). */
 int		 store_user_del(struct store *, const char *name, char *err,
@@ -171,8 +276,10 @@ int		 store_addr_normalize(const char *in, char *out,
 
 /*
  * The record codec, exposed for tests and fuzzing.  encode: the
- * record's length, or -1 (err filled) when u breaks the format.
- * decode: 0, or -1 (err says what is wrong); u->name is left alone.
+ * record's length, or -1 (err filled) when u breaks the format (a
+ * version 1 record holds no SCRAM keys and no app passwords).
+ * decode: 0, or -1 (err says what is wrong); u->name is left alone,
+ * u->version says which version it read.
  */
 int		 store_record_encode(const struct store_user *u,
 		    unsigned char *buf, size_t buflen, char *err,

@@ -26,6 +26,7 @@ struct store {
 	MDB_dbi			 users;
 	MDB_dbi			 cache;		/* if has_cache */
 	int			 has_cache;
+	int			 layout;	/* 1 or 2 */
 	int			 flags;
 	pthread_rwlock_t	 maplock;
 	char			 dir[PATH_MAX];
@@ -68,6 +69,22 @@ put_i64(unsigned char *p, int64_t v)
 
 	for (i = 0; i < 8; i++)
 		p[i] = (unsigned char)(u >> (8 * i));
+}
+
+static inline void
+put_u32(unsigned char *p, uint32_t v)
+{
+	int	 i;
+
+	for (i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint32_t
+get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
 }
 
 static inline int64_t

@@ -78,6 +78,9 @@ store_user_get(struct store *st, const char *name, struct store_user *u,
 		memset(u->hash, 0, sizeof(u->hash));
 		memset(u->addrs, 0, sizeof(u->addrs));
 		u->naddrs = 0;
+		u->napps = 0;
+		explicit_bzero(&u->scram, sizeof(u->scram));
+		explicit_bzero(u->apps, sizeof(u->apps));
 		u->locked = 1;
 		return -1;
 	}
@@ -105,6 +108,14 @@ user_prepare(const struct store_user *u, struct store_user *n, char *err,
 	}
 	(void)strlcpy(n->hash, u->hash, sizeof(n->hash));
 	n->locked = u->locked != 0;
+	n->scram = u->scram;
+	if (u->napps > STORE_APPS_MAX) {
+		errbuf_set(err, errlen, "\"%s\" has %zu app passwords, more "
+		    "than %d", n->name, u->napps, STORE_APPS_MAX);
+		return -1;
+	}
+	n->napps = u->napps;
+	memcpy(n->apps, u->apps, sizeof(n->apps));
 	n->created = u->created;
 	n->changed = u->changed;
 	if (u->naddrs > STORE_ADDRS_MAX) {
@@ -156,8 +167,12 @@ store_user_put(struct store *st, const struct store_user *u, int flags,
 		    "STORE_REPLACE_ONLY together");
 		return -1;
 	}
-	if (user_prepare(u, &n, err, errlen) == -1)
+	if (user_prepare(u, &n, err, errlen) == -1) {
+		explicit_bzero(&n, sizeof(n));
 		return -1;
+	}
+	/* A layout 1 store must stay readable by the code that made it. */
+	n.version = st->layout >= 2 ? 2 : 1;
 
 	if (store_txn_begin(st, 0, &txn, err, errlen) == -1)
 		return -1;
@@ -195,11 +210,79 @@ store_user_put(struct store *st, const struct store_user *u, int flags,
 	val.mv_size = (size_t)len;
 	rc = mdb_put(txn, st->users, &key, &val, 0);
 	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(&n, sizeof(n));
 	if (rc != 0) {
 		store_txn_abort(st, txn);
 		store_lmdb_error(st, "cannot write a user", rc, err, errlen);
 		return -1;
 	}
+	return store_txn_commit(st, txn, err, errlen);
+}
+
+/* One touch inside txn: 1 written, 0 nothing to do, -1 error. */
+static int
+app_touch_one(struct store *st, MDB_txn *txn, const struct store_touch *t,
+    char *err, size_t errlen)
+{
+	struct store_user	 u;
+	unsigned char		 buf[STORE_RECORD_MAX];
+	MDB_val			 key, val;
+	char			 why[128];
+	size_t			 i;
+	int			 rc, len, hit = 0;
+
+	key.mv_data = (void *)t->user;
+	key.mv_size = strlen(t->user);
+	if ((rc = mdb_get(txn, st->users, &key, &val)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		store_lmdb_error(st, "cannot read a user", rc, err, errlen);
+		return -1;
+	}
+	memset(&u, 0, sizeof(u));
+	if (store_record_decode(val.mv_data, val.mv_size, &u, why,
+	    sizeof(why)) == -1)
+		return 0;	/* store_user_get() reports it */
+	for (i = 0; i < u.napps; i++)
+		if (strcmp(u.apps[i].label, t->label) == 0 &&
+		    u.apps[i].last_used < t->when) {
+			u.apps[i].last_used = t->when;
+			hit = 1;
+		}
+	if (hit && (len = store_record_encode(&u, buf, sizeof(buf), err,
+	    errlen)) >= 0) {
+		val.mv_data = buf;
+		val.mv_size = (size_t)len;
+		if ((rc = mdb_put(txn, st->users, &key, &val, 0)) != 0) {
+			store_lmdb_error(st, "cannot write a user", rc, err,
+			    errlen);
+			len = -1;
+		}
+	} else if (hit)
+		len = -1;
+	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(&u, sizeof(u));
+	return !hit ? 0 : len < 0 ? -1 : 1;
+}
+
+int
+store_app_touch(struct store *st, const struct store_touch *t, size_t n,
+    char *err, size_t errlen)
+{
+	MDB_txn		*txn;
+	size_t		 i;
+
+	if (st->flags & STORE_RDONLY) {
+		errbuf_set(err, errlen, "store %s is open read-only", st->dir);
+		return -1;
+	}
+	if (store_txn_begin(st, 0, &txn, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (app_touch_one(st, txn, &t[i], err, errlen) == -1) {
+			store_txn_abort(st, txn);
+			return -1;
+		}
 	return store_txn_commit(st, txn, err, errlen);
 }
 

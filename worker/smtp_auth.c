@@ -14,6 +14,13 @@
  * A refused token is answered in two steps (RFC 7628 3.2.2): after
  * the delay, a 334 error challenge; after the client's dummy
  * response, the 535.  The failure is counted once, like any other.
+ *
+ * SCRAM (RFC 5802) is relayed, never judged: client-first goes to
+ * authd with this session's channel binding data (IMSG_SCRAM_START),
+ * server-first comes back as a 334, client-final goes on
+ * (IMSG_SCRAM_FINAL), and on success server-final is a last 334 the
+ * client answers with an empty line before the 235 (RFC 4954 4).
+ * -PLUS is offered on TLS sessions only.
  */
 
 #include <sys/socket.h>
@@ -27,10 +34,15 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/bufferevent_ssl.h>
+
+#include "base64.h"
 #include "bounds.h"
 #include "log.h"
 #include "proto.h"
 #include "sasl.h"
+#include "scram.h"
+#include "tls.h"
 #include "worker.h"
 
 _Static_assert(SASL_NAME_MAX + 1 + SASL_TOKEN_MAX <= AUTH_CRED_MAX,
@@ -62,7 +74,7 @@ mechanisms_configured(void)
 	uint32_t		 m = 0;
 
 	TAILQ_FOREACH(c, &worker->conf->checkers, entry)
-		m |= c->mechanisms != 0 ? c->mechanisms : SASL_PASSWORD_MECHS;
+		m |= conf_checker_mechanisms(c);
 	return m;
 }
 
@@ -94,6 +106,9 @@ mechanisms_offered(struct session *s)
 {
 	if (s->auth_user[0] != '\0' || !auth_allowed_now(s))
 		return 0;
+	/* Nothing to bind to without TLS. */
+	if (!s->tls)
+		return mechanisms_configured() & ~SASL_SCRAM_SHA256_PLUS;
 	return mechanisms_configured();
 }
 
@@ -101,7 +116,7 @@ mechanisms_offered(struct session *s)
 const char *
 smtp_auth_mechanisms(struct session *s)
 {
-	static char		 list[64];
+	static char		 list[128];
 	const struct sasl_mech	*mech;
 	uint32_t		 m = mechanisms_offered(s);
 
@@ -119,10 +134,27 @@ smtp_auth_mechanisms(struct session *s)
 static void
 auth_end(struct session *s)
 {
+	struct auth_cancel	 c;
+
 	if (s->auth_login_user != NULL) {
 		freezero(s->auth_login_user, strlen(s->auth_login_user) + 1);
 		s->auth_login_user = NULL;
 	}
+	/* A SCRAM exchange authd holds for the client's next step. */
+	if (s->auth_req_id != 0) {
+		RB_REMOVE(pending_tree, &pending, s);
+		c.req_id = s->auth_req_id;
+		imsgev_compose(&worker->authd, IMSG_AUTH_CANCEL, worker->id,
+		    -1, &c, sizeof(c));
+		s->auth_req_id = 0;
+	}
+	if (s->auth_scram_ok != NULL) {
+		freezero(s->auth_scram_ok, sizeof(*s->auth_scram_ok));
+		s->auth_scram_ok = NULL;
+	}
+	free(s->auth_scram_addrs);
+	s->auth_scram_addrs = NULL;
+	s->auth_scram_step = 0;
 	s->auth_mech = 0;
 	s->auth_challenged = 0;
 	s->state = s->auth_prev;
@@ -241,6 +273,175 @@ auth_token(struct session *s, const uint8_t *msg, size_t len)
 	explicit_bzero(&t, sizeof(t));
 }
 
+/* IMSG_SCRAM_START: client-first and what authd must bind it to. */
+static void
+scram_send_first(struct session *s, const uint8_t *msg, size_t len)
+{
+	struct scram_start	 ss;
+	struct iovec		 iov[2];
+	SSL			*ssl = s->tls ?
+				    bufferevent_openssl_get_ssl(s->bev) : NULL;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.req_id = ++next_req_id;
+	ss.session_id = s->id;
+	ss.mechanism = s->auth_mech;
+	ss.msg_len = (uint32_t)len;
+	if (s->tls)
+		ss.flags |= SCRAM_START_TLS;
+	ss.exporter_len = (uint32_t)tls_cb_exporter(ssl, ss.exporter,
+	    sizeof(ss.exporter));
+	ss.endpoint_len = (uint32_t)tls_cb_endpoint(ssl, ss.endpoint,
+	    sizeof(ss.endpoint));
+	ss.unique_len = (uint32_t)tls_cb_unique(ssl, ss.unique,
+	    sizeof(ss.unique));
+	strlcpy(ss.client, s->client_addr, sizeof(ss.client));
+	strlcpy(ss.listener, s->listener->name, sizeof(ss.listener));
+	iov[0].iov_base = &ss;
+	iov[0].iov_len = sizeof(ss);
+	iov[1].iov_base = (void *)(uintptr_t)msg;
+	iov[1].iov_len = len;
+	if (imsgev_composev(&worker->authd, IMSG_SCRAM_START, worker->id,
+	    iov, 2) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
+		    "failure");
+		return;
+	}
+	s->auth_req_id = ss.req_id;
+	RB_INSERT(pending_tree, &pending, s);
+	s->state = STATE_AUTH_WAIT;
+	evtimer_del(s->timer);
+}
+
+static void
+scram_send_final(struct session *s, const uint8_t *msg, size_t len)
+{
+	struct scram_step	 st;
+	struct iovec		 iov[2];
+
+	memset(&st, 0, sizeof(st));
+	st.req_id = s->auth_req_id;
+	st.msg_len = (uint32_t)len;
+	iov[0].iov_base = &st;
+	iov[0].iov_len = sizeof(st);
+	iov[1].iov_base = (void *)(uintptr_t)msg;
+	iov[1].iov_len = len;
+	if (imsgev_composev(&worker->authd, IMSG_SCRAM_FINAL, worker->id,
+	    iov, 2) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
+		    "failure");
+		return;
+	}
+	s->state = STATE_AUTH_WAIT;
+	evtimer_del(s->timer);
+}
+
+static void	auth_ok(struct session *, const struct auth_verdict *, char *);
+static int	verdict_addrs(struct ibuf *, const struct auth_verdict *,
+		    char **);
+
+/* One SCRAM message from the client, checked here so junk never
+   reaches authd. */
+static void
+auth_scram(struct session *s, const uint8_t *msg, size_t len)
+{
+	struct scram_client_first	 f;
+	struct scram_client_final	 fin;
+	struct auth_verdict		 v;
+	char				*addrs;
+
+	switch (s->auth_scram_step) {
+	case 0:
+		if (scram_client_first_parse(msg, len, &f) == -1)
+			break;
+		scram_send_first(s, msg, len);
+		return;
+	case 1:
+		if (scram_client_final_parse(msg, len, &fin) == -1)
+			break;
+		explicit_bzero(&fin, sizeof(fin));
+		scram_send_final(s, msg, len);
+		return;
+	default:
+		/* RFC 4954 4: server-final is acknowledged empty. */
+		if (len != 0)
+			break;
+		v = *s->auth_scram_ok;
+		addrs = s->auth_scram_addrs;
+		s->auth_scram_addrs = NULL;
+		auth_ok(s, &v, addrs);
+		return;
+	}
+	auth_end(s);
+	smtp_reply_error(s, "501 5.5.2 Malformed SCRAM message");
+}
+
+/* authd's server-first: a 334, and the client's final comes next. */
+void
+smtp_auth_scram_challenge(struct imsg *imsg)
+{
+	struct scram_step	 st;
+	struct session		 key, *s;
+	struct ibuf		 ibuf;
+	char			 b64[SCRAM_MSG_MAX];
+
+	if (imsg_get_ibuf(imsg, &ibuf) == -1 ||
+	    ibuf_get(&ibuf, &st, sizeof(st)) == -1 ||
+	    st.msg_len != ibuf_size(&ibuf) ||
+	    base64_encode(ibuf_data(&ibuf), st.msg_len, b64,
+	    sizeof(b64)) == -1)
+		return;
+	key.auth_req_id = st.req_id;
+	if ((s = RB_FIND(pending_tree, &pending, &key)) == NULL ||
+	    s->state != STATE_AUTH_WAIT || s->auth_scram_step != 0)
+		return;
+	s->auth_scram_step = 1;
+	s->state = STATE_AUTH;
+	session_reply(s, "334 %s", b64);
+	session_resume(s);
+}
+
+/* authd said ok: server-final as a 334, the 235 once it is answered. */
+void
+smtp_auth_scram_ok(struct imsg *imsg)
+{
+	struct auth_verdict	 v;
+	struct session		 key, *s;
+	struct ibuf		 ibuf;
+	char			 b64[128], *addrs;
+
+	if (imsg_get_ibuf(imsg, &ibuf) == -1 ||
+	    ibuf_get(&ibuf, &v, sizeof(v)) == -1 ||
+	    verdict_addrs(&ibuf, &v, &addrs) == -1)
+		return;
+	if (base64_encode(ibuf_data(&ibuf), ibuf_size(&ibuf), b64,
+	    sizeof(b64)) == -1) {
+		free(addrs);
+		return;
+	}
+	v.user[sizeof(v.user) - 1] = '\0';
+	v.checker[sizeof(v.checker) - 1] = '\0';
+	key.auth_req_id = v.req_id;
+	if ((s = RB_FIND(pending_tree, &pending, &key)) == NULL ||
+	    s->auth_scram_step != 1) {
+		free(addrs);
+		return;
+	}
+	free(s->auth_scram_addrs);
+	s->auth_scram_addrs = addrs;
+	RB_REMOVE(pending_tree, &pending, s);
+	s->auth_req_id = 0;
+	if ((s->auth_scram_ok = malloc(sizeof(*s->auth_scram_ok))) == NULL)
+		fatal("malloc");
+	*s->auth_scram_ok = v;
+	s->auth_scram_step = 2;
+	s->state = STATE_AUTH;
+	session_reply(s, "334 %s", b64);
+	session_resume(s);
+}
+
 /*
  * The client's answer to the error challenge: RFC 7628 3.2.3 wants
  * %x01 (XOAUTH2 clients send an empty line), but whatever it is, the
@@ -284,7 +485,9 @@ auth_step(struct session *s, const char *b64)
 		smtp_reply_error(s, "501 5.5.2 Invalid base64 data");
 		return;
 	}
-	if (s->auth_mech == SASL_PLAIN)
+	if (s->auth_mech & SASL_SCRAM_MECHS)
+		auth_scram(s, buf, len);
+	else if (s->auth_mech == SASL_PLAIN)
 		auth_plain(s, buf, len);
 	else if (s->auth_mech & SASL_TOKEN_MECHS)
 		auth_token(s, buf, len);
@@ -492,11 +695,11 @@ auth_ok(struct session *s, const struct auth_verdict *v, char *addrs)
 static int
 verdict_addrs(struct ibuf *ib, const struct auth_verdict *v, char **out)
 {
-	size_t	 len = ibuf_size(ib), i, n = 0, start = 0;
+	size_t	 len = v->addrs_len, i, n = 0, start = 0;
 	char	*a;
 
 	*out = NULL;
-	if (len != v->addrs_len || len > AUTH_ADDRS_BYTES)
+	if (len > ibuf_size(ib) || len > AUTH_ADDRS_BYTES)
 		return -1;
 	if (len == 0)
 		return 0;
@@ -536,8 +739,10 @@ smtp_auth_verdict(struct imsgev *iev, struct imsg *imsg)
 		fatal("verdict");
 	v.user[sizeof(v.user) - 1] = '\0';
 	v.checker[sizeof(v.checker) - 1] = '\0';
-	if (verdict_addrs(&ib, &v, &addrs) == -1)
+	if (verdict_addrs(&ib, &v, &addrs) == -1 || ibuf_size(&ib) != 0) {
+		free(addrs);
 		return imsgev_reject(iev, "verdict with malformed addresses");
+	}
 	key.auth_req_id = v.req_id;
 	if ((s = RB_FIND(pending_tree, &pending, &key)) == NULL) {
 		free(addrs);
@@ -598,4 +803,10 @@ smtp_auth_session_gone(struct session *s)
 		freezero(s->auth_login_user, strlen(s->auth_login_user) + 1);
 		s->auth_login_user = NULL;
 	}
+	if (s->auth_scram_ok != NULL) {
+		freezero(s->auth_scram_ok, sizeof(*s->auth_scram_ok));
+		s->auth_scram_ok = NULL;
+	}
+	free(s->auth_scram_addrs);
+	s->auth_scram_addrs = NULL;
 }

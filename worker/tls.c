@@ -608,3 +608,70 @@ tls_describe(SSL *ssl, char *buf, size_t len)
 	(void)snprintf(buf, len, "%s %s", SSL_get_version(ssl),
 	    SSL_CIPHER_get_name(cipher));
 }
+
+/*
+ * RFC 9266: tls-exporter, 32 octets of the exporter with the label
+ * "EXPORTER-Channel-Binding" and an empty context; TLS 1.3 only (RFC
+ * 9266 3: under TLS 1.2 it is safe only with extended master secret,
+ * which we do not check), so 0 for another version.  Its length, 0 if
+ * none.
+ */
+size_t
+tls_cb_exporter(SSL *ssl, uint8_t *out, size_t outlen)
+{
+	static const char	 label[] = "EXPORTER-Channel-Binding";
+
+	if (ssl == NULL || outlen < 32 || SSL_version(ssl) != TLS1_3_VERSION ||
+	    SSL_export_keying_material(ssl, out, 32, label,
+	    sizeof(label) - 1, NULL, 0, 0) != 1)
+		return 0;
+	return 32;
+}
+
+/*
+ * RFC 5929 4.1: tls-server-end-point, the hash of our certificate
+ * with the hash function of its signature, SHA-256 where that is MD5
+ * or SHA-1.  Its length, 0 if none.
+ */
+size_t
+tls_cb_endpoint(SSL *ssl, uint8_t *out, size_t outlen)
+{
+	X509		*cert;
+	const EVP_MD	*md;
+	unsigned int	 n;
+	int		 mdnid;
+
+	if (ssl == NULL || (cert = SSL_get_certificate(ssl)) == NULL ||
+	    X509_get_signature_info(cert, &mdnid, NULL, NULL, NULL) != 1)
+		return 0;
+	if (mdnid == NID_md5 || mdnid == NID_sha1 || mdnid == NID_undef)
+		mdnid = NID_sha256;
+	if ((md = EVP_get_digestbynid(mdnid)) == NULL ||
+	    (size_t)EVP_MD_get_size(md) > outlen ||
+	    X509_digest(cert, md, out, &n) != 1)
+		return 0;
+	return n;
+}
+
+/*
+ * RFC 5929 3: tls-unique, the first Finished message of the handshake
+ * (the client's in a full handshake, ours in a resumed one).  TLS 1.2
+ * only (RFC 8446 C.5: not defined for 1.3), and only with extended
+ * master secret (RFC 7627), without which the triple handshake attack
+ * lets one connection's value be replayed on another.  gsasl binds
+ * with it under TLS 1.2.  Its length, 0 if none.
+ */
+size_t
+tls_cb_unique(SSL *ssl, uint8_t *out, size_t outlen)
+{
+	size_t	 n;
+
+	if (ssl == NULL || SSL_version(ssl) != TLS1_2_VERSION ||
+	    SSL_get_extms_support(ssl) != 1)
+		return 0;
+	if (SSL_session_reused(ssl))
+		n = SSL_get_finished(ssl, out, outlen);
+	else
+		n = SSL_get_peer_finished(ssl, out, outlen);
+	return n > outlen ? 0 : n;
+}

@@ -25,6 +25,9 @@ int	 tls_available(const struct listener *);
 SSL	*tls_session_new(const struct listener *);
 void	 tls_describe(SSL *, char *, size_t);
 void	 tls_ticket_keys_set(const struct tls_ticket_keys *);
+size_t	 tls_cb_exporter(SSL *, uint8_t *, size_t);
+size_t	 tls_cb_endpoint(SSL *, uint8_t *, size_t);
+size_t	 tls_cb_unique(SSL *, uint8_t *, size_t);
 void	 tls_log_error(uint64_t, const char *);
 void	 tls_log_bufferevent_error(uint64_t, const char *,
 	    struct bufferevent *);

@@ -52,6 +52,8 @@ static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
 static int	authd_limit_verdict(struct imsgev *, struct imsg *);
+static int	authd_scram_challenge(struct imsgev *, struct imsg *);
+static int	authd_scram_ok(struct imsgev *, struct imsg *);
 static void	authd_closed(struct imsgev *);
 
 /*
@@ -91,6 +93,10 @@ static const struct imsg_dispatch from_authd[] = {
 	    authd_verdict },
 	{ IMSG_LIMIT_VERDICT, sizeof(struct limit_verdict), 0,
 	    authd_limit_verdict },
+	{ IMSG_SCRAM_CHALLENGE, sizeof(struct scram_step), IMSGEV_MIN,
+	    authd_scram_challenge },
+	{ IMSG_SCRAM_OK, sizeof(struct auth_verdict), IMSGEV_MIN,
+	    authd_scram_ok },
 	{ 0, 0, 0, NULL }
 };
 
@@ -360,6 +366,22 @@ authd_limit_verdict(struct imsgev *iev, struct imsg *imsg)
 {
 	(void)iev;
 	smtp_limit_verdict(imsg);
+	return 0;
+}
+
+static int
+authd_scram_challenge(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	smtp_auth_scram_challenge(imsg);
+	return 0;
+}
+
+static int
+authd_scram_ok(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	smtp_auth_scram_ok(imsg);
 	return 0;
 }
 

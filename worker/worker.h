@@ -74,6 +74,11 @@ struct session {
 	unsigned int		 auth_failures;
 	char			*auth_login_user; /* LOGIN: first answer */
 	int			 auth_challenged; /* token refused, 334 sent */
+	int			 auth_scram_step; /* SCRAM: 1 server-first
+						     sent, 2 server-final */
+	struct auth_verdict	*auth_scram_ok;	/* 2: the verdict, given
+						   once the client answers */
+	char			*auth_scram_addrs;	/* 2: the addresses with it */
 	struct event		*auth_delay;
 	RB_ENTRY(session)	 limit_entry;	/* while authd counts */
 	uint64_t		 limit_req_id;
@@ -141,6 +146,8 @@ void	smtp_auth_command(struct session *, char *arg);
 const char *smtp_auth_policy(struct session *);
 void	smtp_auth_response(struct session *, char *line);
 int	smtp_auth_verdict(struct imsgev *, struct imsg *);
+void	smtp_auth_scram_challenge(struct imsg *);
+void	smtp_auth_scram_ok(struct imsg *);
 void	smtp_auth_authd_lost(void);
 void	smtp_auth_session_gone(struct session *);
 const char *smtp_auth_mechanisms(struct session *);

@@ -35,6 +35,7 @@ from benchutil import log, pss_kib, smtpload, tree_pids  # noqa: E402
 import fleet_bench  # noqa: E402
 import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
+import scram_bench  # noqa: E402
 import table  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
@@ -507,6 +508,8 @@ def main():
         node_rows = node_bench.run(workdir)
         log("fleet: AUTH with the node's own counters and with Redis")
         fleet_rows = fleet_bench.run(workdir)
+        log("scram: SCRAM-SHA-256 and app-password logins")
+        scram_rows = scram_bench.run(workdir)
     finally:
         for s in servers:
             try:
@@ -533,6 +536,7 @@ def main():
            "durable": {s.name: s.durable for s in servers},
            "units": units, "rows": rows, "auth_path": auth_path,
            "oauth": oauth_rows, "node": node_rows, "fleet": fleet_rows,
+           "scram": scram_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(

@@ -121,6 +121,9 @@ def print_tables(res, out=sys.stdout):
                         "only):"),
                        ("fleet", "Fleet state: penalties and limits in "
                         "the node's own counters or in Redis (portcullis "
+                        "only):"),
+                       ("scram", "SCRAM-SHA-256 and app passwords, whole "
+                        "sessions on loopback, Python client (portcullis "
                         "only):")):
         if not res.get(key):
             continue

@@ -1576,6 +1576,55 @@ Test(config, hostnames)
 
 #define AUTH(x)	L25 "auth {\n" x "}\n"
 
+/* What the worker offers for each checker (EHLO): SCRAM when named. */
+Test(config, checker_mechanisms_offered)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok(AUTH(
+	    "\tchecker \"a\" lmdb \"/db/a\" mechanisms PLAIN LOGIN "
+	    "SCRAM-SHA-256 SCRAM-SHA-256-PLUS\n"
+	    "\tchecker \"b\" lmdb \"/db/b\" mechanisms PLAIN LOGIN\n"
+	    "\tchecker \"c\" static { user u password p }\n"
+	    "\tchecker \"d\" lmdb \"/db/d\" mechanisms "
+	    "SCRAM-SHA-256-PLUS\n"));
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 0)),
+	    SASL_PLAIN | SASL_LOGIN | SASL_SCRAM_SHA256 |
+	    SASL_SCRAM_SHA256_PLUS);
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 1)),
+	    SASL_PLAIN | SASL_LOGIN);
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 2)),
+	    SASL_PLAIN | SASL_LOGIN);
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 3)),
+	    SASL_SCRAM_SHA256_PLUS);
+	cr_expect_eq(conf->scram_iterations, 4096);
+	config_free(conf);
+	/* Not named: passwords only, as before SCRAM existed. */
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"));
+	cr_expect_eq(conf_checker_mechanisms(nth_checker(conf, 0)),
+	    SASL_PLAIN | SASL_LOGIN);
+	config_free(conf);
+
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tscram-iterations 10000\n"));
+	cr_expect_eq(conf->scram_iterations, 10000);
+	config_free(conf);
+	expect_text_error(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tscram-iterations 4095\n"), 4, "scram-iterations must be "
+	    "between 4096 and 100000000");
+
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"));
+	cr_expect_eq(conf->passwordless_app_only, 0);
+	config_free(conf);
+	conf = parse_ok(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tpasswordless app-passwords-only\n"));
+	cr_expect_eq(conf->passwordless_app_only, 1);
+	config_free(conf);
+	expect_text_error(AUTH("\tchecker \"a\" lmdb\n"
+	    "\tpasswordless stop\n"), 4, "invalid passwordless \"stop\": "
+	    "want app-passwords-only or continue");
+}
+
 Test(config, checker_options)
 {
 	struct portcullis_conf	*conf;
@@ -1604,9 +1653,9 @@ Test(config, checker_options)
 	    3, "unknown mechanism \"CRAM-MD5\"");
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms PLAIN "
 	    "\"\"\n"), 3, "unknown mechanism \"\"");
-	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms "
-	    "scram-sha-256\n"), 3, "mechanism \"SCRAM-SHA-256\" not "
-	    "supported yet");
+	expect_text_error(AUTH("\tchecker \"a\" static { user a password "
+	    "b } mechanisms scram-sha-256\n"), 3, "checker \"a\" (static) "
+	    "cannot verify SCRAM-SHA-256");
 	/* Tokens are for the oauth checkers. */
 	expect_text_error(AUTH("\tchecker \"a\" lmdb mechanisms XOAUTH2\n"),
 	    3, "checker \"a\" (lmdb) cannot verify XOAUTH2");
@@ -2500,7 +2549,7 @@ Test(config, oauth_mechanisms)
 	    "\t\tclient-id x\n\t} mechanisms PLAIN XOAUTH2\n"), 3,
 	    "checker \"o\": XOAUTH2 needs jwks-url or introspection-url");
 	expect_text_error(AUTH(TOKENS "\t} mechanisms SCRAM-SHA-256\n"), 7,
-	    "mechanism \"SCRAM-SHA-256\" not supported yet");
+	    "checker \"o\" (oauth) cannot verify SCRAM-SHA-256");
 	/* Any one of them may be missing. */
 	expect_text_error(AUTH("\tchecker \"o\" oauth {\n"
 	    "\t\tjwks-url \"https://idp/jwks\"\n"

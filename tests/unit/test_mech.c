@@ -10,7 +10,11 @@ Test(mech, by_name_any_case)
 {
 	cr_assert_eq(mech_by_name("plain")->bit, SASL_PLAIN);
 	cr_assert_eq(mech_by_name("XOAuth2")->bit, SASL_XOAUTH2);
-	cr_assert_eq(mech_by_name("SCRAM-SHA-256")->bit, 0);
+	cr_assert_eq(mech_by_name("SCRAM-SHA-256")->bit, SASL_SCRAM_SHA256);
+	cr_assert_eq(mech_by_name("scram-sha-256-plus")->bit,
+	    SASL_SCRAM_SHA256_PLUS);
+	cr_assert_eq(SASL_SCRAM_MECHS,
+	    SASL_SCRAM_SHA256 | SASL_SCRAM_SHA256_PLUS);
 	cr_assert_null(mech_by_name("CRAM-MD5"));
 	cr_assert_null(mech_by_name(""));
 }

@@ -582,14 +582,14 @@ Test(store, newer_layout_is_refused)
 	raw_put("meta", "layout", 6, "99", 2);
 	cr_expect_null(store_open(dir, 0, err, sizeof(err)));
 	expect_err("store %s has layout 99, this portcullis understands up "
-	    "to 1: upgrade portcullis", dir);
+	    "to 2: upgrade portcullis", dir);
 	cr_expect_null(store_open(dir, STORE_RDONLY, err, sizeof(err)));
 	expect_err("store %s has layout 99, this portcullis understands up "
-	    "to 1: upgrade portcullis", dir);
+	    "to 2: upgrade portcullis", dir);
 	/* Creating does not overwrite it either. */
 	cr_expect_null(store_open(dir, STORE_CREATE, err, sizeof(err)));
 	expect_err("store %s has layout 99, this portcullis understands up "
-	    "to 1: upgrade portcullis", dir);
+	    "to 2: upgrade portcullis", dir);
 
 	raw_put("meta", "layout", 6, "1", 1);
 	st = open_ok(0);
@@ -665,16 +665,17 @@ Test(store, corrupt_record_is_an_error_not_a_crash)
 
 	/* A record of a newer format. */
 	memset(&u, 0, sizeof(u));
+	u.version = 1;
 	cr_assert_eq(store_record_encode(&u, rec, sizeof(rec), err,
 	    sizeof(err)), 20);
-	rec[0] = 2;
+	rec[0] = 3;
 	raw_put("users", "newer", 5, rec, 20);
 	/* A key that is no normalised name, and a second bad record. */
 	raw_put("users", "bad\x01key", 7, rec, 20);
 	st = open_ok(0);
 	cr_expect_eq(store_user_get(st, "newer", &u, err, sizeof(err)), -1);
 	expect_err("store %s: the record of user \"newer\" is corrupt: the "
-	    "record has format 2, this portcullis understands up to 1: "
+	    "record has format 3, this portcullis understands up to 2: "
 	    "upgrade portcullis", dir);
 	n = 0;
 	cr_expect_eq(store_user_list(st, count_cb, &n, err, sizeof(err)),
@@ -712,6 +713,7 @@ Test(store, record_decode_is_defensive)
 	int			 len, i, j;
 
 	memset(&u, 0, sizeof(u));
+	u.version = 1;	/* version 2 has its own test below */
 	(void)strlcpy(u.hash, "$y$j9T$salt$hash", sizeof(u.hash));
 	u.locked = 1;
 	u.created = -5;
@@ -818,6 +820,77 @@ Test(store, record_decode_is_defensive)
 		(void)store_record_decode(bad, n, &v, e, sizeof(e));
 		cr_assert_leq(v.naddrs, STORE_ADDRS_MAX);
 	}
+}
+
+/* Version 2: SCRAM keys and app passwords, round trip and damage. */
+Test(store, record_version_2)
+{
+	struct store_user	 u, v;
+	unsigned char		 rec[STORE_RECORD_MAX], bad[STORE_RECORD_MAX];
+	char			 e[256];
+	int			 len, i, j;
+
+	memset(&u, 0, sizeof(u));
+	(void)strlcpy(u.hash, "$6$salt$hash", sizeof(u.hash));
+	u.naddrs = 1;
+	(void)strlcpy(u.addrs[0], "a@b.c", sizeof(u.addrs[0]));
+	u.scram.saltlen = 16;
+	memset(u.scram.salt, 's', 16);
+	u.scram.iter = 4096;
+	memset(u.scram.stored_key, 'k', 32);
+	memset(u.scram.server_key, 'K', 32);
+	u.napps = 2;
+	(void)strlcpy(u.apps[0].label, "phone", sizeof(u.apps[0].label));
+	u.apps[0].created = 10;
+	u.apps[0].expires = 20;
+	u.apps[0].flags = STORE_APP_SEND_ONLY;
+	(void)strlcpy(u.apps[1].label, "lap-top_2.x", sizeof(u.apps[1].label));
+	u.apps[1].last_used = 30;
+	len = store_record_encode(&u, rec, sizeof(rec), e, sizeof(e));
+	cr_assert_gt(len, 0, "%s", e);
+	cr_expect_eq(rec[0], 2);
+	memset(&v, 0, sizeof(v));
+	cr_assert_eq(store_record_decode(rec, (size_t)len, &v, e, sizeof(e)),
+	    0, "%s", e);
+	cr_expect_eq(v.version, 2);
+	cr_expect_eq(v.scram.iter, 4096);
+	cr_expect_eq(memcmp(&v.scram, &u.scram, sizeof(u.scram)), 0);
+	cr_expect_eq(v.napps, 2);
+	cr_expect_str_eq(v.apps[1].label, "lap-top_2.x");
+	cr_expect_eq(v.apps[0].flags, STORE_APP_SEND_ONLY);
+	cr_expect_eq(v.apps[0].expires, 20);
+	cr_expect_eq(v.apps[1].last_used, 30);
+
+	/* A version 1 record cannot hold them. */
+	u.version = 1;
+	cr_expect_eq(store_record_encode(&u, rec, sizeof(rec), e, sizeof(e)),
+	    -1);
+	cr_expect_str_eq(e, "a layout 1 store holds no SCRAM keys and no app "
+	    "passwords: run authctl upgrade");
+	u.version = 0;
+	(void)strlcpy(u.apps[1].label, "phone", sizeof(u.apps[1].label));
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+	(void)strlcpy(u.apps[1].label, "a b", sizeof(u.apps[1].label));
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+	u.scram.saltlen = 8;
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+
+	for (i = 0; i < len; i++)
+		expect_decode_fails(rec, (size_t)i, NULL);
+	for (i = 0; i < len; i++)
+		for (j = 0; j < 256; j += 3) {
+			memcpy(bad, rec, (size_t)len);
+			bad[i] = (unsigned char)j;
+			if (store_record_decode(bad, (size_t)len, &v, e,
+			    sizeof(e)) == -1) {
+				cr_assert_eq(v.napps, 0);
+				cr_assert_eq(v.scram.saltlen, 0);
+			}
+			cr_assert_leq(v.napps, STORE_APPS_MAX);
+		}
 }
 
 /*
@@ -1558,7 +1631,7 @@ Test(store, cache_in_an_old_store)
 	teardown();
 	setup();
 	make_old_store();
-	raw_put("meta", "layout", 6, "2", 1);
+	raw_put("meta", "layout", 6, "3", 1);
 	cr_expect_null(store_open(dir, 0, err, sizeof(err)));
 	raw_put("meta", "layout", 6, "1", 1);
 	cr_expect_eq(old_store_state(), 0);
@@ -1885,5 +1958,42 @@ Test(store, cache_flush_and_expire_over_many_pages)
 	cr_assert_eq(store_cache_expire(st, 200, &n, err, sizeof(err)), 0);
 	cr_expect_eq(n, 1000);
 	cr_expect_eq(cache_count(st, NULL), 0);
+	store_close(st);
+}
+
+/* authctl upgrade: layout 1 to 2 in place, no user lost. */
+Test(store, upgrade_layout_1_to_2)
+{
+	struct store		*st;
+	struct store_user	 u;
+	uint8_t			 key[STORE_SECRET_LEN];
+	size_t			 n;
+	int			 count = 0;
+
+	make_old_store();
+	st = open_ok(0);
+	cr_expect_eq(store_layout(st), 1);
+	cr_expect_eq(store_secret(st, key, err, sizeof(err)), -1);
+	add_ok(st, "one", "$y$a$b");
+	add_ok(st, "two@example.org", "$y$a$c");
+	cr_expect_eq(store_user_get(st, "one", &u, err, sizeof(err)), 1);
+	cr_expect_eq(u.version, 1);
+	cr_expect_eq(store_upgrade(st, &n, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 2);
+	cr_expect_eq(store_layout(st), 2);
+	cr_expect_eq(store_secret(st, key, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(store_upgrade(st, &n, err, sizeof(err)), -1);
+	expect_err("store %s has layout 2 already", dir);
+	store_close(st);
+
+	st = open_ok(STORE_RDONLY);
+	cr_expect_eq(store_layout(st), 2);
+	cr_expect_eq(store_user_get(st, "two@example.org", &u, err,
+	    sizeof(err)), 1);
+	cr_expect_eq(u.version, 2);
+	cr_expect_str_eq(u.hash, "$y$a$c");
+	cr_expect_eq(store_user_list(st, count_cb, &count, err, sizeof(err)),
+	    0);
+	cr_expect_eq(count, 2);
 	store_close(st);
 }
