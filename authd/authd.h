@@ -60,7 +60,4 @@ int	auth_request_decode(struct imsg *, struct auth_request *,
 /* control.c */
 void	control_init(int fd);
 
-/* chain.c */
-void	authd_stats_count(const char *checker, int result);
-
 #endif /* PORTCULLIS_AUTHD_H */

@@ -71,6 +71,8 @@ config_new_empty(void)
 	conf->sender_check = SENDER_CHECK_EXACT;
 	conf->tls_min_version = TLS1_2_VERSION;
 	conf->tls_ciphers[0] = '\0';		/* OpenSSL's default */
+	conf->metrics.enabled = 0;		/* no endpoint */
+	conf->metrics.listener.fd = -1;
 
 	TAILQ_INIT(&conf->listeners);
 	TAILQ_INIT(&conf->pkis);

@@ -246,6 +246,19 @@ enum deliver_method {
 	DELIVER_CONSOLE,
 };
 
+/*
+ * metrics listen on ADDRESS port PORT [bearer-token-file FILE]: the
+ * Prometheus endpoint, served by portcullis-metrics.  listener.fd is
+ * master's socket; the token is read by master and sent to that
+ * process alone (proto.h, struct metrics_config).
+ */
+#define DEFAULT_METRICS_PORT	9425
+struct metrics_listen {
+	int			 enabled;
+	struct listener		 listener;
+	char			 token_file[CONF_FILE_MAX];	/* "": none */
+};
+
 struct portcullis_conf {
 	char			 hostname[CONF_HOST_MAX];
 	char			 user[CONF_USER_MAX];	/* workers */
@@ -278,6 +291,8 @@ struct portcullis_conf {
 	enum sender_check	 sender_check;
 	int			 tls_min_version;	/* TLS1_2_VERSION... */
 	char			 tls_ciphers[CONF_CIPHERS_MAX]; /* "" = default */
+
+	struct metrics_listen	 metrics;
 
 	struct listenerlist	 listeners;
 	struct pkilist		 pkis;
