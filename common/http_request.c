@@ -1,7 +1,8 @@
 /*
  * http_request.c -- the head of an HTTP/1.x request (RFC 9112), as
  * much of it as the metrics endpoint needs, and nothing more lenient
- * than that: GET only, an origin-form target, CR LF line ends, no
+ * than that: GET only, an origin-form target, CR LF line ends (a
+ * bare LF is refused at once, RFC 9112 2.2 allows either), no
  * obsolete line folding (RFC 9112 5.2), no body, Host in HTTP/1.1
  * (RFC 9112 3.2).  Pure: no I/O, no logging; fuzzed
  * (tests/fuzz/fuzz_http_request.c).  The bearer token it copies out
@@ -28,12 +29,19 @@ is_vchar(int c)
 	return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f);
 }
 
+/* The next CR LF; a bare LF before it sets *bare (RFC 9112 2.2). */
 static const char *
-find_crlf(const char *p, const char *end)
+find_crlf(const char *p, const char *end, int *bare)
 {
-	for (; p + 1 < end; p++)
-		if (p[0] == '\r' && p[1] == '\n')
-			return p;
+	for (const char *q = p; q < end; q++) {
+		if (*q != '\n')
+			continue;
+		if (q == p || q[-1] != '\r') {
+			*bare = 1;
+			return NULL;
+		}
+		return q - 1;
+	}
 	return NULL;
 }
 
@@ -149,16 +157,16 @@ int
 http_request_parse(const char *buf, size_t len, struct http_request *req)
 {
 	const char	*p = buf, *end = buf + len, *eol;
-	int		 rc, v11 = 0, host = 0, nheaders = 0;
+	int		 rc, v11 = 0, host = 0, nheaders = 0, bare = 0;
 
 	memset(req, 0, sizeof(*req));
-	if ((eol = find_crlf(p, end)) == NULL)
-		return len >= HTTP_HEAD_MAX ? 414 : 0;
+	if ((eol = find_crlf(p, end, &bare)) == NULL)
+		return bare ? 400 : len >= HTTP_HEAD_MAX ? 414 : 0;
 	if ((rc = request_line(p, eol, req, &v11)) != 200)
 		return rc;
 	for (p = eol + 2;; p = eol + 2) {
-		if ((eol = find_crlf(p, end)) == NULL)
-			return len >= HTTP_HEAD_MAX ? 431 : 0;
+		if ((eol = find_crlf(p, end, &bare)) == NULL)
+			return bare ? 400 : len >= HTTP_HEAD_MAX ? 431 : 0;
 		if (eol == p)
 			break;		/* the empty line: the head ends */
 		if (++nheaders > HTTP_HEADERS_MAX)

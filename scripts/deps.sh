@@ -12,7 +12,8 @@ DEBIAN_PKGS="gcc make pkg-config byacc libssl-dev libbsd-dev liblmdb-dev
 libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
-gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd $*"
+gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
+prometheus $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
 python3 curl"
 
@@ -33,6 +34,8 @@ fi
 # hardening-check.  fail2ban: fail2ban-regex reads the shipped filter.
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:
 # systemd-analyze verifies the unit (no running systemd needed).
+# prometheus: test_metrics scrapes the endpoint with a real server and
+# checks the scrape and the alerting rules with promtool.
 
 # The OAuth tests run a real authorization server and nodemailer on
 # Node.js 20 or later (tests/integration/oauth/package.json).  Debian 12
