@@ -118,7 +118,10 @@ def print_tables(res, out=sys.stdout):
                          "answering in 50 ms (portcullis only):"),
                        ("node", "One node: spread over the workers, "
                         "scaling with workers, idle memory (portcullis "
-                        "only):")):
+                        "only):"),
+                       ("metrics", "The metrics endpoint: the AUTH + "
+                        "STARTTLS row with metrics off and on, scraped "
+                        "every second (portcullis only):")):
         if not res.get(key):
             continue
         w()
