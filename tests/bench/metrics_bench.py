@@ -29,7 +29,7 @@ from benchutil import log, smtpload  # noqa: E402
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 DOMAIN = "bench.test"
 NUSERS = 20
-ROUNDS = 2
+ROUNDS = int(os.environ.get("METRICS_BENCH_ROUNDS", "2"))
 
 
 def daemon(users, metrics):
