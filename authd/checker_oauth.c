@@ -1049,7 +1049,8 @@ oauth_health(const struct checker *c, int *breaker)
 	const struct provider	*p = (const struct provider *)c->priv;
 
 	*breaker = p->open && time(NULL) < p->open_until;
-	return !*breaker;
+	/* too_old: its JWKS is past jwks-max-age and cannot be fetched */
+	return !*breaker && !p->too_old;
 }
 
 static void

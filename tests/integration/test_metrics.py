@@ -459,6 +459,28 @@ class MetricsTest(unittest.TestCase):
         # Most have data already (no cache checker, no relay here).
         self.assertGreater(found, len(exprs) // 2)
 
+    def test_08_reload_counted(self):
+        """SIGHUP: a reload counted, a new generation, no series lost."""
+        _, _, before = scrape()
+        ok = series(before, "portcullis_auth_attempts_total", result="ok")
+        since = D.log_offset()
+        os.kill(D.proc.pid, signal.SIGHUP)
+        D.wait_log(r"configuration reloaded, generation 1", since=since)
+        D.wait_log(r"authd ping ok", count=D.workers, since=since)
+        self.assertTrue(auth_and_send())
+        deadline = time.monotonic() + 10
+        while True:
+            _, _, text = scrape()
+            if series(text, "portcullis_auth_attempts_total",
+                      result="ok") == ok + 1:
+                break
+            self.assertLess(time.monotonic(), deadline, text)
+            time.sleep(0.2)
+        self.assertEqual(series(text, "portcullis_config_reloads_total",
+                                result="ok"), 1.0)
+        self.assertEqual(series(text, "portcullis_config_generation"), 1.0)
+        PROM.wait_value('portcullis_config_generation', 1.0)
+
 
 if __name__ == "__main__":
     unittest.main()
