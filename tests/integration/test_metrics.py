@@ -482,5 +482,69 @@ class MetricsTest(unittest.TestCase):
         PROM.wait_value('portcullis_config_generation', 1.0)
 
 
+class BearerTest(unittest.TestCase):
+    """bearer-token-file: /metrics wants the token, /healthz does not."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(local_domains=["example.org"])
+        cls.d.metrics_port = free_port()
+        token = os.path.join(cls.d.dir, "metrics.token")
+        with open(token, "w") as f:
+            f.write("s3cret-Token.1\n")
+        os.chmod(token, 0o640)
+        cls.d.write_conf(cls.d.conf_text() + 'metrics listen on 127.0.0.1 '
+                         'port %d bearer-token-file "%s"\n'
+                         % (cls.d.metrics_port, token))
+        cls.d.start()
+        cls.d.wait_log(r"metrics ready")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def get(self, path, token=None):
+        req = urllib.request.Request("http://127.0.0.1:%d%s"
+                                     % (self.d.metrics_port, path))
+        if token is not None:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("WWW-Authenticate")
+
+    def test_token(self):
+        self.assertEqual(self.get("/metrics"),
+                         (401, 'Bearer realm="portcullis"'))
+        self.assertEqual(self.get("/metrics", "s3cret-Token.2")[0], 401)
+        self.assertEqual(self.get("/metrics", "s3cret-Token.")[0], 401)
+        status, text = self.get("/metrics", "s3cret-Token.1")
+        self.assertEqual(status, 200)
+        self.assertIn("portcullis_build_info", text)
+        self.assertEqual(self.get("/healthz"), (200, "ok\n"))
+        self.assertNotIn("s3cret", self.d.log())
+
+    def test_world_readable_token_refused(self):
+        d = Daemon()
+        try:
+            token = os.path.join(d.dir, "metrics.token")
+            with open(token, "w") as f:
+                f.write("x\n")
+            os.chmod(token, 0o644)
+            d.write_conf(d.conf_text() + 'metrics listen on 127.0.0.1 '
+                         'port %d bearer-token-file "%s"\n'
+                         % (free_port(), token))
+            d.log_fh = open(d.logfile, "wb")
+            d.proc = subprocess.Popen(
+                [os.path.join(BUILD, "portcullisd"), "-d", "-f", d.conf],
+                env=base_env(), stdout=d.log_fh, stderr=subprocess.STDOUT,
+                start_new_session=True)
+            self.assertNotEqual(d.proc.wait(timeout=10), 0)
+            self.assertIn("readable or writable by others", d.log())
+        finally:
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
