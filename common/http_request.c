@@ -168,7 +168,7 @@ http_request_parse(const char *buf, size_t len, struct http_request *req)
 		if ((eol = find_crlf(p, end, &bare)) == NULL)
 			return bare ? 400 : len >= HTTP_HEAD_MAX ? 431 : 0;
 		if (eol == p)
-			break;		/* the empty line: the head ends */
+			break;		/* the empty line ends the head */
 		if (++nheaders > HTTP_HEADERS_MAX)
 			return 431;
 		if ((rc = header_line(p, eol, req, &host)) != 0)

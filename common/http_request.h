@@ -11,14 +11,14 @@
 
 /* A request's head, request line included; past it: 431 and close. */
 #define HTTP_HEAD_MAX		8192
-#define HTTP_PATH_MAX		64	/* longer: 404, nothing serves it */
+#define HTTP_PATH_MAX		64	/* longer: 404, none served */
 #define HTTP_HEADERS_MAX	64	/* header lines */
 
 struct http_request {
 	char	 path[HTTP_PATH_MAX];	/* without the query */
 	int	 openmetrics;		/* Accept names OpenMetrics */
 	int	 has_bearer;
-	char	 bearer[METRICS_TOKEN_MAX];	/* Authorization: Bearer */
+	char	 bearer[METRICS_TOKEN_MAX];	/* Authorization */
 };
 
 /*

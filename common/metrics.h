@@ -26,7 +26,7 @@ enum metric_type {
 	METRIC_COUNTER,
 	METRIC_GAUGE,
 	METRIC_HISTOGRAM,	/* seconds, METRIC_BUCKETS fixed buckets */
-	METRIC_INFO,		/* a gauge of 1 whose labels say something */
+	METRIC_INFO,		/* a gauge of 1; its labels say it */
 };
 
 /* Who counts a metric: the only peer whose samples of it are taken. */
@@ -67,7 +67,7 @@ struct metric_def {
 	enum metric_type	 type;
 	enum metric_source	 source;
 	const char		*help;
-	const char		*labels[METRIC_LABELS_MAX];	/* NULL-ended */
+	const char		*labels[METRIC_LABELS_MAX]; /* NULL-ended */
 };
 
 extern const struct metric_def	metric_defs[M__COUNT];
@@ -109,12 +109,13 @@ void	metrics_channel_open(struct imsgev *, struct event_base *, int fd,
  * and slot from the channel it came on), checked by metrics_check().
  */
 struct metrics_in {
-	uint32_t		 role;	/* METRICS_PEER_*, or the source */
+	uint32_t		 role;	/* METRICS_PEER_*, or a source */
 	uint32_t		 slot;
 	struct metrics_sample	 s;
 };
 int	metrics_check(struct metrics_sample *, uint32_t role);
 /* Sorts and merges in place; writes text 0.0.4 or OpenMetrics. */
-int	metrics_render(FILE *, struct metrics_in *, size_t n, int openmetrics);
+int	metrics_render(FILE *, struct metrics_in *, size_t n,
+	    int openmetrics);
 
 #endif /* PORTCULLIS_METRICS_H */

@@ -110,7 +110,8 @@ static void
 metrics_reload_note(const struct portcullis_conf *old,
     const struct portcullis_conf *conf)
 {
-	const struct metrics_listen	*a = &old->metrics, *b = &conf->metrics;
+	const struct metrics_listen	*a = &old->metrics;
+	const struct metrics_listen	*b = &conf->metrics;
 
 	if (a->enabled != b->enabled || (a->enabled &&
 	    (a->listener.sslen != b->listener.sslen ||

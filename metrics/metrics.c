@@ -44,7 +44,7 @@
 #include "proto.h"
 #include "sandbox.h"
 
-#define ASK_DEADLINE_MS		250	/* a process's answer, at most */
+#define ASK_DEADLINE_MS		250	/* for a process's answer */
 #define HEAD_TIMEOUT_SEC	5	/* a request's head, whole */
 #define WRITE_TIMEOUT_SEC	10	/* the answer, read by the client */
 #define CONNS_MAX		64	/* connections at once */
@@ -54,13 +54,13 @@
 
 struct peer {
 	TAILQ_ENTRY(peer)	 entry;
-	struct imsgev		 iev;	/* the master peer: mx.master */
+	struct imsgev		 iev;	/* master's is mx.master */
 	struct imsgev		*ch;
 	uint32_t		 role;
 	uint32_t		 id;
 	char			 name[32];
 	int			 pending;	/* asked, no END yet */
-	int			 up;		/* answered the last round */
+	int			 up;		/* answered last round */
 	struct metrics_in	*last, *cur;
 	size_t			 nlast, ncur, caplast, capcur;
 };
@@ -86,7 +86,7 @@ static struct {
 	struct peer		*master_peer;
 	struct peerlist		 peers;
 	size_t			 npeers;
-	struct connlist		 conns;		/* every open one */
+	struct connlist		 conns;		/* all but waiting */
 	struct connlist		 waiting;	/* for the round */
 	size_t			 nconns;
 	int			 lfd;

@@ -92,9 +92,10 @@ Test(metrics, counters_gauges_histograms)
 	metrics_foreach(M_CHECKER_UP, take, &c);
 	cr_assert_eq(c.n, 4);
 	t = render(c.in, c.n, 0);
-	cr_assert(strstr(t, "# TYPE portcullis_auth_attempts_total counter\n"));
-	cr_assert(strstr(t, "portcullis_auth_attempts_total{mechanism=\"PLAIN\","
-	    "checker=\"local\",result=\"ok\"} 3\n"));
+	cr_assert(strstr(t,
+	    "# TYPE portcullis_auth_attempts_total counter\n"));
+	cr_assert(strstr(t, "portcullis_auth_attempts_total{"
+	    "mechanism=\"PLAIN\",checker=\"local\",result=\"ok\"} 3\n"));
 	cr_assert(strstr(t, "portcullis_auth_duration_seconds_bucket{"
 	    "checker=\"local\",le=\"0.001\"} 1\n"));
 	cr_assert(strstr(t, "portcullis_auth_duration_seconds_bucket{"
@@ -174,7 +175,8 @@ Test(metrics, label_values_are_escaped)
 	strlcpy(in.s.label[0], "a\"b\\c\nd", METRIC_LABEL_MAX);
 	in.s.v[0] = 1;
 	t = render(&in, 1, 0);
-	cr_assert(strstr(t, "portcullis_checker_up{checker=\"a\\\"b\\\\c\\nd\"} 1\n"),
+	cr_assert(strstr(t,
+	    "portcullis_checker_up{checker=\"a\\\"b\\\\c\\nd\"} 1\n"),
 	    "%s", t);
 	free(t);
 }
