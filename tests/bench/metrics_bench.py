@@ -170,7 +170,7 @@ def run(workdir=None):
             ("scrapes during the runs: served / failed",
              "%d / %d" % (scrapes, failed), "(%d octets each)" % octets),
             ("server CPU per scrape, every process", per_scrape,
-             "us (at 1 scrape/s, that share of one core x 1e-6)")]
+             "us of CPU (at one scrape a second, that many millionths of a core)")]
     if best[False] and best[True]:
         rows.append(("metrics on / metrics off", best[True] / best[False],
                      "(target >= 0.97)"))
