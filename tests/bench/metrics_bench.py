@@ -8,9 +8,12 @@ second by a client that reads /metrics whole, as Prometheus does.  Each
 is run twice, alternately, and the better figure of each kept (a busy
 machine only lowers a figure).  The ratio on / off is the result (target
 >= 0.97); beside it, the CPU the server's processes used per session in
-each (from /proc), which the neighbours of a shared machine move less.  run() returns the rows as (what, figure, unit), like
-node_bench.py; `python3 tests/bench/metrics_bench.py` runs it alone
-(PORTCULLIS_BUILD as for the tests, BENCH_SECONDS to shorten it).
+each (from /proc), which the neighbours of a shared machine move less,
+and the CPU one scrape costs all the processes together.  The counting
+itself is in both rows: every process counts whether or not metrics is
+on.  run() returns the rows as (what, figure, unit), like node_bench.py;
+`python3 tests/bench/metrics_bench.py` runs it alone (PORTCULLIS_BUILD
+as for the tests, BENCH_SECONDS to shorten it, METRICS_BENCH_ROUNDS).
 """
 
 import os
@@ -170,7 +173,7 @@ def run(workdir=None):
             ("scrapes during the runs: served / failed",
              "%d / %d" % (scrapes, failed), "(%d octets each)" % octets),
             ("server CPU per scrape, every process", per_scrape,
-             "us of CPU (at one scrape a second, that many millionths of a core)")]
+             "us of CPU (at one scrape a second: millionths of a core)")]
     if best[False] and best[True]:
         rows.append(("metrics on / metrics off", best[True] / best[False],
                      "(target >= 0.97)"))
