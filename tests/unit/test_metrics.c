@@ -5,12 +5,16 @@
  * promtool checks real scrapes in tests/integration/test_metrics.py.
  */
 
+#include <sys/socket.h>
+
 #include <criterion/criterion.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "imsgev.h"
 #include "metrics.h"
 
 /* Each series of id as the metrics process would receive it. */
@@ -179,4 +183,67 @@ Test(metrics, label_values_are_escaped)
 	    "portcullis_checker_up{checker=\"a\\\"b\\\\c\\nd\"} 1\n"),
 	    "%s", t);
 	free(t);
+}
+
+/*
+ * The answering side of a channel (metrics_channel_open): an ask gets
+ * one SAMPLE per series and END with the same seq; anything but an ask
+ * closes the channel.
+ */
+Test(metrics, channel_answers_an_ask_and_refuses_the_rest)
+{
+	struct event_base	*base = event_base_new();
+	struct imsgev		 iev;
+	struct imsgbuf		 peer;
+	struct imsg		 imsg;
+	struct metrics_ask	 ask = { .seq = 42 }, end;
+	struct metrics_sample	 smp;
+	int			 sp[2], samples = 0, ended = 0;
+	ssize_t			 n;
+
+	cr_assert_not_null(base);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp),
+	    0);
+	memset(&iev, 0, sizeof(iev));
+	metrics_add(M_SESSIONS, 1, "submission");
+	metrics_channel_open(&iev, base, sp[0], "metrics");
+	cr_assert(iev.open);
+	cr_assert_eq(imsgbuf_init(&peer, sp[1]), 0);
+	cr_assert_neq(imsg_compose(&peer, IMSG_METRICS_ASK, 0, 0, -1, &ask,
+	    sizeof(ask)), -1);
+	cr_assert_eq(imsgbuf_flush(&peer), 0);
+	for (int i = 0; i < 1000 && !ended; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if ((n = imsgbuf_read(&peer)) == -1)
+			break;
+		while (imsg_get(&peer, &imsg) > 0) {
+			if (imsg_get_type(&imsg) == IMSG_METRICS_SAMPLE) {
+				cr_assert_eq(imsg_get_data(&imsg, &smp,
+				    sizeof(smp)), 0);
+				cr_assert_eq(smp.seq, 42);
+				samples++;
+			} else {
+				cr_assert_eq(imsg_get_type(&imsg),
+				    IMSG_METRICS_END);
+				cr_assert_eq(imsg_get_data(&imsg, &end,
+				    sizeof(end)), 0);
+				cr_assert_eq(end.seq, 42);
+				ended = 1;
+			}
+			imsg_free(&imsg);
+		}
+	}
+	cr_assert(ended);
+	cr_assert_geq(samples, 1);
+	/* A sample sent to a process that counts: refused, closed. */
+	memset(&smp, 0, sizeof(smp));
+	cr_assert_neq(imsg_compose(&peer, IMSG_METRICS_SAMPLE, 0, 0, -1,
+	    &smp, sizeof(smp)), -1);
+	cr_assert_eq(imsgbuf_flush(&peer), 0);
+	for (int i = 0; i < 1000 && iev.open; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	cr_assert(!iev.open);
+	imsgbuf_clear(&peer);
+	close(sp[1]);
+	event_base_free(base);
 }
