@@ -23,6 +23,7 @@
 #include "config_imsg.h"
 #include "fleet.h"
 #include "log.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sandbox.h"
@@ -46,6 +47,9 @@ static int	worker_limit_request(struct imsgev *, struct imsg *);
 static int	worker_scram_start(struct imsgev *, struct imsg *);
 static int	worker_scram_final(struct imsgev *, struct imsg *);
 static void	worker_closed(struct imsgev *);
+static int	master_metrics_channel(struct imsgev *, struct imsg *);
+
+static struct imsgev	 metrics_iev;	/* to portcullis-metrics, if any */
 
 /*
  * What master may send: the configuration, in order (config.c refuses
@@ -63,6 +67,8 @@ static const struct imsg_dispatch from_master_conf[] = {
 	{ IMSG_CONF_CONTROL, 0, IMSGEV_FD | IMSGEV_ONCE, master_conf },
 	{ IMSG_CONF_CHECKER, sizeof(struct checker_conf), 0, master_conf },
 	{ IMSG_CONF_END, 0, IMSGEV_ONCE, master_conf },
+	/* a metrics process may start while a reload is under way */
+	{ IMSG_METRICS_CHANNEL, 0, IMSGEV_FD, master_metrics_channel },
 	{ 0, 0, 0, NULL }
 };
 
@@ -71,6 +77,7 @@ static const struct imsg_dispatch from_master_running[] = {
 	{ IMSG_CONF_START, sizeof(struct portcullis_conf), 0, master_conf },
 	{ IMSG_AUTHD_CHANNEL, sizeof(struct authd_channel), IMSGEV_FD,
 	    master_channel },
+	{ IMSG_METRICS_CHANNEL, 0, IMSGEV_FD, master_metrics_channel },
 	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
 	{ IMSG_CTL_VERBOSE, sizeof(int), 0, privsep_verbose },
 	{ 0, 0, 0, NULL }
@@ -348,6 +355,17 @@ master_channel(struct imsgev *iev, struct imsg *imsg)
 	wc->iev.wq_max = AUTHD_CHANNEL_WQ_MAX;
 	TAILQ_INSERT_TAIL(&authd->channels, wc, entry);
 	log_debug("%s: channel open", wc->name);
+	return 0;
+}
+
+/* metrics asks for our counters on it (common/metrics.c answers). */
+static int
+master_metrics_channel(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	metrics_collector(chain_metrics_collect);
+	metrics_channel_open(&metrics_iev, authd->base, imsg_get_fd(imsg),
+	    "metrics");
 	return 0;
 }
 

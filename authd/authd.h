@@ -70,7 +70,4 @@ int	scram_proof_check(const struct store_scram *, const uint8_t *authmsg,
 /* control.c */
 void	control_init(int fd);
 
-/* chain.c */
-void	authd_stats_count(const char *checker, int result);
-
 #endif /* PORTCULLIS_AUTHD_H */

@@ -32,7 +32,9 @@
 
 #include "authd.h"
 #include "chain.h"
+#include "fleet.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -75,27 +77,28 @@ retired_free(void)
 static void	chain_step(struct auth_ctx *);
 static const char *delay_text(uint32_t);
 
-static struct {
-	char		 checker[CONF_NAME_MAX];
-	unsigned long	 count[4];
-} stats[CONF_CHECKERS_MAX + 1];
+static const char *const result_names[] = {
+	[AUTH_OK] = "ok",
+	[AUTH_FAIL] = "fail",
+	[AUTH_TEMPFAIL] = "tempfail",
+};
 
-void
-authd_stats_count(const char *checker, int result)
+/*
+ * One decided attempt, in the metrics (common/metrics.c); authctl
+ * stats adds the same series up by checker (chain_stats_foreach), so
+ * the two never disagree.
+ */
+static void
+attempt_count(const struct auth_ctx *ctx, const char *checker, int result)
 {
-	int	 i;
-
 	if (result < AUTH_OK || result > AUTH_TEMPFAIL)
 		return;
 	if (checker == NULL)
 		checker = "none";
-	for (i = 0; i < CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
-	    i++)
-		if (strcmp(stats[i].checker, checker) == 0)
-			break;
-	if (stats[i].checker[0] == '\0')
-		strlcpy(stats[i].checker, checker, sizeof(stats[i].checker));
-	stats[i].count[result]++;
+	metrics_add(M_AUTH_ATTEMPTS, 1, mech_name(ctx->mechanism), checker,
+	    result_names[result]);
+	metrics_observe(M_AUTH_SECONDS, metrics_since_usec(&ctx->started),
+	    checker);
 }
 
 
@@ -303,7 +306,7 @@ chain_verdict(struct auth_ctx *ctx)
 		    IMSG_AUTH_VERDICT, 0, iov, scram ? 3 : 2);
 		TAILQ_REMOVE(&ctx->wc->pending, ctx, entry);
 	}
-	authd_stats_count(checker, result);
+	attempt_count(ctx, checker, result);
 	chain_ctx_free(ctx);
 }
 
@@ -363,6 +366,8 @@ fallback_answer(struct auth_ctx *ctx)
 		return 0;
 	h->answered = 1;
 	ctx->why = NULL;
+	if (h->fallback_tag != NULL && strcmp(h->fallback_tag, "stale") == 0)
+		metrics_add(M_CACHE_LOOKUPS, 1, h->fallback_by, "stale");
 	strlcpy(ctx->canonical, h->fallback_user, sizeof(ctx->canonical));
 	chain_finish(ctx, AUTH_OK, h->fallback_by);
 	return 1;
@@ -379,6 +384,10 @@ checker_decided(struct auth_ctx *ctx)
 	struct checker		*c = ctx->current;
 	struct checker_conf	*cc = c->conf;
 
+	if (ctx->lookup != NULL) {
+		metrics_add(M_CACHE_LOOKUPS, 1, cc->name, ctx->lookup);
+		ctx->lookup = NULL;
+	}
 	if (observers_tell(ctx))
 		return;		/* back here once they know */
 	ctx->observing = 0;
@@ -515,14 +524,81 @@ chain_start(struct auth_ctx *ctx)
 	penalty_before(ctx, chain_go);
 }
 
+/* authctl stats: the metric's series, added up by checker. */
+struct stats_sum {
+	int		 n;
+	struct {
+		char		 checker[METRIC_LABEL_MAX];
+		unsigned long	 count[4];
+	}		 c[CONF_CHECKERS_MAX * 4 + 1];
+};
+
+static void
+stats_add(const char label[METRIC_LABELS_MAX][METRIC_LABEL_MAX],
+    const uint64_t *v, void *arg)
+{
+	struct stats_sum	*sum = arg;
+	int			 i, r;
+
+	for (r = AUTH_OK; r <= AUTH_TEMPFAIL; r++)
+		if (strcmp(label[2], result_names[r]) == 0)
+			break;
+	if (r > AUTH_TEMPFAIL)
+		return;
+	for (i = 0; i < sum->n; i++)
+		if (strcmp(sum->c[i].checker, label[1]) == 0)
+			break;
+	if (i == sum->n) {
+		if (sum->n == (int)(sizeof(sum->c) / sizeof(sum->c[0])))
+			return;
+		strlcpy(sum->c[sum->n++].checker, label[1],
+		    sizeof(sum->c[0].checker));
+	}
+	sum->c[i].count[r] += (unsigned long)v[0];
+}
+
 /* For authctl stats: each checker's counts, "none" last. */
 void
 chain_stats_foreach(void (*cb)(const char *, const unsigned long *, void *),
     void *arg)
 {
-	for (int i = 0; i <= CONF_CHECKERS_MAX && stats[i].checker[0] != '\0';
-	    i++)
-		cb(stats[i].checker, stats[i].count, arg);
+	struct stats_sum	*sum;
+	int			 i;
+
+	if ((sum = calloc(1, sizeof(*sum))) == NULL)
+		return;
+	metrics_foreach(M_AUTH_ATTEMPTS, stats_add, sum);
+	for (i = 0; i < sum->n; i++)
+		if (strcmp(sum->c[i].checker, "none") != 0)
+			cb(sum->c[i].checker, sum->c[i].count, arg);
+	for (i = 0; i < sum->n; i++)
+		if (strcmp(sum->c[i].checker, "none") == 0)
+			cb(sum->c[i].checker, sum->c[i].count, arg);
+	free(sum);
+}
+
+/* Before each answer to metrics: what each checker's health is now. */
+void
+chain_metrics_collect(void)
+{
+	const struct fleet_counter_name	*n;
+	struct checker			*c;
+	uint64_t			 v;
+	int				 up, breaker;
+
+	for (int i = 0; i < ncheckers; i++) {
+		c = &checkers[i];
+		breaker = 0;
+		up = c->ops->health != NULL ? c->ops->health(c, &breaker) : 1;
+		metrics_set(M_CHECKER_UP, up, c->conf->name);
+		metrics_set(M_CHECKER_BREAKER_OPEN, breaker, c->conf->name);
+	}
+	/* penalty.c's counters, those authctl stats prints, by name. */
+	for (n = fleet_counter_names; n->name != NULL; n++) {
+		memcpy(&v, (const char *)&fleet_counters + n->offset,
+		    sizeof(v));
+		metrics_set(M_PENALTIES, (int64_t)v, n->name);
+	}
 }
 
 /* One line of a checker's own state; 0, or -1 if it has none. */

@@ -92,6 +92,9 @@ struct auth_ctx {
 						   no mail will be sent */
 	char			 server_final[64];	/* SCRAM: "v=..." to send
 						   with the ok */
+	/* a cache checker's lookup ("hit", "miss", "negative"), set on
+	   its pool thread, counted on the loop by chain.c */
+	const char		*lookup;
 };
 TAILQ_HEAD(auth_ctxlist, auth_ctx);
 
@@ -161,6 +164,12 @@ struct checker_ops {
 			    const struct ctl_refreshed *), void *arg);
 	/* Optional: free what init put in c->priv, once unreferenced. */
 	void		(*free)(struct checker_priv *);
+	/*
+	 * Optional, for the metrics: 1 if it can decide now, 0 if its
+	 * backend is down; *breaker 1 while its circuit is open.
+	 * Without it a checker is up.
+	 */
+	int		(*health)(const struct checker *c, int *breaker);
 };
 
 /* A checker as the chain runs it. */
@@ -184,6 +193,7 @@ void	chain_retire_conf(struct portcullis_conf *);
 void	chain_stats_foreach(void (*)(const char *, const unsigned long *,
 	    void *), void *);
 int	chain_checker_stats(int index, char *buf, size_t len);
+void	chain_metrics_collect(void);
 uint32_t chain_mechanisms(void);
 void	chain_checker_done(struct auth_ctx *);
 int	auth_found_addr(struct auth_found *, const char *);

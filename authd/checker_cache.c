@@ -247,6 +247,7 @@ cache_verify(struct checker *chk, struct auth_ctx *ctx)
 
 	ctx->result = AUTH_FAIL;
 	ctx->why = "miss";
+	ctx->lookup = "miss";
 	if (!c->usable) {
 		ctx->why = "cache unusable";
 		return;
@@ -257,11 +258,14 @@ cache_verify(struct checker *chk, struct auth_ctx *ctx)
 		if (lookup_one(c, i, ctx, now)) {
 			ctx->result = AUTH_OK;
 			ctx->why = NULL;
+			ctx->lookup = "hit";
 			return;
 		}
 	}
-	if (ctx->hints.skip != 0)
+	if (ctx->hints.skip != 0) {
 		ctx->why = "refused a moment ago";
+		ctx->lookup = "negative";
+	}
 }
 
 static void

@@ -54,6 +54,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
+#include "metrics.h"
 #include "scope.h"
 #include "store.h"
 #include "util.h"
@@ -66,6 +67,7 @@ struct oauth_job {
 	struct oauth_jobs	*waiting;	/* the queue it is in */
 	int			 meta_waited;	/* for the metadata */
 	int			 keys_waited;	/* for a JWKS fetch */
+	struct timespec		 req_started;	/* for the metrics */
 };
 TAILQ_HEAD(oauth_jobs, oauth_job);
 
@@ -256,6 +258,8 @@ static int
 response_trouble(struct oauth_job *j, const struct http_response *r,
     const char *what)
 {
+	metrics_observe(M_CHECKER_REQUEST_SECONDS,
+	    metrics_since_usec(&j->req_started), j->p->name);
 	if (r->status == 0) {
 		log_warnx("checker %s: %s: %s", j->p->name, what,
 		    r->error != NULL ? r->error : "no answer");
@@ -346,6 +350,7 @@ post(struct oauth_job *j, const char *url, char *form, http_cb cb)
 		job_done(j, AUTH_TEMPFAIL, "out of memory", 0);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &j->req_started);
 	if ((j->req = http_request(j->p->http, url, body, (size_t)n, header,
 	    cb, j)) == NULL)
 		job_done(j, AUTH_TEMPFAIL, "out of memory", 0);
@@ -1038,6 +1043,16 @@ oauth_stats(const struct checker *c, char *buf, size_t len)
 	    p->failures);
 }
 
+static int
+oauth_health(const struct checker *c, int *breaker)
+{
+	const struct provider	*p = (const struct provider *)c->priv;
+
+	*breaker = p->open && time(NULL) < p->open_until;
+	/* too_old: its JWKS is past jwks-max-age and cannot be fetched */
+	return !*breaker && !p->too_old;
+}
+
 static void
 oauth_keys(const struct checker *c, void (*row)(const struct ctl_key *,
     void *), void *arg)
@@ -1140,6 +1155,7 @@ const struct checker_ops checker_oauth_ops = {
 	.start = oauth_start,
 	.cancel = oauth_cancel,
 	.stats = oauth_stats,
+	.health = oauth_health,
 	.keys = oauth_keys,
 	.refresh = oauth_refresh,
 	.free = provider_free,

@@ -82,6 +82,8 @@ config_new_empty(void)
 	conf->tls_ciphers[0] = '\0';		/* OpenSSL's default */
 	conf->tls_tickets = 1;
 	conf->tls_ticket_lifetime = DEFAULT_TLS_TICKET_LIFETIME;
+	conf->metrics.enabled = 0;		/* no endpoint */
+	conf->metrics.listener.fd = -1;
 
 	TAILQ_INIT(&conf->listeners);
 	TAILQ_INIT(&conf->pkis);

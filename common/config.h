@@ -309,14 +309,27 @@ enum deliver_method {
 	DELIVER_CONSOLE,
 };
 
+/*
+ * metrics listen on ADDRESS port PORT [bearer-token-file FILE]: the
+ * Prometheus endpoint, served by portcullis-metrics.  listener.fd is
+ * master's socket; the token is read by master and sent to that
+ * process alone (proto.h, struct metrics_config).
+ */
+#define DEFAULT_METRICS_PORT	9425
+struct metrics_listen {
+	int			 enabled;
+	struct listener		 listener;
+	char			 token_file[CONF_FILE_MAX];	/* "": none */
+};
+
 struct portcullis_conf {
 	char			 hostname[CONF_HOST_MAX];
 	char			 user[CONF_USER_MAX];	/* workers */
 	char			 auth_user[CONF_USER_MAX];	/* authd */
-	char			 chroot[PATH_MAX];	/* workers' root */
-	char			 spool[PATH_MAX];
+	char			 chroot[CONF_FILE_MAX];	/* workers' root */
+	char			 spool[CONF_FILE_MAX];
 	uint64_t		 spool_min_free;	/* octets; 0: no floor */
-	char			 control_socket[PATH_MAX];	/* authctl */
+	char			 control_socket[CONF_FILE_MAX];	/* authctl */
 	int			 workers;		/* 0: one per core */
 	int			 grace_period;		/* seconds */
 	uint64_t		 max_message_size;	/* octets */
@@ -352,6 +365,8 @@ struct portcullis_conf {
 	char			 tls_ciphers[CONF_CIPHERS_MAX]; /* "" = default */
 	int			 tls_tickets;		/* resumption on */
 	int			 tls_ticket_lifetime;	/* seconds */
+
+	struct metrics_listen	 metrics;
 
 	struct listenerlist	 listeners;
 	struct pkilist		 pkis;

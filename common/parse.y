@@ -230,6 +230,7 @@ static int64_t	 parse_size(const char *);
 static int	 set_spool_min_free(int64_t);
 static int	 set_user(char *, size_t, const char *, const char *);
 static int	 listener_add(const char *, int64_t, struct listen_opts *);
+static int	 metrics_listen(const char *, int64_t);
 static int	 listener_resolve(struct listener *, const char *, int);
 static int	 sockaddr_equal(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
@@ -302,6 +303,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
 %token	OAUTH CACHE
+%token	METRICS BEARERTOKENFILE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT
 %token	PROXYPROTOCOL RELAY
 %token	PENALTY LIMIT STATE
@@ -555,6 +557,10 @@ main		: HOSTNAME STRING		{
 			if (listener_add($3, $5, &lopts) == -1)
 				YYERROR;
 		}
+		| METRICS LISTEN ON address PORT port {
+			if (metrics_listen($4, $6) == -1)
+				YYERROR;
+		} metricsopts
 		| DELIVER TO delivery
 		| AUTH '{' authlines '}'
 		| AUTH '{' authlines authopt '}'
@@ -608,6 +614,15 @@ port		: NUMBER			{
 
 listenopts	: /* empty */
 		| listenopts listenopt
+		;
+
+metricsopts	: /* empty */
+		| BEARERTOKENFILE STRING	{
+			if (copy_path(conf->metrics.token_file,
+			    sizeof(conf->metrics.token_file), $2,
+			    "bearer-token-file") == -1)
+				YYERROR;
+		}
 		;
 
 listenopt	: NAME STRING			{
@@ -997,6 +1012,7 @@ static const struct keyword keywords[] = {
 	{ "auth",		AUTH },
 	{ "auth-user",		AUTHUSER },
 	{ "bare-newlines",	BARENEWLINES },
+	{ "bearer-token-file",	BEARERTOKENFILE },
 	{ "cache",		CACHE },
 	{ "cert",		CERT },
 	{ "checker",		CHECKER },
@@ -1023,6 +1039,7 @@ static const struct keyword keywords[] = {
 	{ "max-sessions",	MAXSESSIONS },
 	{ "max-sessions-per-address", MAXSESSIONSPERADDR },
 	{ "mechanisms",		MECHANISMS },
+	{ "metrics",		METRICS },
 	{ "name",		NAME },
 	{ "oauth",		OAUTH },
 	{ "on",			ON },
@@ -2109,6 +2126,34 @@ sockaddr_equal(const struct sockaddr_storage *a,
 	    memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
 }
 
+/* metrics listen on: once, its own address, not an SMTP listener's. */
+static int
+metrics_listen(const char *address, int64_t port)
+{
+	struct listener	*l = &conf->metrics.listener, *o;
+
+	if (conf->metrics.enabled) {
+		conf_error("metrics listen given twice");
+		return -1;
+	}
+	memset(l, 0, sizeof(*l));
+	l->fd = -1;
+	(void)strlcpy(l->name, "metrics", sizeof(l->name));
+	if (listener_resolve(l, address, (int)port) == -1) {
+		conf_error("invalid metrics listen address \"%s\"", address);
+		return -1;
+	}
+	TAILQ_FOREACH(o, &conf->listeners, entry)
+		if (sockaddr_equal(&o->ss, &l->ss)) {
+			conf_error("metrics listen on %s port %d: an SMTP "
+			    "listener's address", listener_address(l),
+			    listener_port(l));
+			return -1;
+		}
+	conf->metrics.enabled = 1;
+	return 0;
+}
+
 static int
 listener_add(const char *address, int64_t port, struct listen_opts *lo)
 {
@@ -2152,6 +2197,12 @@ listener_add(const char *address, int64_t port, struct listen_opts *lo)
 	if (lo->auth_require && lo->auth_optional) {
 		conf_error("listener \"%s\": auth require and auth optional "
 		    "are mutually exclusive", l->name);
+		goto fail;
+	}
+	if (conf->metrics.enabled &&
+	    sockaddr_equal(&conf->metrics.listener.ss, &l->ss)) {
+		conf_error("listener on %s port %d: the metrics address",
+		    listener_address(l), listener_port(l));
 		goto fail;
 	}
 	TAILQ_FOREACH(o, &conf->listeners, entry) {

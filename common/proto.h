@@ -52,6 +52,9 @@ enum imsg_type {
 	IMSG_CONF_CHECKER = 18,	/* struct checker_conf */
 	IMSG_CONF_SPOOL = 19,	/* worker: empty + spool directory fd */
 	IMSG_CONF_END = 20,	/* empty; the child applies what it got */
+	IMSG_CONF_METRICS = 21,	/* metrics only: struct metrics_config +
+				   the listening socket, once; its whole
+				   configuration */
 
 	/* life cycle */
 	IMSG_CHILD_READY = 30,	/* child -> master: struct hello;
@@ -131,6 +134,18 @@ enum imsg_type {
 	/* sending limits, worker <-> authd */
 	IMSG_LIMIT_REQUEST = 80, /* worker -> authd: struct limit_request */
 	IMSG_LIMIT_VERDICT = 81, /* authd -> worker: struct limit_verdict */
+
+	/* metrics: the Prometheus endpoint's process asks, each answers */
+	IMSG_METRICS_CHANNEL = 90, /* master -> worker, authd: empty + fd
+				   to metrics; master -> metrics: struct
+				   metrics_peer + fd, the other end */
+	IMSG_METRICS_ASK = 91,	/* metrics -> master, worker, authd:
+				   struct metrics_ask */
+	IMSG_METRICS_SAMPLE = 92, /* answer: struct metrics_sample, one per
+				   series the process counts */
+	IMSG_METRICS_END = 93,	/* answer: struct metrics_ask, echoed;
+				   every sample of that seq was sent */
+
 	/* TLS keys: master -> worker */
 	IMSG_TLS_TICKET_KEYS = 100, /* struct tls_ticket_keys; at start
 				   and at each rotation */
@@ -334,6 +349,53 @@ struct ping {
 	uint64_t	seq;
 	uint32_t	worker_id;
 	uint32_t	rtt_usec;	/* PING_RESULT: round trip */
+};
+
+/*
+ * IMSG_CONF_METRICS: all the metrics process needs.  The bearer token
+ * goes to it alone.
+ */
+#define METRICS_TOKEN_MAX	256	/* with the NUL */
+struct metrics_config {
+	char		user[33];	/* the workers' */
+	char		chroot[1024];
+	uint32_t	has_token;	/* bearer-token-file given */
+	char		token[METRICS_TOKEN_MAX];
+};
+
+/* IMSG_METRICS_CHANNEL to metrics: who is on the other end. */
+#define METRICS_PEER_MASTER	0
+#define METRICS_PEER_AUTHD	1
+#define METRICS_PEER_WORKER	2
+struct metrics_peer {
+	uint32_t	role;		/* METRICS_PEER_* */
+	uint32_t	id;		/* the worker's slot */
+	uint32_t	generation;
+	uint32_t	pad;
+};
+
+/* IMSG_METRICS_ASK, IMSG_METRICS_END */
+struct metrics_ask {
+	uint64_t	seq;
+};
+
+/*
+ * IMSG_METRICS_SAMPLE: one series of common/metrics.c's table.  The
+ * label values are in the order of the definition's labels; values:
+ * v[0] for a counter or gauge; for a histogram v[0..METRIC_BUCKETS]
+ * the (not cumulative) count of each bucket, +Inf last, then the sum
+ * in microseconds.  The receiver checks each field against the table.
+ */
+#define METRIC_LABELS_MAX	3
+#define METRIC_LABEL_MAX	48	/* a value, with the NUL */
+#define METRIC_BUCKETS		12	/* finite buckets of a histogram */
+#define METRIC_VALUES		(METRIC_BUCKETS + 2)
+struct metrics_sample {
+	uint64_t	seq;
+	uint32_t	metric;		/* enum metric_id */
+	uint32_t	pad;
+	char		label[METRIC_LABELS_MAX][METRIC_LABEL_MAX];
+	uint64_t	v[METRIC_VALUES];
 };
 
 const char	*imsg_type_name(uint32_t);

@@ -347,6 +347,28 @@ worker_rules(scmp_filter_ctx ctx, unsigned int flags)
 	}
 }
 
+/*
+ * portcullis-metrics: base_syscalls are all it calls (an event loop,
+ * accept on its one socket, imsg channels, malloc and
+ * open_memstream's mremap), and here memory without PROT_EXEC and
+ * syslog's failing reconnect, as a worker that neither spools nor
+ * relays.  No file, no socket of its own, no connect, and no kill(2)
+ * beyond abort's own tgkill: it runs as the workers' user, and must
+ * not be able to signal them.  A call it alone needs goes here.
+ */
+static void
+metrics_rules(scmp_filter_ctx ctx)
+{
+	worker_rules(ctx, 0);
+	/*
+	 * glibc's qsort(3) asks sysconf(_SC_PHYS_PAGES), that is
+	 * sysinfo(2), before it sorts an array of over 1 KiB in a
+	 * buffer of its own: the samples of a scrape are that large
+	 * once authd counts penalties.  It reads, it changes nothing.
+	 */
+	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sysinfo), 0, NULL);
+}
+
 static void
 authd_rules(scmp_filter_ctx ctx)
 {
@@ -459,6 +481,14 @@ sandbox_enter(enum sandbox_role role, unsigned int flags)
 		worker_rules(ctx, flags);
 		sanitizer_rules(ctx);
 		break;
+	case SANDBOX_METRICS:
+		ctx = filter_new(SCMP_ACT_KILL_PROCESS);
+		rules_add(ctx, SCMP_ACT_ALLOW, base_syscalls,
+		    NELEM(base_syscalls));
+		base_rules(ctx);
+		metrics_rules(ctx);
+		sanitizer_rules(ctx);
+		break;
 	default:
 		fatalx("sandbox: unknown role %d", (int)role);
 	}
@@ -527,6 +557,13 @@ sandbox_enter(enum sandbox_role role, unsigned int flags)
 			promises = "stdio rpath wpath cpath inet recvfd";
 		else
 			promises = "stdio inet recvfd";
+		break;
+	case SANDBOX_METRICS:
+		/* accept on its socket (inet), channels (recvfd); the
+		   chroot is empty and nothing is opened by name */
+		if (unveil(NULL, NULL) == -1)
+			fatal("unveil");
+		promises = "stdio inet recvfd";
 		break;
 	default:
 		fatalx("sandbox: unknown role %d", (int)role);

@@ -459,3 +459,17 @@ control_open(const struct portcullis_conf *conf)
 	}
 	return fd;
 }
+
+/*
+ * The metrics endpoint's socket: one, listening, for portcullis-metrics
+ * alone; bound at start and kept across reloads and its restarts.
+ */
+int
+metrics_open(struct portcullis_conf *conf)
+{
+	struct listener	*l = &conf->metrics.listener;
+
+	if (!conf->metrics.enabled)
+		return -1;
+	return listener_bind(l, 1);
+}

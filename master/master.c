@@ -30,6 +30,7 @@
 #include "config_imsg.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sandbox.h"
@@ -49,15 +50,16 @@ usage(void)
 static void
 libexec_init(void)
 {
-	const char	*dir, *roles[] = { "worker", "authd" };
+	const char	*dir, *roles[] = { "worker", "authd", "metrics" };
 	char		 path[PATH_MAX];
+	size_t		 nroles = master->conf->metrics.enabled ? 3 : 2;
 
 	if ((dir = getenv("PORTCULLIS_LIBEXEC")) == NULL || *dir == '\0')
 		dir = LIBEXECDIR;
 	if (strlcpy(master->libexec, dir, sizeof(master->libexec)) >=
 	    sizeof(master->libexec))
 		fatalx("libexec directory name too long");
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < nroles; i++) {
 		if ((size_t)snprintf(path, sizeof(path), "%s/portcullis-%s",
 		    dir, roles[i]) >= sizeof(path))
 			fatalx("libexec directory name too long");
@@ -100,6 +102,25 @@ conf_prepare(struct portcullis_conf *conf)
 	return stores_prepare(conf);
 }
 
+/*
+ * The endpoint is set at start: its socket, user and token stay as
+ * they were, and a reload that changes them says so.
+ */
+static void
+metrics_reload_note(const struct portcullis_conf *old,
+    const struct portcullis_conf *conf)
+{
+	const struct metrics_listen	*a = &old->metrics;
+	const struct metrics_listen	*b = &conf->metrics;
+
+	if (a->enabled != b->enabled || (a->enabled &&
+	    (a->listener.sslen != b->listener.sslen ||
+	    memcmp(&a->listener.ss, &b->listener.ss, a->listener.sslen) != 0 ||
+	    strcmp(a->token_file, b->token_file) != 0)))
+		log_warnx("reload: metrics settings changed; they take effect "
+		    "when portcullisd is restarted");
+}
+
 void
 master_reload(void)
 {
@@ -113,6 +134,7 @@ master_reload(void)
 	if ((conf = parse_config(master->conffile)) == NULL) {
 		log_warnx("reload failed: %s; still running the previous "
 		    "configuration", config_errmsg());
+		metrics_add(M_CONFIG_RELOADS, 1, "failed");
 		return;
 	}
 	if (conf_prepare(conf) == -1 || pki_load(conf) == -1 ||
@@ -120,16 +142,19 @@ master_reload(void)
 	    (spool_fd = spool_open(conf)) == -1) {
 		log_warnx("reload failed; still running the previous "
 		    "configuration");
+		metrics_add(M_CONFIG_RELOADS, 1, "failed");
 		config_free(conf);
 		return;
 	}
 	if (listeners_open(conf, old) == -1) {
 		log_warnx("reload failed; still running the previous "
 		    "configuration");
+		metrics_add(M_CONFIG_RELOADS, 1, "failed");
 		close(spool_fd);
 		config_free(conf);
 		return;
 	}
+	metrics_reload_note(old, conf);
 	config_close_fds(old);
 	config_free(old);
 	close(master->spool_fd);
@@ -153,6 +178,8 @@ master_reload(void)
 	workers_start();
 	if (master->authd != NULL && child_running(master->authd))
 		config_send(&master->authd->iev, conf, 0, -1, -1);
+	metrics_add(M_CONFIG_RELOADS, 1, "ok");
+	metrics_set(M_CONFIG_GENERATION, master->generation);
 	log_info("configuration reloaded, generation %u", master->generation);
 }
 
@@ -164,6 +191,8 @@ master_maybe_exit(void)
 	TAILQ_FOREACH(c, &master->workers, entry)
 		if (child_running(c))
 			return;
+	if (master->metrics != NULL && child_running(master->metrics))
+		return;		/* told to stop with the workers */
 	if (master->authd != NULL && child_running(master->authd)) {
 		if (master->authd_stopping)
 			return;
@@ -191,6 +220,25 @@ shutdown_deadline(evutil_socket_t fd, short ev, void *arg)
 			kill(c->pid, SIGKILL);
 	if (master->authd != NULL && child_running(master->authd))
 		kill(master->authd->pid, SIGKILL);
+	if (master->metrics != NULL && child_running(master->metrics))
+		kill(master->metrics->pid, SIGKILL);
+}
+
+/* A scrape is not worth a grace period: metrics stops at once. */
+static void
+metrics_stop(void)
+{
+	struct child	*m = master->metrics;
+
+	if (m == NULL)
+		return;
+	evtimer_del(m->respawn_ev);
+	if (!child_running(m))
+		return;
+	if (m->iev.open)
+		imsgev_compose(&m->iev, IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
+	else
+		kill(m->pid, SIGTERM);
 }
 
 static void
@@ -209,6 +257,7 @@ master_shutdown(int sig)
 	config_close_fds(master->conf);
 	children_stop_workers();
 	tickets_shutdown();
+	metrics_stop();
 	if (master->authd != NULL)
 		evtimer_del(master->authd->respawn_ev);
 	tv.tv_sec = master->conf->grace_period + SHUTDOWN_SLACK_SEC;
@@ -393,6 +442,38 @@ control_dir_prepare(const char *sock)
 		log_warn("control-socket %s: mkdir %s", sock, dir);
 }
 
+/*
+ * What master counts itself, and the endpoint if there is one: its
+ * socket and what its process is sent, kept for its restarts.
+ */
+static void
+metrics_init(void)
+{
+	struct portcullis_conf	*conf = master->conf;
+	struct metrics_config	*mc;
+	char			 proto[16];
+
+	(void)snprintf(proto, sizeof(proto), "%d", PROTO_VERSION);
+	metrics_set(M_BUILD_INFO, 1, PORTCULLIS_VERSION, proto);
+	metrics_set(M_CONFIG_GENERATION, 0);
+	metrics_add(M_CONFIG_RELOADS, 0, "ok");
+	metrics_add(M_CONFIG_RELOADS, 0, "failed");
+	master->metrics_fd = -1;
+	if (!conf->metrics.enabled)
+		return;
+	if ((mc = calloc(1, sizeof(*mc))) == NULL)
+		fatal("calloc");
+	if (strlcpy(mc->user, conf->user, sizeof(mc->user)) >=
+	    sizeof(mc->user) || strlcpy(mc->chroot, conf->chroot,
+	    sizeof(mc->chroot)) >= sizeof(mc->chroot))
+		fatalx("metrics: user or chroot name too long");
+	if (metrics_token_load(conf, mc) == -1)
+		fatalx("cannot read the metrics bearer-token-file");
+	if ((master->metrics_fd = metrics_open(conf)) == -1)
+		fatalx("cannot open the metrics listener");
+	master->metrics_conf = mc;
+}
+
 static void
 master_init(void)
 {
@@ -417,6 +498,7 @@ master_init(void)
 	if ((master->control_fd = control_open(master->conf)) == -1)
 		fatalx("cannot open the control socket %s",
 		    master->conf->control_socket);
+	metrics_init();
 }
 
 int
@@ -485,6 +567,13 @@ main(int argc, char *argv[])
 	TAILQ_FOREACH(l, &master->conf->listeners, entry)
 		log_info("listening on %s port %d (%s)", listener_address(l),
 		    listener_port(l), l->name);
+	if (master->metrics_fd != -1) {
+		master->metrics = child_new(ROLE_METRICS, 0);
+		child_start(master->metrics);
+		l = &master->conf->metrics.listener;
+		log_info("metrics on %s port %d", listener_address(l),
+		    listener_port(l));
+	}
 
 	event_base_dispatch(master->base);
 	if (master->control_fd != -1)

@@ -30,6 +30,7 @@
 enum proc_role {
 	ROLE_AUTHD,
 	ROLE_WORKER,
+	ROLE_METRICS,
 };
 
 struct child {
@@ -61,6 +62,9 @@ struct master {
 	char			 libexec[PATH_MAX];
 	uint32_t		 generation;
 	struct child		*authd;
+	struct child		*metrics;	/* NULL: no endpoint */
+	int			 metrics_fd;	/* its listening socket */
+	struct metrics_config	*metrics_conf;	/* what it is sent */
 	struct childlist	 workers;
 	unsigned int		 restarts;	/* of every child */
 	int			 spool_fd;
@@ -88,6 +92,7 @@ void		 child_reap(void);
 void		 child_free(struct child *);
 int		 child_running(const struct child *);
 void		 children_stop_workers(void);
+const char	*child_role_name(enum proc_role);
 void		 master_maybe_exit(void);
 
 /* listen.c */
@@ -103,11 +108,15 @@ int		 users_check(const struct portcullis_conf *);
 int		 chroot_check(const char *);
 int		 stores_prepare(const struct portcullis_conf *);
 int		 control_open(const struct portcullis_conf *);
+int		 metrics_open(struct portcullis_conf *);
 
 /* pki.c */
 int		 pki_load(struct portcullis_conf *);
 
 /* secret.c */
 int		 secrets_load(struct portcullis_conf *);
+struct metrics_config;
+int		 metrics_token_load(const struct portcullis_conf *,
+		    struct metrics_config *);
 
 #endif /* PORTCULLIS_MASTER_H */

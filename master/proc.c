@@ -19,7 +19,10 @@
  * restart is logged with its cause and counted.
  * A worker and authd are introduced to each other, through
  * a socketpair master creates, as soon as both are ready; when authd
- * is restarted every worker gets a new channel.
+ * is restarted every worker gets a new channel.  portcullis-metrics,
+ * when configured, is met the same way: each ready worker and authd
+ * get a channel to it (IMSG_METRICS_CHANNEL), and master answers its
+ * asks on master's own channel to it.
  */
 
 #include <sys/types.h>
@@ -37,6 +40,7 @@
 #include "config_imsg.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "proto.h"
 #include "sandbox.h"
 #include "util.h"
@@ -76,10 +80,37 @@ static const struct imsg_dispatch from_authd[] = {
 	{ 0, 0, 0, NULL }
 };
 
-static const char *
-role_name(enum proc_role role)
+/* metrics asks master for its counters like anyone else's. */
+static const struct imsg_dispatch from_metrics[] = {
+	{ IMSG_CHILD_READY, sizeof(struct hello), IMSGEV_ONCE, child_ready },
+	{ IMSG_METRICS_ASK, sizeof(struct metrics_ask), 0, metrics_answer },
+	{ 0, 0, 0, NULL }
+};
+
+const char *
+child_role_name(enum proc_role role)
 {
-	return role == ROLE_AUTHD ? "authd" : "worker";
+	switch (role) {
+	case ROLE_AUTHD:
+		return "authd";
+	case ROLE_METRICS:
+		return "metrics";
+	default:
+		return "worker";
+	}
+}
+
+static const struct imsg_dispatch *
+role_table(enum proc_role role)
+{
+	switch (role) {
+	case ROLE_AUTHD:
+		return from_authd;
+	case ROLE_METRICS:
+		return from_metrics;
+	default:
+		return from_worker;
+	}
 }
 
 struct child *
@@ -93,8 +124,8 @@ child_new(enum proc_role role, uint32_t id)
 	c->id = id;
 	c->pid = -1;
 	c->generation = master->generation;
-	if (role == ROLE_AUTHD)
-		strlcpy(c->name, "authd", sizeof(c->name));
+	if (role != ROLE_WORKER)
+		strlcpy(c->name, child_role_name(role), sizeof(c->name));
 	else
 		snprintf(c->name, sizeof(c->name), "worker %u", id);
 	c->respawn_ev = evtimer_new(master->base, child_respawn, c);
@@ -134,7 +165,7 @@ child_exec(struct child *c, int fd)
 	} else if (dup2(fd, PROC_PARENT_FD) == -1)
 		_exit(127);
 	if ((size_t)snprintf(path, sizeof(path), "%s/portcullis-%s",
-	    master->libexec, role_name(c->role)) >= sizeof(path))
+	    master->libexec, child_role_name(c->role)) >= sizeof(path))
 		_exit(127);
 	/* Only root can raise the hard limit: do it while we are. */
 	if (c->role == ROLE_WORKER)
@@ -161,6 +192,14 @@ child_exec(struct child *c, int fd)
 static int
 child_configure(struct child *c, const int *lfds)
 {
+	int	 fd;
+
+	if (c->role == ROLE_METRICS) {
+		if ((fd = fcntl(master->metrics_fd, F_DUPFD_CLOEXEC, 0)) == -1)
+			return -1;
+		return imsgev_compose(&c->iev, IMSG_CONF_METRICS, 0, fd,
+		    master->metrics_conf, sizeof(*master->metrics_conf));
+	}
 	if (c->role == ROLE_WORKER)
 		return config_send_worker(&c->iev, master->conf, lfds,
 		    master->spool_fd);
@@ -199,8 +238,7 @@ child_start(struct child *c)
 	if (imsgev_init(&c->iev, master->base, sp[0], 1, c->name, NULL,
 	    child_closed, c) == -1)
 		fatal("%s: channel", c->name);
-	imsgev_set_table(&c->iev,
-	    c->role == ROLE_WORKER ? from_worker : from_authd);
+	imsgev_set_table(&c->iev, role_table(c->role));
 	c->iev.refused = child_refused;
 	if (child_configure(c, lfds) == -1)
 		fatal("%s: sending configuration", c->name);
@@ -232,6 +270,43 @@ channel_create(struct child *w)
 	imsgev_compose(&w->iev, IMSG_AUTHD_CHANNEL, w->id, sp[0], NULL, 0);
 }
 
+/* Introduce a ready worker or authd to a ready metrics process. */
+static void
+metrics_channel_create(struct child *c)
+{
+	struct metrics_peer	 mp;
+	struct child		*m = master->metrics;
+	int			 sp[2];
+
+	if (m == NULL || !m->ready || !c->ready)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("%s: metrics channel", c->name);
+		return;
+	}
+	memset(&mp, 0, sizeof(mp));
+	mp.role = c->role == ROLE_AUTHD ? METRICS_PEER_AUTHD :
+	    METRICS_PEER_WORKER;
+	mp.id = c->id;
+	mp.generation = c->generation;
+	imsgev_compose(&m->iev, IMSG_METRICS_CHANNEL, c->id, sp[1], &mp,
+	    sizeof(mp));
+	imsgev_compose(&c->iev, IMSG_METRICS_CHANNEL, c->id, sp[0], NULL, 0);
+}
+
+/* metrics is ready: every process that is gets a channel to it. */
+static void
+metrics_channels_all(void)
+{
+	struct child	*w;
+
+	if (master->authd != NULL && child_running(master->authd))
+		metrics_channel_create(master->authd);
+	TAILQ_FOREACH(w, &master->workers, entry)
+		if (child_running(w))
+			metrics_channel_create(w);
+}
+
 /* The child dropped its privileges; it must speak our protocol. */
 static int
 child_ready(struct imsgev *iev, struct imsg *imsg)
@@ -253,6 +328,14 @@ child_ready(struct imsgev *iev, struct imsg *imsg)
 	clock_gettime(CLOCK_MONOTONIC, &c->ready_at);
 	log_info("%s ready, pid %d, generation %u", c->name, (int)c->pid,
 	    c->generation);
+	if (c->role == ROLE_METRICS) {
+		if (master->shutting_down)
+			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
+			    NULL, 0);
+		metrics_channels_all();
+		return 0;
+	}
+	metrics_channel_create(c);
 	if (c->role == ROLE_WORKER) {
 		if (master->shutting_down || c->retiring)
 			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
@@ -347,9 +430,12 @@ static void
 respawn_schedule(struct child *c, long ms, const char *why)
 {
 	struct timeval	 tv;
+	char		 slot[16];
 
 	c->restarts++;
 	master->restarts++;
+	(void)snprintf(slot, sizeof(slot), "%u", c->id);
+	metrics_add(M_PROCESS_RESTARTS, 1, child_role_name(c->role), slot);
 	log_info("restarting %s in %ld ms (%s; restart %u of %s, %u in all)",
 	    c->name, ms, why, c->restarts, c->name, master->restarts);
 	tv.tv_sec = ms / 1000;
@@ -423,6 +509,8 @@ child_by_pid(pid_t pid)
 
 	if (master->authd != NULL && master->authd->pid == pid)
 		return master->authd;
+	if (master->metrics != NULL && master->metrics->pid == pid)
+		return master->metrics;
 	TAILQ_FOREACH(c, &master->workers, entry)
 		if (c->pid == pid)
 			return c;

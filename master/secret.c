@@ -7,7 +7,9 @@
  * config_free() wipes it.  The file must be a regular file that nobody
  * but its owner and group can read: a secret readable by every local
  * user is no secret, and we would rather refuse to start than spread
- * it further.  Errors name the file, never what is in it.
+ * it further.  Errors name the file, never what is in it.  The
+ * metrics endpoint's bearer token is read the same way, into the
+ * struct that only portcullis-metrics receives.
  */
 
 #include <sys/types.h>
@@ -22,34 +24,37 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "proto.h"
 
+/*
+ * One line of secret from path into dst (dstsize with the NUL); who
+ * names its user in errors ("checker NAME", "metrics").
+ */
 static int
-secret_read(struct checker_conf *c)
+secret_file_read(const char *who, const char *path, char *dst,
+    size_t dstsize)
 {
-	struct oauth_conf	*o = &c->oauth;
 	struct stat		 st;
 	char			 buf[CONF_SECRET_MAX + 1];
 	ssize_t			 n;
 	size_t			 len = 0;
 	int			 fd, rv = -1;
 
-	if ((fd = open(o->secret_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
-	    -1) {
-		log_warn("checker %s: %s", c->name, o->secret_file);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		log_warn("%s: %s", who, path);
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("checker %s: %s", c->name, o->secret_file);
+		log_warn("%s: %s", who, path);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_warnx("checker %s: %s: not a regular file", c->name,
-		    o->secret_file);
+		log_warnx("%s: %s: not a regular file", who, path);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
-		log_warnx("checker %s: %s: readable or writable by others "
-		    "(mode %03o); chmod o-rw it", c->name, o->secret_file,
+		log_warnx("%s: %s: readable or writable by others "
+		    "(mode %03o); chmod o-rw it", who, path,
 		    (unsigned int)(st.st_mode & 0777));
 		goto out;
 	}
@@ -58,7 +63,7 @@ secret_read(struct checker_conf *c)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("checker %s: %s", c->name, o->secret_file);
+			log_warn("%s: %s", who, path);
 			goto out;
 		}
 		len += (size_t)n;
@@ -66,24 +71,50 @@ secret_read(struct checker_conf *c)
 	/* One line; the newline an editor adds is not part of it. */
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
-	if (len == 0 || len >= CONF_SECRET_MAX) {
-		log_warnx("checker %s: %s: %s", c->name, o->secret_file,
-		    len == 0 ? "empty" : "too long");
+	if (len == 0 || len >= dstsize || len >= CONF_SECRET_MAX) {
+		log_warnx("%s: %s: %s", who, path, len == 0 ? "empty" :
+		    "too long");
 		goto out;
 	}
 	for (size_t i = 0; i < len; i++)
 		if (iscntrl((unsigned char)buf[i])) {
-			log_warnx("checker %s: %s: control characters in the "
-			    "secret", c->name, o->secret_file);
+			log_warnx("%s: %s: control characters in the "
+			    "secret", who, path);
 			goto out;
 		}
-	memcpy(o->client_secret, buf, len);
-	o->client_secret[len] = '\0';
+	memcpy(dst, buf, len);
+	dst[len] = '\0';
 	rv = 0;
 out:
 	explicit_bzero(buf, sizeof(buf));
 	close(fd);
 	return rv;
+}
+
+static int
+secret_read(struct checker_conf *c)
+{
+	char	 who[CONF_NAME_MAX + 16];
+
+	(void)snprintf(who, sizeof(who), "checker %s", c->name);
+	return secret_file_read(who, c->oauth.secret_file,
+	    c->oauth.client_secret, sizeof(c->oauth.client_secret));
+}
+
+/* metrics' bearer-token-file, into what master sends metrics alone. */
+int
+metrics_token_load(const struct portcullis_conf *conf,
+    struct metrics_config *mc)
+{
+	explicit_bzero(mc->token, sizeof(mc->token));
+	mc->has_token = 0;
+	if (conf->metrics.token_file[0] == '\0')
+		return 0;
+	if (secret_file_read("metrics", conf->metrics.token_file, mc->token,
+	    sizeof(mc->token)) == -1)
+		return -1;
+	mc->has_token = 1;
+	return 0;
 }
 
 int

@@ -33,6 +33,8 @@ allowed() {
 	portcullis-authd)
 		echo libbsd libseccomp libevent libcrypto liblmdb libcrypt \
 		    $argon2 libcurl libjansson libhiredis ;;
+	portcullis-metrics)
+		echo libbsd libseccomp libevent ;;
 	authctl)
 		echo libbsd libssl libcrypto liblmdb libcrypt $argon2 ;;
 	esac
@@ -49,7 +51,8 @@ command -v readelf >/dev/null 2>&1 || {
 }
 
 fail=0
-for prog in portcullisd portcullis-worker portcullis-authd authctl; do
+for prog in portcullisd portcullis-worker portcullis-authd portcullis-metrics \
+    authctl; do
 	bin="$build/$prog"
 	if [ ! -f "$bin" ]; then
 		echo "check-links: $bin: not built" >&2

@@ -15,7 +15,7 @@ haproxy
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
 gsasl msmtp
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
-libhiredis-dev redis-server $*"
+libhiredis-dev redis-server prometheus $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
 python3 curl hiredis redis"
 
@@ -38,6 +38,8 @@ fi
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:
 # systemd-analyze verifies the unit (no running systemd needed).
 # libhiredis-dev: authd's "state redis"; redis-server: its tests.
+# prometheus: test_metrics scrapes the endpoint with a real server and
+# checks the scrape and the alerting rules with promtool.
 
 # The OAuth tests run a real authorization server and nodemailer on
 # Node.js 20 or later (tests/integration/oauth/package.json).  Debian 12

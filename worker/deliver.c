@@ -96,6 +96,12 @@ deliver_write(struct delivery *d, const void *buf, size_t len)
 	return d->ops->write(d, buf, len);
 }
 
+const char *
+deliver_method(void)
+{
+	return deliver_ops != NULL ? deliver_ops->name : "none";
+}
+
 void
 deliver_end(struct delivery *d)
 {

@@ -58,6 +58,7 @@ struct delivery	*deliver_begin(const struct envelope *, deliver_done_cb,
  * and then calls deliver_end(), which reports the failure. */
 int		 deliver_write(struct delivery *, const void *, size_t);
 void		 deliver_end(struct delivery *);
+const char	*deliver_method(void);	/* "spool", for the metrics */
 void		 deliver_abort(struct delivery *);
 
 /*

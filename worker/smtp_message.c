@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define DATA_CHUNK	16384
@@ -119,6 +120,8 @@ smtp_data_start(struct session *s)
 	errno = 0;
 	s->delivery = deliver_begin(&s->env, smtp_data_done, s);
 	if (s->delivery == NULL) {
+		metrics_add(M_MESSAGES, 1, "refused", deliver_no_space(errno) ?
+		    "no_space" : "local_error");
 		if (deliver_no_space(errno))
 			session_reply(s, "452 4.3.1 Insufficient system "
 			    "storage");
@@ -148,6 +151,9 @@ data_refuse(struct session *s)
 	    f & DATA_BARE_NEWLINE ? " bare CR or LF" : "",
 	    f & DATA_NUL ? " NUL octet" : "",
 	    f & DATA_LINE_TOO_LONG ? " line too long" : "");
+	metrics_add(M_MESSAGES, 1, "refused", f & DATA_TOO_BIG ? "too_big" :
+	    f & DATA_BARE_NEWLINE ? "bare_newline" : f & DATA_NUL ? "nul" :
+	    "line_too_long");
 	if (f & DATA_TOO_BIG)
 		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed "
 		    "maximum message size");
@@ -195,6 +201,7 @@ static void
 data_limited(struct session *s, int ok)
 {
 	if (ok) {
+		clock_gettime(CLOCK_MONOTONIC, &s->data_end);
 		deliver_end(s->delivery);
 		return;
 	}
@@ -207,12 +214,30 @@ data_limited(struct session *s, int ok)
 	session_resume(s);
 }
 
+/* The delivery's answer: its outcome and time, and the message's. */
+static void
+data_count(struct session *s, int code)
+{
+	static const char	*outcome[] = { "ok", "tempfail", "permfail" };
+	const char		*o;
+
+	o = code / 100 == 2 ? outcome[0] : code / 100 == 4 ? outcome[1] :
+	    outcome[2];
+	metrics_add(M_DELIVERIES, 1, deliver_method(), o);
+	metrics_observe(M_DELIVERY_SECONDS, metrics_since_usec(&s->data_end),
+	    deliver_method());
+	metrics_add(M_MESSAGES, 1, code / 100 == 2 ? "accepted" : "refused",
+	    code / 100 == 2 ? "ok" : code / 100 == 4 ? "delivery_tempfail" :
+	    "delivery_failed");
+}
+
 void
 smtp_data_done(void *arg, int code, const char *status, const char *text)
 {
 	struct session	*s = arg;
 
 	s->delivery = NULL;
+	data_count(s, code);
 	log_info("session %016llx: message from <%s> to %zu recipient(s), "
 	    "%llu octets: %d %s %s", (unsigned long long)s->id,
 	    s->env.sender, s->env.nrcpts, (unsigned long long)s->df.size,

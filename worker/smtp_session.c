@@ -36,6 +36,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -201,6 +202,7 @@ session_free(struct session *s)
 	smtp_transaction_reset(s);
 	TAILQ_REMOVE(&worker->sessions, s, entry);
 	worker->nsessions--;
+	metrics_add(M_SESSIONS_ACTIVE, (uint64_t)-1, s->listener->name);
 	if (s->ac != NULL) {
 		s->ac->count--;
 		addr_count_unused(s->ac);
@@ -319,6 +321,8 @@ session_tls_up(struct session *s)
 
 	s->tls = 1;
 	heap_trim_later();
+	metrics_add(M_TLS_HANDSHAKES, 1, s->listener->name,
+	    SSL_get_version(ssl), "ok");
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
 	log_info("session %016llx: TLS established, %s%s",
 	    (unsigned long long)s->id, s->tls_desc,
@@ -379,6 +383,28 @@ tls_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Octets from the client, after TLS: counted as they arrive. */
+static void
+session_bytes_in(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct session	*s = arg;
+
+	(void)buf;
+	if (info->n_added > 0)
+		metrics_add(M_BYTES_RECEIVED, info->n_added,
+		    s->listener->name);
+}
+
+static void
+session_count_input(struct session *s)
+{
+	if (evbuffer_add_cb(bufferevent_get_input(s->bev), session_bytes_in,
+	    s) == NULL)
+		log_warnx("session %016llx: input not counted",
+		    (unsigned long long)s->id);
+}
+
 /* The 220 is out: hand the socket to OpenSSL. */
 static void
 session_tls_switch(struct session *s)
@@ -406,6 +432,7 @@ session_tls_switch(struct session *s)
 	bufferevent_openssl_set_allow_dirty_shutdown(tbev, 1);
 	s->bev = tbev;
 	s->state = STATE_INIT;
+	session_count_input(s);
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
@@ -548,6 +575,9 @@ session_start(int fd, struct listener *l, const char *host, const char *via)
 	heap_trim_later();
 	TAILQ_INSERT_TAIL(&worker->sessions, s, entry);
 	worker->nsessions++;
+	metrics_add(M_SESSIONS, 1, l->name);
+	metrics_add(M_SESSIONS_ACTIVE, 1, l->name);
+	session_count_input(s);
 	if (via != NULL)
 		log_info("session %016llx: connection from %s on %s via %s",
 		    (unsigned long long)s->id, host, l->name, via);
@@ -737,6 +767,11 @@ session_event(struct bufferevent *bev, short events, void *arg)
 		session_process(s);
 		return;
 	}
+	/* A handshake that ended before it was done, either way. */
+	if (!s->tls && (events & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) &&
+	    bufferevent_openssl_get_ssl(bev) != NULL)
+		metrics_add(M_TLS_HANDSHAKES, 1, s->listener->name, "unknown",
+		    "failed");
 	if (events & BEV_EVENT_ERROR) {
 		if (s->state == STATE_TLS_ACCEPT || bufferevent_openssl_get_ssl(
 		    bev) != NULL)

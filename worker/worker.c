@@ -24,6 +24,7 @@
 
 #include "config_imsg.h"
 #include "log.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "proto.h"
 #include "sandbox.h"
@@ -43,11 +44,13 @@ struct worker		*worker;
 static struct config_recv conf_recv = { NULL, -1, -1 };
 static struct event	*listen_wait_ev;
 static int		 listening;
+static struct imsgev	 metrics_iev;	/* to portcullis-metrics, if any */
 
 static int	master_conf(struct imsgev *, struct imsg *);
 static int	master_authd_channel(struct imsgev *, struct imsg *);
 static int	master_shutdown(struct imsgev *, struct imsg *);
 static int	master_ticket_keys(struct imsgev *, struct imsg *);
+static int	master_metrics_channel(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
@@ -79,6 +82,7 @@ static const struct imsg_dispatch from_master_conf[] = {
 /* A reload starts a new generation of workers: no CONF_START here. */
 static const struct imsg_dispatch from_master_running[] = {
 	{ IMSG_AUTHD_CHANNEL, 0, IMSGEV_FD, master_authd_channel },
+	{ IMSG_METRICS_CHANNEL, 0, IMSGEV_FD, master_metrics_channel },
 	{ IMSG_CTL_SHUTDOWN, 0, 0, master_shutdown },
 	{ IMSG_CTL_VERBOSE, sizeof(int), 0, privsep_verbose },
 	{ IMSG_TLS_TICKET_KEYS, sizeof(struct tls_ticket_keys), 0,
@@ -280,6 +284,16 @@ master_authd_channel(struct imsgev *iev, struct imsg *imsg)
 	}
 	imsgev_set_table(&worker->authd, from_authd);
 	authd_ping();
+	return 0;
+}
+
+/* metrics asks for our counters on it (common/metrics.c answers). */
+static int
+master_metrics_channel(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	metrics_channel_open(&metrics_iev, worker->base, imsg_get_fd(imsg),
+	    "metrics");
 	return 0;
 }
 

@@ -92,6 +92,7 @@ struct session {
 	size_t			 rcpt_cap;
 	struct data_filter	 df;
 	struct delivery		*delivery;
+	struct timespec		 data_end;	/* for the delivery's time */
 };
 TAILQ_HEAD(sessionlist, session);
 

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 from daemon import BUILD, Daemon, free_port  # noqa: E402
 from benchutil import log, pss_kib, smtpload, tree_pids  # noqa: E402
 import fleet_bench  # noqa: E402
+import metrics_bench  # noqa: E402
 import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
 import scram_bench  # noqa: E402
@@ -510,6 +511,8 @@ def main():
         fleet_rows = fleet_bench.run(workdir)
         log("scram: SCRAM-SHA-256 and app-password logins")
         scram_rows = scram_bench.run(workdir)
+        log("metrics: AUTH + STARTTLS c=16, metrics off and on")
+        metrics_rows = metrics_bench.run(workdir)
     finally:
         for s in servers:
             try:
@@ -536,7 +539,7 @@ def main():
            "durable": {s.name: s.durable for s in servers},
            "units": units, "rows": rows, "auth_path": auth_path,
            "oauth": oauth_rows, "node": node_rows, "fleet": fleet_rows,
-           "scram": scram_rows,
+           "scram": scram_rows, "metrics": metrics_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(

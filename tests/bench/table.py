@@ -124,7 +124,10 @@ def print_tables(res, out=sys.stdout):
                         "only):"),
                        ("scram", "SCRAM-SHA-256 and app passwords, whole "
                         "sessions on loopback, Python client (portcullis "
-                        "only):")):
+                        "only):"),
+                       ("metrics", "The metrics endpoint: the AUTH + "
+                        "STARTTLS row with metrics off and on, scraped "
+                        "every second (portcullis only):")):
         if not res.get(key):
             continue
         w()

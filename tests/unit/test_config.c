@@ -2862,3 +2862,42 @@ Test(config, penalty_limit_state)
 	    "state: want \"local\" or \"redis ADDRESS [password-file PATH] "
 	    "[fail-closed] [timeout DURATION]\"");
 }
+
+Test(config, metrics_listen)
+{
+	struct portcullis_conf	*conf;
+
+	conf = parse_ok("listen on 127.0.0.1 port 25\n");
+	cr_assert_eq(conf->metrics.enabled, 0);
+	config_free(conf);
+	conf = parse_ok("listen on 127.0.0.1 port 25\n"
+	    "metrics listen on 127.0.0.1 port 9425\n");
+	cr_assert_eq(conf->metrics.enabled, 1);
+	cr_assert_eq(listener_port(&conf->metrics.listener), 9425);
+	cr_assert_str_eq(conf->metrics.token_file, "");
+	cr_assert_eq(conf->metrics.listener.fd, -1);
+	config_free(conf);
+	conf = parse_ok("metrics listen on ::1 port 9425 bearer-token-file "
+	    "\"/etc/portcullis/metrics.token\"\n"
+	    "listen on 127.0.0.1 port 25\n");
+	cr_assert_str_eq(conf->metrics.token_file,
+	    "/etc/portcullis/metrics.token");
+	config_free(conf);
+
+	expect_text_error("listen on 127.0.0.1 port 25\n"
+	    "metrics listen on 127.0.0.1 port 9425\n"
+	    "metrics listen on 127.0.0.1 port 9426\n", 3,
+	    "metrics listen given twice");
+	expect_text_error("listen on 127.0.0.1 port 25\n"
+	    "metrics listen on 127.0.0.1 port 25\n", 2,
+	    "metrics listen on 127.0.0.1 port 25: an SMTP listener's address");
+	expect_text_error("metrics listen on 127.0.0.1 port 25\n"
+	    "listen on 127.0.0.1 port 25\n", 2,
+	    "listener on 127.0.0.1 port 25: the metrics address");
+	expect_text_error("listen on 127.0.0.1 port 25\n"
+	    "metrics listen on example.org port 9425\n", 2,
+	    "invalid metrics listen address \"example.org\"");
+	expect_text_error("listen on 127.0.0.1 port 25\n"
+	    "metrics listen on 127.0.0.1 port 0\n", 2,
+	    "port 0 out of range (1-65535)");
+}
