@@ -69,6 +69,10 @@ Test(scheme, nul_and_empty_never_match)
 	cr_expect_eq(passwd_verify_scheme(known[1], "", 0), 0);
 }
 
+#define BLF_NAMING_SHA512						\
+	"{BLF-CRYPT}$6$9KQuepv/1QHFmBsc$HFdjErQ1B.1NWuW6KpYpI/k23j2.m"	\
+	"62t7QYSo1E8IWASRsdkhjKCYO82spJLiiz1On.O7wH1lABQG3887TEra0"
+
 Test(scheme, refused_schemes_and_malformed_hashes_are_minus_one)
 {
 	static const char *const bad[] = {
@@ -77,8 +81,7 @@ Test(scheme, refused_schemes_and_malformed_hashes_are_minus_one)
 		"{NOSUCHSCHEME}abc",
 		"{ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGH}x",
 		/* a crypt scheme that names another crypt */
-		"{BLF-CRYPT}$6$9KQuepv/1QHFmBsc$HFdjErQ1B.1NWuW6KpYpI/k23j2.m"
-		    "62t7QYSo1E8IWASRsdkhjKCYO82spJLiiz1On.O7wH1lABQG3887TEra0",
+		BLF_NAMING_SHA512,
 		"{ARGON2}$6$9KQuepv/1QHFmBsc$x",
 		/* not base64, or too short for the digest */
 		"{SSHA}!!!!", "{SHA}AAAA", "{SSHA}L55TUjtiq8FBorTWAZ0jy6g129A=",
