@@ -2276,7 +2276,7 @@ Test(config, bad_cache_two)
 Test(config, bad_cache_without_oauth)
 {
 	expect_error("bad-cache-no-oauth.conf", 4,
-	    "checker \"cache\": a cache needs an oauth checker");
+	    "checker \"cache\": a cache needs an oauth or ldap checker");
 }
 
 Test(config, bad_cache_key_file)
@@ -2550,7 +2550,7 @@ Test(config, cache_checker)
 	config_free(conf);
 	expect_text_error(AUTH("\tchecker \"c\" cache mechanisms PLAIN\n"
 	    TOKENS "\t}\n"), 3,
-	    "checker \"c\": no oauth checker verifies PLAIN");
+	    "checker \"c\": no remote checker verifies PLAIN");
 
 	/* A miss is a fail, and must not end the chain. */
 	expect_text_error(AUTH("\tchecker \"c\" cache on-fail stop\n"
@@ -2576,7 +2576,7 @@ Test(config, cache_checker)
 	    "\tchecker \"d\" cache \"/var/db/d\"\n"), 9,
 	    "checker \"d\": only one cache checker may be configured");
 	expect_text_error(AUTH("\tchecker \"c\" cache\n"), 3,
-	    "checker \"c\": a cache needs an oauth checker");
+	    "checker \"c\": a cache needs an oauth or ldap checker");
 }
 
 /*
@@ -2635,7 +2635,7 @@ Test(config, oauth_error_in_included_file)
 	cr_assert_null(parse_text(text, path, sizeof(path)));
 	unlink(inc);
 	(void)snprintf(want, sizeof(want),
-	    "%s:3: checker \"c\": a cache needs an oauth checker", inc);
+	    "%s:3: checker \"c\": a cache needs an oauth or ldap checker", inc);
 	cr_assert_str_eq(config_errmsg(), want);
 }
 
