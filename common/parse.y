@@ -796,6 +796,7 @@ kvline		: kvkey kvvalues		{
 
 kvkey		: STRING			{ $$ = $1; }
 		| TIMEOUT			{ $$ = "timeout"; }
+		| PASSWORD			{ $$ = "password"; }
 		;
 
 kvvalues	: kvvalue
