@@ -83,6 +83,7 @@ struct ljob {
 	char			*hash;		/* attribute method */
 	int			 unknown;	/* attribute method */
 	char			 dn[CONF_LDAP_DN_MAX];
+	struct auth_found	 found;		/* the entry's addresses */
 };
 TAILQ_HEAD(ljobq, ljob);
 
@@ -378,7 +379,7 @@ first_value(LDAP *ld, LDAPMessage *e, const char *attr, char *buf,
 /* The entry's sending addresses and canonical name into ctx. */
 static void
 entry_identity(struct lpool *p, LDAP *ld, LDAPMessage *e,
-    struct auth_ctx *ctx)
+    struct auth_ctx *ctx, struct auth_found *found)
 {
 	const struct ldap_conf	*l = &p->conf;
 	struct berval		**v;
@@ -402,7 +403,7 @@ entry_identity(struct lpool *p, LDAP *ld, LDAPMessage *e,
 			buf[v[j]->bv_len] = '\0';
 			if (store_addr_normalize(buf, addr, sizeof(addr), err,
 			    sizeof(err)) == 0)
-				(void)auth_found_addr(&ctx->found, addr);
+				(void)auth_found_addr(found, addr);
 		}
 		ldap_value_free_len(v);
 	}
@@ -575,7 +576,7 @@ entry_check(struct lpool *p, struct lconn *c, struct ljob *j,
 	}
 	strlcpy(j->dn, dn, sizeof(j->dn));
 	ldap_memfree(dn);
-	entry_identity(p, c->ld, e, ctx);
+	entry_identity(p, c->ld, e, ctx, &j->found);
 	if (attr_disabled(p, c->ld, e) ||
 	    (d = filter_disabled(p, c, j->dn, &j->deadline)) == 1) {
 		ctx->result = AUTH_FAIL;
@@ -754,9 +755,17 @@ job_finish(struct ljob *j)
 	char		 u[CONF_AUTH_NAME_MAX * 4], dn[CONF_LDAP_DN_MAX * 4];
 
 	job_count(j);
-	if (ctx->result != AUTH_OK) {
+	/*
+	 * The directory's answer replaces what a stale cache entry left;
+	 * a tempfail leaves it, for the stale answer.
+	 */
+	if (ctx->result != AUTH_TEMPFAIL) {
 		memset(ctx->found.addrs, 0, sizeof(ctx->found.addrs));
 		ctx->found.addrs_len = 0;
+	}
+	if (ctx->result == AUTH_OK) {
+		memcpy(ctx->found.addrs, j->found.addrs, j->found.addrs_len);
+		ctx->found.addrs_len = j->found.addrs_len;
 	}
 	/* authctl test: which entry the login was (no DN in the verdict). */
 	if (ctx->wc != NULL && ctx->wc->control)
