@@ -245,11 +245,47 @@ live_row(struct imsgbuf *ibuf, uint32_t type, void *row, size_t len)
 	return 1;
 }
 
+/*
+ * A row of the stats answer: 1 a checker's counts (st), 2 a checker's
+ * own line (sl, after the counts), 0 the end, -1 an error.
+ */
+static int
+live_stats_row(struct imsgbuf *ibuf, struct ctl_stats *st,
+    struct ctl_stats_line *sl)
+{
+	struct imsg	 imsg;
+	uint32_t	 t;
+	int		 rv;
+
+	if (live_next(ibuf, &imsg) == -1)
+		return -1;
+	switch ((t = imsg_get_type(&imsg))) {
+	case IMSG_CTL_END:
+		imsg_free(&imsg);
+		imsgbuf_clear(ibuf);
+		close(ibuf->fd);
+		return 0;
+	case IMSG_CTL_STATS_REPLY:
+		rv = imsg_get_data(&imsg, st, sizeof(*st)) == -1 ? -1 : 1;
+		break;
+	case IMSG_CTL_STATS_LINE:
+		rv = imsg_get_data(&imsg, sl, sizeof(*sl)) == -1 ? -1 : 2;
+		break;
+	default:
+		rv = -1;
+	}
+	imsg_free(&imsg);
+	if (rv == -1)
+		errx(EXIT_STORE, "control socket: unexpected reply");
+	return rv;
+}
+
 int
 cmd_stats(struct ctl *c, int argc, char *argv[])
 {
 	struct imsgbuf		 ibuf;
 	struct ctl_stats	 st;
+	struct ctl_stats_line	 sl;
 	int			 n;
 
 	(void)argv;
@@ -260,8 +296,13 @@ cmd_stats(struct ctl *c, int argc, char *argv[])
 		return EXIT_STORE;
 	printf("%-24s %10s %10s %10s\n", "checker", "ok", "fail",
 	    "tempfail");
-	while ((n = live_row(&ibuf, IMSG_CTL_STATS_REPLY, &st,
-	    sizeof(st))) == 1) {
+	while ((n = live_stats_row(&ibuf, &st, &sl)) > 0) {
+		if (n == 2) {
+			sl.checker[sizeof(sl.checker) - 1] = '\0';
+			sl.line[sizeof(sl.line) - 1] = '\0';
+			printf("%s: %s\n", sl.checker, sl.line);
+			continue;
+		}
 		st.checker[sizeof(st.checker) - 1] = '\0';
 		printf("%-24s %10llu %10llu %10llu\n", st.checker,
 		    (unsigned long long)st.ok, (unsigned long long)st.fail,

@@ -113,8 +113,22 @@ control_test(struct imsgev *iev, struct imsg *imsg)
 static int
 control_stats(struct imsgev *iev, struct imsg *imsg)
 {
+	const struct checker	*cs;
+	struct ctl_stats_line	 sl;
+	int			 i, n;
+
 	(void)imsg;
 	chain_stats_foreach(control_stats_one, iev->arg);
+	/* Then what each checker says of itself (per ldap server...). */
+	cs = chain_checkers(&n);
+	for (i = 0; i < n; i++) {
+		memset(&sl, 0, sizeof(sl));
+		if (chain_checker_stats(i, sl.line, sizeof(sl.line)) == -1)
+			continue;
+		strlcpy(sl.checker, cs[i].conf->name, sizeof(sl.checker));
+		imsgev_compose(iev, IMSG_CTL_STATS_LINE, 0, -1, &sl,
+		    sizeof(sl));
+	}
 	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
 	return 0;
 }

@@ -98,6 +98,12 @@ enum imsg_type {
 	IMSG_CTL_REFRESHED = 69, /* authd -> authctl: struct ctl_refreshed,
 				   one per checker once its fetch ended,
 				   then IMSG_CTL_END */
+
+	/* the ldap checker's additions (130-139) */
+	IMSG_CTL_STATS_LINE = 130, /* authd -> authctl: struct
+				   ctl_stats_line, one per checker with a
+				   stats op, after the IMSG_CTL_STATS_REPLY
+				   rows, before IMSG_CTL_END */
 };
 
 /*
@@ -116,6 +122,12 @@ struct ctl_stats {
 	uint64_t	ok;
 	uint64_t	fail;
 	uint64_t	tempfail;
+};
+
+/* IMSG_CTL_STATS_LINE: a checker's own state (ops->stats), one line. */
+struct ctl_stats_line {
+	char		checker[64];
+	char		line[1024];	/* NUL-terminated */
 };
 
 /* IMSG_CTL_KEYS, IMSG_CTL_REFRESH: which checker; "" for all. */
