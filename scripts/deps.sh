@@ -12,8 +12,10 @@ DEBIAN_PKGS="gcc make pkg-config byacc libssl-dev libbsd-dev liblmdb-dev
 libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
+libldap2-dev slapd ldap-utils
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
+openldap-client
 python3 curl"
 
 debian_pkgs=$(echo $DEBIAN_PKGS)
@@ -33,6 +35,8 @@ fi
 # hardening-check.  fail2ban: fail2ban-regex reads the shipped filter.
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:
 # systemd-analyze verifies the unit (no running systemd needed).
+# libldap2-dev: authd's ldap checker.  slapd, ldap-utils: its tests run
+# real OpenLDAP servers (tests/integration/slapd.py).
 
 # The OAuth tests run a real authorization server and nodemailer on
 # Node.js 20 or later (tests/integration/oauth/package.json).  Debian 12

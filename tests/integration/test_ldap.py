@@ -311,6 +311,19 @@ class TestStartTLS(LdapCase):
         self.assertEqual(login_password(self.d.port, "bob", pw("bob")), 235)
 
 
+class TestLdapi(LdapCase):
+    """ldapi://: the directory's local socket, the path percent-encoded."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.urls = [PROV.ldapi_url] if PROV else None
+        super().setUpClass()
+
+    def test_ldapi(self):
+        self.assertEqual(login_password(self.d.port, "carol", pw("carol")),
+                         235)
+
+
 class TestWrongCA(unittest.TestCase):
     """A directory whose certificate our CA did not sign: never ok."""
 
