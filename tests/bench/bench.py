@@ -34,6 +34,7 @@ from daemon import BUILD, Daemon, free_port  # noqa: E402
 from benchutil import log, pss_kib, smtpload, tree_pids  # noqa: E402
 import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
+import ldap_bench  # noqa: E402
 import table  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
@@ -502,6 +503,8 @@ def main():
         started = []
         log("oauth: cached and uncached logins, a hung provider")
         oauth_rows = oauth_bench.run(workdir, users, hashes)
+        log("ldap: portcullis and Dovecot against one slapd, a hung one")
+        ldap_rows = ldap_bench.run(workdir, users, hashes)
         log("node: spread over the workers, scaling, idle memory")
         node_rows = node_bench.run(workdir)
     finally:
@@ -529,7 +532,7 @@ def main():
            "servers": names,
            "durable": {s.name: s.durable for s in servers},
            "units": units, "rows": rows, "auth_path": auth_path,
-           "oauth": oauth_rows, "node": node_rows,
+           "oauth": oauth_rows, "node": node_rows, "ldap": ldap_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(

@@ -118,7 +118,12 @@ def print_tables(res, out=sys.stdout):
                          "answering in 50 ms (portcullis only):"),
                        ("node", "One node: spread over the workers, "
                         "scaling with workers, idle memory (portcullis "
-                        "only):")):
+                        "only):"),
+                       ("ldap", "LDAP: one slapd with {SSHA} users, each "
+                        "login checked by the directory (a search and a "
+                        "bind), portcullis's ldap checker beside "
+                        "Postfix + Dovecot's LDAP passdb (auth_bind = "
+                        "yes); local logins while the directory hangs:")):
         if not res.get(key):
             continue
         w()
