@@ -68,6 +68,7 @@
 struct lserver {
 	char			 url[CONF_HOST_MAX];
 	unsigned long		 ok, fail, tempfail, reconnects;
+	unsigned long		 down;		/* could not be used */
 	struct timespec		 retry_at;	/* monotonic; 0: try it */
 	int			 backoff;	/* milliseconds */
 };
@@ -166,6 +167,7 @@ server_down(struct lpool *p, int i, const char *why)
 	if (b > LDAP_BACKOFF_MAX_MS)
 		b = LDAP_BACKOFF_MAX_MS;
 	s->backoff = b;
+	s->down++;
 	s->retry_at.tv_sec = now.tv_sec + b / 1000;
 	s->retry_at.tv_nsec = now.tv_nsec;
 	pthread_mutex_unlock(&p->lock);
@@ -296,13 +298,14 @@ conn_open_one(struct lpool *p, struct lconn *c, int i,
 	    ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != 0 ||
 	    ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != 0 ||
 	    ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &tv) != 0 ||
-	    ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &hard) != 0 ||
 	    ldap_set_option(c->ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != 0)
 		goto fail;
-	if (l->ca_file[0] != '\0' && ldap_set_option(c->ld,
-	    LDAP_OPT_X_TLS_CACERTFILE, l->ca_file) != 0)
-		goto fail;
-	if (ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != 0)
+	/* TLS: this connection's own context, our CA, no exceptions. */
+	if ((l->starttls || strncasecmp(p->servers[i].url, "ldaps:", 6) == 0) &&
+	    (ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &hard) != 0 ||
+	    (l->ca_file[0] != '\0' && ldap_set_option(c->ld,
+	    LDAP_OPT_X_TLS_CACERTFILE, l->ca_file) != 0) ||
+	    ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != 0))
 		goto fail;
 	if (l->starttls && starttls(c->ld, deadline) == -1) {
 		*why = "StartTLS failed (unreachable, or a certificate the CA "
@@ -932,9 +935,10 @@ ldap_stats(const struct checker *c, char *buf, size_t len)
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < p->conf.nurls && o < len; i++) {
 		n = snprintf(buf + o, len - o, "%s%s ok=%lu fail=%lu "
-		    "tempfail=%lu reconnects=%lu", i > 0 ? "; " : "",
+		    "tempfail=%lu reconnects=%lu down=%lu", i > 0 ? "; " : "",
 		    p->servers[i].url, p->servers[i].ok, p->servers[i].fail,
-		    p->servers[i].tempfail, p->servers[i].reconnects);
+		    p->servers[i].tempfail, p->servers[i].reconnects,
+		    p->servers[i].down);
 		if (n < 0)
 			break;
 		o += (size_t)n;

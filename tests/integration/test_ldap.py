@@ -265,6 +265,16 @@ class TestBind(LdapCase):
                          r"reconnects=\d+" % PROV.url)
 
 
+    def test_reload_keeps_logging_in(self):
+        """A reload retires the checker's pool and starts a new one."""
+        rc, out, err = authctl(self.d, "reload")
+        self.assertEqual(rc, 0, err)
+        self.d.wait_log(r"configuration reloaded")
+        for _ in range(3):
+            self.assertEqual(login_password(self.d.port, "bob", pw("bob")),
+                             235)
+
+
 class TestAttribute(LdapCase):
     """password attribute: portcullis verifies userPassword itself."""
     method = "attribute"
