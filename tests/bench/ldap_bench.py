@@ -58,7 +58,7 @@ def ldap_conf(d, url, hung_url=None):
     os.chmod(secret, 0o600)
     return ('\tchecker "dir" ldap {\n\t\turl %s\n\t\tbase "%s"\n'
             '\t\tbind-dn "%s"\n\t\tbind-password-file "%s"\n'
-            '\t\tpassword bind\n\t\tconnections 16\n\t\ttimeout 2s\n\t}\n'
+            '\t\tpassword bind\n\t\tconnections 16\n\t\ttimeout 5s\n\t}\n'
             % (hung_url or url, BASE, slapd.READER_DN, secret))
 
 
