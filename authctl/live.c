@@ -247,9 +247,13 @@ live_row(struct imsgbuf *ibuf, uint32_t type, void *row, size_t len)
 	return 1;
 }
 
-/* 1: a checker's row; 2: a counter; 0: the end; -1: failed. */
+/*
+ * 1: a checker's row; 2: a counter; 3: a checker's own line (per ldap
+ * server...); 0: the end; -1: failed.
+ */
 static int
-stats_row(struct imsgbuf *ibuf, struct ctl_stats *st, struct ctl_counter *c)
+stats_row(struct imsgbuf *ibuf, struct ctl_stats *st, struct ctl_counter *c,
+    struct ctl_stats_line *sl)
 {
 	struct imsg	 imsg;
 	uint32_t	 t;
@@ -273,6 +277,11 @@ stats_row(struct imsgbuf *ibuf, struct ctl_stats *st, struct ctl_counter *c)
 		imsg_free(&imsg);
 		return 2;
 	}
+	if (t == IMSG_CTL_STATS_LINE &&
+	    imsg_get_data(&imsg, sl, sizeof(*sl)) == 0) {
+		imsg_free(&imsg);
+		return 3;
+	}
 	errx(EXIT_STORE, "control socket: unexpected reply");
 }
 
@@ -282,7 +291,8 @@ cmd_stats(struct ctl *c, int argc, char *argv[])
 	struct imsgbuf		 ibuf;
 	struct ctl_stats	 st;
 	struct ctl_counter	 ctr;
-	int			 n;
+	struct ctl_stats_line	 sl;
+	int			 n, counters = 0;
 
 	(void)argv;
 	if (argc != 1)
@@ -292,20 +302,29 @@ cmd_stats(struct ctl *c, int argc, char *argv[])
 		return EXIT_STORE;
 	printf("%-24s %10s %10s %10s\n", "checker", "ok", "fail",
 	    "tempfail");
-	while ((n = stats_row(&ibuf, &st, &ctr)) == 1) {
-		st.checker[sizeof(st.checker) - 1] = '\0';
-		printf("%-24s %10llu %10llu %10llu\n", st.checker,
-		    (unsigned long long)st.ok, (unsigned long long)st.fail,
-		    (unsigned long long)st.tempfail);
-	}
-	/* then authd's counters (authd/fleet.h), one per line */
-	if (n == 2)
-		printf("\n");
-	while (n == 2) {
-		ctr.name[sizeof(ctr.name) - 1] = '\0';
-		printf("%-32s %llu\n", ctr.name,
-		    (unsigned long long)ctr.value);
-		n = stats_row(&ibuf, &st, &ctr);
+	while ((n = stats_row(&ibuf, &st, &ctr, &sl)) > 0) {
+		switch (n) {
+		case 1:
+			st.checker[sizeof(st.checker) - 1] = '\0';
+			printf("%-24s %10llu %10llu %10llu\n", st.checker,
+			    (unsigned long long)st.ok,
+			    (unsigned long long)st.fail,
+			    (unsigned long long)st.tempfail);
+			break;
+		case 3:
+			/* what a checker says of itself, after the rows */
+			sl.checker[sizeof(sl.checker) - 1] = '\0';
+			sl.line[sizeof(sl.line) - 1] = '\0';
+			printf("%s: %s\n", sl.checker, sl.line);
+			break;
+		default:
+			/* then authd's counters (authd/fleet.h) */
+			if (counters++ == 0)
+				printf("\n");
+			ctr.name[sizeof(ctr.name) - 1] = '\0';
+			printf("%-32s %llu\n", ctr.name,
+			    (unsigned long long)ctr.value);
+		}
 	}
 	return n == -1 ? EXIT_STORE : 0;
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "authd.h"
@@ -36,6 +37,7 @@ struct authd		*authd;
 static struct config_recv conf_recv = { NULL, -1, -1 };
 
 static int	hash_threads(void);
+static void	ldap_unveil(const struct ldap_conf *);
 static int	master_conf(struct imsgev *, struct imsg *);
 static int	master_channel(struct imsgev *, struct imsg *);
 static int	master_shutdown(struct imsgev *, struct imsg *);
@@ -129,10 +131,45 @@ authd_unveil(const struct portcullis_conf *conf)
 			sandbox_unveil(c->cache.key_file, "rwc");
 		if (c->type == CHECKER_OAUTH && c->oauth.ca_file[0] != '\0')
 			sandbox_unveil(c->oauth.ca_file, "r");
+		if (c->type == CHECKER_LDAP)
+			ldap_unveil(&c->ldap);
 	}
 	sandbox_unveil("/etc/ssl/cert.pem", "r");
 	sandbox_unveil("/etc/resolv.conf", "r");
 	sandbox_unveil("/etc/hosts", "r");
+}
+
+/*
+ * An ldap checker: its CA file, ldap.conf (libldap reads it), and the
+ * socket of each ldapi:// URL, whose path is percent-encoded in it.
+ */
+static void
+ldap_unveil(const struct ldap_conf *l)
+{
+	char		 path[CONF_HOST_MAX];
+	const char	*p;
+	size_t		 o;
+	int		 i;
+	unsigned int	 x;
+
+	if (l->ca_file[0] != '\0')
+		sandbox_unveil(l->ca_file, "r");
+	sandbox_unveil("/etc/openldap/ldap.conf", "r");
+	for (i = 0; i < l->nurls; i++) {
+		if (strncasecmp(l->urls[i], "ldapi://", 8) != 0)
+			continue;
+		for (p = l->urls[i] + 8, o = 0; *p != '\0' && *p != '/' &&
+		    o < sizeof(path) - 1; p++) {
+			if (*p == '%' && sscanf(p + 1, "%2x", &x) == 1) {
+				path[o++] = (char)x;
+				p += 2;
+			} else
+				path[o++] = *p;
+		}
+		path[o] = '\0';
+		if (o > 0)
+			sandbox_unveil(path, "rw");
+	}
 }
 
 static void

@@ -1,11 +1,12 @@
 /*
- * checker_cache.c -- what the oauth checkers said, remembered in LMDB.
+ * checker_cache.c -- what the remote checkers (oauth, ldap: those whose
+ * ops say cacheable) said, remembered in LMDB.
  *
  * The idea portcullis started from: once the identity provider has
  * said yes, the next login should neither wait for it nor depend on
  * it.  The cache is a checker like the others, so the configuration
- * says where it stands in the chain (before the oauth checkers).  It
- * holds the verdicts of the cacheable checkers (ops->cacheable: oauth),
+ * says where it stands in the chain (before the remote checkers).  It
+ * holds the verdicts of the cacheable checkers (ops->cacheable),
  * learnt through its observe hook; its lookup leaves hints in the
  * attempt (hints.skip, hints.fallback) that the chain acts on.
  *
@@ -60,12 +61,12 @@ struct cache {
 	struct store		*st;
 	uint8_t			 key[CACHE_KEY_LEN];
 	int			 usable;
-	int			 noauth;
+	int			 nremote;
 	struct {			/* the cacheable checkers */
 		char		 name[CONF_NAME_MAX];
 		int		 index;
 		uint32_t	 mechanisms;
-	}			 oauth[CONF_CHECKERS_MAX];
+	}			 remote[CONF_CHECKERS_MAX];
 	time_t			 purged;
 };
 
@@ -175,19 +176,42 @@ token_hash(const char *tok, size_t len, uint8_t out[STORE_CACHE_HASH_LEN])
 	return 0;
 }
 
+/* An entry's sending addresses into the attempt's findings. */
+static void
+addrs_restore(const struct store_cache_entry *e, struct auth_ctx *ctx)
+{
+	for (int i = 0; i < e->naddrs; i++)
+		(void)auth_found_addr(&ctx->found, e->addrs[i]);
+}
+
+/* The addresses a checker found, into the entry (a password ok). */
+static void
+addrs_keep(const struct auth_found *f, struct store_cache_entry *e)
+{
+	const char	*p;
+
+	for (p = f->addrs; p < f->addrs + f->addrs_len &&
+	    e->naddrs < STORE_ADDRS_MAX; p += strlen(p) + 1)
+		if (strlen(p) <= STORE_ADDR_MAX)
+			strlcpy(e->addrs[e->naddrs++], p, sizeof(e->addrs[0]));
+}
+
 /*
  * An entry expired less than stale-if-error ago: if its checker cannot
- * be reached in this attempt, the chain answers from it.
+ * be reached in this attempt, the chain answers from it, with the
+ * addresses it had (a checker that does reach its backend replaces
+ * them with what it finds; one that tempfails leaves them).
  */
 static void
 stale_note(const struct cache *c, int i, struct auth_ctx *ctx,
-    const char *canonical)
+    const struct store_cache_entry *e, const char *canonical)
 {
 	struct auth_hints	*h = &ctx->hints;
 
-	h->fallback |= 1U << c->oauth[i].index;
+	h->fallback |= 1U << c->remote[i].index;
 	if (h->fallback_user[0] != '\0')
 		return;
+	addrs_restore(e, ctx);
 	strlcpy(h->fallback_user, canonical, sizeof(h->fallback_user));
 	strlcpy(h->fallback_by, c->name, sizeof(h->fallback_by));
 	h->fallback_tag = "stale";
@@ -205,7 +229,7 @@ lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 
 	memset(&e, 0, sizeof(e));
 	e.kind = pw ? STORE_CACHE_PASSWORD : STORE_CACHE_TOKEN;
-	strlcpy(e.checker, c->oauth[i].name, sizeof(e.checker));
+	strlcpy(e.checker, c->remote[i].name, sizeof(e.checker));
 	strlcpy(e.user, ctx->user, sizeof(e.user));
 	if (pw ? verifier(c, e.checker, e.user, ctx->password, ctx->pwlen,
 	    v) == -1 : token_hash(ctx->password, ctx->pwlen,
@@ -218,9 +242,10 @@ lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 		if (now < e.expires) {
 			strlcpy(ctx->canonical, e.canonical,
 			    sizeof(ctx->canonical));
+			addrs_restore(&e, ctx);
 			hit = 1;
 		} else if (now < e.expires + c->conf.stale_if_error)
-			stale_note(c, i, ctx, e.canonical);
+			stale_note(c, i, ctx, &e, e.canonical);
 		break;
 	case -1:
 		log_warnx("cache %s: %s", c->name, err);
@@ -231,7 +256,7 @@ lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 	e.kind = STORE_CACHE_NEGATIVE;
 	if (store_cache_get(c->st, &e, err, sizeof(err)) == 1 &&
 	    now < e.expires && CRYPTO_memcmp(e.verifier, v, sizeof(v)) == 0)
-		ctx->hints.skip |= 1U << c->oauth[i].index;
+		ctx->hints.skip |= 1U << c->remote[i].index;
 out:
 	explicit_bzero(v, sizeof(v));
 	explicit_bzero(&e, sizeof(e));
@@ -252,8 +277,8 @@ cache_verify(struct checker *chk, struct auth_ctx *ctx)
 		ctx->why = "cache unusable";
 		return;
 	}
-	for (int i = 0; i < c->noauth; i++) {
-		if ((c->oauth[i].mechanisms & ctx->mechanism) == 0)
+	for (int i = 0; i < c->nremote; i++) {
+		if ((c->remote[i].mechanisms & ctx->mechanism) == 0)
 			continue;
 		if (lookup_one(c, i, ctx, now)) {
 			ctx->result = AUTH_OK;
@@ -304,7 +329,7 @@ write_done(void *arg)
  * once it is; 0: nothing to write.
  */
 static int
-cache_observe(struct checker *chk, const struct checker *oauth,
+cache_observe(struct checker *chk, const struct checker *remote,
     struct auth_ctx *ctx, void (*then)(struct auth_ctx *))
 {
 	struct cache		*c = (struct cache *)chk->priv;
@@ -323,7 +348,7 @@ cache_observe(struct checker *chk, const struct checker *oauth,
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return 0;
 	e = &w->e;
-	strlcpy(e->checker, oauth->conf->name, sizeof(e->checker));
+	strlcpy(e->checker, remote->conf->name, sizeof(e->checker));
 	strlcpy(e->user, ctx->user, sizeof(e->user));
 	if (result == AUTH_OK)
 		strlcpy(e->canonical, ctx->canonical, sizeof(e->canonical));
@@ -336,6 +361,8 @@ cache_observe(struct checker *chk, const struct checker *oauth,
 		if (verifier(c, e->checker, e->user, ctx->password,
 		    ctx->pwlen, e->verifier) == -1)
 			goto fail;
+		if (result == AUTH_OK)
+			addrs_keep(&ctx->found, e);
 	} else {
 		e->kind = STORE_CACHE_TOKEN;
 		e->expires = now + c->conf.ttl;
@@ -378,12 +405,12 @@ cache_init(struct checker *chk, struct portcullis_conf *conf)
 	TAILQ_FOREACH(cc, &conf->checkers, entry) {
 		if ((ops = checker_ops_of(cc->type)) != NULL &&
 		    ops->cacheable) {
-			strlcpy(c->oauth[c->noauth].name, cc->name,
-			    sizeof(c->oauth[c->noauth].name));
-			c->oauth[c->noauth].index = i;
-			c->oauth[c->noauth].mechanisms =
+			strlcpy(c->remote[c->nremote].name, cc->name,
+			    sizeof(c->remote[c->nremote].name));
+			c->remote[c->nremote].index = i;
+			c->remote[c->nremote].mechanisms =
 			    checker_conf_mechanisms(cc);
-			c->noauth++;
+			c->nremote++;
 		}
 		i++;
 	}
@@ -404,7 +431,7 @@ cache_stats(const struct checker *chk, char *buf, size_t len)
 	const struct cache	*c = (const struct cache *)chk->priv;
 
 	snprintf(buf, len, "%s, for %d checkers", c->usable ? "usable" :
-	    "disabled", c->noauth);
+	    "disabled", c->nremote);
 }
 
 const struct checker_ops checker_cache_ops = {

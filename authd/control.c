@@ -125,10 +125,23 @@ static int
 control_stats(struct imsgev *iev, struct imsg *imsg)
 {
 	const struct fleet_counter_name	*n;
+	const struct checker		*cs;
 	struct ctl_counter		 c;
+	struct ctl_stats_line		 sl;
+	int				 i, nc;
 
 	(void)imsg;
 	chain_stats_foreach(control_stats_one, iev->arg);
+	/* Then what each checker says of itself (per ldap server...). */
+	cs = chain_checkers(&nc);
+	for (i = 0; i < nc; i++) {
+		memset(&sl, 0, sizeof(sl));
+		if (chain_checker_stats(i, sl.line, sizeof(sl.line)) == -1)
+			continue;
+		strlcpy(sl.checker, cs[i].conf->name, sizeof(sl.checker));
+		imsgev_compose(iev, IMSG_CTL_STATS_LINE, 0, -1, &sl,
+		    sizeof(sl));
+	}
 	for (n = fleet_counter_names; n->name != NULL; n++) {
 		memset(&c, 0, sizeof(c));
 		strlcpy(c.name, n->name, sizeof(c.name));

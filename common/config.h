@@ -129,6 +129,7 @@ enum checker_type {
 	CHECKER_STATIC,		/* users in this file: tests and demos */
 	CHECKER_OAUTH,		/* a remote OAuth 2.0 provider */
 	CHECKER_CACHE,		/* earlier oauth verdicts, in LMDB */
+	CHECKER_LDAP,		/* a directory: OpenLDAP, Active Directory */
 };
 
 #define CONF_FILE_MAX		1024	/* ca-file, key-file, secret files */
@@ -197,6 +198,53 @@ struct oauth_conf {
 						   metadata (RFC 8414) */
 };
 
+/* how an ldap checker checks the password it was given */
+enum ldap_method {
+	LDAP_METHOD_BIND = 0,		/* binds as the user's DN */
+	LDAP_METHOD_ATTRIBUTE,		/* reads userPassword, verifies it */
+};
+
+enum ldap_scope_conf {
+	LDAP_SCOPE_CONF_SUB = 0,
+	LDAP_SCOPE_CONF_ONE,
+	LDAP_SCOPE_CONF_BASE,
+};
+
+#define CONF_LDAP_URLS_MAX		8	/* tried in order */
+#define CONF_LDAP_DN_MAX		512
+#define CONF_LDAP_FILTER_MAX		512
+#define CONF_LDAP_ATTR_MAX		64
+#define CONF_LDAP_MAIL_ATTRS_MAX	4
+#define DEFAULT_LDAP_TIMEOUT		5000	/* milliseconds, per login */
+#define DEFAULT_LDAP_CONNECTIONS	4	/* per checker */
+#define DEFAULT_LDAP_FILTER		"(uid=%u)"
+
+/* checker NAME ldap { ... } */
+struct ldap_conf {
+	char			 urls[CONF_LDAP_URLS_MAX][CONF_HOST_MAX];
+	int			 nurls;
+	int			 starttls;
+	char			 ca_file[CONF_FILE_MAX];	/* "": system */
+	int			 timeout;		/* milliseconds */
+	int			 connections;		/* the pool's bound */
+	char			 bind_dn[CONF_LDAP_DN_MAX];	/* "": anonymous */
+	char			 bind_password_file[CONF_FILE_MAX];
+	/* authd only: read by master from the file; never to workers */
+	char			 bind_password[CONF_SECRET_MAX];
+	char			 base[CONF_LDAP_DN_MAX];
+	enum ldap_scope_conf	 scope;
+	char			 filter[CONF_LDAP_FILTER_MAX];	/* %u: login */
+	enum ldap_method	 method;
+	char			 password_attr[CONF_LDAP_ATTR_MAX];
+	char			 user_attr[CONF_LDAP_ATTR_MAX];	/* "": login */
+	char			 mail_attrs[CONF_LDAP_MAIL_ATTRS_MAX]
+				    [CONF_LDAP_ATTR_MAX];
+	int			 nmail_attrs;
+	char			 disabled_filter[CONF_LDAP_FILTER_MAX];
+	char			 disabled_attr[CONF_LDAP_ATTR_MAX]; /* set and
+							   not FALSE: off */
+};
+
 /* checker NAME cache [PATH] { ... } */
 struct cache_conf {
 	char			 key_file[CONF_FILE_MAX];	/* "": PATH/cache.key */
@@ -219,7 +267,10 @@ struct checker_conf {
 	enum chain_policy	 on_fail;
 	enum chain_policy	 on_tempfail;
 	uint32_t		 mechanisms;	/* SASL_*; 0: all it can */
-	struct oauth_conf	 oauth;		/* CHECKER_OAUTH */
+	union {			/* by type: one imsg must carry it */
+		struct oauth_conf	 oauth;		/* CHECKER_OAUTH */
+		struct ldap_conf	 ldap;		/* CHECKER_LDAP */
+	};
 	struct cache_conf	 cache;		/* CHECKER_CACHE */
 };
 TAILQ_HEAD(checkerlist, checker_conf);

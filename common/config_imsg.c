@@ -22,6 +22,13 @@
 
 #define TERMINATE(s)	((s)[sizeof(s) - 1] = '\0')
 
+/* A checker travels in one message. */
+_Static_assert(sizeof(struct checker_conf) <= MAX_IMSGSIZE - IMSG_HEADER_SIZE,
+    "struct checker_conf does not fit in one imsg");
+
+static void	 ldap_conf_terminate(struct ldap_conf *);
+static void	 oauth_conf_terminate(struct oauth_conf *);
+
 /*
  * A copy waits in the write queue until the child has read it; if
  * master forks another child meanwhile, a plain dup() would leak the
@@ -165,9 +172,12 @@ send_checkers(struct imsgev *iev, const struct portcullis_conf *conf,
 
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
 		memcpy(&copy, c, sizeof(copy));
-		if (to_worker)
+		if (to_worker && c->type == CHECKER_OAUTH)
 			explicit_bzero(copy.oauth.client_secret,
 			    sizeof(copy.oauth.client_secret));
+		if (to_worker && c->type == CHECKER_LDAP)
+			explicit_bzero(copy.ldap.bind_password,
+			    sizeof(copy.ldap.bind_password));
 		rv = imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, &copy,
 		    sizeof(copy));
 		explicit_bzero(&copy, sizeof(copy));
@@ -422,21 +432,56 @@ recv_checker(struct config_recv *cr, struct imsg *imsg)
 	}
 	TERMINATE(c->name);
 	TERMINATE(c->path);
-	TERMINATE(c->oauth.introspection_url);
-	TERMINATE(c->oauth.token_url);
-	TERMINATE(c->oauth.jwks_url);
-	TERMINATE(c->oauth.issuer);
-	TERMINATE(c->oauth.audience);
-	TERMINATE(c->oauth.scope);
-	TERMINATE(c->oauth.client_id);
-	TERMINATE(c->oauth.secret_file);
-	TERMINATE(c->oauth.client_secret);
-	TERMINATE(c->oauth.ca_file);
-	TERMINATE(c->oauth.user_claim);
-	TERMINATE(c->oauth.domain);
 	TERMINATE(c->cache.key_file);
+	if (c->type == CHECKER_LDAP)
+		ldap_conf_terminate(&c->ldap);
+	else
+		oauth_conf_terminate(&c->oauth);
 	TAILQ_INSERT_TAIL(&cr->conf->checkers, c, entry);
 	return 0;
+}
+
+/* The union's other member would read as garbage: by type. */
+static void
+ldap_conf_terminate(struct ldap_conf *l)
+{
+	int	 i;
+
+	for (i = 0; i < CONF_LDAP_URLS_MAX; i++)
+		TERMINATE(l->urls[i]);
+	if (l->nurls < 0 || l->nurls > CONF_LDAP_URLS_MAX)
+		l->nurls = 0;
+	TERMINATE(l->ca_file);
+	TERMINATE(l->bind_dn);
+	TERMINATE(l->bind_password_file);
+	TERMINATE(l->bind_password);
+	TERMINATE(l->base);
+	TERMINATE(l->filter);
+	TERMINATE(l->password_attr);
+	TERMINATE(l->user_attr);
+	for (i = 0; i < CONF_LDAP_MAIL_ATTRS_MAX; i++)
+		TERMINATE(l->mail_attrs[i]);
+	if (l->nmail_attrs < 0 || l->nmail_attrs > CONF_LDAP_MAIL_ATTRS_MAX)
+		l->nmail_attrs = 0;
+	TERMINATE(l->disabled_filter);
+	TERMINATE(l->disabled_attr);
+}
+
+static void
+oauth_conf_terminate(struct oauth_conf *o)
+{
+	TERMINATE(o->introspection_url);
+	TERMINATE(o->token_url);
+	TERMINATE(o->jwks_url);
+	TERMINATE(o->issuer);
+	TERMINATE(o->audience);
+	TERMINATE(o->scope);
+	TERMINATE(o->client_id);
+	TERMINATE(o->secret_file);
+	TERMINATE(o->client_secret);
+	TERMINATE(o->ca_file);
+	TERMINATE(o->user_claim);
+	TERMINATE(o->domain);
 }
 
 /*

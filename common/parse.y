@@ -243,6 +243,7 @@ static void	 checker_policy(enum chain_policy *, int *, const char *,
 static void	 checker_mechanism(const char *);
 static void	 kv_option(void);
 static void	 oauth_check(struct checker_conf *);
+static void	 ldap_check(struct checker_conf *);
 static void	 cache_check(void);
 static void	 static_user_add(const char *, const char *, int);
 static int	 set_failure_delay(int *, int64_t, const char *);
@@ -302,7 +303,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	FAILUREDELAY FAILUREDELAYMAX FROM GRACEPERIOD HOSTNAME INCLUDE KEY
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
-%token	OAUTH CACHE
+%token	OAUTH CACHE LDAP
 %token	METRICS BEARERTOKENFILE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT
 %token	PROXYPROTOCOL RELAY
@@ -827,6 +828,9 @@ checkerdef	: LMDB optpath			{
 		| CACHE optpath {
 			checker_set_type(CHECKER_CACHE, $2);
 		} optkvbody
+		| LDAP	{
+			checker_set_type(CHECKER_LDAP, NULL);
+		} kvbody
 		| STRING optpath		{
 			conf_error("unknown checker type \"%s\"", $1);
 			copts.checker = NULL;
@@ -894,6 +898,7 @@ kvline		: kvkey kvvalues		{
 
 kvkey		: STRING			{ $$ = $1; }
 		| TIMEOUT			{ $$ = "timeout"; }
+		| PASSWORD			{ $$ = "password"; }
 		;
 
 kvvalues	: kvvalue
@@ -1028,6 +1033,7 @@ static const struct keyword keywords[] = {
 	{ "hostname",		HOSTNAME },
 	{ "include",		INCLUDE },
 	{ "key",		KEY },
+	{ "ldap",		LDAP },
 	{ "limit",		LIMIT },
 	{ "listen",		LISTEN },
 	{ "lmdb",		LMDB },
@@ -1545,7 +1551,7 @@ yylex(void)
 	 * A closing brace gives the statement its block belongs to back:
 	 * "} on-fail" is still the checker's line.
 	 */
-	if (tok == OAUTH || tok == CACHE)
+	if (tok == OAUTH || tok == CACHE || tok == LDAP)
 		kv_pending = 1;
 	else if (tok == '\n')
 		kv_pending = 0;
@@ -2335,6 +2341,17 @@ checker_set_type(enum checker_type type, const char *path)
 		o->discovery = -1;	/* oauth_check() decides */
 		return;
 	}
+	if (type == CHECKER_LDAP) {
+		struct ldap_conf	*l = &copts.checker->ldap;
+
+		l->timeout = DEFAULT_LDAP_TIMEOUT;
+		l->connections = DEFAULT_LDAP_CONNECTIONS;
+		(void)strlcpy(l->filter, DEFAULT_LDAP_FILTER,
+		    sizeof(l->filter));
+		(void)strlcpy(l->password_attr, "userPassword",
+		    sizeof(l->password_attr));
+		return;
+	}
 	if (type == CHECKER_CACHE)
 		copts.checker->cache.ttl = DEFAULT_CACHE_TTL;
 	if (type != CHECKER_LMDB && type != CHECKER_CACHE)
@@ -2356,6 +2373,9 @@ checker_end(void)
 	if (copts.type == CHECKER_OAUTH && copts.checker != NULL &&
 	    !copts.kv_bad)
 		oauth_check(copts.checker);
+	if (copts.type == CHECKER_LDAP && copts.checker != NULL &&
+	    !copts.kv_bad)
+		ldap_check(copts.checker);
 	if (copts.type == CHECKER_CACHE && ncache_checkers++ > 0)
 		conf_error_at(file->name, copts.line,
 		    "checker \"%s\": only one cache checker may be "
@@ -2408,6 +2428,7 @@ static const struct checker_kind {
 	{ CHECKER_STATIC,	"static",	CRED_PASSWORD },
 	{ CHECKER_OAUTH,	"oauth",	CRED_PASSWORD | CRED_TOKEN },
 	{ CHECKER_CACHE,	"cache",	CRED_PASSWORD | CRED_TOKEN },
+	{ CHECKER_LDAP,		"ldap",		CRED_PASSWORD },
 };
 
 static const struct checker_kind *
@@ -2511,6 +2532,8 @@ struct kv_option {
 		sizeof(((struct checker_conf *)0)->oauth.f)
 #define CA(f)	offsetof(struct checker_conf, cache.f), \
 		sizeof(((struct checker_conf *)0)->cache.f)
+#define LA(f)	offsetof(struct checker_conf, ldap.f), \
+		sizeof(((struct checker_conf *)0)->ldap.f)
 
 static const struct kv_option oauth_options[] = {
 	{ "algorithms",		KV_SPECIAL,	0, 0, 0, 0 },
@@ -2548,6 +2571,25 @@ static const struct kv_option cache_options[] = {
 	{ "stale-if-error",	KV_DURATION_S,	CA(stale_if_error), 0,
 	    30 * 86400 },
 	{ "ttl",		KV_DURATION_S,	CA(ttl), 1, 30 * 86400 },
+};
+
+static const struct kv_option ldap_options[] = {
+	{ "base",		KV_STRING,	LA(base), 0, 0 },
+	{ "bind-dn",		KV_STRING,	LA(bind_dn), 0, 0 },
+	{ "bind-password-file",	KV_FILE,	LA(bind_password_file), 0, 0 },
+	{ "ca-file",		KV_FILE,	LA(ca_file), 0, 0 },
+	{ "connections",	KV_NUMBER,	LA(connections), 1, 64 },
+	{ "disabled-attribute",	KV_STRING,	LA(disabled_attr), 0, 0 },
+	{ "disabled-filter",	KV_STRING,	LA(disabled_filter), 0, 0 },
+	{ "filter",		KV_STRING,	LA(filter), 0, 0 },
+	{ "mail-attributes",	KV_SPECIAL,	0, 0, 0, 0 },
+	{ "password",		KV_SPECIAL,	0, 0, 0, 0 },
+	{ "password-attribute",	KV_STRING,	LA(password_attr), 0, 0 },
+	{ "scope",		KV_SPECIAL,	0, 0, 0, 0 },
+	{ "starttls",		KV_SPECIAL,	0, 0, 0, 0 },
+	{ "timeout",		KV_DURATION_MS,	LA(timeout), 100, 120 * 1000 },
+	{ "url",		KV_SPECIAL,	0, 0, 0, 0 },
+	{ "user-attribute",	KV_STRING,	LA(user_attr), 0, 0 },
 };
 
 /*
@@ -2740,6 +2782,110 @@ kv_breaker(struct checker_conf *c)
 	return 0;
 }
 
+/*
+ * What follows ldap://: a host and port, or for ldapi:// a socket path
+ * percent-encoded (RFC 4516 2; ldapi's usage); no DN, no extensions.
+ */
+static int
+ldap_url_rest_ok(const char *rest)
+{
+	const char	*p;
+
+	for (p = rest; *p != '\0' && *p != '/'; p++)
+		if (!isalnum((unsigned char)*p) && strchr(".-_:[]%", *p) == NULL)
+			return 0;
+	return *p == '\0' || strcmp(p, "/") == 0;
+}
+
+/* url URL ...: ldap://, ldaps:// or ldapi://, tried in this order. */
+static int
+kv_ldap_urls(struct checker_conf *c)
+{
+	static const char *const schemes[] = {
+		"ldap://", "ldaps://", "ldapi://",
+	};
+	struct ldap_conf	*l = &c->ldap;
+	size_t			 j;
+	int			 i;
+
+	if (kv.n > CONF_LDAP_URLS_MAX) {
+		conf_error("checker \"%s\": url: more than %d URLs", c->name,
+		    CONF_LDAP_URLS_MAX);
+		return -1;
+	}
+	for (i = 0; i < kv.n; i++) {
+		for (j = 0; j < sizeof(schemes) / sizeof(schemes[0]); j++)
+			if (strncasecmp(kv.v[i], schemes[j],
+			    strlen(schemes[j])) == 0)
+				break;
+		if (j == sizeof(schemes) / sizeof(schemes[0]) ||
+		    !ldap_url_rest_ok(kv.v[i] + strlen(schemes[j]))) {
+			conf_error("checker \"%s\": url: \"%s\": want "
+			    "ldap://, ldaps:// or ldapi://HOST[:PORT]", c->name,
+			    kv.v[i]);
+			return -1;
+		}
+		if (copy_value(l->urls[i], sizeof(l->urls[i]), kv.v[i],
+		    "url") == -1)
+			return -1;
+	}
+	l->nurls = kv.n;
+	return 0;
+}
+
+/* mail-attributes ATTR ...: the addresses the user may send as. */
+static int
+kv_ldap_mail(struct checker_conf *c)
+{
+	struct ldap_conf	*l = &c->ldap;
+	int			 i;
+
+	if (kv.n > CONF_LDAP_MAIL_ATTRS_MAX) {
+		conf_error("checker \"%s\": mail-attributes: more than %d",
+		    c->name, CONF_LDAP_MAIL_ATTRS_MAX);
+		return -1;
+	}
+	for (i = 0; i < kv.n; i++)
+		if (copy_value(l->mail_attrs[i], sizeof(l->mail_attrs[i]),
+		    kv.v[i], "mail-attributes") == -1)
+			return -1;
+	l->nmail_attrs = kv.n;
+	return 0;
+}
+
+static int
+kv_ldap_special(struct checker_conf *c)
+{
+	static const struct kv_word	 yesno[] = {
+		{ "yes", 1 }, { "no", 0 }, { NULL, 0 }
+	}, scopes[] = {
+		{ "sub", LDAP_SCOPE_CONF_SUB }, { "one", LDAP_SCOPE_CONF_ONE },
+		{ "base", LDAP_SCOPE_CONF_BASE }, { NULL, 0 }
+	}, methods[] = {
+		{ "bind", LDAP_METHOD_BIND },
+		{ "attribute", LDAP_METHOD_ATTRIBUTE }, { NULL, 0 }
+	};
+	struct ldap_conf		*l = &c->ldap;
+	int				 v;
+
+	if (strcmp(kv.key, "url") == 0)
+		return kv_ldap_urls(c);
+	if (strcmp(kv.key, "mail-attributes") == 0)
+		return kv_ldap_mail(c);
+	if (strcmp(kv.key, "starttls") == 0)
+		return kv_one_of(c, yesno, &l->starttls);
+	if (strcmp(kv.key, "scope") == 0) {
+		if (kv_one_of(c, scopes, &v) == -1)
+			return -1;
+		l->scope = (enum ldap_scope_conf)v;
+		return 0;
+	}
+	if (kv_one_of(c, methods, &v) == -1)
+		return -1;
+	l->method = (enum ldap_method)v;
+	return 0;
+}
+
 static int
 kv_special(struct checker_conf *c)
 {
@@ -2754,6 +2900,8 @@ kv_special(struct checker_conf *c)
 	struct oauth_conf		*o = &c->oauth;
 	int				 v;
 
+	if (c->type == CHECKER_LDAP)
+		return kv_ldap_special(c);
 	if (strcmp(kv.key, "algorithms") == 0)
 		return kv_algorithms(c);
 	if (strcmp(kv.key, "jwt-typ") == 0)
@@ -2857,6 +3005,9 @@ kv_option(void)
 	if (copts.type == CHECKER_OAUTH) {
 		table = oauth_options;
 		n = sizeof(oauth_options) / sizeof(oauth_options[0]);
+	} else if (copts.type == CHECKER_LDAP) {
+		table = ldap_options;
+		n = sizeof(ldap_options) / sizeof(ldap_options[0]);
 	} else {
 		table = cache_options;
 		n = sizeof(cache_options) / sizeof(cache_options[0]);
@@ -2867,7 +3018,8 @@ kv_option(void)
 	if (opt == NULL) {
 		conf_error_at(file->name, kv.line, "checker \"%s\": unknown "
 		    "%s option \"%s\"", copts.name,
-		    copts.type == CHECKER_OAUTH ? "oauth" : "cache", kv.key);
+		    copts.type == CHECKER_OAUTH ? "oauth" :
+		    copts.type == CHECKER_LDAP ? "ldap" : "cache", kv.key);
 		copts.kv_bad = 1;
 		return;
 	}
@@ -2980,7 +3132,53 @@ oauth_check(struct checker_conf *c)
 		    mech_name(c->mechanisms & ~can));
 }
 
-/* A cache answers for the oauth checkers, with their mechanisms. */
+/*
+ * An ldap checker needs a directory, a base, and a filter that names
+ * the login exactly once; a service password needs its DN.
+ */
+static void
+ldap_check(struct checker_conf *c)
+{
+	struct ldap_conf	*l = &c->ldap;
+	const char		*p;
+	int			 n = 0;
+
+	if (l->nurls == 0)
+		conf_error_at(file->name, copts.line, "checker \"%s\": ldap "
+		    "needs url", c->name);
+	if (l->base[0] == '\0')
+		conf_error_at(file->name, copts.line, "checker \"%s\": ldap "
+		    "needs base", c->name);
+	for (p = l->filter; (p = strstr(p, "%u")) != NULL; p += 2)
+		n++;
+	if (n != 1 || l->filter[0] != '(')
+		conf_error_at(file->name, copts.line, "checker \"%s\": filter "
+		    "must be in parentheses and hold %%u once", c->name);
+	if (l->disabled_filter[0] != '\0' && l->disabled_filter[0] != '(')
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "disabled-filter must be in parentheses", c->name);
+	if ((l->bind_password_file[0] != '\0') != (l->bind_dn[0] != '\0'))
+		conf_error_at(file->name, copts.line, "checker \"%s\": bind-dn "
+		    "and bind-password-file go together", c->name);
+	if (l->nmail_attrs == 0) {
+		(void)strlcpy(l->mail_attrs[0], "mail",
+		    sizeof(l->mail_attrs[0]));
+		(void)strlcpy(l->mail_attrs[1], "mailAlternateAddress",
+		    sizeof(l->mail_attrs[1]));
+		l->nmail_attrs = 2;
+	}
+	if (c->mechanisms == 0)
+		c->mechanisms = SASL_PASSWORD_MECHS;
+}
+
+/* The checkers that ask a remote service: the cache answers for them. */
+static int
+checker_is_remote(enum checker_type type)
+{
+	return type == CHECKER_OAUTH || type == CHECKER_LDAP;
+}
+
+/* A cache answers for the remote checkers, with their mechanisms. */
 static void
 cache_check(void)
 {
@@ -2988,7 +3186,7 @@ cache_check(void)
 	uint32_t		 m = 0;
 
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
-		if (c->type == CHECKER_OAUTH)
+		if (checker_is_remote(c->type))
 			m |= c->mechanisms;
 		if (c->type == CHECKER_CACHE)
 			cache = c;
@@ -2997,7 +3195,7 @@ cache_check(void)
 		return;
 	if (m == 0) {
 		conf_error_at(cache_origin.file, cache_origin.line,
-		    "checker \"%s\": a cache needs an oauth checker",
+		    "checker \"%s\": a cache needs an oauth or ldap checker",
 		    cache->name);
 		return;
 	}
@@ -3005,7 +3203,7 @@ cache_check(void)
 		cache->mechanisms = m;
 	else if ((cache->mechanisms & ~m) != 0)
 		conf_error_at(cache_origin.file, cache_origin.line,
-		    "checker \"%s\": no oauth checker verifies %s",
+		    "checker \"%s\": no remote checker verifies %s",
 		    cache->name, mech_name(cache->mechanisms & ~m));
 	if (cache->cache.key_file[0] == '\0' &&
 	    (size_t)snprintf(cache->cache.key_file,

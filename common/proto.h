@@ -149,6 +149,12 @@ enum imsg_type {
 	/* TLS keys: master -> worker */
 	IMSG_TLS_TICKET_KEYS = 100, /* struct tls_ticket_keys; at start
 				   and at each rotation */
+
+	/* the ldap checker's additions (130-139) */
+	IMSG_CTL_STATS_LINE = 130, /* authd -> authctl: struct
+				   ctl_stats_line, one per checker with a
+				   stats op, after the IMSG_CTL_STATS_REPLY
+				   rows, before IMSG_CTL_END */
 };
 
 /*
@@ -167,6 +173,12 @@ struct ctl_stats {
 	uint64_t	ok;
 	uint64_t	fail;
 	uint64_t	tempfail;
+};
+
+/* IMSG_CTL_STATS_LINE: a checker's own state (ops->stats), one line. */
+struct ctl_stats_line {
+	char		checker[64];
+	char		line[1024];	/* NUL-terminated */
 };
 
 /* IMSG_CTL_KEYS, IMSG_CTL_REFRESH: which checker; "" for all. */

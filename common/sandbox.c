@@ -239,6 +239,10 @@ static const int authd_syscalls[] = {
 	/* the ids, for logs and getpeereid(3) on the control socket */
 	SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid),
 	SCMP_SYS(getegid),
+	/* the ldap checker: libldap's GnuTLS reads the system's trust
+	   store, a directory (/etc/ssl/certs), for ldaps:// and StartTLS
+	   without ca-file */
+	SCMP_SYS(getdents64),
 };
 
 /*

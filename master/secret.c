@@ -91,14 +91,15 @@ out:
 	return rv;
 }
 
+/* A checker's secret file (oauth's client secret, ldap's bind password). */
 static int
-secret_read(struct checker_conf *c)
+secret_read(const struct checker_conf *c, const char *path, char *dst,
+    size_t dstsize)
 {
 	char	 who[CONF_NAME_MAX + 16];
 
 	(void)snprintf(who, sizeof(who), "checker %s", c->name);
-	return secret_file_read(who, c->oauth.secret_file,
-	    c->oauth.client_secret, sizeof(c->oauth.client_secret));
+	return secret_file_read(who, path, dst, dstsize);
 }
 
 /* metrics' bearer-token-file, into what master sends metrics alone. */
@@ -123,9 +124,14 @@ secrets_load(struct portcullis_conf *conf)
 	struct checker_conf	*c;
 
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
-		if (c->type != CHECKER_OAUTH || c->oauth.secret_file[0] == '\0')
-			continue;
-		if (secret_read(c) == -1)
+		if (c->type == CHECKER_OAUTH && c->oauth.secret_file[0] != '\0' &&
+		    secret_read(c, c->oauth.secret_file, c->oauth.client_secret,
+		    sizeof(c->oauth.client_secret)) == -1)
+			return -1;
+		if (c->type == CHECKER_LDAP &&
+		    c->ldap.bind_password_file[0] != '\0' &&
+		    secret_read(c, c->ldap.bind_password_file,
+		    c->ldap.bind_password, sizeof(c->ldap.bind_password)) == -1)
 			return -1;
 	}
 	return 0;

@@ -13,10 +13,12 @@ libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
 haproxy
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
+libldap2-dev slapd ldap-utils
 gsasl msmtp
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
 libhiredis-dev redis-server prometheus $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
+openldap-client
 python3 curl hiredis redis"
 
 debian_pkgs=$(echo $DEBIAN_PKGS)
@@ -40,6 +42,8 @@ fi
 # libhiredis-dev: authd's "state redis"; redis-server: its tests.
 # prometheus: test_metrics scrapes the endpoint with a real server and
 # checks the scrape and the alerting rules with promtool.
+# libldap2-dev: authd's ldap checker.  slapd, ldap-utils: its tests run
+# real OpenLDAP servers (tests/integration/slapd.py).
 
 # The OAuth tests run a real authorization server and nodemailer on
 # Node.js 20 or later (tests/integration/oauth/package.json).  Debian 12

@@ -166,6 +166,8 @@ store_cache_get(struct store *st, struct store_cache_entry *e, char *err,
 	memcpy(e->verifier, d.verifier, sizeof(e->verifier));
 	(void)strlcpy(e->canonical, d.canonical, sizeof(e->canonical));
 	(void)strlcpy(e->scope, d.scope, sizeof(e->scope));
+	memcpy(e->addrs, d.addrs, sizeof(e->addrs));
+	e->naddrs = d.naddrs;
 	explicit_bzero(&d, sizeof(d));
 	return 1;
 }

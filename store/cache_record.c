@@ -48,6 +48,8 @@ store_cache_kind_name(int kind)
 	return "unknown";
 }
 
+static int	 addr_ok(const char *, char *, size_t);
+
 /* A checker name: 1..CONF_NAME_MAX - 1 octets of text (spaces too). */
 static int
 checker_ok(const unsigned char *s, size_t len, char *err, size_t errlen)
@@ -267,6 +269,8 @@ store_cache_record_clear(struct store_cache_entry *e)
 	memset(e->verifier, 0, sizeof(e->verifier));
 	memset(e->canonical, 0, sizeof(e->canonical));
 	memset(e->scope, 0, sizeof(e->scope));
+	memset(e->addrs, 0, sizeof(e->addrs));
+	e->naddrs = 0;
 }
 
 int
@@ -308,12 +312,21 @@ store_cache_record_encode(const struct store_cache_entry *e,
 		    "printable ASCII");
 		return -1;
 	}
+	if (e->naddrs < 0 || e->naddrs > STORE_ADDRS_MAX ||
+	    (e->naddrs > 0 && e->kind != STORE_CACHE_PASSWORD)) {
+		errbuf_set(err, errlen, "only a password entry has sending "
+		    "addresses, at most %d", STORE_ADDRS_MAX);
+		return -1;
+	}
+	for (int i = 0; i < e->naddrs; i++)
+		if (!addr_ok(e->addrs[i], err, errlen))
+			return -1;
 	if (buflen < STORE_CACHE_RECORD_MAX) {
 		errbuf_set(err, errlen, "cache record buffer too small");
 		return -1;
 	}
 
-	buf[0] = STORE_CACHE_RECORD_VERSION;
+	buf[0] = e->naddrs > 0 ? 2 : 1;
 	buf[1] = 0;
 	put_i64(buf + 2, e->created);
 	put_i64(buf + 10, e->expires);
@@ -329,7 +342,77 @@ store_cache_record_encode(const struct store_cache_entry *e,
 	buf[o++] = (unsigned char)slen;
 	memcpy(buf + o, e->scope, slen);
 	o += slen;
+	if (e->naddrs == 0)
+		return (int)o;
+	buf[o++] = (unsigned char)e->naddrs;
+	for (int i = 0; i < e->naddrs; i++) {
+		size_t	 al = strlen(e->addrs[i]);
+
+		buf[o++] = (unsigned char)al;
+		memcpy(buf + o, e->addrs[i], al);
+		o += al;
+	}
 	return (int)o;
+}
+
+/* A sending address as store_addr_normalize() leaves it. */
+static int
+addr_ok(const char *a, char *err, size_t errlen)
+{
+	char	 norm[STORE_ADDR_MAX + 1], why[64];
+
+	if (store_addr_normalize(a, norm, sizeof(norm), why,
+	    sizeof(why)) == -1) {
+		errbuf_set(err, errlen, "a sending address %s", why);
+		return 0;
+	}
+	if (strcmp(a, norm) != 0) {
+		errbuf_set(err, errlen, "a sending address is not "
+		    "normalised");
+		return 0;
+	}
+	return 1;
+}
+
+/* Version 2's addresses at buf[*o] into e: 0, or -1 with err. */
+static int
+record_decode_addrs(const unsigned char *buf, size_t len, size_t *o,
+    struct store_cache_entry *e, char *err, size_t errlen)
+{
+	size_t	 n, al, i;
+
+	if (*o >= len) {
+		errbuf_set(err, errlen, "a version 2 record without "
+		    "addresses");
+		return -1;
+	}
+	n = buf[(*o)++];
+	if (n == 0 || n > STORE_ADDRS_MAX || e->kind != STORE_CACHE_PASSWORD) {
+		errbuf_set(err, errlen, "%zu sending addresses in a %s entry",
+		    n, store_cache_kind_name(e->kind));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (*o >= len || (al = buf[*o]) == 0 || al > STORE_ADDR_MAX ||
+		    al > len - *o - 1) {
+			errbuf_set(err, errlen, "sending address %zu overruns "
+			    "the record", i);
+			return -1;
+		}
+		(*o)++;
+		if (memchr(buf + *o, '\0', al) != NULL) {
+			errbuf_set(err, errlen, "a sending address holds a "
+			    "NUL");
+			return -1;
+		}
+		memcpy(e->addrs[i], buf + *o, al);
+		e->addrs[i][al] = '\0';
+		*o += al;
+		if (!addr_ok(e->addrs[i], err, errlen))
+			return -1;
+	}
+	e->naddrs = (int)n;
+	return 0;
 }
 
 /* The fixed part of a record of e->kind: 0, or -1 with err. */
@@ -343,7 +426,7 @@ record_decode_head(const unsigned char *buf, size_t len,
 		errbuf_set(err, errlen, "the record is empty");
 		return -1;
 	}
-	if (buf[0] != STORE_CACHE_RECORD_VERSION) {
+	if (buf[0] != 1 && buf[0] != STORE_CACHE_RECORD_VERSION) {
 		if (buf[0] > STORE_CACHE_RECORD_VERSION)
 			errbuf_set(err, errlen, "the record has format %u, this "
 			    "portcullis understands up to %d: upgrade "
@@ -464,7 +547,9 @@ store_cache_record_decode(const unsigned char *buf, size_t len,
 	}
 	if (record_decode_head(buf, len, e, err, errlen) == -1 ||
 	    record_decode_canonical(buf, len, &o, e, err, errlen) == -1 ||
-	    record_decode_scope(buf, len, &o, e, err, errlen) == -1)
+	    record_decode_scope(buf, len, &o, e, err, errlen) == -1 ||
+	    (buf[0] == 2 && record_decode_addrs(buf, len, &o, e, err,
+	    errlen) == -1))
 		goto bad;
 	if (o != len) {
 		errbuf_set(err, errlen, "%zu octets of garbage after the "

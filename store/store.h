@@ -288,8 +288,8 @@ int		 store_record_decode(const unsigned char *buf, size_t len,
 		    struct store_user *u, char *err, size_t errlen);
 
 /*
- * The login cache.  An entry records what one oauth checker said about
- * one user's password or one bearer token.  Its key always holds the
+ * The login cache.  An entry records what one remote checker (oauth,
+ * ldap) said about one user's password or one bearer token.  Its key always holds the
  * checker and the user, so no two users can share an entry:
  *   password:	'p' checker NUL user NUL
  *   negative:	'n' checker NUL user NUL	(the last refused password)
@@ -303,11 +303,18 @@ int		 store_record_decode(const unsigned char *buf, size_t len,
 #define STORE_CACHE_NEGATIVE	'n'
 #define STORE_CACHE_TOKEN	't'
 #define STORE_CACHE_HASH_LEN	32
-#define STORE_CACHE_RECORD_VERSION	1
+/*
+ * Version 1: header, canonical name, scope.  Version 2, written only
+ * for an entry with sending addresses (so that a portcullis that knows
+ * only 1 still reads every other entry): then N, and N times a length
+ * octet and an address (store_addr_normalize()'s form).
+ */
+#define STORE_CACHE_RECORD_VERSION	2
 /* kind, checker NUL, user NUL, token hash: 353 < LMDB's 511 */
 #define STORE_CACHE_KEY_MAX	(1 + CONF_NAME_MAX + CONF_AUTH_NAME_MAX + \
 				    STORE_CACHE_HASH_LEN)
-#define STORE_CACHE_RECORD_MAX	(50 + 1 + 255 + 1 + 255)
+#define STORE_CACHE_RECORD_MAX	(50 + 1 + 255 + 1 + 255 + 1 + \
+				    STORE_ADDRS_MAX * (1 + STORE_ADDR_MAX))
 
 /*
  * checker: 1..CONF_NAME_MAX - 1 octets of UTF-8 without control
@@ -329,6 +336,9 @@ struct store_cache_entry {
 	uint8_t	 verifier[STORE_CACHE_HASH_LEN];	/* password, negative */
 	char	 canonical[CONF_AUTH_NAME_MAX];	/* who it authenticates */
 	char	 scope[CONF_HOST_MAX];		/* tokens: granted scope */
+	/* password entries: the addresses the user may send as */
+	char	 addrs[STORE_ADDRS_MAX][STORE_ADDR_MAX + 1];
+	int	 naddrs;
 };
 
 /* "password", "negative", "token"; "?" for anything else. */

@@ -37,6 +37,7 @@ import metrics_bench  # noqa: E402
 import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
 import scram_bench  # noqa: E402
+import ldap_bench  # noqa: E402
 import table  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
@@ -505,6 +506,8 @@ def main():
         started = []
         log("oauth: cached and uncached logins, a hung provider")
         oauth_rows = oauth_bench.run(workdir, users, hashes)
+        log("ldap: portcullis and Dovecot against one slapd, a hung one")
+        ldap_rows = ldap_bench.run(workdir, users, hashes)
         log("node: spread over the workers, scaling, idle memory")
         node_rows = node_bench.run(workdir)
         log("fleet: AUTH with the node's own counters and with Redis")
@@ -539,7 +542,7 @@ def main():
            "durable": {s.name: s.durable for s in servers},
            "units": units, "rows": rows, "auth_path": auth_path,
            "oauth": oauth_rows, "node": node_rows, "fleet": fleet_rows,
-           "scram": scram_rows, "metrics": metrics_rows,
+           "scram": scram_rows, "metrics": metrics_rows, "ldap": ldap_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(

@@ -127,7 +127,12 @@ def print_tables(res, out=sys.stdout):
                         "only):"),
                        ("metrics", "The metrics endpoint: the AUTH + "
                         "STARTTLS row with metrics off and on, scraped "
-                        "every second (portcullis only):")):
+                        "every second (portcullis only):"),
+                       ("ldap", "LDAP: one slapd with {SSHA} users, each "
+                        "login checked by the directory (a search and a "
+                        "bind), portcullis's ldap checker beside "
+                        "Postfix + Dovecot's LDAP passdb (auth_bind = "
+                        "yes); local logins while the directory hangs:")):
         if not res.get(key):
             continue
         w()

@@ -624,7 +624,7 @@ Test(config, bad_duplicate_checker)
 Test(config, bad_checker_type)
 {
 	expect_error("bad-checker-type.conf", 4,
-	    "unknown checker type \"ldap\"");
+	    "unknown checker type \"radius\"");
 }
 
 Test(config, bad_workers_zero)
@@ -1690,8 +1690,8 @@ Test(config, checker_options)
 	    "\t} on-fail stop\n"), 4, "duplicate checker \"a\"");
 	expect_text_error(AUTH("\tchecker \"\" lmdb\n"), 3,
 	    "checker name: empty value");
-	expect_text_error(AUTH("\tchecker \"a\" ldap on-fail maybe\n"), 3,
-	    "unknown checker type \"ldap\"");
+	expect_text_error(AUTH("\tchecker \"a\" radius on-fail maybe\n"), 3,
+	    "unknown checker type \"radius\"");
 }
 
 /* Every error is logged, once: each line here has one, and only one. */
@@ -2342,7 +2342,7 @@ Test(config, bad_cache_two)
 Test(config, bad_cache_without_oauth)
 {
 	expect_error("bad-cache-no-oauth.conf", 4,
-	    "checker \"cache\": a cache needs an oauth checker");
+	    "checker \"cache\": a cache needs an oauth or ldap checker");
 }
 
 Test(config, bad_cache_key_file)
@@ -2616,7 +2616,7 @@ Test(config, cache_checker)
 	config_free(conf);
 	expect_text_error(AUTH("\tchecker \"c\" cache mechanisms PLAIN\n"
 	    TOKENS "\t}\n"), 3,
-	    "checker \"c\": no oauth checker verifies PLAIN");
+	    "checker \"c\": no remote checker verifies PLAIN");
 
 	/* A miss is a fail, and must not end the chain. */
 	expect_text_error(AUTH("\tchecker \"c\" cache on-fail stop\n"
@@ -2642,7 +2642,7 @@ Test(config, cache_checker)
 	    "\tchecker \"d\" cache \"/var/db/d\"\n"), 9,
 	    "checker \"d\": only one cache checker may be configured");
 	expect_text_error(AUTH("\tchecker \"c\" cache\n"), 3,
-	    "checker \"c\": a cache needs an oauth checker");
+	    "checker \"c\": a cache needs an oauth or ldap checker");
 }
 
 /*
@@ -2701,7 +2701,7 @@ Test(config, oauth_error_in_included_file)
 	cr_assert_null(parse_text(text, path, sizeof(path)));
 	unlink(inc);
 	(void)snprintf(want, sizeof(want),
-	    "%s:3: checker \"c\": a cache needs an oauth checker", inc);
+	    "%s:3: checker \"c\": a cache needs an oauth or ldap checker", inc);
 	cr_assert_str_eq(config_errmsg(), want);
 }
 
@@ -2900,4 +2900,98 @@ Test(config, metrics_listen)
 	expect_text_error("listen on 127.0.0.1 port 25\n"
 	    "metrics listen on 127.0.0.1 port 0\n", 2,
 	    "port 0 out of range (1-65535)");
+}
+
+/* checker NAME ldap { ... } */
+Test(config, ldap_checker)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+
+	conf = parse_ok(AUTH("\tchecker \"dir\" ldap {\n"
+	    "\t\turl ldap://a.example:389 ldaps://b.example "
+	    "ldapi://%2Frun%2Fslapd%2Fldapi\n"
+	    "\t\tstarttls yes\n\t\tca-file \"/etc/ssl/ca.pem\"\n"
+	    "\t\ttimeout 3s\n\t\tconnections 8\n"
+	    "\t\tbind-dn \"cn=reader,dc=example,dc=org\"\n"
+	    "\t\tbind-password-file \"/etc/portcullis/ldap.secret\"\n"
+	    "\t\tbase \"ou=people,dc=example,dc=org\"\n\t\tscope one\n"
+	    "\t\tfilter \"(&(objectClass=inetOrgPerson)(uid=%u))\"\n"
+	    "\t\tpassword attribute\n"
+	    "\t\tmail-attributes mail mailAlternateAddress proxyAddresses\n"
+	    "\t\tuser-attribute uid\n"
+	    "\t\tdisabled-filter \"(pwdAccountLockedTime=*)\"\n"
+	    "\t}\n"));
+	c = nth_checker(conf, 0);
+	cr_assert_eq(c->type, CHECKER_LDAP);
+	cr_assert_eq(c->mechanisms, SASL_PASSWORD_MECHS);
+	cr_assert_eq(c->ldap.nurls, 3);
+	cr_assert_str_eq(c->ldap.urls[2], "ldapi://%2Frun%2Fslapd%2Fldapi");
+	cr_assert_eq(c->ldap.starttls, 1);
+	cr_assert_eq(c->ldap.timeout, 3000);
+	cr_assert_eq(c->ldap.connections, 8);
+	cr_assert_eq(c->ldap.scope, LDAP_SCOPE_CONF_ONE);
+	cr_assert_eq(c->ldap.method, LDAP_METHOD_ATTRIBUTE);
+	cr_assert_eq(c->ldap.nmail_attrs, 3);
+	cr_assert_str_eq(c->ldap.mail_attrs[2], "proxyAddresses");
+	cr_assert_str_eq(c->ldap.password_attr, "userPassword");
+	config_free(conf);
+
+	/* The defaults: bind as the user, (uid=%u), mail attributes. */
+	conf = parse_ok(AUTH("\tchecker \"dir\" ldap {\n"
+	    "\t\turl ldap://127.0.0.1\n\t\tbase \"dc=example,dc=org\"\n"
+	    "\t}\n"));
+	c = nth_checker(conf, 0);
+	cr_assert_eq(c->ldap.method, LDAP_METHOD_BIND);
+	cr_assert_str_eq(c->ldap.filter, "(uid=%u)");
+	cr_assert_eq(c->ldap.timeout, DEFAULT_LDAP_TIMEOUT);
+	cr_assert_eq(c->ldap.connections, DEFAULT_LDAP_CONNECTIONS);
+	cr_assert_eq(c->ldap.nmail_attrs, 2);
+	cr_assert_str_eq(c->ldap.mail_attrs[1], "mailAlternateAddress");
+	config_free(conf);
+
+	/* A cache may answer for it. */
+	conf = parse_ok(AUTH("\tchecker \"c\" cache\n"
+	    "\tchecker \"dir\" ldap {\n"
+	    "\t\turl ldap://127.0.0.1\n\t\tbase \"dc=example,dc=org\"\n"
+	    "\t}\n"));
+	cr_assert_eq(nth_checker(conf, 0)->mechanisms, SASL_PASSWORD_MECHS);
+	config_free(conf);
+
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\tbase \"dc=x\"\n\t}\n"), 3, "checker \"d\": ldap needs url");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\turl ldap://h\n\t}\n"), 3, "checker \"d\": ldap needs base");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\turl http://h\n\t}\n"), 4, "checker \"d\": url: \"http://h\": "
+	    "want ldap://, ldaps:// or ldapi://HOST[:PORT]");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\turl \"ldap://h/dc=x??sub\"\n\t}\n"), 4, "checker \"d\": url: "
+	    "\"ldap://h/dc=x??sub\": want ldap://, ldaps:// or "
+	    "ldapi://HOST[:PORT]");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\turl ldap://h\n\t\tbase \"dc=x\"\n"
+	    "\t\tfilter \"(|(uid=%u)(mail=%u))\"\n\t}\n"), 3,
+	    "checker \"d\": filter must be in parentheses and hold %u once");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\turl ldap://h\n\t\tbase \"dc=x\"\n"
+	    "\t\tfilter \"uid=%u\"\n\t}\n"), 3,
+	    "checker \"d\": filter must be in parentheses and hold %u once");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\turl ldap://h\n\t\tbase \"dc=x\"\n"
+	    "\t\tbind-dn \"cn=r\"\n\t}\n"), 3,
+	    "checker \"d\": bind-dn and bind-password-file go together");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\tpassword maybe\n\t}\n"), 4,
+	    "checker \"d\": invalid password \"maybe\": want bind or "
+	    "attribute");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\tscope tree\n\t}\n"), 4,
+	    "checker \"d\": invalid scope \"tree\": want sub, one or base");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\tconnections 0\n\t}\n"), 4,
+	    "checker \"d\": connections must be between 1 and 64");
+	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
+	    "\t\tsecret x\n\t}\n"), 4,
+	    "checker \"d\": unknown ldap option \"secret\"");
 }

@@ -1503,7 +1503,7 @@ Test(store, cache_corrupt_entries_are_reported_and_skipped)
 	    sizeof(err)), 0);
 	cr_assert_gt(rlen = store_cache_record_encode(&e, rec, sizeof(rec),
 	    err, sizeof(err)), 0);
-	rec[0] = 2;
+	rec[0] = 3;
 	raw_put("cache", key, (size_t)klen, rec, (size_t)rlen);
 
 	st = open_ok(0);
@@ -1515,8 +1515,8 @@ Test(store, cache_corrupt_entries_are_reported_and_skipped)
 	    "checker name is empty (and 2 more)", dir);
 	cr_expect_eq(cache_get(st, &e, &got), -1);
 	expect_err("store %s: the token eea1a2a3 entry of checker \"remote\" "
-	    "for user \"\" is corrupt: the record has format 2, this "
-	    "portcullis understands up to 1: upgrade portcullis", dir);
+	    "for user \"\" is corrupt: the record has format 3, this "
+	    "portcullis understands up to 2: upgrade portcullis", dir);
 
 	/* expire keeps what it cannot read; flush of the user does not. */
 	cr_assert_eq(store_cache_expire(st, INT64_MAX, &n, err, sizeof(err)),
@@ -1803,8 +1803,9 @@ Test(store, cache_codec_edge_cases)
 	expect_rec_fails(STORE_CACHE_PASSWORD, bad, (size_t)rlen, (why)); \
 } while (0)
 	DAMAGE(0, 0, "unknown record format 0");
-	DAMAGE(0, 2, "the record has format 2, this portcullis understands "
-	    "up to 1: upgrade portcullis");
+	DAMAGE(0, 3, "the record has format 3, this portcullis understands "
+	    "up to 2: upgrade portcullis");
+	DAMAGE(0, 2, "a version 2 record without addresses");
 	DAMAGE(1, 0x80, "unknown flags 0x80");
 	DAMAGE(50, 0, "the canonical name is empty");
 	DAMAGE(50, 3, "the scope (46 octets) overruns the record (60 "
@@ -1858,10 +1859,10 @@ Test(store, cache_codec_edge_cases)
 	    sizeof(e2)), 50 + 2 + 255 + 1);
 	memset(e.canonical, 'c', CONF_AUTH_NAME_MAX - 1);
 	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
-	    sizeof(e2)), STORE_CACHE_RECORD_MAX);
+	    sizeof(e2)), 50 + 1 + 255 + 1 + 255);
 	memset(&d, 0, sizeof(d));
 	d.kind = STORE_CACHE_PASSWORD;
-	cr_expect_eq(store_cache_record_decode(rec, STORE_CACHE_RECORD_MAX,
+	cr_expect_eq(store_cache_record_decode(rec, 50 + 1 + 255 + 1 + 255,
 	    &d, e2, sizeof(e2)), 0, "%s", e2);
 	(void)strlcpy(e.scope, "tab\there", sizeof(e.scope));
 	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
@@ -1996,4 +1997,47 @@ Test(store, upgrade_layout_1_to_2)
 	    0);
 	cr_expect_eq(count, 2);
 	store_close(st);
+}
+
+/* A password entry keeps the addresses its checker found (version 2). */
+Test(store, cache_record_addresses)
+{
+	struct store_cache_entry	 e, d;
+	unsigned char			 rec[STORE_CACHE_RECORD_MAX];
+	char				 e2[256];
+	int				 len;
+
+	cache_init(&e, STORE_CACHE_PASSWORD, "dir", "alice", "alice");
+	len = store_cache_record_encode(&e, rec, sizeof(rec), e2, sizeof(e2));
+	cr_assert_gt(len, 0, "%s", e2);
+	cr_expect_eq(rec[0], 1);	/* none: as before */
+	(void)strlcpy(e.addrs[0], "alice@example.org", sizeof(e.addrs[0]));
+	(void)strlcpy(e.addrs[1], "a.l@example.org", sizeof(e.addrs[1]));
+	e.naddrs = 2;
+	len = store_cache_record_encode(&e, rec, sizeof(rec), e2, sizeof(e2));
+	cr_assert_gt(len, 0, "%s", e2);
+	cr_expect_eq(rec[0], 2);
+	memset(&d, 0, sizeof(d));
+	d.kind = STORE_CACHE_PASSWORD;
+	cr_assert_eq(store_cache_record_decode(rec, (size_t)len, &d, e2,
+	    sizeof(e2)), 0, "%s", e2);
+	cr_expect_eq(d.naddrs, 2);
+	cr_expect_str_eq(d.addrs[1], "a.l@example.org");
+	/* Cut short, or one octet more: refused. */
+	cr_expect_eq(store_cache_record_decode(rec, (size_t)len - 1, &d, e2,
+	    sizeof(e2)), -1);
+	cr_expect_eq(d.naddrs, 0);
+	rec[len] = 'x';
+	cr_expect_eq(store_cache_record_decode(rec, (size_t)len + 1, &d, e2,
+	    sizeof(e2)), -1);
+	/* Only password entries, only normalised addresses. */
+	d.kind = STORE_CACHE_TOKEN;
+	cr_expect_eq(store_cache_record_decode(rec, (size_t)len, &d, e2,
+	    sizeof(e2)), -1);
+	(void)strlcpy(e.addrs[1], "A.L@EXAMPLE.ORG", sizeof(e.addrs[1]));
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), -1);
+	(void)strlcpy(e.addrs[1], "no-at-sign", sizeof(e.addrs[1]));
+	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
+	    sizeof(e2)), -1);
 }
