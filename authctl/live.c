@@ -245,6 +245,26 @@ live_row(struct imsgbuf *ibuf, uint32_t type, void *row, size_t len)
 	return 1;
 }
 
+/* Then each checker's own line: connections, hosts, their counts. */
+static int
+stats_state(struct ctl *c)
+{
+	struct imsgbuf		 ibuf;
+	struct ctl_state	 st;
+	int			 n;
+
+	if (live_connect(c, &ibuf) == -1 ||
+	    live_send(&ibuf, IMSG_CTL_STATE, NULL, 0) == -1)
+		return EXIT_STORE;
+	while ((n = live_row(&ibuf, IMSG_CTL_STATE_REPLY, &st,
+	    sizeof(st))) == 1) {
+		st.checker[sizeof(st.checker) - 1] = '\0';
+		st.state[sizeof(st.state) - 1] = '\0';
+		printf("%s: %s\n", st.checker, st.state);
+	}
+	return n == -1 ? EXIT_STORE : 0;
+}
+
 int
 cmd_stats(struct ctl *c, int argc, char *argv[])
 {
@@ -267,7 +287,9 @@ cmd_stats(struct ctl *c, int argc, char *argv[])
 		    (unsigned long long)st.ok, (unsigned long long)st.fail,
 		    (unsigned long long)st.tempfail);
 	}
-	return n == -1 ? EXIT_STORE : 0;
+	if (n == -1)
+		return EXIT_STORE;
+	return stats_state(c);
 }
 
 int

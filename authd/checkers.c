@@ -23,6 +23,7 @@ static struct {
 	{ CHECKER_STATIC,	&checker_static_ops },
 	{ CHECKER_OAUTH,	&checker_oauth_ops },
 	{ CHECKER_CACHE,	&checker_cache_ops },
+	{ CHECKER_SQL,		&checker_sql_ops },
 };
 
 const struct checker_ops *

@@ -45,6 +45,7 @@ static TAILQ_HEAD(, ctl_wait) ctl_waits = TAILQ_HEAD_INITIALIZER(ctl_waits);
 static int	control_hello(struct imsgev *, struct imsg *);
 static int	control_test(struct imsgev *, struct imsg *);
 static int	control_stats(struct imsgev *, struct imsg *);
+static int	control_state(struct imsgev *, struct imsg *);
 static int	control_reload(struct imsgev *, struct imsg *);
 static int	control_keys(struct imsgev *, struct imsg *);
 static int	control_refresh(struct imsgev *, struct imsg *);
@@ -59,6 +60,7 @@ static const struct imsg_dispatch from_client[] = {
 	{ IMSG_CTL_TEST, sizeof(struct auth_request), IMSGEV_MIN,
 	    control_test },
 	{ IMSG_CTL_STATS, 0, 0, control_stats },
+	{ IMSG_CTL_STATE, 0, 0, control_state },
 	{ IMSG_CTL_RELOAD, 0, 0, control_reload },
 	{ IMSG_CTL_KEYS, sizeof(struct ctl_checker), 0, control_keys },
 	{ IMSG_CTL_REFRESH, sizeof(struct ctl_checker), 0, control_refresh },
@@ -115,6 +117,29 @@ control_stats(struct imsgev *iev, struct imsg *imsg)
 {
 	(void)imsg;
 	chain_stats_foreach(control_stats_one, iev->arg);
+	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	return 0;
+}
+
+/* Each checker's own line (an sql checker's connections and hosts). */
+static int
+control_state(struct imsgev *iev, struct imsg *imsg)
+{
+	struct worker_channel	*wc = iev->arg;
+	const struct checker	*c;
+	struct ctl_state	 st;
+	int			 i, n;
+
+	(void)imsg;
+	c = chain_checkers(&n);
+	for (i = 0; i < n; i++) {
+		memset(&st, 0, sizeof(st));
+		if (chain_checker_stats(i, st.state, sizeof(st.state)) == -1)
+			continue;
+		strlcpy(st.checker, c[i].conf->name, sizeof(st.checker));
+		imsgev_compose(&wc->iev, IMSG_CTL_STATE_REPLY, 0, -1, &st,
+		    sizeof(st));
+	}
 	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
 	return 0;
 }

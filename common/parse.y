@@ -230,6 +230,7 @@ static void	 checker_policy(enum chain_policy *, int *, const char *,
 static void	 checker_mechanism(const char *);
 static void	 kv_option(void);
 static void	 oauth_check(struct checker_conf *);
+static void	 sql_check(struct checker_conf *);
 static void	 cache_check(void);
 static void	 static_user_add(const char *, const char *, int);
 static int	 set_failure_delay(int *, int64_t, const char *);
@@ -284,7 +285,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	FAILUREDELAY FAILUREDELAYMAX GRACEPERIOD HOSTNAME INCLUDE KEY
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
-%token	OAUTH CACHE
+%token	OAUTH CACHE SQL
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT RELAY
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TO TRUSTEDNETWORKS USER WORKERS
@@ -725,6 +726,9 @@ checkerdef	: LMDB optpath			{
 		| CACHE optpath {
 			checker_set_type(CHECKER_CACHE, $2);
 		} optkvbody
+		| SQL {
+			checker_set_type(CHECKER_SQL, NULL);
+		} kvbody
 		| STRING optpath		{
 			conf_error("unknown checker type \"%s\"", $1);
 			copts.checker = NULL;
@@ -939,6 +943,7 @@ static const struct keyword keywords[] = {
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
 	{ "spool-min-free",	SPOOLMINFREE },
+	{ "sql",		SQL },
 	{ "static",		STATIC },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
@@ -1416,7 +1421,7 @@ yylex(void)
 	 * A closing brace gives the statement its block belongs to back:
 	 * "} on-fail" is still the checker's line.
 	 */
-	if (tok == OAUTH || tok == CACHE)
+	if (tok == OAUTH || tok == CACHE || tok == SQL)
 		kv_pending = 1;
 	else if (tok == '\n')
 		kv_pending = 0;
@@ -2168,6 +2173,23 @@ checker_set_type(enum checker_type type, const char *path)
 		o->discovery = -1;	/* oauth_check() decides */
 		return;
 	}
+	if (type == CHECKER_SQL) {
+		struct sql_conf	*s;
+
+		if ((s = calloc(1, sizeof(*s))) == NULL) {
+			conf_error("out of memory");
+			copts.checker = NULL;
+			return;
+		}
+		(void)strlcpy(s->password_column, "password",
+		    sizeof(s->password_column));
+		s->connections = DEFAULT_SQL_CONNECTIONS;
+		s->timeout = DEFAULT_SQL_TIMEOUT;
+		s->statement_timeout = DEFAULT_SQL_STATEMENT_TIMEOUT;
+		s->queue = DEFAULT_SQL_QUEUE;
+		copts.checker->sql = s;
+		return;
+	}
 	if (type == CHECKER_CACHE)
 		copts.checker->cache.ttl = DEFAULT_CACHE_TTL;
 	if (type != CHECKER_LMDB && type != CHECKER_CACHE)
@@ -2189,6 +2211,9 @@ checker_end(void)
 	if (copts.type == CHECKER_OAUTH && copts.checker != NULL &&
 	    !copts.kv_bad)
 		oauth_check(copts.checker);
+	if (copts.type == CHECKER_SQL && copts.checker != NULL &&
+	    !copts.kv_bad)
+		sql_check(copts.checker);
 	if (copts.type == CHECKER_CACHE && ncache_checkers++ > 0)
 		conf_error_at(file->name, copts.line,
 		    "checker \"%s\": only one cache checker may be "
@@ -2241,6 +2266,7 @@ static const struct checker_kind {
 	{ CHECKER_STATIC,	"static",	CRED_PASSWORD },
 	{ CHECKER_OAUTH,	"oauth",	CRED_PASSWORD | CRED_TOKEN },
 	{ CHECKER_CACHE,	"cache",	CRED_PASSWORD | CRED_TOKEN },
+	{ CHECKER_SQL,		"sql",		CRED_PASSWORD },
 };
 
 static const struct checker_kind *
@@ -2356,6 +2382,26 @@ static const struct kv_option oauth_options[] = {
 	{ "timeout",		KV_DURATION_MS,	OA(timeout), 100, 120 * 1000 },
 	{ "token-url",		KV_URL,		OA(token_url), 0, 0 },
 	{ "user-claim",		KV_STRING,	OA(user_claim), 0, 0 },
+};
+
+#define SQ(f)	offsetof(struct sql_conf, f), \
+		sizeof(((struct sql_conf *)0)->f)
+
+/* Offsets in struct sql_conf (kv_base()). */
+static const struct kv_option sql_options[] = {
+	{ "address-query",	KV_STRING,	SQ(address_query), 0, 0 },
+	{ "addresses-column",	KV_STRING,	SQ(addresses_column), 0, 0 },
+	{ "conninfo",		KV_STRING,	SQ(conninfo), 0, 0 },
+	{ "connections",	KV_NUMBER,	SQ(connections), 1, 64 },
+	{ "enabled-column",	KV_STRING,	SQ(enabled_column), 0, 0 },
+	{ "password-column",	KV_STRING,	SQ(password_column), 0, 0 },
+	{ "password-file",	KV_FILE,	SQ(password_file), 0, 0 },
+	{ "query",		KV_STRING,	SQ(query), 0, 0 },
+	{ "queue",		KV_NUMBER,	SQ(queue), 1, 65536 },
+	{ "statement-timeout",	KV_DURATION_MS,	SQ(statement_timeout), 10,
+	    120 * 1000 },
+	{ "timeout",		KV_DURATION_MS,	SQ(timeout), 100, 120 * 1000 },
+	{ "user-column",	KV_STRING,	SQ(user_column), 0, 0 },
 };
 
 static const struct kv_option cache_options[] = {
@@ -2587,10 +2633,19 @@ kv_special(struct checker_conf *c)
 	return kv_breaker(c);
 }
 
+/* Where the offsets of a checker's option table start. */
+static char *
+kv_base(struct checker_conf *c)
+{
+	if (c->type == CHECKER_SQL)
+		return (char *)c->sql;
+	return (char *)c;
+}
+
 static int
 kv_set(struct checker_conf *c, const struct kv_option *opt)
 {
-	char		*dst = (char *)c + opt->off;
+	char		*dst = kv_base(c) + opt->off;
 	char		 what[CONF_NAME_MAX + 64], lo[32], hi[32];
 	int64_t		 n, scale;
 	char		*end;
@@ -2673,6 +2728,9 @@ kv_option(void)
 	if (copts.type == CHECKER_OAUTH) {
 		table = oauth_options;
 		n = sizeof(oauth_options) / sizeof(oauth_options[0]);
+	} else if (copts.type == CHECKER_SQL) {
+		table = sql_options;
+		n = sizeof(sql_options) / sizeof(sql_options[0]);
 	} else {
 		table = cache_options;
 		n = sizeof(cache_options) / sizeof(cache_options[0]);
@@ -2683,7 +2741,7 @@ kv_option(void)
 	if (opt == NULL) {
 		conf_error_at(file->name, kv.line, "checker \"%s\": unknown "
 		    "%s option \"%s\"", copts.name,
-		    copts.type == CHECKER_OAUTH ? "oauth" : "cache", kv.key);
+		    checker_type_name(copts.type), kv.key);
 		copts.kv_bad = 1;
 		return;
 	}
@@ -2796,6 +2854,32 @@ oauth_check(struct checker_conf *c)
 		    mech_name(c->mechanisms & ~can));
 }
 
+/*
+ * An sql checker needs a database and a query that takes the login as
+ * its parameter $1: a bound parameter, never text pasted into SQL.
+ */
+static void
+sql_check(struct checker_conf *c)
+{
+	struct sql_conf	*s = c->sql;
+
+	if (s->conninfo[0] == '\0' || s->query[0] == '\0') {
+		conf_error_at(file->name, copts.line, "checker \"%s\": sql "
+		    "needs conninfo and query", c->name);
+		return;
+	}
+	if (strstr(s->query, "$1") == NULL)
+		conf_error_at(file->name, copts.line, "checker \"%s\": query "
+		    "must take the login as $1", c->name);
+	if (s->address_query[0] != '\0' &&
+	    strstr(s->address_query, "$1") == NULL)
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "address-query must take the user as $1", c->name);
+	if (s->password_column[0] == '\0')
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "password-column is empty", c->name);
+}
+
 /* A cache answers for the oauth checkers, with their mechanisms. */
 static void
 cache_check(void)
@@ -2806,6 +2890,10 @@ cache_check(void)
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
 		if (c->type == CHECKER_OAUTH)
 			m |= c->mechanisms;
+		/* sql: remote too, so it may be remembered */
+		if (c->type == CHECKER_SQL)
+			m |= c->mechanisms != 0 ? c->mechanisms :
+			    checker_can_verify(c->type);
 		if (c->type == CHECKER_CACHE)
 			cache = c;
 	}

@@ -52,6 +52,8 @@ enum imsg_type {
 	IMSG_CONF_CHECKER = 18,	/* struct checker_conf */
 	IMSG_CONF_SPOOL = 19,	/* worker: empty + spool directory fd */
 	IMSG_CONF_END = 20,	/* empty; the child applies what it got */
+	IMSG_CONF_CHECKER_SQL = 140, /* authd only: struct sql_conf, of
+				   the sql checker sent last */
 
 	/* life cycle */
 	IMSG_CHILD_READY = 30,	/* child -> master: struct hello;
@@ -98,6 +100,10 @@ enum imsg_type {
 	IMSG_CTL_REFRESHED = 69, /* authd -> authctl: struct ctl_refreshed,
 				   one per checker once its fetch ended,
 				   then IMSG_CTL_END */
+	IMSG_CTL_STATE = 141,	/* authctl -> authd: empty */
+	IMSG_CTL_STATE_REPLY = 142, /* authd -> authctl: struct ctl_state,
+				   one per checker that keeps a state (its
+				   ops->stats), then IMSG_CTL_END */
 };
 
 /*
@@ -116,6 +122,12 @@ struct ctl_stats {
 	uint64_t	ok;
 	uint64_t	fail;
 	uint64_t	tempfail;
+};
+
+/* IMSG_CTL_STATE_REPLY: one line of a checker's own state. */
+struct ctl_state {
+	char		checker[64];
+	char		state[960];
 };
 
 /* IMSG_CTL_KEYS, IMSG_CTL_REFRESH: which checker; "" for all. */

@@ -1,6 +1,7 @@
 /*
- * secret.c -- master reads the oauth checkers' client secrets, with
- * root's rights, at start and at every reload.
+ * secret.c -- master reads the oauth checkers' client secrets and the
+ * sql checkers' database passwords, with root's rights, at start and
+ * at every reload.
  *
  * The secret goes into the checker's configuration, which master sends
  * whole to authd; config_send() blanks it for workers, and
@@ -24,32 +25,31 @@
 #include "master.h"
 
 static int
-secret_read(struct checker_conf *c)
+secret_read(const char *name, const char *path, char dst[CONF_SECRET_MAX])
 {
-	struct oauth_conf	*o = &c->oauth;
 	struct stat		 st;
 	char			 buf[CONF_SECRET_MAX + 1];
 	ssize_t			 n;
 	size_t			 len = 0;
 	int			 fd, rv = -1;
 
-	if ((fd = open(o->secret_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
 	    -1) {
-		log_warn("checker %s: %s", c->name, o->secret_file);
+		log_warn("checker %s: %s", name, path);
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("checker %s: %s", c->name, o->secret_file);
+		log_warn("checker %s: %s", name, path);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_warnx("checker %s: %s: not a regular file", c->name,
-		    o->secret_file);
+		log_warnx("checker %s: %s: not a regular file", name,
+		    path);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
 		log_warnx("checker %s: %s: readable or writable by others "
-		    "(mode %03o); chmod o-rw it", c->name, o->secret_file,
+		    "(mode %03o); chmod o-rw it", name, path,
 		    (unsigned int)(st.st_mode & 0777));
 		goto out;
 	}
@@ -58,7 +58,7 @@ secret_read(struct checker_conf *c)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("checker %s: %s", c->name, o->secret_file);
+			log_warn("checker %s: %s", name, path);
 			goto out;
 		}
 		len += (size_t)n;
@@ -67,18 +67,18 @@ secret_read(struct checker_conf *c)
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len == 0 || len >= CONF_SECRET_MAX) {
-		log_warnx("checker %s: %s: %s", c->name, o->secret_file,
+		log_warnx("checker %s: %s: %s", name, path,
 		    len == 0 ? "empty" : "too long");
 		goto out;
 	}
 	for (size_t i = 0; i < len; i++)
 		if (iscntrl((unsigned char)buf[i])) {
 			log_warnx("checker %s: %s: control characters in the "
-			    "secret", c->name, o->secret_file);
+			    "secret", name, path);
 			goto out;
 		}
-	memcpy(o->client_secret, buf, len);
-	o->client_secret[len] = '\0';
+	memcpy(dst, buf, len);
+	dst[len] = '\0';
 	rv = 0;
 out:
 	explicit_bzero(buf, sizeof(buf));
@@ -92,9 +92,15 @@ secrets_load(struct portcullis_conf *conf)
 	struct checker_conf	*c;
 
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
-		if (c->type != CHECKER_OAUTH || c->oauth.secret_file[0] == '\0')
-			continue;
-		if (secret_read(c) == -1)
+		if (c->type == CHECKER_OAUTH && c->oauth.secret_file[0] != '\0' &&
+		    secret_read(c->name, c->oauth.secret_file,
+		    c->oauth.client_secret) == -1)
+			return -1;
+		/* The database's password, read as a client secret is. */
+		if (c->type == CHECKER_SQL && c->sql != NULL &&
+		    c->sql->password_file[0] != '\0' &&
+		    secret_read(c->name, c->sql->password_file,
+		    c->sql->password) == -1)
 			return -1;
 	}
 	return 0;

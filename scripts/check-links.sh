@@ -32,7 +32,7 @@ allowed() {
 		    libcrypto ;;
 	portcullis-authd)
 		echo libbsd libseccomp libevent libcrypto liblmdb libcrypt \
-		    $argon2 libcurl libjansson ;;
+		    $argon2 libcurl libjansson libpq ;;
 	authctl)
 		echo libbsd libssl libcrypto liblmdb libcrypt $argon2 ;;
 	esac
