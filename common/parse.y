@@ -796,6 +796,7 @@ kvline		: kvkey kvvalues		{
 
 kvkey		: STRING			{ $$ = $1; }
 		| TIMEOUT			{ $$ = "timeout"; }
+		| PASSWORD			{ $$ = "password"; }
 		;
 
 kvvalues	: kvvalue
@@ -808,6 +809,14 @@ kvvalue		: value				{
 				YYERROR;
 			}
 			kv.v[kv.n++] = $1;
+		}
+		| PASSWORD			{
+			/* PostfixAdmin's column: password-column password */
+			if (kv.n == KV_VALUES_MAX) {
+				conf_error("too many values");
+				YYERROR;
+			}
+			kv.v[kv.n++] = "password";
 		}
 		;
 
