@@ -12,7 +12,8 @@ DEBIAN_PKGS="gcc make pkg-config byacc libssl-dev libbsd-dev liblmdb-dev
 libevent-dev libcurl4-openssl-dev libjansson-dev libargon2-dev
 libseccomp-dev libcrypt-dev libcriterion-dev openssl python3 procps
 mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmdb
-gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd $*"
+gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
+libpq-dev postgresql dovecot-core $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
 python3 curl"
 
@@ -29,6 +30,9 @@ if [ ! -f /etc/debian_version ]; then
 	exit 1
 fi
 
+# libpq-dev: the sql checker.  postgresql: test_sql.py runs its own
+# server (initdb, postgres) in a temporary directory; dovecot-core:
+# doveadm pw writes that test's hashes as a web panel stores them.
 # gdb: the sandbox tests attach to the children.  devscripts:
 # hardening-check.  fail2ban: fail2ban-regex reads the shipped filter.
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:

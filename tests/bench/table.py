@@ -118,7 +118,10 @@ def print_tables(res, out=sys.stdout):
                          "answering in 50 ms (portcullis only):"),
                        ("node", "One node: spread over the workers, "
                         "scaling with workers, idle memory (portcullis "
-                        "only):")):
+                        "only):"),
+                       ("sql", "PostgreSQL users, same database, no login "
+                        "cache: portcullis's sql checker against Postfix + "
+                        "Dovecot's sql passdb:")):
         if not res.get(key):
             continue
         w()
