@@ -29,11 +29,12 @@
 
 #include <sys/queue.h>
 
-#include <ctype.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <libpq-fe.h>
@@ -332,9 +333,16 @@ static void
 conn_connect(struct sqlconn *c)
 {
 	struct sql	*s = c->sql;
-	const char	*keys[4], *vals[4];
+	const char	*keys[5], *vals[5];
 	int		 n = 0;
 
+	/*
+	 * Before the conninfo, which may say otherwise: no GSSAPI
+	 * encryption attempt, whose Kerberos library would read
+	 * directories (getdents64) authd's sandbox does not allow.
+	 */
+	keys[n] = "gssencmode";
+	vals[n++] = "disable";
 	keys[n] = "dbname";
 	vals[n++] = s->conf.conninfo;
 	keys[n] = "fallback_application_name";
@@ -932,12 +940,29 @@ sql_free(struct checker_priv *priv)
 	freezero(s, sizeof(*s));	/* the database password */
 }
 
+/*
+ * libpq looks for ~/.postgresql/ (client certificate, root CAs) and
+ * ~/.pgpass under $HOME, which authd inherited from root: a file it may
+ * not read there is an error (sslmode=prefer would then give up TLS).
+ * authd's own user's home instead.
+ */
+static void
+sql_home(void)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwuid(geteuid())) != NULL &&
+	    setenv("HOME", pw->pw_dir, 1) == -1)
+		log_warn("setenv HOME");
+}
+
 static int
 sql_init(struct checker *chk, struct portcullis_conf *conf)
 {
 	struct sql	*s;
 
 	(void)conf;
+	sql_home();
 	if (chk->conf->sql == NULL) {
 		log_warnx("checker %s: no sql settings", chk->conf->name);
 		return -1;

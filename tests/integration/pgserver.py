@@ -49,7 +49,7 @@ def _demote():
 class PgServer:
     """One cluster: start(), stop(), restart(), psql(sql)."""
 
-    def __init__(self, dbname="mail", port=None):
+    def __init__(self, dbname="mail", port=None, ssl=False):
         self.dir = tempfile.mkdtemp(prefix="pg-test-")
         os.chmod(self.dir, 0o755)
         self.data = os.path.join(self.dir, "data")
@@ -66,6 +66,18 @@ class PgServer:
              "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
             preexec_fn=_demote, check=True, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, cwd="/")
+        self.ssl = ssl
+        if ssl:
+            # TLS for TCP clients that ask (libpq's sslmode=prefer does)
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                 "-days", "2", "-subj", "/CN=127.0.0.1",
+                 "-keyout", os.path.join(self.data, "server.key"),
+                 "-out", os.path.join(self.data, "server.crt")],
+                check=True, capture_output=True)
+            for f in ("server.key", "server.crt"):
+                os.chown(os.path.join(self.data, f), *_ids())
+            os.chmod(os.path.join(self.data, "server.key"), 0o600)
 
     def start(self, timeout=20.0):
         self.log_fh = open(self.logfile, "ab")
@@ -75,7 +87,8 @@ class PgServer:
              "-k", self.sockdir, "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
+             "-c", "max_connections=200", "-c", "shared_buffers=32MB",
+             "-c", "ssl=%s" % ("on" if self.ssl else "off")],
             preexec_fn=_demote, stdout=self.log_fh, stderr=subprocess.STDOUT,
             cwd="/", start_new_session=True)
         deadline = time.monotonic() + timeout
