@@ -10,6 +10,8 @@ shape, {SHA512-CRYPT} hashes as PostfixAdmin writes them):
 - Postfix + Dovecot 2.3, Dovecot's sql passdb (dovecot-pgsql), the
   bench's postfix.sh peer with PEER_DOVECOT_SQL.
 
+Each is measured twice, in turn, and its better run kept.
+
 Neither caches: Dovecot's auth_cache_size is 0 (postfix.sh), portcullis
 has no cache checker.  Both verify the same sha512-crypt hashes (5000
 rounds), cheap enough that the servers' own costs show.
@@ -151,18 +153,23 @@ def run(workdir=None):
         load_users(pg, users)
 
         d = portcullis(pg)
-        log("sql: portcullis, sql checker")
-        smtpload(d.port, "-c", 4, "-n", 200, "-m", 0, "--auth", userfile)
-        ours = smtpload(d.port, *load)
-        d.stop()
-        d = None
-
         port, pdir = peer(workdir, pg, userfile)
-        theirs = None
+        servers = [("portcullis", d.port)]
         if port is not None:
-            log("sql: postfix + dovecot, sql passdb")
-            smtpload(port, "-c", 4, "-n", 200, "-m", 0, "--auth", userfile)
-            theirs = smtpload(port, *load)
+            servers.append(("dovecot", port))
+        for _, p in servers:
+            smtpload(p, "-c", 4, "-n", 200, "-m", 0, "--auth", userfile)
+        # Taken in turn, twice, the better of each kept: other work on
+        # a shared machine can only lower a rate.
+        best = {}
+        for _ in range(2):
+            for name, p in servers:
+                log("sql: %s" % name)
+                res = smtpload(p, *load)
+                if name not in best or \
+                        (rate(res) or 0) > (rate(best[name]) or 0):
+                    best[name] = res
+        ours, theirs = best.get("portcullis"), best.get("dovecot")
         r_ours, r_theirs = rate(ours), rate(theirs)
         rows.append(("portcullis, sql checker: AUTH PLAIN sessions/s, "
                      "c=%d" % CONCURRENCY, r_ours, "sessions/s"))
