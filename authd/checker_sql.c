@@ -115,6 +115,7 @@ struct sqljob {
 	struct event		*deadline;
 	struct sqlconn		*conn;		/* its query's */
 	int			 queued;
+	int			 retried;	/* once, after a lost connection */
 	int			 host;
 	/* what the row said, for the pool thread */
 	int			 rows;
@@ -131,6 +132,7 @@ static void	conn_io(evutil_socket_t, short, void *);
 static void	conn_drop(struct sqlconn *, const char *);
 static void	pool_next(struct sql *);
 static void	job_end(struct sqljob *, int, const char *);
+static void	job_retry(struct sqljob *);
 
 static void	sql_free(struct checker_priv *);
 
@@ -313,7 +315,7 @@ conn_drop(struct sqlconn *c, const char *why)
 		c->lost = 1;
 	if (j != NULL) {
 		j->conn = NULL;
-		job_end(j, AUTH_TEMPFAIL, "database connection lost");
+		job_retry(j);
 	}
 	if (s->freed)
 		return;
@@ -678,6 +680,26 @@ job_queue(struct sqljob *j)
 	s->nwaiting++;
 	j->queued = 1;
 	pool_next(s);
+}
+
+/*
+ * Its connection was lost under its query (a restart, a failover, a
+ * connection the server had closed while idle): the queries only read,
+ * so it may go once more, first in line, within its own deadline.
+ */
+static void
+job_retry(struct sqljob *j)
+{
+	struct sql	*s = j->sql;
+
+	if (j->retried || s->freed) {
+		job_end(j, AUTH_TEMPFAIL, "database connection lost");
+		return;
+	}
+	j->retried = 1;
+	TAILQ_INSERT_HEAD(&s->waiting, j, entry);
+	s->nwaiting++;
+	j->queued = 1;
 }
 
 /* PostgreSQL's booleans and the integers of other schemas. */

@@ -288,6 +288,16 @@ class TestSql(SqlBase):
                          r"ok=\d+ fail=\d+ tempfail=\d+ reconnects=[1-9]"
                          % (re.escape(PG.sockdir), PG.port))
 
+    def test_connections_killed_by_the_server_are_made_again(self):
+        """The server ends the checker's sessions (an administrator, a
+        failover): the next logins are answered, not tempfailed."""
+        self.assertEqual(login(self.d.port, "yes@example.org", "nope"), 535)
+        PG.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = 'portcullis'")
+        for _ in range(6):
+            self.assertEqual(login(self.d.port, "yes@example.org", "nope"),
+                             535)
+
     def test_stale_if_error_through_the_cache(self):
         """The cache remembers the database's yes; with the database
         down and the entry expired, the stale entry answers."""
