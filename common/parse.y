@@ -2887,6 +2887,8 @@ sql_check(struct checker_conf *c)
 	if (s->password_column[0] == '\0')
 		conf_error_at(file->name, copts.line, "checker \"%s\": "
 		    "password-column is empty", c->name);
+	if (c->mechanisms == 0)
+		c->mechanisms = SASL_PASSWORD_MECHS;
 }
 
 /* A cache answers for the oauth checkers, with their mechanisms. */
@@ -2897,12 +2899,9 @@ cache_check(void)
 	uint32_t		 m = 0;
 
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
-		if (c->type == CHECKER_OAUTH)
-			m |= c->mechanisms;
 		/* sql: remote too, so it may be remembered */
-		if (c->type == CHECKER_SQL)
-			m |= c->mechanisms != 0 ? c->mechanisms :
-			    checker_can_verify(c->type);
+		if (c->type == CHECKER_OAUTH || c->type == CHECKER_SQL)
+			m |= c->mechanisms;
 		if (c->type == CHECKER_CACHE)
 			cache = c;
 	}

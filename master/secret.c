@@ -24,8 +24,9 @@
 #include "log.h"
 #include "master.h"
 
+/* The one line in path into dst (CONF_SECRET_MAX octets): 0 or -1. */
 static int
-secret_read(const char *name, const char *path, char dst[CONF_SECRET_MAX])
+secret_read(const struct checker_conf *c, const char *path, char *dst)
 {
 	struct stat		 st;
 	char			 buf[CONF_SECRET_MAX + 1];
@@ -35,21 +36,21 @@ secret_read(const char *name, const char *path, char dst[CONF_SECRET_MAX])
 
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) ==
 	    -1) {
-		log_warn("checker %s: %s", name, path);
+		log_warn("checker %s: %s", c->name, path);
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("checker %s: %s", name, path);
+		log_warn("checker %s: %s", c->name, path);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_warnx("checker %s: %s: not a regular file", name,
+		log_warnx("checker %s: %s: not a regular file", c->name,
 		    path);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
 		log_warnx("checker %s: %s: readable or writable by others "
-		    "(mode %03o); chmod o-rw it", name, path,
+		    "(mode %03o); chmod o-rw it", c->name, path,
 		    (unsigned int)(st.st_mode & 0777));
 		goto out;
 	}
@@ -58,7 +59,7 @@ secret_read(const char *name, const char *path, char dst[CONF_SECRET_MAX])
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("checker %s: %s", name, path);
+			log_warn("checker %s: %s", c->name, path);
 			goto out;
 		}
 		len += (size_t)n;
@@ -67,14 +68,14 @@ secret_read(const char *name, const char *path, char dst[CONF_SECRET_MAX])
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len == 0 || len >= CONF_SECRET_MAX) {
-		log_warnx("checker %s: %s: %s", name, path,
+		log_warnx("checker %s: %s: %s", c->name, path,
 		    len == 0 ? "empty" : "too long");
 		goto out;
 	}
 	for (size_t i = 0; i < len; i++)
 		if (iscntrl((unsigned char)buf[i])) {
 			log_warnx("checker %s: %s: control characters in the "
-			    "secret", name, path);
+			    "secret", c->name, path);
 			goto out;
 		}
 	memcpy(dst, buf, len);
@@ -93,13 +94,13 @@ secrets_load(struct portcullis_conf *conf)
 
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
 		if (c->type == CHECKER_OAUTH && c->oauth.secret_file[0] != '\0' &&
-		    secret_read(c->name, c->oauth.secret_file,
+		    secret_read(c, c->oauth.secret_file,
 		    c->oauth.client_secret) == -1)
 			return -1;
 		/* The database's password, read as a client secret is. */
 		if (c->type == CHECKER_SQL && c->sql != NULL &&
 		    c->sql->password_file[0] != '\0' &&
-		    secret_read(c->name, c->sql->password_file,
+		    secret_read(c, c->sql->password_file,
 		    c->sql->password) == -1)
 			return -1;
 	}

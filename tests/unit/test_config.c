@@ -2691,7 +2691,7 @@ Test(config, good_sql)
 	cr_assert_eq(c->mechanisms, SASL_PASSWORD_MECHS);
 	c = nth_checker(conf, 2);
 	assert_checker(c, "pfa", CHECKER_SQL, "", CHAIN_CONTINUE, CHAIN_STOP,
-	    0);
+	    SASL_PASSWORD_MECHS);
 	s = c->sql;
 	cr_assert_not_null(s);
 	cr_assert_str_eq(s->conninfo, "host=db1.example.org,db2.example.org "
@@ -2725,7 +2725,7 @@ Test(config, good_sql_defaults)
 	cr_assert_not_null(conf, "%s", config_errmsg());
 	c = nth_checker(conf, 0);
 	assert_checker(c, "db", CHECKER_SQL, "", CHAIN_CONTINUE,
-	    CHAIN_CONTINUE, 0);
+	    CHAIN_CONTINUE, SASL_PASSWORD_MECHS);
 	s = c->sql;
 	cr_assert_str_eq(s->password_file, "");
 	cr_assert_str_eq(s->address_query, "");
