@@ -363,7 +363,15 @@ class TestSql(SqlBase):
         self.assertEqual(set(codes) - {454, 535}, set())
         self.assertTrue(local_times)
         self.assertEqual({c for c, _ in local_times}, {235})
-        self.assertLess(max(t for _, t in local_times), 1.0, local_times)
+        # authd's own time for each (the client's also holds a loaded
+        # machine's scheduling and TCP retransmissions)
+        ms = [int(m) for m in re.findall(
+            r'auth result=ok user="loc@example.org".* ms=(\d+)',
+            self.d.log())]
+        self.assertGreaterEqual(len(ms), len(local_times))
+        self.assertLess(max(ms), 500, ms)
+        self.assertLess(sorted(t for _, t in local_times)[
+            len(local_times) // 2], 0.5, local_times)
         self.assertEqual(login(self.d.port, "blf@example.org", "pw-blf"), 235)
 
 
