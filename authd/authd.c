@@ -68,6 +68,7 @@ static const struct imsg_dispatch from_master_conf[] = {
 	{ IMSG_CONF_NETWORK, sizeof(struct netaddr), 0, master_conf },
 	{ IMSG_CONF_CONTROL, 0, IMSGEV_FD | IMSGEV_ONCE, master_conf },
 	{ IMSG_CONF_CHECKER, sizeof(struct checker_conf), 0, master_conf },
+	{ IMSG_CONF_CHECKER_SQL, sizeof(struct sql_conf), 0, master_conf },
 	{ IMSG_CONF_END, 0, IMSGEV_ONCE, master_conf },
 	/* a metrics process may start while a reload is under way */
 	{ IMSG_METRICS_CHANNEL, 0, IMSGEV_FD, master_metrics_channel },

@@ -219,5 +219,6 @@ extern const struct checker_ops checker_static_ops;
 extern const struct checker_ops checker_oauth_ops;
 extern const struct checker_ops checker_cache_ops;
 extern const struct checker_ops checker_ldap_ops;
+extern const struct checker_ops checker_sql_ops;
 
 #endif /* PORTCULLIS_CHAIN_H */

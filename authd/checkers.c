@@ -24,6 +24,7 @@ static struct {
 	{ CHECKER_OAUTH,	&checker_oauth_ops },
 	{ CHECKER_CACHE,	&checker_cache_ops },
 	{ CHECKER_LDAP,		&checker_ldap_ops },
+	{ CHECKER_SQL,		&checker_sql_ops },
 };
 
 const struct checker_ops *

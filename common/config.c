@@ -135,6 +135,8 @@ config_free(struct portcullis_conf *conf)
 	}
 	while ((c = TAILQ_FIRST(&conf->checkers)) != NULL) {
 		TAILQ_REMOVE(&conf->checkers, c, entry);
+		if (c->sql != NULL)	/* a database password */
+			freezero(c->sql, sizeof(*c->sql));
 		freezero(c, sizeof(*c));	/* an oauth client secret */
 	}
 	while ((d = TAILQ_FIRST(&conf->local_domains)) != NULL) {

@@ -130,6 +130,7 @@ enum checker_type {
 	CHECKER_OAUTH,		/* a remote OAuth 2.0 provider */
 	CHECKER_CACHE,		/* earlier oauth verdicts, in LMDB */
 	CHECKER_LDAP,		/* a directory: OpenLDAP, Active Directory */
+	CHECKER_SQL,		/* users in PostgreSQL */
 };
 
 #define CONF_FILE_MAX		1024	/* ca-file, key-file, secret files */
@@ -253,6 +254,32 @@ struct cache_conf {
 	int			 stale_if_error;	/* seconds; 0: off */
 };
 
+/* checker NAME sql { ... }: users in PostgreSQL, through libpq */
+#define CONF_SQL_MAX		2048	/* conninfo, queries */
+#define CONF_COLUMN_MAX		64
+#define DEFAULT_SQL_CONNECTIONS	4
+#define DEFAULT_SQL_TIMEOUT	3000	/* milliseconds, client side */
+#define DEFAULT_SQL_STATEMENT_TIMEOUT 2000 /* milliseconds, the server's */
+#define DEFAULT_SQL_QUEUE	256	/* checks waiting for a connection */
+
+struct sql_conf {
+	char			 conninfo[CONF_SQL_MAX];	/* libpq's */
+	char			 password_file[CONF_FILE_MAX];	/* "": none */
+	/* authd only: read by master from password_file; never to
+	   workers */
+	char			 password[CONF_SECRET_MAX];
+	char			 query[CONF_SQL_MAX];		/* $1: login */
+	char			 address_query[CONF_SQL_MAX];	/* "": none */
+	char			 password_column[CONF_COLUMN_MAX];
+	char			 user_column[CONF_COLUMN_MAX];	/* "": login */
+	char			 addresses_column[CONF_COLUMN_MAX]; /* text[] */
+	char			 enabled_column[CONF_COLUMN_MAX]; /* "": all */
+	int			 connections;
+	int			 timeout;		/* milliseconds */
+	int			 statement_timeout;	/* milliseconds */
+	int			 queue;
+};
+
 /* what the chain does after a checker's fail or tempfail */
 enum chain_policy {
 	CHAIN_CONTINUE = 0,	/* offer the credential to the next checker */
@@ -272,6 +299,9 @@ struct checker_conf {
 		struct ldap_conf	 ldap;		/* CHECKER_LDAP */
 	};
 	struct cache_conf	 cache;		/* CHECKER_CACHE */
+	/* CHECKER_SQL: too big for one imsg with the rest, and authd's
+	   alone: it travels in its own IMSG_CONF_CHECKER_SQL */
+	struct sql_conf		*sql;
 };
 TAILQ_HEAD(checkerlist, checker_conf);
 

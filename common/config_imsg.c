@@ -178,10 +178,16 @@ send_checkers(struct imsgev *iev, const struct portcullis_conf *conf,
 		if (to_worker && c->type == CHECKER_LDAP)
 			explicit_bzero(copy.ldap.bind_password,
 			    sizeof(copy.ldap.bind_password));
+		copy.sql = NULL;
 		rv = imsgev_compose(iev, IMSG_CONF_CHECKER, 0, -1, &copy,
 		    sizeof(copy));
 		explicit_bzero(&copy, sizeof(copy));
 		if (rv == -1)
+			return -1;
+		/* The database and its password are authd's business. */
+		if (c->sql != NULL && !to_worker &&
+		    imsgev_compose(iev, IMSG_CONF_CHECKER_SQL, 0, -1, c->sql,
+		    sizeof(*c->sql)) == -1)
 			return -1;
 	}
 	return 0;
@@ -437,6 +443,7 @@ recv_checker(struct config_recv *cr, struct imsg *imsg)
 		ldap_conf_terminate(&c->ldap);
 	else
 		oauth_conf_terminate(&c->oauth);
+	c->sql = NULL;		/* a pointer of master's; its own message */
 	TAILQ_INSERT_TAIL(&cr->conf->checkers, c, entry);
 	return 0;
 }
@@ -484,6 +491,37 @@ oauth_conf_terminate(struct oauth_conf *o)
 	TERMINATE(o->domain);
 }
 
+/* The settings of the sql checker that came last, once. */
+static int
+recv_checker_sql(struct config_recv *cr, struct imsg *imsg)
+{
+	struct checker_conf	*c;
+	struct sql_conf		*s;
+
+	c = TAILQ_LAST(&cr->conf->checkers, checkerlist);
+	if (c == NULL || c->type != CHECKER_SQL || c->sql != NULL) {
+		errno = EBADMSG;
+		return -1;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		fatal("calloc");
+	if (imsg_get_data(imsg, s, sizeof(*s)) == -1) {
+		free(s);
+		return -1;
+	}
+	TERMINATE(s->conninfo);
+	TERMINATE(s->password_file);
+	TERMINATE(s->password);
+	TERMINATE(s->query);
+	TERMINATE(s->address_query);
+	TERMINATE(s->password_column);
+	TERMINATE(s->user_column);
+	TERMINATE(s->addresses_column);
+	TERMINATE(s->enabled_column);
+	c->sql = s;
+	return 0;
+}
+
 /*
  * Feed one CONF_* message.  Returns 1 when CONF_END completed a
  * configuration (cr->conf is then the caller's), 0 when more is to
@@ -508,6 +546,8 @@ config_recv(struct config_recv *cr, struct imsg *imsg)
 		return recv_pki(cr, imsg);
 	case IMSG_CONF_CHECKER:
 		return recv_checker(cr, imsg);
+	case IMSG_CONF_CHECKER_SQL:
+		return recv_checker_sql(cr, imsg);
 	case IMSG_CONF_PKI_PEM:
 		return recv_pki_pem(cr, imsg);
 	case IMSG_CONF_DOMAIN:

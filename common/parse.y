@@ -244,6 +244,7 @@ static void	 checker_mechanism(const char *);
 static void	 kv_option(void);
 static void	 oauth_check(struct checker_conf *);
 static void	 ldap_check(struct checker_conf *);
+static void	 sql_check(struct checker_conf *);
 static void	 cache_check(void);
 static void	 static_user_add(const char *, const char *, int);
 static int	 set_failure_delay(int *, int64_t, const char *);
@@ -303,7 +304,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	FAILUREDELAY FAILUREDELAYMAX FROM GRACEPERIOD HOSTNAME INCLUDE KEY
 %token	LISTEN LMDB LOCALDOMAINS MAXAUTHFAILURES MAXERRORS MAXMESSAGESIZE
 %token	MAXRECIPIENTS MAXSESSIONS MAXSESSIONSPERADDR MECHANISMS NAME ON
-%token	OAUTH CACHE LDAP
+%token	OAUTH CACHE LDAP SQL
 %token	METRICS BEARERTOKENFILE
 %token	ONFAIL ONTEMPFAIL OPTIONAL PASSWORD PENALTYPREFIX6 PKI PORT
 %token	PROXYPROTOCOL RELAY
@@ -831,6 +832,9 @@ checkerdef	: LMDB optpath			{
 		| LDAP	{
 			checker_set_type(CHECKER_LDAP, NULL);
 		} kvbody
+		| SQL {
+			checker_set_type(CHECKER_SQL, NULL);
+		} kvbody
 		| STRING optpath		{
 			conf_error("unknown checker type \"%s\"", $1);
 			copts.checker = NULL;
@@ -911,6 +915,14 @@ kvvalue		: value				{
 				YYERROR;
 			}
 			kv.v[kv.n++] = $1;
+		}
+		| PASSWORD			{
+			/* PostfixAdmin's column: password-column password */
+			if (kv.n == KV_VALUES_MAX) {
+				conf_error("too many values");
+				YYERROR;
+			}
+			kv.v[kv.n++] = "password";
 		}
 		;
 
@@ -1066,6 +1078,7 @@ static const struct keyword keywords[] = {
 	{ "smtps",		SMTPS },
 	{ "spool",		SPOOL },
 	{ "spool-min-free",	SPOOLMINFREE },
+	{ "sql",		SQL },
 	{ "state",		STATE },
 	{ "static",		STATIC },
 	{ "timeout",		TIMEOUT },
@@ -1551,7 +1564,7 @@ yylex(void)
 	 * A closing brace gives the statement its block belongs to back:
 	 * "} on-fail" is still the checker's line.
 	 */
-	if (tok == OAUTH || tok == CACHE || tok == LDAP)
+	if (tok == OAUTH || tok == CACHE || tok == LDAP || tok == SQL)
 		kv_pending = 1;
 	else if (tok == '\n')
 		kv_pending = 0;
@@ -2352,6 +2365,23 @@ checker_set_type(enum checker_type type, const char *path)
 		    sizeof(l->password_attr));
 		return;
 	}
+	if (type == CHECKER_SQL) {
+		struct sql_conf	*s;
+
+		if ((s = calloc(1, sizeof(*s))) == NULL) {
+			conf_error("out of memory");
+			copts.checker = NULL;
+			return;
+		}
+		(void)strlcpy(s->password_column, "password",
+		    sizeof(s->password_column));
+		s->connections = DEFAULT_SQL_CONNECTIONS;
+		s->timeout = DEFAULT_SQL_TIMEOUT;
+		s->statement_timeout = DEFAULT_SQL_STATEMENT_TIMEOUT;
+		s->queue = DEFAULT_SQL_QUEUE;
+		copts.checker->sql = s;
+		return;
+	}
 	if (type == CHECKER_CACHE)
 		copts.checker->cache.ttl = DEFAULT_CACHE_TTL;
 	if (type != CHECKER_LMDB && type != CHECKER_CACHE)
@@ -2376,6 +2406,9 @@ checker_end(void)
 	if (copts.type == CHECKER_LDAP && copts.checker != NULL &&
 	    !copts.kv_bad)
 		ldap_check(copts.checker);
+	if (copts.type == CHECKER_SQL && copts.checker != NULL &&
+	    !copts.kv_bad)
+		sql_check(copts.checker);
 	if (copts.type == CHECKER_CACHE && ncache_checkers++ > 0)
 		conf_error_at(file->name, copts.line,
 		    "checker \"%s\": only one cache checker may be "
@@ -2429,6 +2462,7 @@ static const struct checker_kind {
 	{ CHECKER_OAUTH,	"oauth",	CRED_PASSWORD | CRED_TOKEN },
 	{ CHECKER_CACHE,	"cache",	CRED_PASSWORD | CRED_TOKEN },
 	{ CHECKER_LDAP,		"ldap",		CRED_PASSWORD },
+	{ CHECKER_SQL,		"sql",		CRED_PASSWORD },
 };
 
 static const struct checker_kind *
@@ -2563,6 +2597,26 @@ static const struct kv_option oauth_options[] = {
 	{ "timeout",		KV_DURATION_MS,	OA(timeout), 100, 120 * 1000 },
 	{ "token-url",		KV_URL,		OA(token_url), 0, 0 },
 	{ "user-claim",		KV_STRING,	OA(user_claim), 0, 0 },
+};
+
+#define SQ(f)	offsetof(struct sql_conf, f), \
+		sizeof(((struct sql_conf *)0)->f)
+
+/* Offsets in struct sql_conf (kv_base()). */
+static const struct kv_option sql_options[] = {
+	{ "address-query",	KV_STRING,	SQ(address_query), 0, 0 },
+	{ "addresses-column",	KV_STRING,	SQ(addresses_column), 0, 0 },
+	{ "conninfo",		KV_STRING,	SQ(conninfo), 0, 0 },
+	{ "connections",	KV_NUMBER,	SQ(connections), 1, 64 },
+	{ "enabled-column",	KV_STRING,	SQ(enabled_column), 0, 0 },
+	{ "password-column",	KV_STRING,	SQ(password_column), 0, 0 },
+	{ "password-file",	KV_FILE,	SQ(password_file), 0, 0 },
+	{ "query",		KV_STRING,	SQ(query), 0, 0 },
+	{ "queue",		KV_NUMBER,	SQ(queue), 1, 65536 },
+	{ "statement-timeout",	KV_DURATION_MS,	SQ(statement_timeout), 10,
+	    120 * 1000 },
+	{ "timeout",		KV_DURATION_MS,	SQ(timeout), 100, 120 * 1000 },
+	{ "user-column",	KV_STRING,	SQ(user_column), 0, 0 },
 };
 
 static const struct kv_option cache_options[] = {
@@ -2919,10 +2973,19 @@ kv_special(struct checker_conf *c)
 	return kv_breaker(c);
 }
 
+/* Where the offsets of a checker's option table start. */
+static char *
+kv_base(struct checker_conf *c)
+{
+	if (c->type == CHECKER_SQL)
+		return (char *)c->sql;
+	return (char *)c;
+}
+
 static int
 kv_set(struct checker_conf *c, const struct kv_option *opt)
 {
-	char		*dst = (char *)c + opt->off;
+	char		*dst = kv_base(c) + opt->off;
 	char		 what[CONF_NAME_MAX + 64], lo[32], hi[32];
 	int64_t		 n, scale;
 	char		*end;
@@ -3008,6 +3071,9 @@ kv_option(void)
 	} else if (copts.type == CHECKER_LDAP) {
 		table = ldap_options;
 		n = sizeof(ldap_options) / sizeof(ldap_options[0]);
+	} else if (copts.type == CHECKER_SQL) {
+		table = sql_options;
+		n = sizeof(sql_options) / sizeof(sql_options[0]);
 	} else {
 		table = cache_options;
 		n = sizeof(cache_options) / sizeof(cache_options[0]);
@@ -3018,8 +3084,7 @@ kv_option(void)
 	if (opt == NULL) {
 		conf_error_at(file->name, kv.line, "checker \"%s\": unknown "
 		    "%s option \"%s\"", copts.name,
-		    copts.type == CHECKER_OAUTH ? "oauth" :
-		    copts.type == CHECKER_LDAP ? "ldap" : "cache", kv.key);
+		    checker_type_name(copts.type), kv.key);
 		copts.kv_bad = 1;
 		return;
 	}
@@ -3171,11 +3236,40 @@ ldap_check(struct checker_conf *c)
 		c->mechanisms = SASL_PASSWORD_MECHS;
 }
 
+/*
+ * An sql checker needs a database and a query that takes the login as
+ * its parameter $1: a bound parameter, never text pasted into SQL.
+ */
+static void
+sql_check(struct checker_conf *c)
+{
+	struct sql_conf	*s = c->sql;
+
+	if (s->conninfo[0] == '\0' || s->query[0] == '\0') {
+		conf_error_at(file->name, copts.line, "checker \"%s\": sql "
+		    "needs conninfo and query", c->name);
+		return;
+	}
+	if (strstr(s->query, "$1") == NULL)
+		conf_error_at(file->name, copts.line, "checker \"%s\": query "
+		    "must take the login as $1", c->name);
+	if (s->address_query[0] != '\0' &&
+	    strstr(s->address_query, "$1") == NULL)
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "address-query must take the user as $1", c->name);
+	if (s->password_column[0] == '\0')
+		conf_error_at(file->name, copts.line, "checker \"%s\": "
+		    "password-column is empty", c->name);
+	if (c->mechanisms == 0)
+		c->mechanisms = SASL_PASSWORD_MECHS;
+}
+
 /* The checkers that ask a remote service: the cache answers for them. */
 static int
 checker_is_remote(enum checker_type type)
 {
-	return type == CHECKER_OAUTH || type == CHECKER_LDAP;
+	return type == CHECKER_OAUTH || type == CHECKER_LDAP ||
+	    type == CHECKER_SQL;
 }
 
 /* A cache answers for the remote checkers, with their mechanisms. */
@@ -3195,7 +3289,8 @@ cache_check(void)
 		return;
 	if (m == 0) {
 		conf_error_at(cache_origin.file, cache_origin.line,
-		    "checker \"%s\": a cache needs an oauth or ldap checker",
+		    "checker \"%s\": a cache needs a remote checker (oauth, "
+		    "ldap, sql)",
 		    cache->name);
 		return;
 	}

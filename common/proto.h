@@ -55,6 +55,8 @@ enum imsg_type {
 	IMSG_CONF_METRICS = 21,	/* metrics only: struct metrics_config +
 				   the listening socket, once; its whole
 				   configuration */
+	IMSG_CONF_CHECKER_SQL = 140, /* authd only: struct sql_conf, of
+				   the sql checker sent last */
 
 	/* life cycle */
 	IMSG_CHILD_READY = 30,	/* child -> master: struct hello;

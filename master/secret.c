@@ -1,6 +1,7 @@
 /*
- * secret.c -- master reads the oauth checkers' client secrets, with
- * root's rights, at start and at every reload.
+ * secret.c -- master reads the oauth checkers' client secrets and the
+ * sql checkers' database passwords, with root's rights, at start and
+ * at every reload.
  *
  * The secret goes into the checker's configuration, which master sends
  * whole to authd; config_send() blanks it for workers, and
@@ -132,6 +133,12 @@ secrets_load(struct portcullis_conf *conf)
 		    c->ldap.bind_password_file[0] != '\0' &&
 		    secret_read(c, c->ldap.bind_password_file,
 		    c->ldap.bind_password, sizeof(c->ldap.bind_password)) == -1)
+			return -1;
+		/* The database's password, read as a client secret is. */
+		if (c->type == CHECKER_SQL && c->sql != NULL &&
+		    c->sql->password_file[0] != '\0' &&
+		    secret_read(c, c->sql->password_file, c->sql->password,
+		    sizeof(c->sql->password)) == -1)
 			return -1;
 	}
 	return 0;

@@ -32,7 +32,7 @@ allowed() {
 		    libcrypto ;;
 	portcullis-authd)
 		echo libbsd libseccomp libevent libcrypto liblmdb libcrypt \
-		    $argon2 libcurl libjansson libhiredis libldap liblber ;;
+		    $argon2 libcurl libjansson libhiredis libldap liblber libpq ;;
 	portcullis-metrics)
 		echo libbsd libseccomp libevent ;;
 	authctl)

@@ -16,7 +16,8 @@ mandoc netcat-openbsd curl swaks libnet-ssleay-perl python3-aiosmtpd python3-lmd
 libldap2-dev slapd ldap-utils
 gsasl msmtp
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
-libhiredis-dev redis-server prometheus $*"
+libhiredis-dev redis-server prometheus
+libpq-dev postgresql dovecot-core $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
 openldap-client
 python3 curl hiredis redis"
@@ -35,6 +36,9 @@ if [ ! -f /etc/debian_version ]; then
 fi
 
 # haproxy: the balancer in front of test_proxy's listeners.
+# libpq-dev: the sql checker.  postgresql: test_sql.py runs its own
+# server (initdb, postgres) in a temporary directory; dovecot-core:
+# doveadm pw writes that test's hashes as a web panel stores them.
 # gdb: the sandbox tests attach to the children.  devscripts:
 # hardening-check.  fail2ban: fail2ban-regex reads the shipped filter.
 # debhelper, dpkg-dev, lintian, fakeroot: make deb.  systemd:

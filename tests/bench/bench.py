@@ -38,6 +38,7 @@ import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
 import scram_bench  # noqa: E402
 import ldap_bench  # noqa: E402
+import sql_bench  # noqa: E402
 import table  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
@@ -516,6 +517,8 @@ def main():
         scram_rows = scram_bench.run(workdir)
         log("metrics: AUTH + STARTTLS c=16, metrics off and on")
         metrics_rows = metrics_bench.run(workdir)
+        log("sql: PostgreSQL users, against Dovecot's sql passdb")
+        sql_rows = sql_bench.run(workdir)
     finally:
         for s in servers:
             try:
@@ -543,6 +546,7 @@ def main():
            "units": units, "rows": rows, "auth_path": auth_path,
            "oauth": oauth_rows, "node": node_rows, "fleet": fleet_rows,
            "scram": scram_rows, "metrics": metrics_rows, "ldap": ldap_rows,
+           "sql": sql_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(

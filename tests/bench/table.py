@@ -132,7 +132,10 @@ def print_tables(res, out=sys.stdout):
                         "login checked by the directory (a search and a "
                         "bind), portcullis's ldap checker beside "
                         "Postfix + Dovecot's LDAP passdb (auth_bind = "
-                        "yes); local logins while the directory hangs:")):
+                        "yes); local logins while the directory hangs:"),
+                       ("sql", "PostgreSQL users, same database, no login "
+                        "cache: portcullis's sql checker against Postfix + "
+                        "Dovecot's sql passdb:")):
         if not res.get(key):
             continue
         w()

@@ -2342,7 +2342,7 @@ Test(config, bad_cache_two)
 Test(config, bad_cache_without_oauth)
 {
 	expect_error("bad-cache-no-oauth.conf", 4,
-	    "checker \"cache\": a cache needs an oauth or ldap checker");
+	    "checker \"cache\": a cache needs a remote checker (oauth, ldap, sql)");
 }
 
 Test(config, bad_cache_key_file)
@@ -2642,7 +2642,7 @@ Test(config, cache_checker)
 	    "\tchecker \"d\" cache \"/var/db/d\"\n"), 9,
 	    "checker \"d\": only one cache checker may be configured");
 	expect_text_error(AUTH("\tchecker \"c\" cache\n"), 3,
-	    "checker \"c\": a cache needs an oauth or ldap checker");
+	    "checker \"c\": a cache needs a remote checker (oauth, ldap, sql)");
 }
 
 /*
@@ -2701,7 +2701,7 @@ Test(config, oauth_error_in_included_file)
 	cr_assert_null(parse_text(text, path, sizeof(path)));
 	unlink(inc);
 	(void)snprintf(want, sizeof(want),
-	    "%s:3: checker \"c\": a cache needs an oauth or ldap checker", inc);
+	    "%s:3: checker \"c\": a cache needs a remote checker (oauth, ldap, sql)", inc);
 	cr_assert_str_eq(config_errmsg(), want);
 }
 
@@ -2994,4 +2994,100 @@ Test(config, ldap_checker)
 	expect_text_error(AUTH("\tchecker \"d\" ldap {\n"
 	    "\t\tsecret x\n\t}\n"), 4,
 	    "checker \"d\": unknown ldap option \"secret\"");
+}
+
+/* The sql checker: PostfixAdmin's tables, and what it needs. */
+Test(config, good_sql)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+	const struct sql_conf	*s;
+	char			 path[PATH_MAX];
+
+	fixture(path, sizeof(path), "good-sql.conf");
+	conf = parse_config(path);
+	cr_assert_not_null(conf, "%s", config_errmsg());
+	/* The cache answers for the sql checker, as for oauth ones. */
+	c = nth_checker(conf, 1);
+	cr_assert_eq(c->type, CHECKER_CACHE);
+	cr_assert_eq(c->mechanisms, SASL_PASSWORD_MECHS);
+	c = nth_checker(conf, 2);
+	assert_checker(c, "pfa", CHECKER_SQL, "", CHAIN_CONTINUE, CHAIN_STOP,
+	    SASL_PASSWORD_MECHS);
+	s = c->sql;
+	cr_assert_not_null(s);
+	cr_assert_str_eq(s->conninfo, "host=db1.example.org,db2.example.org "
+	    "dbname=postfix user=portcullis target_session_attrs=read-write");
+	cr_assert_str_eq(s->password_file, "/etc/portcullis/sql.pass");
+	cr_assert_str_eq(s->password, "", "master reads it, not the parser");
+	cr_assert_str_eq(s->query, "SELECT username, password, active FROM "
+	    "mailbox WHERE username = $1");
+	cr_assert_str_eq(s->address_query,
+	    "SELECT address FROM alias WHERE goto = $1");
+	cr_assert_str_eq(s->password_column, "password");
+	cr_assert_str_eq(s->user_column, "username");
+	cr_assert_str_eq(s->enabled_column, "active");
+	cr_assert_str_eq(s->addresses_column, "addrs");
+	cr_assert_eq(s->connections, 8);
+	cr_assert_eq(s->queue, 100);
+	cr_assert_eq(s->timeout, 2000);
+	cr_assert_eq(s->statement_timeout, 1500);
+	config_free(conf);
+}
+
+Test(config, good_sql_defaults)
+{
+	struct portcullis_conf	*conf;
+	struct checker_conf	*c;
+	const struct sql_conf	*s;
+	char			 path[PATH_MAX];
+
+	fixture(path, sizeof(path), "good-sql-defaults.conf");
+	conf = parse_config(path);
+	cr_assert_not_null(conf, "%s", config_errmsg());
+	c = nth_checker(conf, 0);
+	assert_checker(c, "db", CHECKER_SQL, "", CHAIN_CONTINUE,
+	    CHAIN_CONTINUE, SASL_PASSWORD_MECHS);
+	s = c->sql;
+	cr_assert_str_eq(s->password_file, "");
+	cr_assert_str_eq(s->address_query, "");
+	cr_assert_str_eq(s->password_column, "password");
+	cr_assert_str_eq(s->user_column, "");
+	cr_assert_str_eq(s->enabled_column, "");
+	cr_assert_str_eq(s->addresses_column, "");
+	cr_assert_eq(s->connections, DEFAULT_SQL_CONNECTIONS);
+	cr_assert_eq(s->queue, DEFAULT_SQL_QUEUE);
+	cr_assert_eq(s->timeout, DEFAULT_SQL_TIMEOUT);
+	cr_assert_eq(s->statement_timeout, DEFAULT_SQL_STATEMENT_TIMEOUT);
+	config_free(conf);
+}
+
+Test(config, bad_sql_no_query)
+{
+	expect_error("bad-sql-no-query.conf", 4,
+	    "checker \"db\": sql needs conninfo and query");
+}
+
+Test(config, bad_sql_login_not_a_parameter)
+{
+	expect_error("bad-sql-no-param.conf", 4,
+	    "checker \"db\": query must take the login as $1");
+}
+
+Test(config, bad_sql_password_in_the_configuration)
+{
+	expect_error("bad-sql-option.conf", 7,
+	    "checker \"db\": unknown sql option \"password\"");
+}
+
+Test(config, bad_sql_timeout)
+{
+	expect_error("bad-sql-timeout.conf", 7,
+	    "checker \"db\": timeout must be between 100ms and 2m");
+}
+
+Test(config, bad_sql_mechanism)
+{
+	expect_error("bad-sql-mechanism.conf", 7,
+	    "checker \"db\" (sql) cannot verify XOAUTH2");
 }

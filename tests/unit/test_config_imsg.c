@@ -135,6 +135,60 @@ Test(config_imsg, round_trip)
 	event_base_free(base);
 }
 
+/*
+ * An sql checker's settings go to authd in their own message, password
+ * and all; a worker learns the checker, not its database.
+ */
+Test(config_imsg, sql_settings_to_authd_only)
+{
+	struct portcullis_conf	*conf = sample_conf(), *got;
+	struct event_base	*base = event_base_new();
+	struct checker_conf	*c;
+	struct imsgev		 iev;
+	int			 sp[2], worker;
+
+	c = calloc(1, sizeof(*c));
+	strlcpy(c->name, "pfa", sizeof(c->name));
+	c->type = CHECKER_SQL;
+	c->sql = calloc(1, sizeof(*c->sql));
+	strlcpy(c->sql->conninfo, "host=db1,db2 dbname=postfix",
+	    sizeof(c->sql->conninfo));
+	strlcpy(c->sql->query, "SELECT password FROM mailbox WHERE "
+	    "username = $1", sizeof(c->sql->query));
+	strlcpy(c->sql->password, "db-secret", sizeof(c->sql->password));
+	c->sql->connections = 3;
+	TAILQ_INSERT_TAIL(&conf->checkers, c, entry);
+
+	for (worker = 0; worker <= 1; worker++) {
+		struct config_recv	 cr = { NULL, -1, -1 };
+
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+		cr_assert_eq(imsgev_init(&iev, base, sp[0], 1, "test", NULL,
+		    NULL, NULL), 0);
+		cr_assert_eq(config_send(&iev, conf, worker, -1, -1), 0);
+		cr_assert_eq(imsgev_flush(&iev), 0);
+		cr_assert_eq(receive_all(sp[1], &cr), 1);
+		got = cr.conf;
+		c = TAILQ_LAST(&got->checkers, checkerlist);
+		cr_assert_str_eq(c->name, "pfa");
+		cr_assert_eq(c->type, CHECKER_SQL);
+		if (worker)
+			cr_assert_null(c->sql);
+		else {
+			cr_assert_not_null(c->sql);
+			cr_assert_str_eq(c->sql->conninfo,
+			    "host=db1,db2 dbname=postfix");
+			cr_assert_str_eq(c->sql->password, "db-secret");
+			cr_assert_eq(c->sql->connections, 3);
+		}
+		config_recv_reset(&cr);
+		imsgev_close(&iev);
+		close(sp[1]);
+	}
+	config_free(conf);
+	event_base_free(base);
+}
+
 Test(config_imsg, piece_before_start_is_refused)
 {
 	struct config_recv	 cr = { NULL, -1, -1 };

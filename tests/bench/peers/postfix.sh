@@ -16,6 +16,8 @@
 # PEER_TLS_CERT and PEER_TLS_KEY, when set, are the certificate and key to use (the
 # bench gives every server the same one); else a self-signed RSA-2048 one is made.
 # default_process_limit is 300, so that 256 concurrent clients each get an smtpd.
+# PEER_DOVECOT_SQL, when set, is a dovecot-sql.conf.ext: Dovecot's passdb is then
+# its sql driver (dovecot-pgsql) instead of the passwd-file (sql_bench.py).
 set -eu
 
 die() { echo "postfix.sh: $*" >&2; exit 1; }
@@ -35,6 +37,8 @@ ensure_installed() {
     local need=()
     command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || need+=(postfix)
     [ -x /usr/sbin/dovecot ] || need+=(dovecot-core)
+    [ -z "${PEER_DOVECOT_SQL:-}" ] ||
+        [ -e /usr/lib/dovecot/modules/auth/libdriver_pgsql.so ] || need+=(dovecot-pgsql)
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
     [ ${#need[@]} -eq 0 ] && return 0
     echo "postfix.sh: installing ${need[*]}" >&2
@@ -177,8 +181,11 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_cache_size = 0
 passdb {
-  driver = passwd-file
-  args = scheme=SHA512-CRYPT $DIR/dovecot/passwd
+$(if [ -n "${PEER_DOVECOT_SQL:-}" ]; then
+    printf '  driver = sql\n  args = %s\n' "$PEER_DOVECOT_SQL"
+else
+    printf '  driver = passwd-file\n  args = scheme=SHA512-CRYPT %s\n' "$DIR/dovecot/passwd"
+fi)
 }
 userdb {
   driver = static
