@@ -13,6 +13,7 @@ enum sandbox_role {
 	SANDBOX_MASTER,
 	SANDBOX_AUTHD,
 	SANDBOX_WORKER,
+	SANDBOX_KEYS,
 };
 
 /* What a worker delivers with, so that it keeps only what that needs. */

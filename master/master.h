@@ -30,6 +30,7 @@
 enum proc_role {
 	ROLE_AUTHD,
 	ROLE_WORKER,
+	ROLE_KEYS,
 };
 
 struct child {
@@ -61,6 +62,8 @@ struct master {
 	char			 libexec[PATH_MAX];
 	uint32_t		 generation;
 	struct child		*authd;
+	struct child		*keys;		/* the key process */
+	int			 keys_stopping;	/* CTL_SHUTDOWN sent */
 	struct childlist	 workers;
 	unsigned int		 restarts;	/* of every child */
 	int			 spool_fd;
@@ -106,6 +109,13 @@ int		 control_open(const struct portcullis_conf *);
 
 /* pki.c */
 int		 pki_load(struct portcullis_conf *);
+void		 pki_keys_wipe(struct portcullis_conf *);
+void		 pki_keys_reread(struct portcullis_conf *);
+
+/* keyproc.c */
+int		 keyproc_configure(struct child *);
+void		 keyproc_send_keys(struct portcullis_conf *);
+void		 keyproc_channel_create(struct child *);
 
 /* secret.c */
 int		 secrets_load(struct portcullis_conf *);

@@ -19,7 +19,8 @@
  * restart is logged with its cause and counted.
  * A worker and authd are introduced to each other, through
  * a socketpair master creates, as soon as both are ready; when authd
- * is restarted every worker gets a new channel.
+ * is restarted every worker gets a new channel.  The same for a
+ * worker and the key process (keyproc.c).
  */
 
 #include <sys/types.h>
@@ -76,10 +77,36 @@ static const struct imsg_dispatch from_authd[] = {
 	{ 0, 0, 0, NULL }
 };
 
+/* The key process may only say it is ready: it serves the workers. */
+static const struct imsg_dispatch from_keys[] = {
+	{ IMSG_CHILD_READY, sizeof(struct hello), IMSGEV_ONCE, child_ready },
+	{ 0, 0, 0, NULL }
+};
+
 static const char *
 role_name(enum proc_role role)
 {
-	return role == ROLE_AUTHD ? "authd" : "worker";
+	switch (role) {
+	case ROLE_AUTHD:
+		return "authd";
+	case ROLE_KEYS:
+		return "keys";
+	default:
+		return "worker";
+	}
+}
+
+static const struct imsg_dispatch *
+role_table(enum proc_role role)
+{
+	switch (role) {
+	case ROLE_AUTHD:
+		return from_authd;
+	case ROLE_KEYS:
+		return from_keys;
+	default:
+		return from_worker;
+	}
 }
 
 struct child *
@@ -93,8 +120,8 @@ child_new(enum proc_role role, uint32_t id)
 	c->id = id;
 	c->pid = -1;
 	c->generation = master->generation;
-	if (role == ROLE_AUTHD)
-		strlcpy(c->name, "authd", sizeof(c->name));
+	if (role != ROLE_WORKER)
+		strlcpy(c->name, role_name(role), sizeof(c->name));
 	else
 		snprintf(c->name, sizeof(c->name), "worker %u", id);
 	c->respawn_ev = evtimer_new(master->base, child_respawn, c);
@@ -164,6 +191,8 @@ child_configure(struct child *c, const int *lfds)
 	if (c->role == ROLE_WORKER)
 		return config_send_worker(&c->iev, master->conf, lfds,
 		    master->spool_fd);
+	if (c->role == ROLE_KEYS)
+		return keyproc_configure(c);
 	return config_send(&c->iev, master->conf, 0, -1, master->control_fd);
 }
 
@@ -199,8 +228,7 @@ child_start(struct child *c)
 	if (imsgev_init(&c->iev, master->base, sp[0], 1, c->name, NULL,
 	    child_closed, c) == -1)
 		fatal("%s: channel", c->name);
-	imsgev_set_table(&c->iev,
-	    c->role == ROLE_WORKER ? from_worker : from_authd);
+	imsgev_set_table(&c->iev, role_table(c->role));
 	c->iev.refused = child_refused;
 	if (child_configure(c, lfds) == -1)
 		fatal("%s: sending configuration", c->name);
@@ -258,11 +286,16 @@ child_ready(struct imsgev *iev, struct imsg *imsg)
 			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
 			    NULL, 0);
 		channel_create(c);
+		keyproc_channel_create(c);
 		return 0;
 	}
 	TAILQ_FOREACH(w, &master->workers, entry)
-		if (child_running(w))
-			channel_create(w);
+		if (child_running(w)) {
+			if (c->role == ROLE_KEYS)
+				keyproc_channel_create(w);
+			else
+				channel_create(w);
+		}
 	return 0;
 }
 
@@ -423,6 +456,8 @@ child_by_pid(pid_t pid)
 
 	if (master->authd != NULL && master->authd->pid == pid)
 		return master->authd;
+	if (master->keys != NULL && master->keys->pid == pid)
+		return master->keys;
 	TAILQ_FOREACH(c, &master->workers, entry)
 		if (c->pid == pid)
 			return c;

@@ -35,6 +35,8 @@ allowed() {
 		    $argon2 libcurl libjansson ;;
 	authctl)
 		echo libbsd libssl libcrypto liblmdb libcrypt $argon2 ;;
+	portcullis-keys)
+		echo libbsd libseccomp libevent libcrypto ;;
 	esac
 }
 
@@ -49,7 +51,8 @@ command -v readelf >/dev/null 2>&1 || {
 }
 
 fail=0
-for prog in portcullisd portcullis-worker portcullis-authd authctl; do
+for prog in portcullisd portcullis-worker portcullis-authd authctl \
+    portcullis-keys; do
 	bin="$build/$prog"
 	if [ ! -f "$bin" ]; then
 		echo "check-links: $bin: not built" >&2

@@ -1,10 +1,11 @@
 /*
  * tls.c -- the worker's TLS server side.
  *
- * tls_init() turns the PEM that master read for each pki into one
- * SSL_CTX, once, before the worker chroots and drops its privileges,
- * and then wipes the private keys from the configuration: from there
- * on they live only inside OpenSSL's key objects.  Sessions get an SSL
+ * tls_init() turns the certificates that master read for each pki
+ * into one SSL_CTX, once, before the worker chroots and drops its
+ * privileges.  A worker never holds a private key: each context's key
+ * object does its private operations on the key process
+ * (keyproxy.c, keys/keys.c).  Sessions get an SSL
  * from tls_session_new(); the session engine wraps it in a libevent
  * OpenSSL bufferevent, on the socket for implicit TLS (RFC 8314) or as
  * a filter over the plaintext one after STARTTLS (RFC 3207).
@@ -35,7 +36,10 @@
  *   so a truncated stream cannot pass for a complete message, and
  *   most clients close that way after QUIT.  Without it, libevent
  *   reports every such close as BEV_EVENT_ERROR.
- * - Encrypted private keys are refused, never prompted for.
+ * - No RSA key exchange (kRSA is removed from any cipher list): it
+ *   has no forward secrecy, and it would make the key process an RSA
+ *   decryption oracle for whoever takes a worker over.  Every suite
+ *   left signs with the key (ECDHE, TLS 1.3).
  */
 
 #include <ctype.h>
@@ -272,37 +276,45 @@ tls_context_certificates(SSL_CTX *ctx, const struct pki *p)
 	return ret;
 }
 
+/* The key object whose private half lives in the key process. */
 static int
-tls_context_key(SSL_CTX *ctx, const struct pki *p)
+tls_context_key(SSL_CTX *ctx, uint32_t pki)
 {
-	BIO		*bio;
 	EVP_PKEY	*key;
-	int		 ret = -1;
+	X509		*x;
+	int		 ret;
 
-	/* A read-only BIO over the buffer: no copy of the key to wipe. */
-	if ((bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len)) == NULL)
+	if ((x = SSL_CTX_get0_certificate(ctx)) == NULL ||
+	    (key = keyproxy_key(x, pki)) == NULL)
 		return -1;
-	key = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
-	BIO_free(bio);
-	if (key == NULL)
-		return -1;
-	if (SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
-	    SSL_CTX_check_private_key(ctx) == 1)
-		ret = 0;
+	ret = SSL_CTX_use_PrivateKey(ctx, key) == 1 ? 0 : -1;
 	EVP_PKEY_free(key);
 	return ret;
 }
 
+/* conf's ciphers (OpenSSL's default if none), never RSA key exchange. */
+static int
+tls_context_ciphers(SSL_CTX *ctx, const struct portcullis_conf *conf)
+{
+	char	 list[CONF_CIPHERS_MAX + 16];
+
+	if ((size_t)snprintf(list, sizeof(list), "%s:!kRSA",
+	    conf->tls_ciphers[0] != '\0' ? conf->tls_ciphers : "DEFAULT") >=
+	    sizeof(list))
+		return -1;
+	return SSL_CTX_set_cipher_list(ctx, list) == 1 ? 0 : -1;
+}
+
 static SSL_CTX *
-tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
+tls_context_new(const struct portcullis_conf *conf, const struct pki *p,
+    uint32_t pki)
 {
 	SSL_CTX		*ctx;
 	int		 min;
 	uint64_t	 options;
 
-	if (p->cert_pem == NULL || p->cert_len == 0 ||
-	    p->key_pem == NULL || p->key_len == 0) {
-		log_warnx("tls: pki \"%s\": no certificate or key received",
+	if (p->cert_pem == NULL || p->cert_len == 0) {
+		log_warnx("tls: pki \"%s\": no certificate received",
 		    p->name);
 		return NULL;
 	}
@@ -348,8 +360,7 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 		}
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (conf->tls_ciphers[0] != '\0' &&
-	    SSL_CTX_set_cipher_list(ctx, conf->tls_ciphers) != 1) {
+	if (tls_context_ciphers(ctx, conf) == -1) {
 		tls_log_init_error(p->name, "tls ciphers");
 		goto fail;
 	}
@@ -357,7 +368,7 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 		tls_log_init_error(p->name, "certificate");
 		goto fail;
 	}
-	if (tls_context_key(ctx, p) == -1) {
+	if (tls_context_key(ctx, pki) == -1) {
 		tls_log_init_error(p->name, "private key");
 		goto fail;
 	}
@@ -542,7 +553,7 @@ tls_init(struct portcullis_conf *conf)
 	}
 	TAILQ_FOREACH(p, &conf->pkis, entry) {
 		if ((tls_contexts[tls_ncontexts].ctx = tls_context_new(conf,
-		    p)) == NULL)
+		    p, (uint32_t)tls_ncontexts)) == NULL)
 			goto done;
 		(void)strlcpy(tls_contexts[tls_ncontexts].name, p->name,
 		    sizeof(tls_contexts[tls_ncontexts].name));

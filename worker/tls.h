@@ -29,4 +29,10 @@ void	 tls_log_error(uint64_t, const char *);
 void	 tls_log_bufferevent_error(uint64_t, const char *,
 	    struct bufferevent *);
 
+/* keyproxy.c: private-key operations on the key process */
+EVP_PKEY *keyproxy_key(X509 *, uint32_t pki);
+struct event_base;
+void	 keyproxy_channel(struct event_base *, int fd, uint32_t generation);
+int	 keyproxy_available(void);
+
 #endif /* PORTCULLIS_TLS_H */
