@@ -20,6 +20,7 @@
 
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -296,6 +297,33 @@ pki_check_key(const struct pki *p, X509 *x)
 	return ret;
 }
 
+/*
+ * The check parses the key, and OpenSSL's decoders leave pieces of it
+ * in memory they free without wiping.  master must hold no key after
+ * start-up (the key process does), so the parse runs in a child that
+ * exits at once, taking its address space with it.
+ */
+static int
+pki_check_key_apart(const struct pki *p, X509 *x)
+{
+	pid_t	 pid;
+	int	 status;
+
+	switch ((pid = fork())) {
+	case -1:
+		pki_warn(p, "fork");
+		return -1;
+	case 0:
+		_exit(pki_check_key(p, x) == 0 ? 0 : 1);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			pki_warn(p, "waitpid");
+			return -1;
+		}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 static int
 pki_load_one(struct pki *p)
 {
@@ -309,7 +337,7 @@ pki_load_one(struct pki *p)
 		return -1;
 	if ((x = pki_check_cert(p)) == NULL)
 		return -1;
-	ret = pki_check_key(p, x);
+	ret = pki_check_key_apart(p, x);
 	X509_free(x);
 	return ret;
 }
