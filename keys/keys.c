@@ -42,6 +42,7 @@
 #include "privsep.h"
 #include "proto.h"
 #include "request.h"
+#include "sign.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -185,22 +186,12 @@ slot_load(struct keyslot *s, uint32_t gen, uint32_t pki)
 		return -1;
 	}
 	X509_free(x);
-	switch (EVP_PKEY_base_id(k)) {
-	case EVP_PKEY_RSA:
-		s->shape.type = KEYS_KEY_RSA;
-		break;
-	case EVP_PKEY_EC:
-		s->shape.type = KEYS_KEY_EC;
-		break;
-	default:
+	if (keys_key_shape_of(k, &s->shape) == -1) {
 		log_warnx("generation %u, pki %u: neither an RSA nor an EC "
 		    "key", gen, pki);
 		EVP_PKEY_free(k);
 		return -1;
 	}
-	s->shape.size = (size_t)EVP_PKEY_get_size(k);
-	if (s->shape.type == KEYS_KEY_RSA)
-		s->shape.size = (size_t)(EVP_PKEY_get_bits(k) + 7) / 8;
 	s->pkey = k;
 	return 0;
 }
@@ -352,37 +343,6 @@ key_find(uint32_t generation, uint32_t pki)
 	return NULL;
 }
 
-/*
- * The private operation.  PKCS #1 v1.5 and ECDSA through EVP_PKEY_sign
- * with no digest (the input is the DigestInfo or the digest); PSS as
- * the raw operation on the block the worker encoded, which is RSA
- * "decryption" without padding: request.c allowed only a PSS block.
- */
-static int
-key_sign(struct keyslot *s, const struct keys_sign *req, const uint8_t *in,
-    uint8_t *out, size_t *outlen)
-{
-	EVP_PKEY_CTX	*ctx;
-	int		 ok;
-
-	if ((ctx = EVP_PKEY_CTX_new(s->pkey, NULL)) == NULL)
-		return -1;
-	if (req->padding == KEYS_PAD_RAW)
-		ok = EVP_PKEY_decrypt_init(ctx) == 1 &&
-		    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) == 1 &&
-		    EVP_PKEY_decrypt(ctx, out, outlen, in, req->len) == 1;
-	else
-		ok = EVP_PKEY_sign_init(ctx) == 1 &&
-		    (req->op != KEYS_OP_RSA_SIGN ||
-		    EVP_PKEY_CTX_set_rsa_padding(ctx,
-		    RSA_PKCS1_PADDING) == 1) &&
-		    EVP_PKEY_sign(ctx, out, outlen, in, req->len) == 1;
-	EVP_PKEY_CTX_free(ctx);
-	if (!ok)
-		ERR_clear_error();
-	return ok ? 0 : -1;
-}
-
 static void
 reply(struct kchan *ch, uint64_t req_id, uint32_t status, const uint8_t *sig,
     size_t len)
@@ -428,7 +388,8 @@ worker_sign(struct imsgev *iev, struct imsg *imsg)
 		reply(ch, req.req_id, KEYS_REFUSED, NULL, 0);
 		return 0;
 	}
-	if (key_sign(s, &req, ibuf_data(&ibuf), out, &outlen) == -1) {
+	if (keys_sign_op(s->pkey, &req, ibuf_data(&ibuf), out, &outlen) ==
+	    -1) {
 		log_warnx("%s: key %u of generation %u: the signature "
 		    "failed", ch->name, req.pki, req.generation);
 		reply(ch, req.req_id, KEYS_FAILED, NULL, 0);
