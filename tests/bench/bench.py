@@ -34,6 +34,7 @@ from daemon import BUILD, Daemon, free_port  # noqa: E402
 from benchutil import log, pss_kib, smtpload, tree_pids  # noqa: E402
 import node_bench  # noqa: E402
 import oauth_bench  # noqa: E402
+import keys_bench  # noqa: E402
 import table  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
@@ -504,6 +505,8 @@ def main():
         oauth_rows = oauth_bench.run(workdir, users, hashes)
         log("node: spread over the workers, scaling, idle memory")
         node_rows = node_bench.run(workdir)
+        log("keys: full STARTTLS handshakes through the key process")
+        keys_rows = keys_bench.run(workdir)
     finally:
         for s in servers:
             try:
@@ -529,7 +532,7 @@ def main():
            "servers": names,
            "durable": {s.name: s.durable for s in servers},
            "units": units, "rows": rows, "auth_path": auth_path,
-           "oauth": oauth_rows, "node": node_rows,
+           "oauth": oauth_rows, "node": node_rows, "keys": keys_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(
