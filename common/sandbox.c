@@ -362,8 +362,9 @@ worker_rules(scmp_filter_ctx ctx, unsigned int flags)
 	   there is no /dev/log, so let it fail as it would, not kill */
 	rule_add1(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket),
 	    0, SCMP_CMP_EQ, AF_UNIX, 0);
-	/* worker/keyproxy.c waits for the key process's answer, with a
-	   timeout, on that one channel */
+	/* worker/keyproxy.c: an eventfd wakes each handshake paused for
+	   the key process; poll(2) where it waits for it outright */
+	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(eventfd2), 0, NULL);
 	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(poll), 0, NULL);
 	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ppoll), 0, NULL);
 	if (flags & SANDBOX_RELAY) {

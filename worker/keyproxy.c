@@ -22,14 +22,20 @@
  * priv_dec (RSA key exchange) always fails: tls.c offers no kRSA
  * cipher, and the key process would refuse it anyway.
  *
- * A blocking round trip, not OpenSSL's async jobs: one signature is
- * a few hundred microseconds here (the key process is one hop on a
- * local socket), the measurements in tests/bench/keys_bench.py and
- * the README say it costs the event loop nothing that matters, and it
- * keeps the session engine unchanged.  Each wait has a deadline
- * (KEYPROXY_TIMEOUT_MS) and is tried once more after a timeout; a
- * channel that fails is closed, the handshake fails (logged), and
- * STARTTLS answers 454 until master hands over a new channel.
+ * OpenSSL's async jobs, not a blocking round trip: measured
+ * (tests/bench/keys_bench.py), a worker that waited for each
+ * signature served every other session late, since the answer needs
+ * the key process and then the worker to be scheduled again; on a
+ * loaded machine that halved the handshake rate and doubled the median
+ * handshake.  So a handshake runs as an async job (tls.c,
+ * tls_accept_start()): the request goes out, the job pauses with an
+ * eventfd of its own as its wait descriptor, the loop goes on, and
+ * keyproxy_read() wakes the job when its answer comes.  Outside a job
+ * (the unit tests) the round trip blocks, with the same deadline.
+ * Each wait has a deadline (KEYPROXY_TIMEOUT_MS) and is tried once
+ * more after a timeout; a channel that fails is closed, the handshake
+ * fails (logged), and STARTTLS answers 454 until master hands over a
+ * new channel.
  */
 
 /* RSA_METHOD, EC_KEY_METHOD: deprecated in OpenSSL 3, see above. */
@@ -37,6 +43,8 @@
 #define OPENSSL_API_COMPAT		0x10100000L
 
 #include <sys/types.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +55,7 @@
 
 #include <event2/event.h>
 
+#include <openssl/async.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
@@ -62,13 +71,32 @@
 
 #define KEYPROXY_TIMEOUT_MS	1000	/* one try; a second after it */
 
+/* A request of a paused job, until its answer or its deadline. */
+struct pending {
+	TAILQ_ENTRY(pending)	 entry;
+	uint64_t		 req_id;
+	int			 efd;		/* the job's wait descriptor */
+	int			 state;		/* PENDING_* */
+	struct event		*timer;
+	uint8_t			*out;
+	size_t			 outmax;
+	size_t			 outlen;
+};
+#define PENDING_WAIT	0
+#define PENDING_OK	1
+#define PENDING_FAILED	2
+#define PENDING_TIMEOUT	3
+
 static struct {
 	struct imsgbuf	 ibuf;
-	struct event	*idle_ev;	/* EOF between two requests */
+	struct event_base *base;
+	struct event	*read_ev;	/* answers, and EOF */
 	int		 fd;		/* -1: no channel */
+	int		 async;		/* pause jobs rather than block */
 	uint32_t	 generation;
 	uint64_t	 next_id;
-} kp = { .fd = -1 };
+	TAILQ_HEAD(, pending) pending;
+} kp = { .fd = -1, .pending = TAILQ_HEAD_INITIALIZER(kp.pending) };
 
 static RSA_METHOD	*rsa_method;
 static EC_KEY_METHOD	*ec_method;
@@ -80,6 +108,39 @@ keyproxy_available(void)
 	return kp.fd != -1;
 }
 
+/* The worker runs handshakes as async jobs (tls_accept_start()). */
+void
+keyproxy_async(int on)
+{
+	kp.async = on;
+}
+
+/* Wake a paused job: its answer, or its end. */
+static void
+pending_wake(struct pending *p, int state)
+{
+	uint64_t	 one = 1;
+
+	if (p->state != PENDING_WAIT)
+		return;
+	p->state = state;
+	TAILQ_REMOVE(&kp.pending, p, entry);
+	if (p->timer != NULL)
+		evtimer_del(p->timer);
+	/* An eventfd's counter cannot overflow from one write. */
+	if (write(p->efd, &one, sizeof(one)) != sizeof(one))
+		log_warn("key process: eventfd");
+}
+
+static void
+pending_fail_all(void)
+{
+	struct pending	*p;
+
+	while ((p = TAILQ_FIRST(&kp.pending)) != NULL)
+		pending_wake(p, PENDING_FAILED);
+}
+
 static void
 keyproxy_drop(const char *why)
 {
@@ -87,21 +148,52 @@ keyproxy_drop(const char *why)
 		return;
 	log_warnx("key process channel closed: %s; TLS handshakes fail "
 	    "until master hands over a new one", why);
-	if (kp.idle_ev != NULL)
-		event_free(kp.idle_ev);
-	kp.idle_ev = NULL;
+	if (kp.read_ev != NULL)
+		event_free(kp.read_ev);
+	kp.read_ev = NULL;
 	imsgbuf_clear(&kp.ibuf);
 	close(kp.fd);
 	kp.fd = -1;
+	pending_fail_all();
+}
+
+/* An answer for a paused job: hand it over and wake the job. */
+static int
+answer(struct imsg *imsg)
+{
+	struct ibuf		 ibuf;
+	struct keys_signed	 r;
+	struct pending		*p;
+
+	if (imsg_get_type(imsg) != IMSG_KEYS_SIGNED ||
+	    imsg_get_ibuf(imsg, &ibuf) == -1 ||
+	    ibuf_get(&ibuf, &r, sizeof(r)) == -1 || r.len != ibuf_size(&ibuf))
+		return -1;
+	TAILQ_FOREACH(p, &kp.pending, entry)
+		if (p->req_id == r.req_id)
+			break;
+	if (p == NULL)		/* late: a request that timed out */
+		return 0;
+	if (r.status != KEYS_OK || r.len > p->outmax) {
+		log_warnx("key process: no signature (%s)",
+		    r.status == KEYS_REFUSED ? "refused" :
+		    r.status == KEYS_NOKEY ? "no such key" : "failed");
+		pending_wake(p, PENDING_FAILED);
+		return 0;
+	}
+	memcpy(p->out, ibuf_data(&ibuf), r.len);
+	p->outlen = r.len;
+	pending_wake(p, PENDING_OK);
+	return 0;
 }
 
 /*
- * Between requests nothing should come: a late answer to a request
- * that timed out is dropped; end of file means the key process died,
- * and STARTTLS says 454 from now on, not after a failed handshake.
+ * The channel is readable: answers for paused jobs (a late one for a
+ * request that timed out is dropped), or end of file when the key
+ * process died, after which STARTTLS says 454 at once.
  */
 static void
-keyproxy_idle_read(evutil_socket_t fd, short ev, void *arg)
+keyproxy_read(evutil_socket_t fd, short ev, void *arg)
 {
 	struct imsg	 imsg;
 	ssize_t		 n;
@@ -114,8 +206,14 @@ keyproxy_idle_read(evutil_socket_t fd, short ev, void *arg)
 		    strerror(errno));
 		return;
 	}
-	while ((n = imsg_get(&kp.ibuf, &imsg)) > 0)
+	while ((n = imsg_get(&kp.ibuf, &imsg)) > 0) {
+		rv = answer(&imsg);
 		imsg_free(&imsg);
+		if (rv == -1) {
+			keyproxy_drop("a message that is not KEYS_SIGNED");
+			return;
+		}
+	}
 	if (n == -1)
 		keyproxy_drop("malformed message");
 }
@@ -125,24 +223,25 @@ void
 keyproxy_channel(struct event_base *base, int fd, uint32_t generation)
 {
 	if (kp.fd != -1) {
-		if (kp.idle_ev != NULL)
-			event_free(kp.idle_ev);
-		kp.idle_ev = NULL;
+		if (kp.read_ev != NULL)
+			event_free(kp.read_ev);
+		kp.read_ev = NULL;
 		imsgbuf_clear(&kp.ibuf);
 		close(kp.fd);
 	}
 	kp.fd = -1;
-	if (imsgbuf_init(&kp.ibuf, fd) == -1 || (kp.idle_ev = event_new(base,
-	    fd, EV_READ | EV_PERSIST, keyproxy_idle_read, NULL)) == NULL ||
-	    event_add(kp.idle_ev, NULL) == -1) {
+	if (imsgbuf_init(&kp.ibuf, fd) == -1 || (kp.read_ev = event_new(base,
+	    fd, EV_READ | EV_PERSIST, keyproxy_read, NULL)) == NULL ||
+	    event_add(kp.read_ev, NULL) == -1) {
 		log_warn("key process channel");
-		if (kp.idle_ev != NULL)
-			event_free(kp.idle_ev);
-		kp.idle_ev = NULL;
+		if (kp.read_ev != NULL)
+			event_free(kp.read_ev);
+		kp.read_ev = NULL;
 		close(fd);
 		return;
 	}
 	kp.fd = fd;
+	kp.base = base;
 	kp.generation = generation;
 }
 
@@ -251,6 +350,65 @@ send_request(const struct keys_sign *req, const uint8_t *in)
 	return 0;
 }
 
+static void
+pending_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev;
+	pending_wake(arg, PENDING_TIMEOUT);
+}
+
+/*
+ * Inside an async job: send, pause until keyproxy_read() or the
+ * deadline wakes us.  1 with the signature, 0 on a timeout, -1 else.
+ */
+static int
+call_async(ASYNC_JOB *job, const struct keys_sign *req, const uint8_t *in,
+    uint8_t *out, size_t outmax, size_t *outlen)
+{
+	ASYNC_WAIT_CTX	*wctx = ASYNC_get_wait_ctx(job);
+	struct pending	 p;
+	struct timeval	 tv = { KEYPROXY_TIMEOUT_MS / 1000,
+			    (KEYPROXY_TIMEOUT_MS % 1000) * 1000 };
+	uint64_t	 n;
+	int		 rv = -1;
+
+	memset(&p, 0, sizeof(p));
+	p.req_id = req->req_id;
+	p.out = out;
+	p.outmax = outmax;
+	if ((p.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		log_warn("key process: eventfd");
+		return -1;
+	}
+	if ((p.timer = evtimer_new(kp.base, pending_timeout, &p)) == NULL ||
+	    ASYNC_WAIT_CTX_set_wait_fd(wctx, &p, p.efd, NULL, NULL) != 1) {
+		if (p.timer != NULL)
+			event_free(p.timer);
+		close(p.efd);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&kp.pending, &p, entry);
+	evtimer_add(p.timer, &tv);
+	if (send_request(req, in) == -1)
+		pending_wake(&p, PENDING_FAILED);
+	while (p.state == PENDING_WAIT)
+		if (ASYNC_pause_job() != 1) {
+			pending_wake(&p, PENDING_FAILED);
+			break;
+		}
+	if (read(p.efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("key process: eventfd");
+	ASYNC_WAIT_CTX_clear_fd(wctx, &p);
+	event_free(p.timer);
+	close(p.efd);
+	if (p.state == PENDING_OK) {
+		*outlen = p.outlen;
+		rv = 1;
+	} else if (p.state == PENDING_TIMEOUT)
+		rv = 0;
+	return rv;
+}
+
 /* One private operation, on the key process; -1 on any failure. */
 static int
 keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
@@ -258,10 +416,12 @@ keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
 {
 	struct keys_sign	 req;
 	struct timespec		 deadline;
+	ASYNC_JOB		*job;
 	int			 rv;
 
 	if (inlen == 0 || inlen > KEYS_INPUT_MAX)
 		return -1;
+	job = kp.async ? ASYNC_get_current_job() : NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (kp.fd == -1) {
 			log_warnx("no channel to the key process: TLS "
@@ -275,6 +435,15 @@ keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
 		req.op = op;
 		req.padding = padding;
 		req.len = (uint32_t)inlen;
+		if (job != NULL) {
+			if ((rv = call_async(job, &req, in, out, outmax,
+			    outlen)) != 0)
+				return rv == 1 ? 0 : -1;
+			log_warnx("key process: no answer in %d ms%s",
+			    KEYPROXY_TIMEOUT_MS, attempt == 0 ?
+			    ", trying again" : ", TLS handshake fails");
+			continue;
+		}
 		if (send_request(&req, in) == -1)
 			return -1;
 		clock_gettime(CLOCK_MONOTONIC, &deadline);

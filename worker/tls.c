@@ -44,11 +44,13 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -359,7 +361,8 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p,
 			goto fail;
 		}
 	}
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* SSL_MODE_ASYNC: tls_accept_start() below, keyproxy.c. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ASYNC);
 	if (tls_context_ciphers(ctx, conf) == -1) {
 		tls_log_init_error(p->name, "tls ciphers");
 		goto fail;
@@ -618,4 +621,156 @@ tls_describe(SSL *ssl, char *buf, size_t len)
 	}
 	(void)snprintf(buf, len, "%s %s", SSL_get_version(ssl),
 	    SSL_CIPHER_get_name(cipher));
+}
+
+/*
+ * A server handshake driven here rather than by libevent, so that it
+ * can run as an OpenSSL async job (SSL_MODE_ASYNC): when the key
+ * process is asked for a signature (keyproxy.c), the job pauses, the
+ * worker's loop serves every other session, and the handshake goes on
+ * when the answer's descriptor is readable.  libevent 2.1's OpenSSL
+ * bufferevent knows nothing of SSL_ERROR_WANT_ASYNC, so it gets the
+ * SSL only once the handshake is over (BUFFEREVENT_SSL_OPEN).
+ *
+ * A session that goes away while its job waits leaves the handshake
+ * to finish here (within the key process's deadline), with the socket,
+ * so that neither the job nor the descriptor is lost or reused.
+ */
+struct tls_accept {
+	struct event_base	*base;
+	struct event		*ev;
+	SSL			*ssl;
+	int			 fd;
+	int			 abandoned;	/* owns fd; frees itself */
+	tls_accept_cb		 done;
+	void			*arg;
+};
+
+static void	tls_accept_step(evutil_socket_t, short, void *);
+
+static void
+tls_accept_release(struct tls_accept *a)
+{
+	if (a->ev != NULL)
+		event_free(a->ev);
+	SSL_free(a->ssl);
+	if (a->abandoned)
+		close(a->fd);
+	free(a);
+}
+
+static int
+tls_accept_wait(struct tls_accept *a, int fd, short what)
+{
+	if (a->ev != NULL)
+		event_free(a->ev);
+	if ((a->ev = event_new(a->base, fd, what, tls_accept_step, a)) ==
+	    NULL || event_add(a->ev, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+tls_accept_wait_async(struct tls_accept *a)
+{
+	OSSL_ASYNC_FD	 fds[4];
+	size_t		 n = 0;
+
+	if (SSL_get_all_async_fds(a->ssl, NULL, &n) != 1 || n == 0 ||
+	    n > 4 || SSL_get_all_async_fds(a->ssl, fds, &n) != 1)
+		return -1;
+	return tls_accept_wait(a, fds[0], EV_READ);
+}
+
+/* The handshake is over, one way or the other: a is gone, cb runs. */
+static void
+tls_accept_finish(struct tls_accept *a, int ok)
+{
+	tls_accept_cb	 cb = a->done;
+	void		*arg = a->arg;
+	SSL		*ssl = NULL;
+
+	if (a->abandoned) {
+		ERR_clear_error();
+		tls_accept_release(a);
+		return;
+	}
+	if (ok) {
+		ssl = a->ssl;
+		a->ssl = NULL;
+		SSL_clear_mode(ssl, SSL_MODE_ASYNC);
+	}
+	tls_accept_release(a);
+	cb(arg, ssl);
+}
+
+static void
+tls_accept_step(evutil_socket_t fd, short ev, void *arg)
+{
+	struct tls_accept	*a = arg;
+	int			 r, rv = -1;
+
+	(void)fd; (void)ev;
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(a->ssl)) == 1) {
+		tls_accept_finish(a, 1);
+		return;
+	}
+	switch (SSL_get_error(a->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		rv = tls_accept_wait(a, a->fd, EV_READ);
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		rv = tls_accept_wait(a, a->fd, EV_WRITE);
+		break;
+	case SSL_ERROR_WANT_ASYNC:
+		rv = tls_accept_wait_async(a);
+		break;
+	}
+	if (rv == -1)
+		tls_accept_finish(a, 0);
+}
+
+/*
+ * Accept a TLS session on fd (non-blocking, the caller's) with ssl,
+ * which is ours from now on.  cb gets the SSL, ready for a libevent
+ * bufferevent in BUFFEREVENT_SSL_OPEN state, or NULL if the handshake
+ * failed (OpenSSL's error queue says why).  NULL if it cannot start.
+ */
+struct tls_accept *
+tls_accept_start(struct event_base *base, SSL *ssl, int fd, tls_accept_cb cb,
+    void *arg)
+{
+	struct tls_accept	*a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->base = base;
+	a->ssl = ssl;
+	a->fd = fd;
+	a->done = cb;
+	a->arg = arg;
+	if (SSL_set_fd(ssl, fd) != 1 || tls_accept_wait(a, fd, EV_READ) ==
+	    -1) {
+		a->ssl = NULL;
+		tls_accept_release(a);
+		return NULL;
+	}
+	return a;
+}
+
+/*
+ * The session is going away.  Returns 1 if the handshake waits for the
+ * key process: it then keeps fd and finishes on its own (the caller
+ * must not close fd), 0 if everything is freed and fd is the caller's.
+ */
+int
+tls_accept_free(struct tls_accept *a)
+{
+	if (a->ssl != NULL && SSL_waiting_for_async(a->ssl)) {
+		a->abandoned = 1;
+		return 1;
+	}
+	tls_accept_release(a);
+	return 0;
 }

@@ -225,6 +225,8 @@ worker_configure(struct portcullis_conf *conf, int spool_fd)
 	/* Both need what the chroot hides: OpenSSL's files, the spool. */
 	if (tls_init(conf) == -1)
 		fatalx("worker %u: TLS setup failed", worker->id);
+	/* Handshakes pause for the key process, the loop goes on. */
+	keyproxy_async(1);
 	if (deliver_init(worker->base, conf, spool_fd) == -1)
 		fatalx("worker %u: delivery setup failed", worker->id);
 	worker_nofile(conf);
