@@ -43,9 +43,12 @@
 #define OPENSSL_API_COMPAT		0x10100000L
 
 #include <sys/types.h>
+#ifdef __linux__
 #include <sys/eventfd.h>
+#endif
 #include <sys/queue.h>
 
+#include <fcntl.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -55,7 +58,10 @@
 
 #include <event2/event.h>
 
+#if !defined(LIBRESSL_VERSION_NUMBER)
 #include <openssl/async.h>
+#define KEYPROXY_ASYNC	1	/* LibreSSL has no async jobs: it blocks */
+#endif
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
@@ -76,6 +82,7 @@ struct pending {
 	TAILQ_ENTRY(pending)	 entry;
 	uint64_t		 req_id;
 	int			 efd;		/* the job's wait descriptor */
+	int			 wfd;		/* written to wake it */
 	int			 state;		/* PENDING_* */
 	struct event		*timer;
 	uint8_t			*out;
@@ -128,7 +135,7 @@ pending_wake(struct pending *p, int state)
 	if (p->timer != NULL)
 		evtimer_del(p->timer);
 	/* An eventfd's counter cannot overflow from one write. */
-	if (write(p->efd, &one, sizeof(one)) != sizeof(one))
+	if (write(p->wfd, &one, sizeof(one)) != sizeof(one))
 		log_warn("key process: eventfd");
 }
 
@@ -350,6 +357,34 @@ send_request(const struct keys_sign *req, const uint8_t *in)
 	return 0;
 }
 
+#ifdef KEYPROXY_ASYNC
+/* An eventfd on Linux, a pipe elsewhere: what wakes a paused job. */
+static int
+wake_open(struct pending *p)
+{
+#ifdef __linux__
+	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return -1;
+	p->wfd = p->efd;
+#else
+	int	 fds[2];
+
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	p->efd = fds[0];
+	p->wfd = fds[1];
+#endif
+	return 0;
+}
+
+static void
+wake_close(struct pending *p)
+{
+	if (p->wfd != p->efd)
+		close(p->wfd);
+	close(p->efd);
+}
+
 static void
 pending_timeout(evutil_socket_t fd, short ev, void *arg)
 {
@@ -376,15 +411,15 @@ call_async(ASYNC_JOB *job, const struct keys_sign *req, const uint8_t *in,
 	p.req_id = req->req_id;
 	p.out = out;
 	p.outmax = outmax;
-	if ((p.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
-		log_warn("key process: eventfd");
+	if (wake_open(&p) == -1) {
+		log_warn("key process: wake-up descriptor");
 		return -1;
 	}
 	if ((p.timer = evtimer_new(kp.base, pending_timeout, &p)) == NULL ||
 	    ASYNC_WAIT_CTX_set_wait_fd(wctx, &p, p.efd, NULL, NULL) != 1) {
 		if (p.timer != NULL)
 			event_free(p.timer);
-		close(p.efd);
+		wake_close(&p);
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&kp.pending, &p, entry);
@@ -400,7 +435,7 @@ call_async(ASYNC_JOB *job, const struct keys_sign *req, const uint8_t *in,
 		log_warn("key process: eventfd");
 	ASYNC_WAIT_CTX_clear_fd(wctx, &p);
 	event_free(p.timer);
-	close(p.efd);
+	wake_close(&p);
 	if (p.state == PENDING_OK) {
 		*outlen = p.outlen;
 		rv = 1;
@@ -409,6 +444,8 @@ call_async(ASYNC_JOB *job, const struct keys_sign *req, const uint8_t *in,
 	return rv;
 }
 
+#endif
+
 /* One private operation, on the key process; -1 on any failure. */
 static int
 keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
@@ -416,12 +453,16 @@ keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
 {
 	struct keys_sign	 req;
 	struct timespec		 deadline;
+#ifdef KEYPROXY_ASYNC
 	ASYNC_JOB		*job;
+#endif
 	int			 rv;
 
 	if (inlen == 0 || inlen > KEYS_INPUT_MAX)
 		return -1;
+#ifdef KEYPROXY_ASYNC
 	job = kp.async ? ASYNC_get_current_job() : NULL;
+#endif
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (kp.fd == -1) {
 			log_warnx("no channel to the key process: TLS "
@@ -435,6 +476,7 @@ keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
 		req.op = op;
 		req.padding = padding;
 		req.len = (uint32_t)inlen;
+#ifdef KEYPROXY_ASYNC
 		if (job != NULL) {
 			if ((rv = call_async(job, &req, in, out, outmax,
 			    outlen)) != 0)
@@ -444,6 +486,7 @@ keyproxy_call(uint32_t pki, uint32_t op, uint32_t padding, const uint8_t *in,
 			    ", trying again" : ", TLS handshake fails");
 			continue;
 		}
+#endif
 		if (send_request(&req, in) == -1)
 			return -1;
 		clock_gettime(CLOCK_MONOTONIC, &deadline);

@@ -361,8 +361,11 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p,
 			goto fail;
 		}
 	}
-	/* SSL_MODE_ASYNC: tls_accept_start() below, keyproxy.c. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ASYNC);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_MODE_ASYNC
+	/* tls_accept_start() below, keyproxy.c; LibreSSL has none. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC);
+#endif
 	if (tls_context_ciphers(ctx, conf) == -1) {
 		tls_log_init_error(p->name, "tls ciphers");
 		goto fail;
@@ -670,6 +673,7 @@ tls_accept_wait(struct tls_accept *a, int fd, short what)
 	return 0;
 }
 
+#ifdef SSL_MODE_ASYNC
 static int
 tls_accept_wait_async(struct tls_accept *a)
 {
@@ -681,6 +685,7 @@ tls_accept_wait_async(struct tls_accept *a)
 		return -1;
 	return tls_accept_wait(a, fds[0], EV_READ);
 }
+#endif
 
 /* The handshake is over, one way or the other: a is gone, cb runs. */
 static void
@@ -698,7 +703,9 @@ tls_accept_finish(struct tls_accept *a, int ok)
 	if (ok) {
 		ssl = a->ssl;
 		a->ssl = NULL;
+#ifdef SSL_MODE_ASYNC
 		SSL_clear_mode(ssl, SSL_MODE_ASYNC);
+#endif
 	}
 	tls_accept_release(a);
 	cb(arg, ssl);
@@ -723,9 +730,11 @@ tls_accept_step(evutil_socket_t fd, short ev, void *arg)
 	case SSL_ERROR_WANT_WRITE:
 		rv = tls_accept_wait(a, a->fd, EV_WRITE);
 		break;
+#ifdef SSL_MODE_ASYNC
 	case SSL_ERROR_WANT_ASYNC:
 		rv = tls_accept_wait_async(a);
 		break;
+#endif
 	}
 	if (rv == -1)
 		tls_accept_finish(a, 0);
@@ -767,10 +776,12 @@ tls_accept_start(struct event_base *base, SSL *ssl, int fd, tls_accept_cb cb,
 int
 tls_accept_free(struct tls_accept *a)
 {
+#ifdef SSL_MODE_ASYNC
 	if (a->ssl != NULL && SSL_waiting_for_async(a->ssl)) {
 		a->abandoned = 1;
 		return 1;
 	}
+#endif
 	tls_accept_release(a);
 	return 0;
 }

@@ -7,7 +7,10 @@ one).  RSA and ECDSA certificates both sign through it, over TLS 1.3
 the key process is back within 2 s and clients see a finished
 handshake, a 454 or a closed connection, never a hang.  A reload with a
 new certificate and key reaches the key process and the workers, and a
-session open across it goes on.
+session open across it goes on.  While a handshake waits for the key
+process, the worker serves its other sessions (the handshake is an
+OpenSSL async job); a key process that does not answer fails the
+handshake after two one-second tries.
 
 The memory search reads /proc/PID/mem and needs root; the malformed
 requests a worker could send are unit-tested on the key process's
@@ -29,11 +32,13 @@ from daemon import Daemon, IS_ROOT
 from smtp_helpers import tls_client_context
 
 RSA_HOST = "rsa.test.local"
+P384_HOST = "p384.test.local"
 
 
-def make_rsa_cert(cert, key, hostname, bits=2048):
+def make_rsa_cert(cert, key, hostname, bits=2048, newkey=None):
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:%d" % bits, "-nodes",
+        ["openssl", "req", "-x509"] +
+        (newkey or ["-newkey", "rsa:%d" % bits]) + ["-nodes",
          "-days", "2", "-subj", "/CN=%s" % hostname,
          "-addext", "subjectAltName=DNS:%s" % hostname,
          "-keyout", key, "-out", cert],
@@ -141,7 +146,8 @@ def handshake(d, listener, server_name, version, timeout=10):
 @unittest.skipUnless(IS_ROOT, "optional: reading another process's "
                      "memory and the privilege drop need root")
 class TestKeyMemory(unittest.TestCase):
-    """One daemon, an ECDSA pki (the listener's) and an RSA one (SNI)."""
+    """One daemon, an ECDSA P-256 pki (the listener's), an RSA-2048 and
+    an ECDSA P-384 one (by SNI)."""
 
     @classmethod
     def setUpClass(cls):
@@ -150,8 +156,15 @@ class TestKeyMemory(unittest.TestCase):
         cls.rsa_cert = os.path.join(cls.d.dir, "rsa.pem")
         cls.rsa_key = os.path.join(cls.d.dir, "rsa.key")
         make_rsa_cert(cls.rsa_cert, cls.rsa_key, RSA_HOST)
-        cls.d.conf_extra = ('pki "%s" cert "%s" key "%s"'
-                            % (RSA_HOST, cls.rsa_cert, cls.rsa_key))
+        cls.p384_cert = os.path.join(cls.d.dir, "p384.pem")
+        cls.p384_key = os.path.join(cls.d.dir, "p384.key")
+        make_rsa_cert(cls.p384_cert, cls.p384_key, P384_HOST,
+                      newkey=["-newkey", "ec", "-pkeyopt",
+                              "ec_paramgen_curve:secp384r1"])
+        cls.d.conf_extra = ('pki "%s" cert "%s" key "%s"\n'
+                            'pki "%s" cert "%s" key "%s"'
+                            % (RSA_HOST, cls.rsa_cert, cls.rsa_key,
+                               P384_HOST, cls.p384_cert, cls.p384_key))
         cls.d.write_conf()
         cls.d.start()
         cls.d.wait_log(r"keys ready")
@@ -161,7 +174,8 @@ class TestKeyMemory(unittest.TestCase):
         cls.d.stop()
 
     def test_both_key_types_sign_through_the_key_process(self):
-        for host, kind in ((self.d.hostname, "ECDSA"), (RSA_HOST, "RSA")):
+        for host, kind in ((self.d.hostname, "ECDSA"), (RSA_HOST, "RSA"),
+                           (P384_HOST, "ECDSA")):
             for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
                 for listener in ("main", "smtps"):
                     r = handshake(self.d, listener, host, v)
@@ -278,6 +292,74 @@ class TestKeyProcessFailure(unittest.TestCase):
         t.sendall(b"QUIT\r\n")
         f.readline()
         t.close()
+
+
+@unittest.skipUnless(IS_ROOT, "optional: stopping the key process "
+                     "needs root")
+class TestNoStall(unittest.TestCase):
+    """One worker: while its handshake waits for a key process that does
+    not answer, the worker's other sessions are served; the handshake
+    ends (done or failed) by its deadline, never hangs."""
+
+    def setUp(self):
+        self.d = Daemon(listen="tls", workers=1, tls_tickets="off")
+        self.d.start()
+        self.d.wait_log(r"keys ready")
+
+    def tearDown(self):
+        for pid in self.d.pids("keys"):
+            os.kill(pid, signal.SIGCONT)
+        self.d.stop()
+
+    def _starttls(self, out):
+        t0 = time.monotonic()
+        try:
+            out["r"] = handshake(self.d, "main", self.d.hostname,
+                                 ssl.TLSVersion.TLSv1_3, timeout=10)
+        except (ssl.SSLError, ConnectionError, EOFError) as e:
+            out["r"] = e
+        out["t"] = time.monotonic() - t0
+
+    def _noop_rtt(self):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+        f = s.makefile("rb")
+        t0 = time.monotonic()
+        f.readline()
+        s.sendall(b"NOOP\r\n")
+        line = f.readline()
+        rtt = time.monotonic() - t0
+        f.close()
+        s.close()
+        self.assertTrue(line.startswith(b"250"), line)
+        return rtt
+
+    def test_other_sessions_go_on_while_a_handshake_waits(self):
+        keys = self.d.pids("keys")[0]
+        os.kill(keys, signal.SIGSTOP)
+        out = {}
+        th = threading.Thread(target=self._starttls, args=(out,))
+        th.start()
+        time.sleep(0.3)
+        self.assertTrue(th.is_alive())
+        # The handshake waits; the worker answers others at once.
+        self.assertLess(self._noop_rtt(), 0.5)
+        os.kill(keys, signal.SIGCONT)
+        th.join(10)
+        self.assertIsInstance(out["r"], tuple, out)
+
+    def test_a_key_process_that_never_answers_fails_the_handshake(self):
+        keys = self.d.pids("keys")[0]
+        os.kill(keys, signal.SIGSTOP)
+        out = {}
+        th = threading.Thread(target=self._starttls, args=(out,))
+        th.start()
+        th.join(8)
+        self.assertFalse(th.is_alive(), "the handshake hangs")
+        self.assertNotIsInstance(out["r"], tuple, out)
+        # Two tries of one second each, then a clean failure.
+        self.assertLess(out["t"], 4.0)
+        self.d.wait_log(r"no answer in 1000 ms, TLS handshake fails")
+        self.assertLess(self._noop_rtt(), 0.5)
 
 
 if __name__ == "__main__":
