@@ -111,9 +111,11 @@ class SandboxCase(unittest.TestCase):
         self.d.stop()
 
     def family(self):
-        """[(role, pid)] of master, authd and the workers."""
+        """[(role, pid)] of master, authd, the key process and the
+        workers."""
         return ([("master", self.d.proc.pid)] +
                 [("authd", p) for p in self.d.pids("authd")] +
+                [("keys", p) for p in self.d.pids("keys")] +
                 [("worker", p) for p in self.d.pids("worker")])
 
 
@@ -203,6 +205,15 @@ class TestViolations(SandboxCase):
         mark = self.d.log_offset()
         gdb_call(victim, "(int)socket(2, 1, 0)", self.d.dir)
         self.killed("worker 0", victim, mark)
+
+    def test_key_process_opens_no_file(self):
+        (victim,) = self.d.pids("keys")
+        mark = self.d.log_offset()
+        gdb_call(victim, '(int)open("/etc/passwd", 0)', self.d.dir)
+        self.killed("keys", victim, mark)
+        # Replaced within 2 s, with the keys read again by master.
+        self.d.wait_pids("keys", 1, exclude=[victim], timeout=2.0)
+        self.d.wait_log(r"keys ready", since=mark, timeout=2.0)
 
     def test_authd_runs_threads_but_not_processes(self):
         (victim,) = self.d.pids("authd")

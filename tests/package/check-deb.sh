@@ -144,7 +144,8 @@ for f in /etc/portcullis.conf /etc/fail2ban/filter.d/portcullis.conf \
 done
 for p in /usr/sbin/portcullisd /usr/sbin/authctl \
     /usr/libexec/portcullis/portcullis-worker \
-    /usr/libexec/portcullis/portcullis-authd; do
+    /usr/libexec/portcullis/portcullis-authd \
+    /usr/libexec/portcullis/portcullis-keys; do
 	[ -x "$p" ] || fail "$p missing"
 	! readelf -S "$p" | grep -q '\.symtab' || fail "$p is not stripped"
 done
@@ -158,10 +159,12 @@ say "hardening-check on the installed programs"
 # objects are not marked, so no program linked on it is).
 hardening-check --nocfprotection /usr/sbin/portcullisd /usr/sbin/authctl \
     /usr/libexec/portcullis/portcullis-worker \
-    /usr/libexec/portcullis/portcullis-authd | sed 's/^/    /'
+    /usr/libexec/portcullis/portcullis-authd \
+    /usr/libexec/portcullis/portcullis-keys | sed 's/^/    /'
 hardening-check --quiet --nocfprotection /usr/sbin/portcullisd \
     /usr/sbin/authctl /usr/libexec/portcullis/portcullis-worker \
-    /usr/libexec/portcullis/portcullis-authd || fail "hardening-check"
+    /usr/libexec/portcullis/portcullis-authd \
+    /usr/libexec/portcullis/portcullis-keys || fail "hardening-check"
 
 say "systemd-analyze verify $UNIT"
 systemd-analyze verify "$UNIT" || fail "systemd-analyze verify"
