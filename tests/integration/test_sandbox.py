@@ -279,17 +279,23 @@ class TestSyslogMode(unittest.TestCase):
             while (os.path.exists("/proc/%d" % master) and
                    time.monotonic() < deadline):
                 time.sleep(0.05)
-        for pid in self.workers():
+        for pid in self.workers(None):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.d.dir, ignore_errors=True)
 
-    def workers(self):
-        """The processes chrooted to this daemon's directory."""
+    def workers(self, role="worker"):
+        """The processes of role chrooted to this daemon's directory
+        (the key process is chrooted there too)."""
         pids = []
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
-                    if os.readlink("/proc/%s/root" % d) == self.d.chroot:
+                    if os.readlink("/proc/%s/root" % d) != self.d.chroot:
+                        continue
+                    with open("/proc/%s/cmdline" % d, "rb") as f:
+                        title = f.read().replace(b"\0", b" ").decode()
+                    if role is None or title.startswith(
+                            "portcullis: " + role):
                         pids.append(int(d))
                 except OSError:
                     pass
