@@ -111,7 +111,10 @@ send_listeners(struct imsgev *iev, const struct portcullis_conf *conf,
 	return 0;
 }
 
-/* Only workers terminate TLS; only they get the keys. */
+/*
+ * Only workers terminate TLS; they get the certificates.  The private
+ * keys go to the key process only (master/keyproc.c), never here.
+ */
 static int
 send_pkis(struct imsgev *iev, const struct portcullis_conf *conf,
     int to_worker)
@@ -125,8 +128,7 @@ send_pkis(struct imsgev *iev, const struct portcullis_conf *conf,
 		if (!to_worker)
 			continue;
 		if (send_pem(iev, PKI_PEM_CERT, p->cert_pem,
-		    p->cert_len) == -1 || send_pem(iev, PKI_PEM_KEY,
-		    p->key_pem, p->key_len) == -1)
+		    p->cert_len) == -1)
 			return -1;
 	}
 	return 0;
@@ -224,7 +226,8 @@ config_send_all(struct imsgev *iev, const struct portcullis_conf *conf,
 
 /*
  * listener_fds says the child is a worker: it gets the bound sockets
- * and the PEM, never the passwords and client secrets.
+ * and the certificates, never a private key, the passwords or the
+ * client secrets.
  */
 int
 config_send(struct imsgev *iev, const struct portcullis_conf *conf,
@@ -350,14 +353,11 @@ recv_pki_pem(struct config_recv *cr, struct imsg *imsg)
 	if (p == NULL || imsg_get_ibuf(imsg, &ibuf) == -1 ||
 	    ibuf_get(&ibuf, &hdr, sizeof(hdr)) == -1)
 		return -1;
-	if (hdr.kind == PKI_PEM_CERT) {
-		pem = &p->cert_pem;
-		len = &p->cert_len;
-	} else if (hdr.kind == PKI_PEM_KEY) {
-		pem = &p->key_pem;
-		len = &p->key_len;
-	} else
+	/* A certificate only: no process that gets this holds a key. */
+	if (hdr.kind != PKI_PEM_CERT)
 		return -1;
+	pem = &p->cert_pem;
+	len = &p->cert_len;
 	add = ibuf_size(&ibuf);
 	if (add == 0 || *len + add > PKI_PEM_MAX)
 		return -1;

@@ -1966,18 +1966,22 @@ local_domain_add(const char *name)
  * The workers hand the list to SSL_CTX_set_cipher_list(3), which fails
  * only when nothing at all is selected: say so now, not when a worker
  * starts.  It is the list of TLS 1.2; TLS 1.3 suites are not in it.
+ * The workers add "!kRSA" (no RSA key exchange: worker/tls.c), so a
+ * list of only such ciphers selects nothing either.
  */
 static int
 valid_cipher_list(const char *list)
 {
 	SSL_CTX	*ctx;
+	char	 full[CONF_CIPHERS_MAX + 16];
 	int	 ok;
 
 	if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
 		ERR_clear_error();
 		return 1;	/* the worker will tell */
 	}
-	ok = SSL_CTX_set_cipher_list(ctx, list) == 1;
+	(void)snprintf(full, sizeof(full), "%s:!kRSA", list);
+	ok = SSL_CTX_set_cipher_list(ctx, full) == 1;
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	return ok;

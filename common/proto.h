@@ -42,8 +42,10 @@ enum imsg_type {
 	IMSG_CONF_START = 10,	/* struct portcullis_conf, lists empty */
 	IMSG_CONF_LISTENER = 11, /* struct listener; worker: + bound socket */
 	IMSG_CONF_PKI = 12,	/* struct pki (file names only) */
-	IMSG_CONF_PKI_PEM = 13,	/* worker: struct pki_pem + PEM bytes, in
-				   chunks, for the pki sent last */
+	IMSG_CONF_PKI_PEM = 13,	/* worker: struct pki_pem + the
+				   certificate's PEM, in chunks, for the
+				   pki sent last (never a key: those go
+				   to the key process, KEYS_PEM) */
 	IMSG_CONF_DOMAIN = 14,	/* struct local_domain */
 	IMSG_CONF_STATIC_USER = 15, /* authd only: struct static_user */
 	IMSG_CONF_NETWORK = 16,	/* struct netaddr: a trusted network */
@@ -157,6 +159,21 @@ enum imsg_type {
 				   ctl_stats_line, one per checker with a
 				   stats op, after the IMSG_CTL_STATS_REPLY
 				   rows, before IMSG_CTL_END */
+
+	/* the key process (keys/keys.c): private keys, signatures */
+	IMSG_KEYS_START = 101,	/* master -> keys: struct keys_start,
+				   first; who to become */
+	IMSG_KEYS_PEM = 102,	/* master -> keys: struct keys_pem + PEM
+				   bytes, in chunks: a pki's certificate
+				   and key of one generation */
+	IMSG_KEYS_COMMIT = 103,	/* master -> keys: struct keys_commit; the
+				   generation's set is whole: load it */
+	IMSG_KEYS_CHANNEL = 104, /* master -> worker and -> keys: struct
+				   keys_channel + fd to the other */
+	IMSG_KEYS_SIGN = 105,	/* worker -> keys: struct keys_sign + the
+				   octets to sign (KEYS_INPUT_MAX) */
+	IMSG_KEYS_SIGNED = 106,	/* keys -> worker: struct keys_signed + the
+				   signature (KEYS_OUTPUT_MAX) */
 };
 
 /*
@@ -345,11 +362,77 @@ struct scram_step {
 };
 
 /* IMSG_CONF_PKI_PEM: which half of the last pki this chunk extends. */
+/* IMSG_CONF_PKI_PEM: the certificate of the last pki (1 is retired). */
 #define PKI_PEM_CERT		0
-#define PKI_PEM_KEY		1
 struct pki_pem {
-	uint32_t	kind;		/* PKI_PEM_CERT or PKI_PEM_KEY */
+	uint32_t	kind;		/* PKI_PEM_CERT */
 	uint32_t	pad;
+};
+
+/*
+ * The key process.  A worker names a key by the generation of its
+ * configuration and the pki's index in it; the key process holds the
+ * current generation's keys and the previous one's (workers draining
+ * after a reload), nothing older.
+ */
+#define KEYS_INPUT_MAX		1024	/* RSA-8192's modulus, with room */
+#define KEYS_OUTPUT_MAX		1024	/* an RSA-8192 signature; ECDSA's
+					   DER is far shorter */
+struct keys_start {
+	char		user[33];	/* auth-user: CONF_USER_MAX */
+	char		chroot[4096];	/* PATH_MAX: the workers' empty root */
+};
+
+#define KEYS_PEM_CERT		0
+#define KEYS_PEM_KEY		1
+struct keys_pem {
+	uint32_t	generation;
+	uint32_t	pki;		/* index in the configuration */
+	uint32_t	kind;		/* KEYS_PEM_CERT or KEYS_PEM_KEY */
+	uint32_t	pad;
+};
+
+struct keys_commit {
+	uint32_t	generation;
+	uint32_t	npki;
+};
+
+struct keys_channel {
+	uint32_t	worker_id;
+	uint32_t	generation;	/* the worker's configuration */
+};
+
+/* What a worker may ask for: the private operations TLS needs. */
+enum keys_op {
+	KEYS_OP_RSA_SIGN = 1,	/* RSA private operation on a PKCS #1
+				   v1.5 DigestInfo or a PSS encoding */
+	KEYS_OP_ECDSA_SIGN = 2,	/* ECDSA over a digest; DER signature */
+};
+
+/* RSA padding, as the wire says it (not OpenSSL's numbers). */
+#define KEYS_PAD_NONE		0	/* ECDSA */
+#define KEYS_PAD_PKCS1		1	/* RFC 8017 9.2: EMSA-PKCS1-v1_5 */
+#define KEYS_PAD_RAW		2	/* RFC 8017 9.1: EMSA-PSS, encoded by
+					   the worker, modulus-sized */
+
+struct keys_sign {
+	uint64_t	req_id;		/* the worker's; echoed */
+	uint32_t	generation;
+	uint32_t	pki;
+	uint32_t	op;		/* enum keys_op */
+	uint32_t	padding;	/* KEYS_PAD_* */
+	uint32_t	len;		/* octets that follow */
+	uint32_t	pad;
+};
+
+#define KEYS_OK			0
+#define KEYS_REFUSED		1	/* a malformed request: logged */
+#define KEYS_NOKEY		2	/* no such key (a generation gone) */
+#define KEYS_FAILED		3	/* OpenSSL failed */
+struct keys_signed {
+	uint64_t	req_id;
+	uint32_t	status;		/* KEYS_OK... */
+	uint32_t	len;		/* octets of signature that follow */
 };
 
 /* IMSG_AUTHD_CHANNEL to authd: which worker the descriptor serves. */

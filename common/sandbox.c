@@ -246,6 +246,29 @@ static const int authd_syscalls[] = {
 };
 
 /*
+ * The key process (keys/keys.c): an event loop over the channels it
+ * was handed, and OpenSSL's arithmetic.  No accept, no socket (see
+ * keys_rules()), no open: nothing but its descriptors and its memory.
+ */
+static const int keys_syscalls[] = {
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_pwait2),
+	SCMP_SYS(epoll_ctl), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
+	SCMP_SYS(gettimeofday), SCMP_SYS(time),
+	/* the channels to master and the workers, stderr in -d */
+	SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
+	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(close),
+	SCMP_SYS(fcntl), SCMP_SYS(fstat),
+	/* malloc, OpenSSL's big numbers */
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+	/* OpenSSL's locks and blinding randomness */
+	SCMP_SYS(futex), SCMP_SYS(getpid), SCMP_SYS(gettid),
+	SCMP_SYS(getrandom),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(restart_syscall),
+	SCMP_SYS(exit), SCMP_SYS(exit_group),
+};
+
+/*
  * master, and through inheritance everyone: what no process of an SMTP
  * server ever does, and what a hijacked root process would want.
  */
@@ -343,6 +366,11 @@ worker_rules(scmp_filter_ctx ctx, unsigned int flags)
 	   there is no /dev/log, so let it fail as it would, not kill */
 	rule_add1(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket),
 	    0, SCMP_CMP_EQ, AF_UNIX, 0);
+	/* worker/keyproxy.c: an eventfd wakes each handshake paused for
+	   the key process; poll(2) where it waits for it outright */
+	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(eventfd2), 0, NULL);
+	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(poll), 0, NULL);
+	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ppoll), 0, NULL);
 	if (flags & SANDBOX_RELAY) {
 		rule_add1(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
 		    0, SCMP_CMP_EQ, AF_INET, 0);
@@ -371,6 +399,19 @@ metrics_rules(scmp_filter_ctx ctx)
 	 * once authd counts penalties.  It reads, it changes nothing.
 	 */
 	rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sysinfo), 0, NULL);
+}
+
+static void
+keys_rules(scmp_filter_ctx ctx)
+{
+	/* Memory, never executable: as the worker's. */
+	rule_add1(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap),
+	    2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	rule_add1(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect),
+	    2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	/* syslog(3) tries to reach /dev/log, absent in the chroot: it
+	   fails, as it would there, and no socket is ever made */
+	rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 0, NULL);
 }
 
 static void
@@ -493,6 +534,14 @@ sandbox_enter(enum sandbox_role role, unsigned int flags)
 		metrics_rules(ctx);
 		sanitizer_rules(ctx);
 		break;
+	case SANDBOX_KEYS:
+		ctx = filter_new(SCMP_ACT_KILL_PROCESS);
+		rules_add(ctx, SCMP_ACT_ALLOW, keys_syscalls,
+		    NELEM(keys_syscalls));
+		base_rules(ctx);
+		keys_rules(ctx);
+		sanitizer_rules(ctx);
+		break;
 	default:
 		fatalx("sandbox: unknown role %d", (int)role);
 	}
@@ -568,6 +617,13 @@ sandbox_enter(enum sandbox_role role, unsigned int flags)
 		if (unveil(NULL, NULL) == -1)
 			fatal("unveil");
 		promises = "stdio inet recvfd";
+		break;
+	case SANDBOX_KEYS:
+		/* No file at all; its workers' channels come as
+		   descriptors from master. */
+		if (unveil("/", "") == -1 || unveil(NULL, NULL) == -1)
+			fatal("unveil");
+		promises = "stdio recvfd";
 		break;
 	default:
 		fatalx("sandbox: unknown role %d", (int)role);

@@ -14,6 +14,7 @@ enum sandbox_role {
 	SANDBOX_AUTHD,
 	SANDBOX_WORKER,
 	SANDBOX_METRICS,
+	SANDBOX_KEYS,
 };
 
 /* What a worker delivers with, so that it keeps only what that needs. */

@@ -50,9 +50,9 @@ usage(void)
 static void
 libexec_init(void)
 {
-	const char	*dir, *roles[] = { "worker", "authd", "metrics" };
+	const char	*dir, *roles[] = { "worker", "authd", "keys", "metrics" };
 	char		 path[PATH_MAX];
-	size_t		 nroles = master->conf->metrics.enabled ? 3 : 2;
+	size_t		 nroles = master->conf->metrics.enabled ? 4 : 3;
 
 	if ((dir = getenv("PORTCULLIS_LIBEXEC")) == NULL || *dir == '\0')
 		dir = LIBEXECDIR;
@@ -175,6 +175,8 @@ master_reload(void)
 		imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
 	}
 	tickets_configure(conf);
+	/* The new keys reach the key process before the new workers. */
+	keyproc_send_keys(conf);
 	workers_start();
 	if (master->authd != NULL && child_running(master->authd))
 		config_send(&master->authd->iev, conf, 0, -1, -1);
@@ -191,6 +193,19 @@ master_maybe_exit(void)
 	TAILQ_FOREACH(c, &master->workers, entry)
 		if (child_running(c))
 			return;
+	/* The workers are gone: nobody needs the keys any more. */
+	if (master->keys != NULL && child_running(master->keys)) {
+		if (!master->keys_stopping) {
+			master->keys_stopping = 1;
+			if (master->keys->iev.open)
+				imsgev_compose(&master->keys->iev,
+				    IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
+			else
+				kill(master->keys->pid, SIGTERM);
+		}
+		if (master->authd == NULL || !child_running(master->authd))
+			return;
+	}
 	if (master->metrics != NULL && child_running(master->metrics))
 		return;		/* told to stop with the workers */
 	if (master->authd != NULL && child_running(master->authd)) {
@@ -220,6 +235,8 @@ shutdown_deadline(evutil_socket_t fd, short ev, void *arg)
 			kill(c->pid, SIGKILL);
 	if (master->authd != NULL && child_running(master->authd))
 		kill(master->authd->pid, SIGKILL);
+	if (master->keys != NULL && child_running(master->keys))
+		kill(master->keys->pid, SIGKILL);
 	if (master->metrics != NULL && child_running(master->metrics))
 		kill(master->metrics->pid, SIGKILL);
 }
@@ -260,6 +277,8 @@ master_shutdown(int sig)
 	metrics_stop();
 	if (master->authd != NULL)
 		evtimer_del(master->authd->respawn_ev);
+	if (master->keys != NULL)
+		evtimer_del(master->keys->respawn_ev);
 	tv.tv_sec = master->conf->grace_period + SHUTDOWN_SLACK_SEC;
 	tv.tv_usec = 0;
 	master->deadline_ev = evtimer_new(master->base, shutdown_deadline,
@@ -562,6 +581,9 @@ main(int argc, char *argv[])
 	spool_sweep_init();
 	master->authd = child_new(ROLE_AUTHD, 0);
 	child_start(master->authd);
+	/* It takes master's copy of the private keys, and wipes it. */
+	master->keys = child_new(ROLE_KEYS, 0);
+	child_start(master->keys);
 	tickets_configure(master->conf);
 	workers_start();
 	TAILQ_FOREACH(l, &master->conf->listeners, entry)

@@ -31,6 +31,7 @@ enum proc_role {
 	ROLE_AUTHD,
 	ROLE_WORKER,
 	ROLE_METRICS,
+	ROLE_KEYS,
 };
 
 struct child {
@@ -65,6 +66,8 @@ struct master {
 	struct child		*metrics;	/* NULL: no endpoint */
 	int			 metrics_fd;	/* its listening socket */
 	struct metrics_config	*metrics_conf;	/* what it is sent */
+	struct child		*keys;		/* the key process */
+	int			 keys_stopping;	/* CTL_SHUTDOWN sent */
 	struct childlist	 workers;
 	unsigned int		 restarts;	/* of every child */
 	int			 spool_fd;
@@ -112,6 +115,13 @@ int		 metrics_open(struct portcullis_conf *);
 
 /* pki.c */
 int		 pki_load(struct portcullis_conf *);
+void		 pki_keys_wipe(struct portcullis_conf *);
+void		 pki_keys_reread(struct portcullis_conf *);
+
+/* keyproc.c */
+int		 keyproc_configure(struct child *);
+void		 keyproc_send_keys(struct portcullis_conf *);
+void		 keyproc_channel_create(struct child *);
 
 /* secret.c */
 int		 secrets_load(struct portcullis_conf *);

@@ -9,16 +9,18 @@
  * certificate: a bad file is an error at startup or reload, where the
  * administrator sees it, not a crash loop of workers.
  *
- * The key stays in master's configuration for as long as that
- * configuration runs: master must send it to every worker it
- * respawns, and it cannot read the file again later (the file may
- * have changed, and a reload is the way to take a new one).
- * config_free() wipes it.  Nothing here logs key material or a
+ * The certificate stays in master's configuration for as long as
+ * that configuration runs: master sends it to every worker it
+ * respawns.  The key does not: master hands it to the key process and
+ * wipes it (keyproc.c, pki_keys_wipe()); a restarted key process gets
+ * the file read again (pki_keys_reread()) and checks it against the
+ * certificate itself.  Nothing here logs key material or a
  * passphrase; encrypted keys are refused, never prompted for.
  */
 
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -295,6 +297,33 @@ pki_check_key(const struct pki *p, X509 *x)
 	return ret;
 }
 
+/*
+ * The check parses the key, and OpenSSL's decoders leave pieces of it
+ * in memory they free without wiping.  master must hold no key after
+ * start-up (the key process does), so the parse runs in a child that
+ * exits at once, taking its address space with it.
+ */
+static int
+pki_check_key_apart(const struct pki *p, X509 *x)
+{
+	pid_t	 pid;
+	int	 status;
+
+	switch ((pid = fork())) {
+	case -1:
+		pki_warn(p, "fork");
+		return -1;
+	case 0:
+		_exit(pki_check_key(p, x) == 0 ? 0 : 1);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			pki_warn(p, "waitpid");
+			return -1;
+		}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 static int
 pki_load_one(struct pki *p)
 {
@@ -308,7 +337,7 @@ pki_load_one(struct pki *p)
 		return -1;
 	if ((x = pki_check_cert(p)) == NULL)
 		return -1;
-	ret = pki_check_key(p, x);
+	ret = pki_check_key_apart(p, x);
 	X509_free(x);
 	return ret;
 }
@@ -332,4 +361,39 @@ pki_load(struct portcullis_conf *conf)
 			pki_pem_wipe(p);
 	ERR_clear_error();
 	return ret;
+}
+
+/*
+ * master keeps no private key: once the key process has them (or
+ * whenever it is not running to take them), they are wiped here.
+ */
+void
+pki_keys_wipe(struct portcullis_conf *conf)
+{
+	struct pki	*p;
+
+	TAILQ_FOREACH(p, &conf->pkis, entry) {
+		if (p->key_pem != NULL)
+			freezero(p->key_pem, p->key_len + 1);
+		p->key_pem = NULL;
+		p->key_len = 0;
+	}
+}
+
+/*
+ * The key files again, for a key process that was restarted: read,
+ * not parsed (the key process checks each against its certificate).
+ * A file that cannot be read is logged and its pki left without a key.
+ */
+void
+pki_keys_reread(struct portcullis_conf *conf)
+{
+	struct pki	*p;
+
+	TAILQ_FOREACH(p, &conf->pkis, entry)
+		if (p->key_pem == NULL && pki_read_file(p, p->key_file, 1,
+		    &p->key_pem, &p->key_len) == -1) {
+			p->key_pem = NULL;
+			p->key_len = 0;
+		}
 }

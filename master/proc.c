@@ -23,6 +23,7 @@
  * when configured, is met the same way: each ready worker and authd
  * get a channel to it (IMSG_METRICS_CHANNEL), and master answers its
  * asks on master's own channel to it.
+ * The same for a worker and the key process (keyproc.c).
  */
 
 #include <sys/types.h>
@@ -87,6 +88,12 @@ static const struct imsg_dispatch from_metrics[] = {
 	{ 0, 0, 0, NULL }
 };
 
+/* The key process may only say it is ready: it serves the workers. */
+static const struct imsg_dispatch from_keys[] = {
+	{ IMSG_CHILD_READY, sizeof(struct hello), IMSGEV_ONCE, child_ready },
+	{ 0, 0, 0, NULL }
+};
+
 const char *
 child_role_name(enum proc_role role)
 {
@@ -95,6 +102,8 @@ child_role_name(enum proc_role role)
 		return "authd";
 	case ROLE_METRICS:
 		return "metrics";
+	case ROLE_KEYS:
+		return "keys";
 	default:
 		return "worker";
 	}
@@ -108,6 +117,8 @@ role_table(enum proc_role role)
 		return from_authd;
 	case ROLE_METRICS:
 		return from_metrics;
+	case ROLE_KEYS:
+		return from_keys;
 	default:
 		return from_worker;
 	}
@@ -203,6 +214,8 @@ child_configure(struct child *c, const int *lfds)
 	if (c->role == ROLE_WORKER)
 		return config_send_worker(&c->iev, master->conf, lfds,
 		    master->spool_fd);
+	if (c->role == ROLE_KEYS)
+		return keyproc_configure(c);
 	return config_send(&c->iev, master->conf, 0, -1, master->control_fd);
 }
 
@@ -341,11 +354,16 @@ child_ready(struct imsgev *iev, struct imsg *imsg)
 			imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1,
 			    NULL, 0);
 		channel_create(c);
+		keyproc_channel_create(c);
 		return 0;
 	}
 	TAILQ_FOREACH(w, &master->workers, entry)
-		if (child_running(w))
-			channel_create(w);
+		if (child_running(w)) {
+			if (c->role == ROLE_KEYS)
+				keyproc_channel_create(w);
+			else
+				channel_create(w);
+		}
 	return 0;
 }
 
@@ -511,6 +529,8 @@ child_by_pid(pid_t pid)
 		return master->authd;
 	if (master->metrics != NULL && master->metrics->pid == pid)
 		return master->metrics;
+	if (master->keys != NULL && master->keys->pid == pid)
+		return master->keys;
 	TAILQ_FOREACH(c, &master->workers, entry)
 		if (c->pid == pid)
 			return c;

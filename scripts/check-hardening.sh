@@ -19,7 +19,8 @@ set -eu
 build=$1
 cfp=${2:-}
 [ $# -ge 2 ] && shift 2 || shift $#
-progs="portcullisd portcullis-worker portcullis-authd portcullis-metrics authctl"
+progs="portcullisd portcullis-worker portcullis-authd portcullis-metrics authctl
+    portcullis-keys"
 
 command -v hardening-check >/dev/null 2>&1 || {
 	echo "check-hardening: hardening-check not found (Debian devscripts)" >&2

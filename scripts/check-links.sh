@@ -37,6 +37,8 @@ allowed() {
 		echo libbsd libseccomp libevent ;;
 	authctl)
 		echo libbsd libssl libcrypto liblmdb libcrypt $argon2 ;;
+	portcullis-keys)
+		echo libbsd libseccomp libevent libcrypto ;;
 	esac
 }
 
@@ -52,7 +54,7 @@ command -v readelf >/dev/null 2>&1 || {
 
 fail=0
 for prog in portcullisd portcullis-worker portcullis-authd portcullis-metrics \
-    authctl; do
+    authctl portcullis-keys; do
 	bin="$build/$prog"
 	if [ ! -f "$bin" ]; then
 		echo "check-links: $bin: not built" >&2

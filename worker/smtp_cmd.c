@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "smtp_cmd.h"
+#include "tls.h"
 #include "worker.h"
 
 struct mail_params {
@@ -443,6 +444,9 @@ starttls_gate(struct session *s)
 		return "502 5.5.1 STARTTLS not available";
 	if (s->tls)
 		return "503 5.5.1 TLS already active";
+	/* RFC 3207 4: the key process is being restarted; try later. */
+	if (!keyproxy_available())
+		return "454 4.7.0 TLS not available due to temporary reason";
 	return NULL;
 }
 

@@ -208,6 +208,9 @@ session_free(struct session *s)
 		addr_count_unused(s->ac);
 	}
 	event_free(s->timer);
+	/* A handshake waiting for the key process keeps the socket. */
+	if (s->tls_accept != NULL && tls_accept_free(s->tls_accept))
+		bufferevent_setfd(s->bev, -1);
 	bufferevent_free(s->bev);
 	SSL_free(s->tls_pending);
 	free(s->auth_addrs);
@@ -265,7 +268,8 @@ session_timeout(evutil_socket_t fd, short ev, void *arg)
 		deliver_abort(s->delivery);
 		s->delivery = NULL;
 	}
-	if (s->closing || s->state == STATE_TLS_ACCEPT) {
+	if (s->closing || s->state == STATE_TLS_ACCEPT ||
+	    s->tls_accept != NULL) {
 		session_free(s);
 		return;
 	}
@@ -405,23 +409,31 @@ session_count_input(struct session *s)
 		    (unsigned long long)s->id);
 }
 
-/* The 220 is out: hand the socket to OpenSSL. */
+/*
+ * The handshake is over (tls.c, tls_accept_start()): the socket goes
+ * to an OpenSSL bufferevent, open already.  ssl NULL: it failed.
+ */
 static void
-session_tls_switch(struct session *s)
+session_tls_done(void *arg, SSL *ssl)
 {
+	struct session		*s = arg;
 	struct bufferevent	*tbev;
-	SSL			*ssl = s->tls_pending;
 	evutil_socket_t		 fd = bufferevent_getfd(s->bev);
 
-	s->tls_pending = NULL;
-	tls_nodelay(fd);
+	s->tls_accept = NULL;
+	if (ssl == NULL) {
+		tls_log_error(s->id, "TLS");
+		session_free(s);
+		return;
+	}
 	tbev = bufferevent_openssl_socket_new(worker->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
+	    BUFFEREVENT_SSL_OPEN,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tbev == NULL) {
 		SSL_free(ssl);
-		session_close_after(s, "421 4.7.0 %s TLS not available",
-		    worker->conf->hostname);
+		log_warnx("session %016llx: TLS bufferevent failed",
+		    (unsigned long long)s->id);
+		session_free(s);
 		return;
 	}
 	/* The socket is tbev's now: freeing the old one must not close it. */
@@ -431,12 +443,46 @@ session_tls_switch(struct session *s)
 	 * framing, so that is the end of the session, not an error. */
 	bufferevent_openssl_set_allow_dirty_shutdown(tbev, 1);
 	s->bev = tbev;
-	s->state = STATE_INIT;
 	session_count_input(s);
 	bufferevent_setcb(s->bev, session_read, session_write, session_event,
 	    s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
 	bufferevent_enable(s->bev, EV_READ);
+	session_tls_up(s);
+	session_process(s);
+}
+
+/*
+ * Hand the socket to a handshake that may pause for the key process
+ * (the 220 is out, for STARTTLS).  The plaintext bufferevent keeps
+ * the socket meanwhile, idle, so that a session freed during the
+ * handshake closes it as always.
+ */
+static void
+session_tls_begin(struct session *s, SSL *ssl)
+{
+	evutil_socket_t		 fd = bufferevent_getfd(s->bev);
+
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	tls_nodelay(fd);
+	if ((s->tls_accept = tls_accept_start(worker->base, ssl, fd,
+	    session_tls_done, s)) == NULL) {
+		SSL_free(ssl);
+		log_warnx("session %016llx: TLS handshake could not start",
+		    (unsigned long long)s->id);
+		session_free(s);
+	}
+}
+
+/* The 220 is out: the handshake. */
+static void
+session_tls_switch(struct session *s)
+{
+	SSL	*ssl = s->tls_pending;
+
+	s->tls_pending = NULL;
+	s->state = STATE_INIT;
+	session_tls_begin(s, ssl);
 }
 
 static struct addr_count *
@@ -477,18 +523,14 @@ session_alloc(int fd, struct listener *l, const char *host)
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
-	if (l->flags & LISTEN_SMTPS) {
-		if ((ssl = tls_session_new(l)) == NULL) {
-			free(s);
-			return NULL;
-		}
-		tls_nodelay(fd);
-		s->bev = bufferevent_openssl_socket_new(worker->base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	} else
-		s->bev = bufferevent_socket_new(worker->base, fd,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	/* Implicit TLS: the handshake gets the socket once registered. */
+	if ((l->flags & LISTEN_SMTPS) && (ssl = tls_session_new(l)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->tls_pending = ssl;
+	s->bev = bufferevent_socket_new(worker->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (s->bev == NULL) {
 		SSL_free(ssl);
 		free(s);
@@ -497,6 +539,7 @@ session_alloc(int fd, struct listener *l, const char *host)
 	if ((s->timer = evtimer_new(worker->base, session_timeout, s)) ==
 	    NULL) {
 		bufferevent_free(s->bev);
+		SSL_free(ssl);
 		free(s);
 		return NULL;
 	}
@@ -560,6 +603,7 @@ session_start(int fd, struct listener *l, const char *host, const char *via)
 {
 	struct addr_count	*ac;
 	struct session		*s;
+	SSL			*ssl;
 
 	if ((ac = session_admit(fd, l, host)) == NULL)
 		return;
@@ -591,8 +635,12 @@ session_start(int fd, struct listener *l, const char *host, const char *via)
 	if (l->flags & LISTEN_SMTPS) {
 		s->state = STATE_TLS_ACCEPT;
 		session_timer_reset(s);
-	} else
-		session_greet(s);
+		ssl = s->tls_pending;
+		s->tls_pending = NULL;
+		session_tls_begin(s, ssl);
+		return;
+	}
+	session_greet(s);
 	bufferevent_enable(s->bev, EV_READ);
 }
 

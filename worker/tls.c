@@ -1,10 +1,11 @@
 /*
  * tls.c -- the worker's TLS server side.
  *
- * tls_init() turns the PEM that master read for each pki into one
- * SSL_CTX, once, before the worker chroots and drops its privileges,
- * and then wipes the private keys from the configuration: from there
- * on they live only inside OpenSSL's key objects.  Sessions get an SSL
+ * tls_init() turns the certificates that master read for each pki
+ * into one SSL_CTX, once, before the worker chroots and drops its
+ * privileges.  A worker never holds a private key: each context's key
+ * object does its private operations on the key process
+ * (keyproxy.c, keys/keys.c).  Sessions get an SSL
  * from tls_session_new(); the session engine wraps it in a libevent
  * OpenSSL bufferevent, on the socket for implicit TLS (RFC 8314) or as
  * a filter over the plaintext one after STARTTLS (RFC 3207).
@@ -35,16 +36,21 @@
  *   so a truncated stream cannot pass for a complete message, and
  *   most clients close that way after QUIT.  Without it, libevent
  *   reports every such close as BEV_EVENT_ERROR.
- * - Encrypted private keys are refused, never prompted for.
+ * - No RSA key exchange (kRSA is removed from any cipher list): it
+ *   has no forward secrecy, and it would make the key process an RSA
+ *   decryption oracle for whoever takes a worker over.  Every suite
+ *   left signs with the key (ECDHE, TLS 1.3).
  */
 
 #include <ctype.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -272,37 +278,45 @@ tls_context_certificates(SSL_CTX *ctx, const struct pki *p)
 	return ret;
 }
 
+/* The key object whose private half lives in the key process. */
 static int
-tls_context_key(SSL_CTX *ctx, const struct pki *p)
+tls_context_key(SSL_CTX *ctx, uint32_t pki)
 {
-	BIO		*bio;
 	EVP_PKEY	*key;
-	int		 ret = -1;
+	X509		*x;
+	int		 ret;
 
-	/* A read-only BIO over the buffer: no copy of the key to wipe. */
-	if ((bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len)) == NULL)
+	if ((x = SSL_CTX_get0_certificate(ctx)) == NULL ||
+	    (key = keyproxy_key(x, pki)) == NULL)
 		return -1;
-	key = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
-	BIO_free(bio);
-	if (key == NULL)
-		return -1;
-	if (SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
-	    SSL_CTX_check_private_key(ctx) == 1)
-		ret = 0;
+	ret = SSL_CTX_use_PrivateKey(ctx, key) == 1 ? 0 : -1;
 	EVP_PKEY_free(key);
 	return ret;
 }
 
+/* conf's ciphers (OpenSSL's default if none), never RSA key exchange. */
+static int
+tls_context_ciphers(SSL_CTX *ctx, const struct portcullis_conf *conf)
+{
+	char	 list[CONF_CIPHERS_MAX + 16];
+
+	if ((size_t)snprintf(list, sizeof(list), "%s:!kRSA",
+	    conf->tls_ciphers[0] != '\0' ? conf->tls_ciphers : "DEFAULT") >=
+	    sizeof(list))
+		return -1;
+	return SSL_CTX_set_cipher_list(ctx, list) == 1 ? 0 : -1;
+}
+
 static SSL_CTX *
-tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
+tls_context_new(const struct portcullis_conf *conf, const struct pki *p,
+    uint32_t pki)
 {
 	SSL_CTX		*ctx;
 	int		 min;
 	uint64_t	 options;
 
-	if (p->cert_pem == NULL || p->cert_len == 0 ||
-	    p->key_pem == NULL || p->key_len == 0) {
-		log_warnx("tls: pki \"%s\": no certificate or key received",
+	if (p->cert_pem == NULL || p->cert_len == 0) {
+		log_warnx("tls: pki \"%s\": no certificate received",
 		    p->name);
 		return NULL;
 	}
@@ -348,8 +362,11 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 		}
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (conf->tls_ciphers[0] != '\0' &&
-	    SSL_CTX_set_cipher_list(ctx, conf->tls_ciphers) != 1) {
+#ifdef SSL_MODE_ASYNC
+	/* tls_accept_start() below, keyproxy.c; LibreSSL has none. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC);
+#endif
+	if (tls_context_ciphers(ctx, conf) == -1) {
 		tls_log_init_error(p->name, "tls ciphers");
 		goto fail;
 	}
@@ -357,7 +374,7 @@ tls_context_new(const struct portcullis_conf *conf, const struct pki *p)
 		tls_log_init_error(p->name, "certificate");
 		goto fail;
 	}
-	if (tls_context_key(ctx, p) == -1) {
+	if (tls_context_key(ctx, pki) == -1) {
 		tls_log_init_error(p->name, "private key");
 		goto fail;
 	}
@@ -542,7 +559,7 @@ tls_init(struct portcullis_conf *conf)
 	}
 	TAILQ_FOREACH(p, &conf->pkis, entry) {
 		if ((tls_contexts[tls_ncontexts].ctx = tls_context_new(conf,
-		    p)) == NULL)
+		    p, (uint32_t)tls_ncontexts)) == NULL)
 			goto done;
 		(void)strlcpy(tls_contexts[tls_ncontexts].name, p->name,
 		    sizeof(tls_contexts[tls_ncontexts].name));
@@ -674,4 +691,164 @@ tls_cb_unique(SSL *ssl, uint8_t *out, size_t outlen)
 	else
 		n = SSL_get_peer_finished(ssl, out, outlen);
 	return n > outlen ? 0 : n;
+}
+
+/*
+ * A server handshake driven here rather than by libevent, so that it
+ * can run as an OpenSSL async job (SSL_MODE_ASYNC): when the key
+ * process is asked for a signature (keyproxy.c), the job pauses, the
+ * worker's loop serves every other session, and the handshake goes on
+ * when the answer's descriptor is readable.  libevent 2.1's OpenSSL
+ * bufferevent knows nothing of SSL_ERROR_WANT_ASYNC, so it gets the
+ * SSL only once the handshake is over (BUFFEREVENT_SSL_OPEN).
+ *
+ * A session that goes away while its job waits leaves the handshake
+ * to finish here (within the key process's deadline), with the socket,
+ * so that neither the job nor the descriptor is lost or reused.
+ */
+struct tls_accept {
+	struct event_base	*base;
+	struct event		*ev;
+	SSL			*ssl;
+	int			 fd;
+	int			 abandoned;	/* owns fd; frees itself */
+	tls_accept_cb		 done;
+	void			*arg;
+};
+
+static void	tls_accept_step(evutil_socket_t, short, void *);
+
+static void
+tls_accept_release(struct tls_accept *a)
+{
+	if (a->ev != NULL)
+		event_free(a->ev);
+	SSL_free(a->ssl);
+	if (a->abandoned)
+		close(a->fd);
+	free(a);
+}
+
+static int
+tls_accept_wait(struct tls_accept *a, int fd, short what)
+{
+	if (a->ev != NULL)
+		event_free(a->ev);
+	if ((a->ev = event_new(a->base, fd, what, tls_accept_step, a)) ==
+	    NULL || event_add(a->ev, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+#ifdef SSL_MODE_ASYNC
+static int
+tls_accept_wait_async(struct tls_accept *a)
+{
+	OSSL_ASYNC_FD	 fds[4];
+	size_t		 n = 0;
+
+	if (SSL_get_all_async_fds(a->ssl, NULL, &n) != 1 || n == 0 ||
+	    n > 4 || SSL_get_all_async_fds(a->ssl, fds, &n) != 1)
+		return -1;
+	return tls_accept_wait(a, fds[0], EV_READ);
+}
+#endif
+
+/* The handshake is over, one way or the other: a is gone, cb runs. */
+static void
+tls_accept_finish(struct tls_accept *a, int ok)
+{
+	tls_accept_cb	 cb = a->done;
+	void		*arg = a->arg;
+	SSL		*ssl = NULL;
+
+	if (a->abandoned) {
+		ERR_clear_error();
+		tls_accept_release(a);
+		return;
+	}
+	if (ok) {
+		ssl = a->ssl;
+		a->ssl = NULL;
+#ifdef SSL_MODE_ASYNC
+		SSL_clear_mode(ssl, SSL_MODE_ASYNC);
+#endif
+	}
+	tls_accept_release(a);
+	cb(arg, ssl);
+}
+
+static void
+tls_accept_step(evutil_socket_t fd, short ev, void *arg)
+{
+	struct tls_accept	*a = arg;
+	int			 r, rv = -1;
+
+	(void)fd; (void)ev;
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(a->ssl)) == 1) {
+		tls_accept_finish(a, 1);
+		return;
+	}
+	switch (SSL_get_error(a->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		rv = tls_accept_wait(a, a->fd, EV_READ);
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		rv = tls_accept_wait(a, a->fd, EV_WRITE);
+		break;
+#ifdef SSL_MODE_ASYNC
+	case SSL_ERROR_WANT_ASYNC:
+		rv = tls_accept_wait_async(a);
+		break;
+#endif
+	}
+	if (rv == -1)
+		tls_accept_finish(a, 0);
+}
+
+/*
+ * Accept a TLS session on fd (non-blocking, the caller's) with ssl,
+ * which is ours from now on.  cb gets the SSL, ready for a libevent
+ * bufferevent in BUFFEREVENT_SSL_OPEN state, or NULL if the handshake
+ * failed (OpenSSL's error queue says why).  NULL if it cannot start.
+ */
+struct tls_accept *
+tls_accept_start(struct event_base *base, SSL *ssl, int fd, tls_accept_cb cb,
+    void *arg)
+{
+	struct tls_accept	*a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->base = base;
+	a->ssl = ssl;
+	a->fd = fd;
+	a->done = cb;
+	a->arg = arg;
+	if (SSL_set_fd(ssl, fd) != 1 || tls_accept_wait(a, fd, EV_READ) ==
+	    -1) {
+		a->ssl = NULL;
+		tls_accept_release(a);
+		return NULL;
+	}
+	return a;
+}
+
+/*
+ * The session is going away.  Returns 1 if the handshake waits for the
+ * key process: it then keeps fd and finishes on its own (the caller
+ * must not close fd), 0 if everything is freed and fd is the caller's.
+ */
+int
+tls_accept_free(struct tls_accept *a)
+{
+#ifdef SSL_MODE_ASYNC
+	if (a->ssl != NULL && SSL_waiting_for_async(a->ssl)) {
+		a->abandoned = 1;
+		return 1;
+	}
+#endif
+	tls_accept_release(a);
+	return 0;
 }

@@ -32,4 +32,18 @@ void	 tls_log_error(uint64_t, const char *);
 void	 tls_log_bufferevent_error(uint64_t, const char *,
 	    struct bufferevent *);
 
+/* a server handshake that may pause for the key process */
+struct tls_accept;
+struct event_base;
+typedef void	(*tls_accept_cb)(void *arg, SSL *ssl);
+struct tls_accept *tls_accept_start(struct event_base *, SSL *, int fd,
+	    tls_accept_cb, void *arg);
+int	 tls_accept_free(struct tls_accept *);
+
+/* keyproxy.c: private-key operations on the key process */
+EVP_PKEY *keyproxy_key(X509 *, uint32_t pki);
+void	 keyproxy_channel(struct event_base *, int fd, uint32_t generation);
+int	 keyproxy_available(void);
+void	 keyproxy_async(int);
+
 #endif /* PORTCULLIS_TLS_H */

@@ -51,6 +51,7 @@ static int	master_authd_channel(struct imsgev *, struct imsg *);
 static int	master_shutdown(struct imsgev *, struct imsg *);
 static int	master_ticket_keys(struct imsgev *, struct imsg *);
 static int	master_metrics_channel(struct imsgev *, struct imsg *);
+static int	master_keys_channel(struct imsgev *, struct imsg *);
 static void	master_closed(struct imsgev *);
 static int	authd_pong(struct imsgev *, struct imsg *);
 static int	authd_verdict(struct imsgev *, struct imsg *);
@@ -87,6 +88,8 @@ static const struct imsg_dispatch from_master_running[] = {
 	{ IMSG_CTL_VERBOSE, sizeof(int), 0, privsep_verbose },
 	{ IMSG_TLS_TICKET_KEYS, sizeof(struct tls_ticket_keys), 0,
 	    master_ticket_keys },
+	{ IMSG_KEYS_CHANNEL, sizeof(struct keys_channel), IMSGEV_FD,
+	    master_keys_channel },
 	{ 0, 0, 0, NULL }
 };
 
@@ -236,6 +239,8 @@ worker_configure(struct portcullis_conf *conf, int spool_fd)
 	/* Both need what the chroot hides: OpenSSL's files, the spool. */
 	if (tls_init(conf) == -1)
 		fatalx("worker %u: TLS setup failed", worker->id);
+	/* Handshakes pause for the key process, the loop goes on. */
+	keyproxy_async(1);
 	if (deliver_init(worker->base, conf, spool_fd) == -1)
 		fatalx("worker %u: delivery setup failed", worker->id);
 	worker_nofile(conf);
@@ -324,6 +329,18 @@ master_ticket_keys(struct imsgev *iev, struct imsg *imsg)
 	}
 	tls_ticket_keys_set(&k);
 	explicit_bzero(&k, sizeof(k));
+	return 0;
+}
+
+/* The key process's channel: new, or after it was restarted. */
+static int
+master_keys_channel(struct imsgev *iev, struct imsg *imsg)
+{
+	struct keys_channel	 kc;
+
+	(void)iev;
+	imsgev_data(imsg, &kc, sizeof(kc));
+	keyproxy_channel(worker->base, imsg_get_fd(imsg), kc.generation);
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct session {
 	int			 esmtp;
 	int			 tls;		/* TLS is up */
 	SSL			*tls_pending;	/* STARTTLS: once the 220 is out */
+	struct tls_accept	*tls_accept;	/* the handshake, under way */
 	char			 tls_desc[96];
 	unsigned int		 errors;
 	unsigned int		 messages;

@@ -39,6 +39,7 @@ import oauth_bench  # noqa: E402
 import scram_bench  # noqa: E402
 import ldap_bench  # noqa: E402
 import sql_bench  # noqa: E402
+import keys_bench  # noqa: E402
 import table  # noqa: E402
 
 SMTPLOAD = os.path.join(BUILD, "smtpload")
@@ -519,6 +520,8 @@ def main():
         metrics_rows = metrics_bench.run(workdir)
         log("sql: PostgreSQL users, against Dovecot's sql passdb")
         sql_rows = sql_bench.run(workdir)
+        log("keys: full STARTTLS handshakes through the key process")
+        keys_rows = keys_bench.run(workdir)
     finally:
         for s in servers:
             try:
@@ -547,6 +550,7 @@ def main():
            "oauth": oauth_rows, "node": node_rows, "fleet": fleet_rows,
            "scram": scram_rows, "metrics": metrics_rows, "ldap": ldap_rows,
            "sql": sql_rows,
+           "keys": keys_rows,
            "wall_s": round(time.monotonic() - t_begin)}
     os.makedirs(OUTDIR, exist_ok=True)
     stem = os.path.join(OUTDIR, "results-%s" % date.strftime(

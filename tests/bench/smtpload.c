@@ -98,6 +98,7 @@ struct session {
 	char			 msgid[128];	/* --ack-log: of this message */
 	const struct user	*user;
 	double			 t_connect;
+	double			 t_tls;		/* STARTTLS's 220 read */
 	double			 t_auth;
 	double			 t_txn;
 };
@@ -138,6 +139,7 @@ static struct {
 	uint64_t	 tls_errors;
 	uint64_t	 timeouts;
 	struct samples	 lat_connect;
+	struct samples	 lat_tls;	/* STARTTLS handshakes */
 	struct samples	 lat_auth;
 	struct samples	 lat_txn;
 } st;
@@ -411,6 +413,7 @@ start_tls_filter(struct session *s)
 	}
 	s->bev = fb;
 	s->tls = 1;
+	s->t_tls = now_ms();
 	bufferevent_setcb(fb, read_cb, NULL, event_cb, s);
 	bufferevent_set_timeouts(fb, &tv_timeout, &tv_timeout);
 	bufferevent_enable(fb, EV_READ | EV_WRITE);
@@ -639,9 +642,13 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	int one = 1;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		/* Also the end of a STARTTLS handshake: nothing to do. */
-		if (s->state != S_CONNECT)
+		/* Also the end of a STARTTLS handshake: its latency. */
+		if (s->state != S_CONNECT) {
+			if (s->t_tls > 0)
+				sample_add(&st.lat_tls, now_ms() - s->t_tls);
+			s->t_tls = 0;
 			return;
+		}
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
 		    &one, sizeof(one));
 		s->state = S_GREETING;
@@ -1052,6 +1059,9 @@ report(void)
 	if (st.lat_auth.n > 0)
 		qsort(st.lat_auth.v, st.lat_auth.n, sizeof(double),
 		    cmp_double);
+	if (st.lat_tls.n > 0)
+		qsort(st.lat_tls.v, st.lat_tls.n, sizeof(double),
+		    cmp_double);
 	if (st.lat_txn.n > 0)
 		qsort(st.lat_txn.v, st.lat_txn.n, sizeof(double),
 		    cmp_double);
@@ -1075,6 +1085,7 @@ report(void)
 		    (unsigned long long)st.failed, sps,
 		    (unsigned long long)st.messages, mps);
 		print_lat_json("connect_ms", &st.lat_connect);
+		print_lat_json("starttls_ms", &st.lat_tls);
 		print_lat_json("auth_ms", &st.lat_auth);
 		print_lat_json("transaction_ms", &st.lat_txn);
 		printf("\"error_replies\":{");
@@ -1109,6 +1120,7 @@ report(void)
 	printf("%-20s %llu\n", "messages", (unsigned long long)st.messages);
 	printf("%-20s %.1f\n", "messages_per_s", mps);
 	print_lat_text("connect_ms", &st.lat_connect);
+	print_lat_text("starttls_ms", &st.lat_tls);
 	print_lat_text("auth_ms", &st.lat_auth);
 	print_lat_text("transaction_ms", &st.lat_txn);
 	printf("%-20s", "error_replies");

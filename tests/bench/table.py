@@ -135,20 +135,29 @@ def print_tables(res, out=sys.stdout):
                         "yes); local logins while the directory hangs:"),
                        ("sql", "PostgreSQL users, same database, no login "
                         "cache: portcullis's sql checker against Postfix + "
-                        "Dovecot's sql passdb:")):
+                        "Dovecot's sql passdb:"),
+                       ("keys", "The key process: full STARTTLS "
+                        "handshakes, each signing in the key process "
+                        "(portcullis only):")):
         if not res.get(key):
             continue
-        w()
-        w(title)
-        w()
-        w("| figure | value | unit |")
-        w("|---|---|---|")
-        for what, v, unit in res[key]:
-            if isinstance(v, float):
-                v = "%.2f" % v if v < 100 else "%.0f" % v
-            elif v is None:
-                v = "n/a"
-            w("| %s | %s | %s |" % (what, v, unit))
+        print_rows(title, res[key], out)
+
+
+def print_rows(title, rows, out=sys.stdout):
+    """A table of (what, value, unit) rows under its title."""
+    w = lambda s="": print(s, file=out)  # noqa: E731
+    w()
+    w(title)
+    w()
+    w("| figure | value | unit |")
+    w("|---|---|---|")
+    for what, v, unit in rows:
+        if isinstance(v, float):
+            v = "%.2f" % v if v < 100 else "%.0f" % v
+        elif v is None:
+            v = "n/a"
+        w("| %s | %s | %s |" % (what, v, unit))
 
 def main():
     if len(sys.argv) != 2:

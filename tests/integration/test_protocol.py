@@ -98,8 +98,9 @@ class TestChildVersion(unittest.TestCase):
         self.libexec = tempfile.mkdtemp(prefix="portcullis-libexec-")
         self.marker = os.path.join(self.libexec, "fake-ran")
         os.chmod(self.libexec, 0o755)
-        os.symlink(os.path.join(BUILD, "portcullis-authd"),
-                   os.path.join(self.libexec, "portcullis-authd"))
+        for prog in ("portcullis-authd", "portcullis-keys"):
+            os.symlink(os.path.join(BUILD, prog),
+                       os.path.join(self.libexec, prog))
         fake = os.path.join(self.libexec, "portcullis-worker")
         with open(fake, "w") as f:
             f.write(FAKE_WORKER % {"conf_end": T["IMSG_CONF_END"],

@@ -111,9 +111,11 @@ class SandboxCase(unittest.TestCase):
         self.d.stop()
 
     def family(self):
-        """[(role, pid)] of master, authd and the workers."""
+        """[(role, pid)] of master, authd, the key process and the
+        workers."""
         return ([("master", self.d.proc.pid)] +
                 [("authd", p) for p in self.d.pids("authd")] +
+                [("keys", p) for p in self.d.pids("keys")] +
                 [("worker", p) for p in self.d.pids("worker")])
 
 
@@ -204,6 +206,15 @@ class TestViolations(SandboxCase):
         gdb_call(victim, "(int)socket(2, 1, 0)", self.d.dir)
         self.killed("worker 0", victim, mark)
 
+    def test_key_process_opens_no_file(self):
+        (victim,) = self.d.pids("keys")
+        mark = self.d.log_offset()
+        gdb_call(victim, '(int)open("/etc/passwd", 0)', self.d.dir)
+        self.killed("keys", victim, mark)
+        # Replaced within 2 s, with the keys read again by master.
+        self.d.wait_pids("keys", 1, exclude=[victim], timeout=2.0)
+        self.d.wait_log(r"keys ready", since=mark, timeout=2.0)
+
     def test_authd_runs_threads_but_not_processes(self):
         (victim,) = self.d.pids("authd")
         mark = self.d.log_offset()
@@ -268,17 +279,23 @@ class TestSyslogMode(unittest.TestCase):
             while (os.path.exists("/proc/%d" % master) and
                    time.monotonic() < deadline):
                 time.sleep(0.05)
-        for pid in self.workers():
+        for pid in self.workers(None):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.d.dir, ignore_errors=True)
 
-    def workers(self):
-        """The processes chrooted to this daemon's directory."""
+    def workers(self, role="worker"):
+        """The processes of role chrooted to this daemon's directory
+        (the key process is chrooted there too)."""
         pids = []
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
-                    if os.readlink("/proc/%s/root" % d) == self.d.chroot:
+                    if os.readlink("/proc/%s/root" % d) != self.d.chroot:
+                        continue
+                    with open("/proc/%s/cmdline" % d, "rb") as f:
+                        title = f.read().replace(b"\0", b" ").decode()
+                    if role is None or title.startswith(
+                            "portcullis: " + role):
                         pids.append(int(d))
                 except OSError:
                     pass

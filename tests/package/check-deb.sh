@@ -145,7 +145,8 @@ done
 for p in /usr/sbin/portcullisd /usr/sbin/authctl \
     /usr/libexec/portcullis/portcullis-worker \
     /usr/libexec/portcullis/portcullis-authd \
-    /usr/libexec/portcullis/portcullis-metrics; do
+    /usr/libexec/portcullis/portcullis-metrics \
+    /usr/libexec/portcullis/portcullis-keys; do
 	[ -x "$p" ] || fail "$p missing"
 	! readelf -S "$p" | grep -q '\.symtab' || fail "$p is not stripped"
 done
@@ -160,11 +161,13 @@ say "hardening-check on the installed programs"
 hardening-check --nocfprotection /usr/sbin/portcullisd /usr/sbin/authctl \
     /usr/libexec/portcullis/portcullis-worker \
     /usr/libexec/portcullis/portcullis-authd \
-    /usr/libexec/portcullis/portcullis-metrics | sed 's/^/    /'
+    /usr/libexec/portcullis/portcullis-metrics \
+    /usr/libexec/portcullis/portcullis-keys | sed 's/^/    /'
 hardening-check --quiet --nocfprotection /usr/sbin/portcullisd \
     /usr/sbin/authctl /usr/libexec/portcullis/portcullis-worker \
     /usr/libexec/portcullis/portcullis-authd \
-    /usr/libexec/portcullis/portcullis-metrics || fail "hardening-check"
+    /usr/libexec/portcullis/portcullis-metrics \
+    /usr/libexec/portcullis/portcullis-keys || fail "hardening-check"
 
 say "systemd-analyze verify $UNIT"
 systemd-analyze verify "$UNIT" || fail "systemd-analyze verify"

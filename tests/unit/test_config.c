@@ -1399,6 +1399,10 @@ Test(config, tls_settings)
 	    "tls-ciphers: empty value");
 	expect_text_error(L25 "tls-ciphers \"NOSUCH\"\n", 2,
 	    "invalid tls-ciphers \"NOSUCH\": selects no cipher");
+	/* RSA key exchange only: the workers never offer it (!kRSA). */
+	expect_text_error(L25 "tls-ciphers \"AES128-SHA:AES256-SHA\"\n", 2,
+	    "invalid tls-ciphers \"AES128-SHA:AES256-SHA\": selects no "
+	    "cipher");
 	expect_text_error(L25 "tls-ciphers \"TLS_AES_128_GCM_SHA256\"\n", 2,
 	    "invalid tls-ciphers \"TLS_AES_128_GCM_SHA256\": selects no "
 	    "cipher");

@@ -6,9 +6,12 @@
  * pair, no socket).
  */
 
+#include <sys/socket.h>
+
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -17,6 +20,7 @@
 
 #include "log.h"
 #include "smtp_cmd.h"
+#include "tls.h"
 #include "worker.h"
 
 struct worker		*worker;
@@ -258,13 +262,25 @@ Test(smtp_cmd, arguments)
 Test(smtp_cmd, starttls_order)
 {
 	struct conn	 c;
+	int		 sp[2];
 
 	listener.flags = LISTEN_STARTTLS;
+	/* A channel to a key process (nobody answers: none is needed). */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	keyproxy_channel(worker->base, sp[0], 0);
 	c = conn_in(STATE_MAIL);
 	expect(&c, "STARTTLS x", "501 5.5.4 Syntax: STARTTLS");
 	expect(&c, "STARTTLS", "503 5.5.1 STARTTLS inside a mail transaction");
 	c.s->tls = 1;
 	expect(&c, "STARTTLS x", "503 5.5.1 TLS already active");
+	conn_close(&c);
+	/* RFC 3207 4: the key process away (restarting): 454, not 220. */
+	close(sp[1]);
+	event_base_loop(worker->base, EVLOOP_NONBLOCK);
+	cr_assert_not(keyproxy_available());
+	c = conn_in(STATE_HELO);
+	expect(&c, "STARTTLS", "454 4.7.0 TLS not available due to "
+	    "temporary reason");
 	conn_close(&c);
 }
 

@@ -1,14 +1,18 @@
 /*
- * test_tls.c -- the worker's TLS contexts: built from in-memory PEM,
- * keys wiped afterwards, SNI picks the right certificate, the
- * protocol floor holds, and the SSL objects work inside libevent's
- * OpenSSL bufferevents (implicit TLS and the STARTTLS filter).
+ * test_tls.c -- the worker's TLS contexts: built from in-memory PEM
+ * certificates, SNI picks the right certificate, the protocol floor
+ * holds, and the SSL objects work inside libevent's OpenSSL
+ * bufferevents (implicit TLS and the STARTTLS filter).  The private
+ * keys are not the worker's: each signature goes to a key server that
+ * a thread of this test runs on a socketpair, with the key process's
+ * own check and signing code (keys/request.c, keys/sign.c).
  *
  * Keys and certificates are made here, fresh for each run.
  */
 
 #include <sys/socket.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +34,10 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "imsg.h"
 #include "log.h"
+#include "proto.h"
+#include "sign.h"
 #include "tls.h"
 
 struct identity {
@@ -38,17 +45,108 @@ struct identity {
 	X509		*cert;
 };
 
-static struct identity		 id_a, id_b, id_ca;
+static struct identity		 id_a, id_b, id_ca, id_rsa;
 static struct portcullis_conf	*conf;
 static struct listener		*listener;
 
+/* The test's key process: the keys by pki index, a thread, a channel. */
+#define KS_KEYS		8
+static EVP_PKEY			*ks_keys[KS_KEYS];
+static int			 ks_nkeys;
+static int			 ks_fd[2] = { -1, -1 };
+static pthread_t		 ks_thread;
+static struct event_base	*ks_base;
+static unsigned int		 ks_signed, ks_refused;	/* answers */
+
 static void
-identity_make(struct identity *id, const char *cn)
+ks_answer(struct imsgbuf *ib, struct imsg *imsg)
+{
+	struct keys_sign	 req;
+	struct keys_signed	 r;
+	struct keys_key_shape	 shape;
+	struct ibuf		 in;
+	struct iovec		 iov[2];
+	uint8_t			 out[KEYS_OUTPUT_MAX];
+	size_t			 outlen = sizeof(out);
+	char			 err[160];
+
+	memset(&r, 0, sizeof(r));
+	r.status = KEYS_REFUSED;
+	if (imsg_get_ibuf(imsg, &in) == 0 && ibuf_get(&in, &req,
+	    sizeof(req)) == 0) {
+		r.req_id = req.req_id;
+		if (req.pki < (uint32_t)ks_nkeys &&
+		    keys_key_shape_of(ks_keys[req.pki], &shape) == 0 &&
+		    keys_request_check(&req, ibuf_data(&in), ibuf_size(&in),
+		    &shape, err, sizeof(err)) == 0 &&
+		    keys_sign_op(ks_keys[req.pki], &req, ibuf_data(&in), out,
+		    &outlen) == 0) {
+			r.status = KEYS_OK;
+			r.len = (uint32_t)outlen;
+		}
+	}
+	if (r.status == KEYS_OK)
+		ks_signed++;
+	else
+		ks_refused++;
+	iov[0].iov_base = &r;
+	iov[0].iov_len = sizeof(r);
+	iov[1].iov_base = out;
+	iov[1].iov_len = r.len;
+	imsg_composev(ib, IMSG_KEYS_SIGNED, 0, 0, -1, iov, r.len > 0 ? 2 : 1);
+	(void)imsgbuf_flush(ib);
+}
+
+static void *
+ks_main(void *arg)
+{
+	struct imsgbuf	 ib;
+	struct imsg	 imsg;
+	int		 fd = *(int *)arg;
+
+	if (imsgbuf_init(&ib, fd) == -1)
+		return NULL;
+	while (imsgbuf_read(&ib) == 1)
+		while (imsg_get(&ib, &imsg) > 0) {
+			ks_answer(&ib, &imsg);
+			imsg_free(&imsg);
+		}
+	imsgbuf_clear(&ib);
+	return NULL;
+}
+
+static void
+ks_start(void)
+{
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, ks_fd), 0);
+	if (ks_base == NULL)
+		cr_assert_not_null(ks_base = event_base_new());
+	keyproxy_channel(ks_base, ks_fd[0], 0);
+	cr_assert_eq(pthread_create(&ks_thread, NULL, ks_main, &ks_fd[1]),
+	    0);
+}
+
+static void
+ks_stop(void)
+{
+	/* End of file for the thread; keyproxy keeps its closed end. */
+	if (ks_fd[0] != -1)
+		shutdown(ks_fd[0], SHUT_RDWR);
+	pthread_join(ks_thread, NULL);
+	close(ks_fd[1]);
+	for (int i = 0; i < ks_nkeys; i++)
+		EVP_PKEY_free(ks_keys[i]);
+	ks_nkeys = 0;
+}
+
+static void
+identity_make_type(struct identity *id, const char *cn, int rsa)
 {
 	static long	 serial = 1;
 	X509_NAME	*name;
 
-	id->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	id->key = rsa ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) :
+	    EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	cr_assert_not_null(id->key);
 	cr_assert_not_null(id->cert = X509_new());
 	X509_set_version(id->cert, 2);
@@ -61,6 +159,12 @@ identity_make(struct identity *id, const char *cn)
 	X509_set_issuer_name(id->cert, name);
 	X509_set_pubkey(id->cert, id->key);
 	cr_assert(X509_sign(id->cert, id->key, EVP_sha256()) > 0);
+}
+
+static void
+identity_make(struct identity *id, const char *cn)
+{
+	identity_make_type(id, cn, 0);
 }
 
 static void
@@ -109,6 +213,10 @@ pki_add(const char *name, const struct identity *cert,
 	p->key_pem = bio_to_pem(bio, &p->key_len);
 	BIO_free(bio);
 	TAILQ_INSERT_TAIL(&conf->pkis, p, entry);
+	/* The worker gets no key: the test's key server holds it. */
+	cr_assert_lt(ks_nkeys, KS_KEYS);
+	EVP_PKEY_up_ref(key->key);
+	ks_keys[ks_nkeys++] = key->key;
 	return p;
 }
 
@@ -128,6 +236,7 @@ setup(void)
 	listener->flags = LISTEN_STARTTLS;
 	listener->fd = -1;
 	TAILQ_INSERT_TAIL(&conf->listeners, listener, entry);
+	ks_start();
 }
 
 /* A standard pair: a.example (with a chain certificate), b.example. */
@@ -153,6 +262,8 @@ teardown(void)
 	}
 	config_free(conf);
 	conf = NULL;
+	ks_stop();
+	identity_free(&id_rsa);
 	identity_free(&id_a);
 	identity_free(&id_b);
 	identity_free(&id_ca);
@@ -419,15 +530,19 @@ Test(tls, describe_without_handshake)
 /* Separate suite: these build their own pkis. */
 TestSuite(tls_bad, .init = setup, .fini = teardown);
 
-Test(tls_bad, mismatched_key_fails)
+/*
+ * The worker cannot tell a key that does not match (master and the key
+ * process check it); a signature by the wrong key fails the handshake
+ * on the client's side.
+ */
+Test(tls_bad, mismatched_key_fails_the_handshake)
 {
-	struct pki	*p;
+	struct pair	 p;
 
-	p = pki_add("a.example", &id_a, NULL, &id_b);
-	cr_assert_eq(tls_init(conf), -1);
-	cr_assert_null(p->key_pem);
-	cr_assert_eq(p->key_len, 0);
-	cr_assert_not(tls_available(listener));
+	pki_add("a.example", &id_a, NULL, &id_b);
+	cr_assert_eq(tls_init(conf), 0);
+	cr_assert_eq(handshake(&p, NULL, TLS1_3_VERSION, TLS1_3_VERSION), -1);
+	pair_free(&p);
 }
 
 Test(tls_bad, garbage_certificate_fails)
@@ -450,15 +565,38 @@ Test(tls_bad, listener_pki_missing)
 	cr_assert_eq(tls_init(conf), -1);
 }
 
-Test(tls_bad, no_key_received)
+/* The key process gone: the handshake fails, STARTTLS would say 454. */
+Test(tls_bad, no_key_process_fails_the_handshake)
 {
-	struct pki	*p;
+	struct pair	 p;
+	int		 sp[2];
 
-	p = pki_add("a.example", &id_a, NULL, &id_a);
-	free(p->key_pem);
-	p->key_pem = NULL;
-	p->key_len = 0;
-	cr_assert_eq(tls_init(conf), -1);
+	pki_add("a.example", &id_a, NULL, &id_a);
+	cr_assert_eq(tls_init(conf), 0);
+	cr_assert(keyproxy_available());
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	close(sp[1]);
+	keyproxy_channel(ks_base, sp[0], 0);	/* closes ks_fd[0] */
+	ks_fd[0] = -1;
+	cr_assert_eq(handshake(&p, NULL, 0, 0), -1);
+	cr_assert_not(keyproxy_available());
+	pair_free(&p);
+}
+
+/* RSA: PKCS #1 v1.5 under TLS 1.2, PSS under TLS 1.3. */
+Test(tls_bad, rsa_signs_through_the_key_process)
+{
+	struct pair	 p;
+
+	identity_make_type(&id_rsa, "rsa.example", 1);
+	pki_add("a.example", &id_rsa, NULL, &id_rsa);
+	cr_assert_eq(tls_init(conf), 0);
+	for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+		ks_signed = 0;
+		cr_assert_eq(handshake(&p, NULL, v, v), 0, "version %x", v);
+		cr_assert_eq(ks_signed, 1);
+		pair_free(&p);
+	}
 }
 
 /*
