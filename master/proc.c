@@ -291,7 +291,10 @@ metrics_channel_create(struct child *c)
 	struct child		*m = master->metrics;
 	int			 sp[2];
 
-	if (m == NULL || !m->ready || !c->ready)
+	/* The key process counts nothing and takes no channel but its
+	   workers'. */
+	if (m == NULL || !m->ready || !c->ready ||
+	    (c->role != ROLE_WORKER && c->role != ROLE_AUTHD))
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_warn("%s: metrics channel", c->name);
