@@ -766,6 +766,34 @@ Test(tls, bufferevent_starttls_filter)
 }
 
 /* A refused handshake is logged with OpenSSL's reason, in one line. */
+/*
+ * Lines of our own in what stderr got: under ASan, a handshake run as
+ * an OpenSSL async job (swapcontext) makes the sanitizer warn, in
+ * three lines of its own, that it cannot follow the stack switch.
+ */
+static int
+log_lines(const char *log)
+{
+	static const char *const asan[] = {
+		"==", "False positive error reports may follow",
+		"For details see https://github.com/google/sanitizers",
+	};
+	const char	*p, *nl;
+	size_t		 i;
+	int		 n = 0, theirs;
+
+	for (p = log; *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		theirs = 0;
+		for (i = 0; i < sizeof(asan) / sizeof(asan[0]); i++)
+			if (strncmp(p, asan[i], strlen(asan[i])) == 0)
+				theirs = 1;
+		n += !theirs;
+	}
+	return n;
+}
+
 Test(tls, bufferevent_refused_handshake_is_explained)
 {
 	char	 log[1024];
@@ -791,7 +819,7 @@ Test(tls, bufferevent_refused_handshake_is_explained)
 	cr_assert(ev_server.error);
 	cr_assert_not_null(strstr(log, "session 000000000000002a: TLS: "
 	    "unsupported protocol"), "log: %s", log);
-	cr_assert_eq(strchr(log, '\n'), log + n - 1, "one line: %s", log);
+	cr_assert_eq(log_lines(log), 1, "one line: %s", log);
 	/* libevent's SSL_get_error() values are not OpenSSL errors. */
 	cr_assert_null(strstr(log, "lib(0)"), "log: %s", log);
 	ev_done();
