@@ -109,6 +109,7 @@ struct call {
 
 static struct {
 	const struct portcullis_conf *conf;
+	int			 redis;		/* the last conf said redis */
 	char			 where[CONF_STATE_PATH_MAX];
 	redisAsyncContext	*ac;
 	int			 connected;	/* and authenticated */
@@ -462,10 +463,14 @@ fleet_redis_configure(const struct portcullis_conf *conf)
 
 	if (scripts[0].sha[0] == '\0')
 		scripts_hash();
-	same = rs.conf != NULL && rs.conf->state.type == STATE_REDIS &&
-	    conf->state.type == STATE_REDIS &&
+	/*
+	 * Not rs.conf: a reload has freed the configuration it points to
+	 * (chain_retire_conf) by the time the new one comes here.
+	 */
+	same = rs.redis && conf->state.type == STATE_REDIS &&
 	    strcmp(rs.where, conf->state.redis) == 0;
 	rs.conf = conf;
+	rs.redis = conf->state.type == STATE_REDIS;
 	password_read(conf->state.password_file);
 	if (same)
 		return;
