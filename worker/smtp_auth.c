@@ -45,6 +45,8 @@
 #include "tls.h"
 #include "worker.h"
 
+#define REPLY_AUTH_TEMPFAIL	"454 4.7.0 Temporary authentication failure"
+
 _Static_assert(SASL_NAME_MAX + 1 + SASL_TOKEN_MAX <= AUTH_CRED_MAX,
     "user NUL token must fit an AUTH_REQUEST");
 
@@ -160,18 +162,40 @@ auth_end(struct session *s)
 	s->state = s->auth_prev;
 }
 
+/*
+ * Hand authd the next message of an exchange: a header, then the
+ * client's octets.  req_id: a new exchange, whose answer finds the
+ * session by it; 0 for the next step of one already pending.
+ */
+static void
+auth_ask(struct session *s, uint32_t type, const void *hdr, size_t hdrlen,
+    const uint8_t *msg, size_t len, uint64_t req_id)
+{
+	struct iovec	 iov[2];
+
+	iov[0].iov_base = (void *)(uintptr_t)hdr;
+	iov[0].iov_len = hdrlen;
+	iov[1].iov_base = (void *)(uintptr_t)msg;
+	iov[1].iov_len = len;
+	/* A closed channel (authd restarting) fails here too. */
+	if (imsgev_composev(&worker->authd, type, worker->id, iov, 2) == -1) {
+		auth_end(s);
+		smtp_reply_error(s, REPLY_AUTH_TEMPFAIL);
+		return;
+	}
+	if (req_id != 0) {
+		s->auth_req_id = req_id;
+		RB_INSERT(pending_tree, &pending, s);
+	}
+	s->state = STATE_AUTH_WAIT;
+	evtimer_del(s->timer);
+}
+
 static void
 auth_send(struct session *s, const uint8_t *cred, size_t len)
 {
 	struct auth_request	 req;
-	struct iovec		 iov[2];
 
-	if (!worker->authd.open) {
-		auth_end(s);
-		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
-		    "failure");
-		return;
-	}
 	memset(&req, 0, sizeof(req));
 	req.req_id = ++next_req_id;
 	req.session_id = s->id;
@@ -179,21 +203,8 @@ auth_send(struct session *s, const uint8_t *cred, size_t len)
 	req.cred_len = (uint32_t)len;
 	strlcpy(req.client, s->client_addr, sizeof(req.client));
 	strlcpy(req.listener, s->listener->name, sizeof(req.listener));
-	iov[0].iov_base = &req;
-	iov[0].iov_len = sizeof(req);
-	iov[1].iov_base = (void *)(uintptr_t)cred;
-	iov[1].iov_len = len;
-	if (imsgev_composev(&worker->authd, IMSG_AUTH_REQUEST, worker->id,
-	    iov, 2) == -1) {
-		auth_end(s);
-		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
-		    "failure");
-		return;
-	}
-	s->auth_req_id = req.req_id;
-	RB_INSERT(pending_tree, &pending, s);
-	s->state = STATE_AUTH_WAIT;
-	evtimer_del(s->timer);
+	auth_ask(s, IMSG_AUTH_REQUEST, &req, sizeof(req), cred, len,
+	    req.req_id);
 }
 
 /* PLAIN's message, checked here too so that junk never reaches authd. */
@@ -278,7 +289,6 @@ static void
 scram_send_first(struct session *s, const uint8_t *msg, size_t len)
 {
 	struct scram_start	 ss;
-	struct iovec		 iov[2];
 	SSL			*ssl = s->tls ?
 				    bufferevent_openssl_get_ssl(s->bev) : NULL;
 
@@ -297,45 +307,18 @@ scram_send_first(struct session *s, const uint8_t *msg, size_t len)
 	    sizeof(ss.unique));
 	strlcpy(ss.client, s->client_addr, sizeof(ss.client));
 	strlcpy(ss.listener, s->listener->name, sizeof(ss.listener));
-	iov[0].iov_base = &ss;
-	iov[0].iov_len = sizeof(ss);
-	iov[1].iov_base = (void *)(uintptr_t)msg;
-	iov[1].iov_len = len;
-	if (imsgev_composev(&worker->authd, IMSG_SCRAM_START, worker->id,
-	    iov, 2) == -1) {
-		auth_end(s);
-		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
-		    "failure");
-		return;
-	}
-	s->auth_req_id = ss.req_id;
-	RB_INSERT(pending_tree, &pending, s);
-	s->state = STATE_AUTH_WAIT;
-	evtimer_del(s->timer);
+	auth_ask(s, IMSG_SCRAM_START, &ss, sizeof(ss), msg, len, ss.req_id);
 }
 
 static void
 scram_send_final(struct session *s, const uint8_t *msg, size_t len)
 {
 	struct scram_step	 st;
-	struct iovec		 iov[2];
 
 	memset(&st, 0, sizeof(st));
 	st.req_id = s->auth_req_id;
 	st.msg_len = (uint32_t)len;
-	iov[0].iov_base = &st;
-	iov[0].iov_len = sizeof(st);
-	iov[1].iov_base = (void *)(uintptr_t)msg;
-	iov[1].iov_len = len;
-	if (imsgev_composev(&worker->authd, IMSG_SCRAM_FINAL, worker->id,
-	    iov, 2) == -1) {
-		auth_end(s);
-		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
-		    "failure");
-		return;
-	}
-	s->state = STATE_AUTH_WAIT;
-	evtimer_del(s->timer);
+	auth_ask(s, IMSG_SCRAM_FINAL, &st, sizeof(st), msg, len, 0);
 }
 
 static void	auth_ok(struct session *, const struct auth_verdict *, char *);
@@ -630,7 +613,7 @@ static void
 auth_tempfailed(struct session *s)
 {
 	auth_end(s);
-	smtp_reply_error(s, "454 4.7.0 Temporary authentication failure");
+	smtp_reply_error(s, REPLY_AUTH_TEMPFAIL);
 	session_resume(s);
 }
 
@@ -777,8 +760,7 @@ smtp_auth_authd_lost(void)
 		RB_REMOVE(pending_tree, &pending, s);
 		s->auth_req_id = 0;
 		auth_end(s);
-		smtp_reply_error(s, "454 4.7.0 Temporary authentication "
-		    "failure");
+		smtp_reply_error(s, REPLY_AUTH_TEMPFAIL);
 		session_resume(s);
 	}
 }

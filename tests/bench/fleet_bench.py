@@ -114,15 +114,9 @@ def run(workdir=None):
 
 
 def print_rows(rows):
-    print("\n### Fleet state: the node's own counters or Redis\n")
-    print("| figure | value | unit |")
-    print("|---|---|---|")
-    for what, v, unit in rows:
-        if isinstance(v, float):
-            v = "%.2f" % v if v < 100 else "%.0f" % v
-        elif v is None:
-            v = "n/a"
-        print("| %s | %s | %s |" % (what, v, unit))
+    import table  # tests/bench, beside this file
+    table.print_rows("### Fleet state: the node's own counters or "
+                     "Redis", rows)
 
 
 if __name__ == "__main__":

@@ -284,16 +284,9 @@ def run(workdir=None, local_users=None, local_hashes=None):
 
 
 def print_rows(rows):
-    print("\n### LDAP (one slapd, {SSHA} users, each login checked by the "
-          "directory)\n")
-    print("| figure | value | unit |")
-    print("|---|---|---|")
-    for what, v, unit in rows:
-        if isinstance(v, float):
-            v = "%.2f" % v if v < 100 else "%.0f" % v
-        elif v is None:
-            v = "n/a"
-        print("| %s | %s | %s |" % (what, v, unit))
+    import table  # tests/bench, beside this file
+    table.print_rows("### LDAP (one slapd, {SSHA} users, each login "
+                     "checked by the directory)", rows)
 
 
 if __name__ == "__main__":

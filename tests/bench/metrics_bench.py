@@ -190,15 +190,8 @@ def run(workdir=None):
 
 
 def print_rows(rows):
-    print("\n### The metrics endpoint's cost\n")
-    print("| figure | value | unit |")
-    print("|---|---|---|")
-    for what, v, unit in rows:
-        if isinstance(v, float):
-            v = "%.2f" % v if v < 100 else "%.0f" % v
-        elif v is None:
-            v = "n/a"
-        print("| %s | %s | %s |" % (what, v, unit))
+    import table  # tests/bench, beside this file
+    table.print_rows("### The metrics endpoint's cost", rows)
 
 
 if __name__ == "__main__":

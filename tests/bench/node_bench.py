@@ -164,15 +164,9 @@ def run(workdir=None):
 
 
 def print_rows(rows):
-    print("\n### One node: spread over the workers, scaling, idle memory\n")
-    print("| figure | value | unit |")
-    print("|---|---|---|")
-    for what, v, unit in rows:
-        if isinstance(v, float):
-            v = "%.2f" % v if v < 100 else "%.0f" % v
-        elif v is None:
-            v = "n/a"
-        print("| %s | %s | %s |" % (what, v, unit))
+    import table  # tests/bench, beside this file
+    table.print_rows("### One node: spread over the workers, scaling, "
+                     "idle memory", rows)
 
 
 if __name__ == "__main__":

@@ -192,16 +192,9 @@ def run(workdir=None, local_users=None, local_hashes=None):
 
 
 def print_rows(rows):
-    print("\n### OAuth (password grant, provider answering in %d ms)\n"
-          % DELAY_MS)
-    print("| figure | value | unit |")
-    print("|---|---|---|")
-    for what, v, unit in rows:
-        if isinstance(v, float):
-            v = "%.2f" % v if v < 100 else "%.0f" % v
-        elif v is None:
-            v = "n/a"
-        print("| %s | %s | %s |" % (what, v, unit))
+    import table  # tests/bench, beside this file
+    table.print_rows("### OAuth (password grant, provider answering in %d ms)"
+                     % DELAY_MS, rows)
 
 
 if __name__ == "__main__":
