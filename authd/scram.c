@@ -239,6 +239,25 @@ binding_check(struct auth_ctx *ctx, const struct scram_start *ss,
 	return NULL;
 }
 
+/*
+ * The penalties have spoken (penalty.c): a locked account is refused
+ * before its salt goes out, as a PLAIN login is before its password is
+ * checked; else the user's keys are looked up.
+ */
+static void
+scram_go(struct auth_ctx *ctx, const char *refused)
+{
+	if (ctx->wc == NULL && ctx->cancelled) {
+		chain_ctx_free(ctx);
+		return;
+	}
+	if (refused != NULL) {
+		chain_refuse(ctx, AUTH_TEMPFAIL, refused);
+		return;
+	}
+	hashpool_submit(lookup_work, lookup_done, ctx);
+}
+
 /* The first checker of the chain that verifies this mechanism. */
 static const struct checker *
 scram_checker(uint32_t mech)
@@ -330,7 +349,7 @@ scram_start(struct worker_channel *wc, struct imsg *imsg)
 	strlcpy(j->checker, c->conf->name, sizeof(j->checker));
 	j->store = c->store;
 	j->fake_iter = (uint32_t)c->pconf->scram_iterations;
-	hashpool_submit(lookup_work, lookup_done, ctx);
+	penalty_before(ctx, scram_go);
 	return 0;
 }
 
@@ -466,7 +485,8 @@ scram_final(struct worker_channel *wc, struct imsg *imsg)
 /*
  * The session left (AUTH_CANCEL) or its channel closed: an exchange
  * that waits for the client is freed now; one on the pool when it
- * comes back (lookup_done).  1 if ctx was a SCRAM exchange.
+ * comes back (lookup_done), or from the penalties (scram_go).  1 if
+ * ctx was a SCRAM exchange.
  */
 int
 scram_abandon(struct auth_ctx *ctx)

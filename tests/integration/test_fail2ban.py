@@ -2,8 +2,10 @@
 test_fail2ban.py -- the shipped fail2ban filter (etc/fail2ban/portcullis.conf)
 read by Debian's fail2ban-regex against the log of a real portcullisd:
 failed logins from several loopback addresses, successful ones, a
-temporary failure's neighbour, and a user name that tries to forge a
-client= of its own.  Exactly the failed logins match, each with the
+temporary failure's neighbour, a user name that tries to forge a
+client= of its own, and attempts on an account the account penalty has
+locked (refused unchecked, result=tempfail reason=account locked).
+Exactly the failed and the locked-out logins match, each with the
 address the client came from; no successful one does.
 
 The log is read twice: as the daemon wrote it under -d (the journal's
@@ -32,7 +34,9 @@ F2B = shutil.which("fail2ban-regex")
 AUTH_BLOCK = """auth {
 	checker "demo" static {
 		user "alice@example.org" password "secret"
+		user "bob@example.org" password "secret"
 	}
+	penalty account 4 per 1h
 	failure-delay 0s
 	failure-delay-max 0s
 	max-auth-failures 3
@@ -49,8 +53,17 @@ ATTEMPTS = [
     ("127.0.0.4", "alice@example.org", "secret", "LOGIN"),
     ("127.0.0.5", 'x" client=6.6.6.6 listener="y', "x", "PLAIN"),
     ("127.0.0.3", "alice@example.org", "secret", "PLAIN"),
+    # Four failures lock bob's account; then even his password is
+    # refused unchecked from an address that never logged in as him.
+    ("127.0.0.6", "bob@example.org", "guess1", "PLAIN"),
+    ("127.0.0.6", "bob@example.org", "guess2", "PLAIN"),
+    ("127.0.0.6", "bob@example.org", "guess3", "LOGIN"),
+    ("127.0.0.6", "bob@example.org", "guess4", "PLAIN"),
+    ("127.0.0.7", "bob@example.org", "secret", "PLAIN"),
 ]
-FAILED = collections.Counter(a for a, _, p, _ in ATTEMPTS if p != "secret")
+LOCKED_OUT = {("127.0.0.7", "bob@example.org")}
+FAILED = collections.Counter(a for a, u, p, _ in ATTEMPTS
+                             if p != "secret" or (a, u) in LOCKED_OUT)
 
 
 def attempt(port, source, user, password, mech):
@@ -79,7 +92,9 @@ class TestFail2banFilter(unittest.TestCase):
         try:
             for source, user, password, mech in ATTEMPTS:
                 ok = attempt(cls.d.port, source, user, password, mech)
-                assert ok == (password == "secret"), (source, user, ok)
+                assert ok == (password == "secret" and
+                              (source, user) not in LOCKED_OUT), \
+                    (source, user, ok)
             cls.d.wait_log(r"auth result=", count=len(ATTEMPTS))
             cls.log = cls.d.log()
         finally:
@@ -118,6 +133,10 @@ class TestFail2banFilter(unittest.TestCase):
         lines = self.audit_lines()
         self.assertEqual(sum("result=ok" in line for line in lines), 3)
         self.assertTrue(any("client=127.0.0.3 " in line for line in lines))
+        locked = [line for line in lines if "reason=account locked" in line]
+        self.assertEqual(len(locked), 1, lines)
+        self.assertIn("result=tempfail", locked[0])
+        self.assertIn("client=127.0.0.7 ", locked[0])
 
     def test_daemon_log_as_written(self):
         # "authd[PID]: auth result=...", no time stamp: fail2ban-regex

@@ -51,10 +51,12 @@ def setUpModule():
                     '\t\tuser "frank" password "idp-pw"\n'
                     '\t\tuser "gina" password "idp-pw"\n\t}\n'
                     "\tfailure-delay 0s\n\tscram-iterations 5000\n"
+                    "\tpenalty account 12 per 1h\n"
                     "\tpasswordless app-passwords-only\n}\n" % D.dir)
     D.write_conf()
     authctl("user", "add", "--password-stdin", "alice", stdin="secret\n")
     authctl("user", "add", "--password-stdin", "carol", stdin="pw-carol\n")
+    authctl("user", "add", "--password-stdin", "heidi", stdin="pw-heidi\n")
     imp = os.path.join(D.dir, "import.txt")
     h = subprocess.run(["openssl", "passwd", "-6", "imported"],
                        capture_output=True, text=True, check=True)
@@ -340,6 +342,38 @@ class TestScramHostile(unittest.TestCase):
         c.close()
         # PLAIN still works for him.
         self.assertEqual(smtp_login("dave", "imported"), 235)
+
+
+class TestScramPenalties(unittest.TestCase):
+    def test_locked_account_refused_before_the_salt(self):
+        # Twelve wrong passwords (PLAIN, or SCRAM's proof) lock heidi's
+        # account; from an address that never logged in as her, a
+        # SCRAM exchange then gets 454 at once: no salt, no iteration
+        # count, no proof checked, as PLAIN gets it before its password
+        # is checked.
+        for k in range(6):
+            self.assertEqual(smtp_login("heidi", "wrong-%d" % k), 535)
+        for k in range(6):
+            c = ScramClient()
+            r, attrs = c.first(user="heidi")
+            self.assertIsNotNone(attrs, r)
+            self.assertTrue(c.final("wrong-s%d" % k, attrs).startswith(
+                "535"))
+            c.close()
+        off = D.log_offset()
+        c = ScramClient()
+        r, attrs = c.first(user="heidi")
+        c.close()
+        self.assertIsNone(attrs, r)
+        self.assertTrue(r.startswith("454 4.7.0"), r)
+        D.wait_log(r'auth result=tempfail user="heidi" mech=SCRAM-SHA-256 '
+                   r"checker=none .*reason=account locked", since=off)
+        authctl("penalty", "clear", "heidi")
+        c = ScramClient()
+        r, attrs = c.first(user="heidi")
+        self.assertIsNotNone(attrs, r)
+        self.assertTrue(c.final("pw-heidi", attrs).startswith("334 "))
+        c.close()
 
 
 class TestAppPasswords(unittest.TestCase):
