@@ -7,8 +7,9 @@
  *	reload		reload the configuration, as SIGHUP does
  *	oauth keys [CHECKER]	the signing keys the checkers trust
  *	oauth refresh [CHECKER]	fetch them again now
- *	penalty list [ADDRESS|USER]	authd's penalties on this node
- *	penalty clear [ADDRESS|USER]	lift them (and in Redis)
+ *	penalty list [ADDRESS|USER]	authd's penalties, this node's
+ *					and the shared state's (Redis)
+ *	penalty clear [ADDRESS|USER]	lift them, here and in Redis
  *
  * The socket is root's (mode 0600) and authd checks the caller's uid
  * again.  Every connection opens with CTL_HELLO both ways, so that an
@@ -501,38 +502,63 @@ penalty_request(struct ctl *c, struct imsgbuf *ibuf, uint32_t type,
 	return 0;
 }
 
+static const char *const penalty_where[] = {
+	[PENALTY_WHERE_NODE] = "node",
+	[PENALTY_WHERE_SHARED] = "shared",
+};
+
+static void
+penalty_row(const struct ctl_penalty *p, int first)
+{
+	char	 t[32], shown[sizeof(p->what) * 4], delay[32];
+
+	if (first)
+		printf("%-6s %-8s %-40s %6s %-8s %-7s %s\n", "where", "kind",
+		    "what", "count", "delay", "locked", "expires");
+	snprintf(delay, sizeof(delay), "%ums", p->delay_ms);
+	printf("%-6s %-8s %-40s %6u %-8s %-7s %s\n", penalty_where[p->where],
+	    penalty_kinds[p->kind], safe_str(p->what, shown, sizeof(shown)),
+	    p->count, p->kind == PENALTY_KIND_ADDRESS ? delay : "-",
+	    p->kind == PENALTY_KIND_ACCOUNT ? (p->locked ? "yes" : "no") : "-",
+	    live_time(p->expires, t, sizeof(t)));
+}
+
+/*
+ * This node's penalties, then the shared state's (Redis), each row
+ * saying whose; a shared state that did not answer is said on stderr
+ * and in the exit status (EXIT_STORE), after what this node knows.
+ */
 static int
 penalty_list(struct ctl *c, const char *what)
 {
 	struct imsgbuf		 ibuf;
 	struct ctl_penalty	 p;
-	char			 t[32], shown[sizeof(p.what) * 4];
-	char			 delay[32];
-	int			 n, rv, rows = 0;
+	int			 n, rv, rows = 0, down = 0;
 
 	if ((rv = penalty_request(c, &ibuf, IMSG_CTL_PENALTY_LIST,
 	    what)) != 0)
 		return rv;
 	while ((n = live_row(&ibuf, IMSG_CTL_PENALTY, &p, sizeof(p))) == 1) {
 		p.what[sizeof(p.what) - 1] = '\0';
-		if (p.kind < PENALTY_KIND_ADDRESS ||
-		    p.kind > PENALTY_KIND_REPEATS)
+		if (p.where == PENALTY_WHERE_DOWN) {
+			down = 1;
 			continue;
-		if (rows++ == 0)
-			printf("%-8s %-40s %6s %-8s %-7s %s\n", "kind", "what",
-			    "count", "delay", "locked", "expires");
-		snprintf(delay, sizeof(delay), "%ums", p.delay_ms);
-		printf("%-8s %-40s %6u %-8s %-7s %s\n",
-		    penalty_kinds[p.kind], safe_str(p.what, shown,
-		    sizeof(shown)), p.count,
-		    p.kind == PENALTY_KIND_ADDRESS ? delay : "-",
-		    p.kind == PENALTY_KIND_ACCOUNT ? (p.locked ? "yes" : "no") :
-		    "-", live_time(p.expires, t, sizeof(t)));
+		}
+		if (p.kind < PENALTY_KIND_ADDRESS ||
+		    p.kind > PENALTY_KIND_REPEATS ||
+		    p.where > PENALTY_WHERE_SHARED)
+			continue;
+		penalty_row(&p, rows++ == 0);
 	}
 	if (n == -1)
 		return EXIT_STORE;
 	if (rows == 0)
 		printf("no penalties\n");
+	if (down) {
+		warnx("the shared state (Redis) did not answer: this node's "
+		    "penalties only");
+		return EXIT_STORE;
+	}
 	return 0;
 }
 
@@ -540,19 +566,32 @@ static int
 penalty_clear(struct ctl *c, const char *what)
 {
 	struct imsgbuf		 ibuf;
-	struct ctl_penalty	 p, got;
-	int			 n, rv;
+	struct ctl_penalty	 p;
+	long long		 node = -1, shared = -1;
+	int			 n, rv, down = 0;
 
 	if ((rv = penalty_request(c, &ibuf, IMSG_CTL_PENALTY_CLEAR,
 	    what)) != 0)
 		return rv;
-	memset(&got, 0, sizeof(got));
-	while ((n = live_row(&ibuf, IMSG_CTL_PENALTY, &p, sizeof(p))) == 1)
-		got = p;
+	while ((n = live_row(&ibuf, IMSG_CTL_PENALTY, &p, sizeof(p))) == 1) {
+		if (p.where == PENALTY_WHERE_NODE)
+			node = p.count;
+		else if (p.where == PENALTY_WHERE_SHARED)
+			shared = p.count;
+		else
+			down = 1;
+	}
 	if (n == -1)
 		return EXIT_STORE;
-	printf("%u entries cleared on this node%s\n", got.count,
-	    " (and in the shared state, if any)");
+	printf("%lld entries cleared on this node", node < 0 ? 0 : node);
+	if (shared >= 0)
+		printf(", %lld keys in the shared state", shared);
+	printf("\n");
+	if (down) {
+		warnx("the shared state (Redis) did not answer: cleared on "
+		    "this node only");
+		return EXIT_STORE;
+	}
 	return 0;
 }
 

@@ -39,7 +39,10 @@
 
 static struct event	*control_ev;
 
-/* A CTL_REFRESH whose checkers have not all answered yet. */
+/*
+ * A control request still waiting: a CTL_REFRESH whose checkers have
+ * not all answered, or a penalty list or clear waiting on Redis.
+ */
 struct ctl_wait {
 	TAILQ_ENTRY(ctl_wait)	 entry;
 	struct worker_channel	*wc;		/* NULL once it closed */
@@ -161,32 +164,119 @@ control_penalty_row(const struct ctl_penalty *p, void *arg)
 	imsgev_compose(&wc->iev, IMSG_CTL_PENALTY, 0, -1, p, sizeof(*p));
 }
 
+/* A row for whoever still waits on w. */
+static void
+control_wait_row(const struct ctl_penalty *p, void *arg)
+{
+	struct ctl_wait	*w = arg;
+
+	if (w->wc != NULL)
+		control_penalty_row(p, w->wc);
+}
+
+static struct ctl_wait *
+control_wait(struct imsgev *iev)
+{
+	struct ctl_wait	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("calloc");
+	w->wc = iev->arg;
+	TAILQ_INSERT_TAIL(&ctl_waits, w, entry);
+	return w;
+}
+
+/* A shared state configured but not answering: one row says so. */
+static void
+control_wait_end(struct ctl_wait *w, int answered)
+{
+	struct ctl_penalty	 p;
+
+	if (w->wc != NULL) {
+		if (!answered) {
+			memset(&p, 0, sizeof(p));
+			p.where = PENALTY_WHERE_DOWN;
+			control_penalty_row(&p, w->wc);
+		}
+		imsgev_compose(&w->wc->iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	}
+	TAILQ_REMOVE(&ctl_waits, w, entry);
+	free(w);
+}
+
+static void
+control_penalty_listed(void *arg, int answered)
+{
+	control_wait_end(arg, answered);
+}
+
+/* This node's penalties, then the shared ones (Redis) if any. */
 static int
 control_penalty_list(struct imsgev *iev, struct imsg *imsg)
 {
 	struct ctl_penalty	 which;
+	struct ctl_wait		*w;
 
 	imsgev_data(imsg, &which, sizeof(which));
 	which.what[sizeof(which.what) - 1] = '\0';
 	fleet_list(which.what, control_penalty_row, iev->arg);
-	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
-	return 0;
+	switch (fleet_redis_state()) {
+	case FLEET_SHARED_NONE:
+		imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+		return 0;
+	case FLEET_SHARED_UP:
+		w = control_wait(iev);
+		if (fleet_redis_list(which.what, CTL_PENALTY_ROWS_MAX,
+		    control_wait_row, control_penalty_listed, w) == 0)
+			return 0;
+		control_wait_end(w, 0);
+		return 0;
+	default:
+		control_wait_end(control_wait(iev), 0);
+		return 0;
+	}
 }
 
+static void
+control_penalty_cleared(void *arg, long long n)
+{
+	struct ctl_wait		*w = arg;
+	struct ctl_penalty	 p;
+
+	log_info("control: penalties cleared in the shared state: %s",
+	    n >= 0 ? "done" : "Redis did not answer");
+	if (n >= 0 && w->wc != NULL) {
+		memset(&p, 0, sizeof(p));
+		p.where = PENALTY_WHERE_SHARED;
+		p.count = (uint32_t)n;
+		control_penalty_row(&p, w->wc);
+	}
+	control_wait_end(w, n >= 0);
+}
+
+/* Here at once; in the shared state (Redis) when it answers. */
 static int
 control_penalty_clear(struct imsgev *iev, struct imsg *imsg)
 {
 	struct ctl_penalty	 which;
+	struct ctl_wait		*w;
 	char			 shown[sizeof(which.what) * 4];
 
 	imsgev_data(imsg, &which, sizeof(which));
 	which.what[sizeof(which.what) - 1] = '\0';
 	which.count = fleet_clear(which.what);
+	which.where = PENALTY_WHERE_NODE;
 	escape_text(which.what, strlen(which.what), shown, sizeof(shown));
 	log_info("control: penalties cleared for %s: %u entries here",
 	    which.what[0] != '\0' ? shown : "everything", which.count);
 	imsgev_compose(iev, IMSG_CTL_PENALTY, 0, -1, &which, sizeof(which));
-	imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+	if (fleet_redis_state() == FLEET_SHARED_NONE) {
+		imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
+		return 0;
+	}
+	w = control_wait(iev);
+	if (fleet_redis_clear(which.what, control_penalty_cleared, w) == -1)
+		control_wait_end(w, 0);
 	return 0;
 }
 

@@ -457,7 +457,7 @@ fleet_list(const char *what, void (*row)(const struct ctl_penalty *, void *),
 	}
 }
 
-/* authctl penalty clear: here, and in Redis; how many went here. */
+/* authctl penalty clear, on this node (control.c asks Redis). */
 uint32_t
 fleet_clear(const char *what)
 {
@@ -471,6 +471,5 @@ fleet_clear(const char *what)
 				n++;
 			entry_remove(e);
 		}
-	fleet_redis_clear(what);
 	return n;
 }

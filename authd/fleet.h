@@ -106,7 +106,14 @@ void	fleet_redis_configure(const struct portcullis_conf *);
 int	fleet_redis_usable(void);
 int	fleet_redis_informed(void);
 void	fleet_redis_submit(struct fleet_req *);
-void	fleet_redis_clear(const char *what);
+/* Where shared penalties are: none configured, reachable, or not. */
+enum { FLEET_SHARED_NONE, FLEET_SHARED_UP, FLEET_SHARED_DOWN };
+int	fleet_redis_state(void);
+int	fleet_redis_list(const char *what, uint32_t max,
+	    void (*row)(const struct ctl_penalty *, void *),
+	    void (*done)(void *, int), void *arg);
+int	fleet_redis_clear(const char *what, void (*done)(void *, long long),
+	    void *arg);
 
 /* lockmsg.c: "L UNTIL USER" or "U USER"; 'L', 'U' or -1 */
 int	lockmsg_parse(const char *, size_t, char *user, size_t userlen,

@@ -53,10 +53,11 @@
 #define LOCKED_SET		KEY_PREFIX "locked"
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
-#define REDIS_PASSWORD_MAX	512
 #define ARGS_MAX		12
+#define ADMIN_TIMEOUT_MS	5000	/* authctl's list and clear */
 
-enum script_id { S_FAIL, S_LIMIT, S_COUNT, S_NONE = S_COUNT };
+enum script_id { S_FAIL, S_LIMIT, S_LIST, S_CLEAR, S_COUNT,
+    S_NONE = S_COUNT };
 
 /* Each returns an array of integers; sha is made at the first use. */
 static struct script {
@@ -93,6 +94,40 @@ static struct script {
 	    "for i=1,#KEYS do redis.call('INCRBY',KEYS[i],n) "
 	    "if redis.call('TTL',KEYS[i])<0 then "
 	    "redis.call('EXPIRE',KEYS[i],ARGV[3]) end end return {0}" },
+	/*
+	 * authctl penalty list.  ARGV: the prefix, the address or user
+	 * ("" everything), the most rows.  -> { kind, name, count, seconds
+	 * to live } per key: 1 an address's failures, 2 an account's, 3
+	 * an address known for an account ("user address").  A name is
+	 * looked up directly; everything is a SCAN, run in the script, so
+	 * it holds Redis for as long as its keys take to walk.
+	 */
+	[S_LIST] = { .text = "local P,w,max=ARGV[1],ARGV[2],tonumber(ARGV[3]) "
+	    "local out,n={},0 "
+	    "local function add(kind,k) if n>=max then return end "
+	    "local v=redis.call('GET',k) if not v then return end n=n+1 "
+	    "out[#out+1]=kind out[#out+1]=string.sub(k,#P+3) "
+	    "out[#out+1]=tonumber(v) or 0 out[#out+1]=redis.call('TTL',k) end "
+	    "local function scan(kind,pat) local cur='0' repeat "
+	    "local r=redis.call('SCAN',cur,'MATCH',pat,'COUNT',500) cur=r[1] "
+	    "for _,k in ipairs(r[2]) do add(kind,k) end "
+	    "until cur=='0' or n>=max end "
+	    "if w=='' then scan(1,P..'a:*') scan(2,P..'u:*') scan(3,P..'k:*') "
+	    "else add(1,P..'a:'..w) add(2,P..'u:'..w) end return out" },
+	/*
+	 * authctl penalty clear.  ARGV: the prefix, the address or user
+	 * ("" everything: failures, known addresses and the locked set;
+	 * never the sending counts).  -> { keys deleted }
+	 */
+	[S_CLEAR] = { .text = "local P,w=ARGV[1],ARGV[2] local n=0 "
+	    "local function scan(pat) local cur='0' repeat "
+	    "local r=redis.call('SCAN',cur,'MATCH',pat,'COUNT',500) cur=r[1] "
+	    "for _,k in ipairs(r[2]) do n=n+redis.call('DEL',k) end "
+	    "until cur=='0' end "
+	    "if w=='' then scan(P..'a:*') scan(P..'u:*') scan(P..'k:*') "
+	    "redis.call('DEL',P..'locked') else "
+	    "n=redis.call('DEL',P..'a:'..w,P..'u:'..w) "
+	    "redis.call('ZREM',P..'locked',w) end return {n}" },
 };
 
 /* One request in flight; outlives its fleet_req if it times out. */
@@ -105,6 +140,9 @@ struct call {
 	char			*argv[ARGS_MAX + 3];
 	size_t			 argl[ARGS_MAX + 3];
 	int			 retried;	/* EVAL after NOSCRIPT */
+	/* authctl's questions (list, clear): no fleet_req, no fallback */
+	void			(*admin)(const redisReply *, void *);
+	void			*admin_arg;
 };
 
 static struct {
@@ -116,7 +154,7 @@ static struct {
 	int			 down;		/* an outage was logged */
 	int			 backoff_ms;
 	struct event		*retry;
-	char			 password[REDIS_PASSWORD_MAX];
+	char			 password[CONF_SECRET_MAX];
 	/* the nodes' news of locked accounts (SUBSCRIBE needs its own) */
 	redisAsyncContext	*sub;
 	int			 subscribed;
@@ -124,6 +162,7 @@ static struct {
 
 static void	redis_connect(void);
 static void	call_send(struct call *);
+static void	auth_send(redisAsyncContext *, redisCallbackFn *);
 
 static void
 scripts_hash(void)
@@ -410,7 +449,7 @@ sub_connect(void)
 	redisAsyncSetConnectCallback(rs.sub, sub_on_connect);
 	redisAsyncSetDisconnectCallback(rs.sub, sub_on_disconnect);
 	if (rs.password[0] != '\0')
-		redisAsyncCommand(rs.sub, NULL, NULL, "AUTH %s", rs.password);
+		auth_send(rs.sub, NULL);
 	redisAsyncCommand(rs.sub, sub_message, NULL, "SUBSCRIBE %s",
 	    LOCK_CHANNEL);
 }
@@ -429,31 +468,30 @@ redis_connect(void)
 	redisAsyncSetDisconnectCallback(rs.ac, on_disconnect);
 	/* Sent once connected; the answer makes the link usable. */
 	if (rs.password[0] != '\0')
-		redisAsyncCommand(rs.ac, on_ready, NULL, "AUTH %s",
-		    rs.password);
+		auth_send(rs.ac, on_ready);
 	else
 		redisAsyncCommand(rs.ac, on_ready, NULL, "PING");
 }
 
-/* The password file's first line; read at each configuration. */
+/*
+ * AUTH password, formatted here so that the one copy hiredis's
+ * formatting makes is wiped.  hiredis 0.14 still copies the command
+ * into its output buffer and frees that unwiped once it is written
+ * (hiredis 1.x's allocator hooks could wipe it); authd dumps no core.
+ */
 static void
-password_read(const char *path)
+auth_send(redisAsyncContext *ac, redisCallbackFn *fn)
 {
-	FILE	*f;
-	size_t	 n;
+	const char	*argv[2] = { "AUTH", rs.password };
+	size_t		 argl[2] = { 4, strlen(rs.password) };
+	char		*cmd;
+	int		 len;
 
-	explicit_bzero(rs.password, sizeof(rs.password));
-	if (path[0] == '\0')
-		return;
-	if ((f = fopen(path, "re")) == NULL) {
-		log_warn("state: %s", path);
-		return;
-	}
-	if (fgets(rs.password, sizeof(rs.password), f) == NULL)
-		log_warnx("state: %s: empty", path);
-	fclose(f);
-	n = strcspn(rs.password, "\r\n");
-	explicit_bzero(rs.password + n, sizeof(rs.password) - n);
+	if ((len = redisFormatCommandArgv(&cmd, 2, argv, argl)) < 0)
+		fatalx("%s: out of memory", __func__);
+	(void)redisAsyncFormattedCommand(ac, fn, NULL, cmd, (size_t)len);
+	explicit_bzero(cmd, (size_t)len);
+	redisFreeCommand(cmd);
 }
 
 void
@@ -471,7 +509,11 @@ fleet_redis_configure(const struct portcullis_conf *conf)
 	    strcmp(rs.where, conf->state.redis) == 0;
 	rs.conf = conf;
 	rs.redis = conf->state.type == STATE_REDIS;
-	password_read(conf->state.password_file);
+	/* master read the password file (master/secret.c). */
+	explicit_bzero(rs.password, sizeof(rs.password));
+	if (strlcpy(rs.password, conf->state.password, sizeof(rs.password)) >=
+	    sizeof(rs.password))
+		fatalx("%s: Redis's password does not fit", __func__);
 	if (same)
 		return;
 	/* Another place, or none: the old link goes. */
@@ -531,12 +573,51 @@ call_local(struct call *c, const char *why)
 	r->done(r);
 }
 
+/*
+ * An admin call's answer (NULL: none, in time), once; the call itself
+ * is freed when hiredis is done with it (admin_reply).
+ */
+static void
+admin_answer(struct call *c, const redisReply *reply)
+{
+	void	(*fn)(const redisReply *, void *) = c->admin;
+
+	c->admin = NULL;
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	if (fn != NULL)
+		fn(reply, c->admin_arg);
+}
+
+static void
+admin_reply(struct call *c, const redisReply *reply)
+{
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+	    c->admin != NULL && !c->retried &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0 && rs.ac != NULL) {
+		c->retried = 1;
+		call_send(c);
+		return;
+	}
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("state: Redis at %s: %.*s", rs.where,
+		    (int)reply->len, reply->str);
+		reply = NULL;
+	}
+	admin_answer(c, reply);
+	call_free(c);
+}
+
 static void
 call_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	struct call	*c = arg;
 
 	(void)fd; (void)ev;
+	if (c->admin != NULL) {
+		admin_answer(c, NULL);
+		return;
+	}
 	if (c->req == NULL)
 		return;
 	call_local(c, "timeout");
@@ -636,6 +717,10 @@ call_reply(redisAsyncContext *ac, void *rp, void *priv)
 	redisReply		*reply = rp;
 
 	(void)ac;
+	if (c->admin != NULL || c->admin_arg != NULL) {
+		admin_reply(c, reply);
+		return;
+	}
 	if (c->req == NULL) {		/* answered already: timed out */
 		call_free(c);
 		return;
@@ -694,7 +779,10 @@ call_send(struct call *c)
 	}
 	if (redisAsyncCommandArgv(rs.ac, call_reply, c, head + c->argc, argv,
 	    argl) != REDIS_OK) {
-		call_local(c, "cannot send");
+		if (c->admin_arg != NULL)
+			admin_answer(c, NULL);
+		else
+			call_local(c, "cannot send");
 		call_free(c);
 	}
 }
@@ -817,14 +905,150 @@ fleet_redis_submit(struct fleet_req *r)
 	call_send(c);
 }
 
-/* authctl penalty clear: the address's and the account's counts. */
-void
-fleet_redis_clear(const char *what)
+/* authctl's question to Redis, with a deadline; 0 sent, -1 cannot. */
+static int
+admin_call(enum script_id script, const char *what, uint32_t max,
+    void (*fn)(const redisReply *, void *), void *arg)
 {
-	if (!fleet_redis_usable() || what[0] == '\0')
-		return;
-	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s %s%s",
-	    KEY_PREFIX "a:", what, KEY_PREFIX "u:", what);
-	redisAsyncCommand(rs.ac, NULL, NULL, "ZREM %s %s", LOCKED_SET, what);
-	redis_publish("U", what, 0);
+	struct call	*c;
+	struct timeval	 tv = { ADMIN_TIMEOUT_MS / 1000,
+			    (ADMIN_TIMEOUT_MS % 1000) * 1000 };
+
+	if (!fleet_redis_usable())
+		return -1;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("calloc");
+	c->script = script;
+	c->admin = fn;
+	c->admin_arg = arg;
+	call_arg(c, "", KEY_PREFIX, NULL);
+	call_arg(c, "", what, NULL);
+	if (script == S_LIST)
+		call_num(c, max);
+	if ((c->timer = evtimer_new(authd->base, call_timeout, c)) == NULL)
+		fatalx("evtimer_new");
+	evtimer_add(c->timer, &tv);
+	call_send(c);
+	return 0;
+}
+
+/* Is there a shared state to ask, and can it be asked now? */
+int
+fleet_redis_state(void)
+{
+	if (rs.conf == NULL || rs.conf->state.type != STATE_REDIS)
+		return FLEET_SHARED_NONE;
+	return fleet_redis_usable() ? FLEET_SHARED_UP : FLEET_SHARED_DOWN;
+}
+
+struct admin_list {
+	void	(*row)(const struct ctl_penalty *, void *);
+	void	(*done)(void *, int);
+	void	*arg;
+};
+
+static void
+list_answered(const redisReply *reply, void *arg)
+{
+	struct admin_list	*al = arg;
+	struct ctl_penalty	 p;
+	const redisReply	*name;
+	const struct penalty_conf *pc = &rs.conf->penalty;
+	long long		 kind, count, ttl;
+	time_t			 now = time(NULL);
+
+	for (size_t i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	    i + 3 < reply->elements; i += 4) {
+		kind = reply_int(reply, i);
+		count = reply_int(reply, i + 2);
+		ttl = reply->element[i + 3]->type == REDIS_REPLY_INTEGER ?
+		    reply->element[i + 3]->integer : -1;
+		name = reply->element[i + 1];
+		if (kind < PENALTY_KIND_ADDRESS || kind > PENALTY_KIND_KNOWN ||
+		    count < 0 || name->type != REDIS_REPLY_STRING)
+			continue;
+		memset(&p, 0, sizeof(p));
+		p.where = PENALTY_WHERE_SHARED;
+		p.kind = (uint32_t)kind;
+		p.count = (uint32_t)count;
+		p.expires = ttl > 0 ? (int64_t)(now + ttl) : 0;
+		if ((size_t)name->len >= sizeof(p.what))
+			continue;
+		memcpy(p.what, name->str, name->len);
+		if (kind == PENALTY_KIND_ADDRESS)
+			p.delay_ms = fleet_delay(rs.conf, p.count + 1);
+		if (kind == PENALTY_KIND_ACCOUNT)
+			p.locked = pc->account_max > 0 &&
+			    p.count >= (uint32_t)pc->account_max;
+		al->row(&p, al->arg);
+	}
+	al->done(al->arg, reply != NULL);
+	free(al);
+}
+
+/*
+ * authctl penalty list: the shared penalties, rows to row(), then
+ * done(arg, 1), or done(arg, 0) if Redis did not answer.  -1 (and no
+ * call) if it cannot be asked now.
+ */
+int
+fleet_redis_list(const char *what, uint32_t max,
+    void (*row)(const struct ctl_penalty *, void *),
+    void (*done)(void *, int), void *arg)
+{
+	struct admin_list	*al;
+
+	if ((al = calloc(1, sizeof(*al))) == NULL)
+		fatal("calloc");
+	al->row = row;
+	al->done = done;
+	al->arg = arg;
+	if (admin_call(S_LIST, what, max, list_answered, al) == -1) {
+		free(al);
+		return -1;
+	}
+	return 0;
+}
+
+struct admin_clear {
+	void	(*done)(void *, long long);
+	void	*arg;
+	char	 what[CONF_AUTH_NAME_MAX + 64];
+};
+
+static void
+clear_answered(const redisReply *reply, void *arg)
+{
+	struct admin_clear	*ac = arg;
+	long long		 n = reply != NULL ? reply_int(reply, 0) : -1;
+
+	/* The other nodes forget the lock they were told of. */
+	if (n >= 0 && ac->what[0] != '\0')
+		redis_publish("U", ac->what, 0);
+	ac->done(ac->arg, n);
+	free(ac);
+}
+
+/*
+ * authctl penalty clear: the address's and the account's counts in
+ * Redis (what "" everything: counts, known addresses, locked set), then
+ * done(arg, keys deleted), or done(arg, -1) if Redis did not answer.
+ * -1 (and no call) if it cannot be asked now.
+ */
+int
+fleet_redis_clear(const char *what, void (*done)(void *, long long),
+    void *arg)
+{
+	struct admin_clear	*ac;
+
+	if ((ac = calloc(1, sizeof(*ac))) == NULL)
+		fatal("calloc");
+	ac->done = done;
+	ac->arg = arg;
+	strlcpy(ac->what, what, sizeof(ac->what));
+	if (admin_call(S_CLEAR, what, 0, clear_answered, ac) == -1) {
+		free(ac);
+		return -1;
+	}
+	return 0;
 }

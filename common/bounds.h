@@ -72,6 +72,9 @@
 #define AUTH_ADDRS_MAX		STORE_ADDRS_MAX
 #define AUTH_ADDRS_BYTES	(AUTH_ADDRS_MAX * (STORE_ADDR_MAX + 1))
 
+/* authctl penalty list: the most rows the shared state (Redis) gives */
+#define CTL_PENALTY_ROWS_MAX	1000
+
 /* The log */
 #define CONSOLE_LOG_MAX		(64 * 1024)	/* octets of a message
 						   logged by console

@@ -153,7 +153,7 @@ config_free(struct portcullis_conf *conf)
 		TAILQ_REMOVE(&conf->trusted_networks, n, entry);
 		free(n);
 	}
-	free(conf);
+	freezero(conf, sizeof(*conf));	/* Redis's password */
 }
 
 /* A static buffer: good until the next call, as inet_ntoa(3). */

@@ -373,6 +373,9 @@ struct state_conf {
 	char			 redis[CONF_STATE_PATH_MAX];	/* "unix:/path",
 							   or "address:port" */
 	char			 password_file[CONF_STATE_PATH_MAX]; /* "": none */
+	char			 password[CONF_SECRET_MAX];	/* its line, read
+							   by master;
+							   authd's only */
 	int			 fail_closed;	/* Redis down: 454 and 451 */
 	int			 timeout;	/* milliseconds per request */
 };

@@ -70,19 +70,26 @@ _Static_assert(sizeof(struct portcullis_conf) <=
 
 /* The settings, without the lists: those follow one item a message. */
 static int
-send_start(struct imsgev *iev, const struct portcullis_conf *conf)
+send_start(struct imsgev *iev, const struct portcullis_conf *conf,
+    int to_worker)
 {
 	struct portcullis_conf	 head;
+	int			 rv;
 
 	head = *conf;
+	if (to_worker)
+		explicit_bzero(head.state.password,
+		    sizeof(head.state.password));
 	TAILQ_INIT(&head.listeners);
 	TAILQ_INIT(&head.pkis);
 	TAILQ_INIT(&head.checkers);
 	TAILQ_INIT(&head.local_domains);
 	TAILQ_INIT(&head.static_users);
 	TAILQ_INIT(&head.trusted_networks);
-	return imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
+	rv = imsgev_compose(iev, IMSG_CONF_START, 0, -1, &head,
 	    sizeof(head));
+	explicit_bzero(head.state.password, sizeof(head.state.password));
+	return rv;
 }
 
 /*
@@ -212,7 +219,7 @@ static int
 config_send_all(struct imsgev *iev, const struct portcullis_conf *conf,
     int listener_fds, const int *own, int spool_fd, int control_fd)
 {
-	if (send_start(iev, conf) == -1 ||
+	if (send_start(iev, conf, listener_fds) == -1 ||
 	    send_listeners(iev, conf, listener_fds, own) == -1 ||
 	    send_pkis(iev, conf, listener_fds) == -1 ||
 	    send_domains_networks(iev, conf) == -1 ||

@@ -26,7 +26,7 @@
  * whenever a payload changes shape or meaning or a type is added or
  * retired.
  */
-#define PROTO_VERSION		4
+#define PROTO_VERSION		5
 
 /*
  * Every type has its number written out: numbers are never reused,
@@ -129,9 +129,10 @@ enum imsg_type {
 				   one per entry, then IMSG_CTL_END */
 	IMSG_CTL_PENALTY_CLEAR = 72, /* authctl -> authd: struct ctl_penalty
 				   (what: an address or a user; "" for
-				   all); answered with one
-				   IMSG_CTL_PENALTY (count: how many
-				   entries went), then IMSG_CTL_END */
+				   all); answered with an
+				   IMSG_CTL_PENALTY per place (count:
+				   how many entries went; where), then
+				   IMSG_CTL_END */
 	IMSG_CTL_COUNTER = 73,	/* authd -> authctl: struct ctl_counter,
 				   after the checkers' CTL_STATS_REPLY */
 
@@ -291,6 +292,17 @@ enum ctl_penalty_kind {
 	PENALTY_KIND_KNOWN,		/* an address that logged in as it */
 	PENALTY_KIND_REPEATS,		/* wrong passwords remembered */
 };
+/*
+ * Whose count a row is: this node's, or the shared state's (Redis); a
+ * row PENALTY_WHERE_DOWN says only that the shared state was
+ * configured and did not answer.  CLEAR's answer is one row for this
+ * node and, with a shared state, one for it (count: keys deleted).
+ */
+enum ctl_penalty_where {
+	PENALTY_WHERE_NODE = 0,
+	PENALTY_WHERE_SHARED,
+	PENALTY_WHERE_DOWN,
+};
 struct ctl_penalty {
 	char		what[320];	/* address, user, "user address" */
 	uint32_t	kind;		/* enum ctl_penalty_kind */
@@ -298,6 +310,7 @@ struct ctl_penalty {
 	int64_t		expires;	/* epoch */
 	uint32_t	delay_ms;	/* an address's next delay */
 	uint32_t	locked;		/* an account refused now */
+	uint32_t	where;		/* enum ctl_penalty_where */
 };
 
 /* IMSG_CTL_COUNTER: one of authd's counters (authd/fleet.h). */

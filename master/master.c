@@ -505,7 +505,7 @@ master_init(void)
 	if (pki_load(master->conf) == -1)
 		fatalx("cannot load the certificates");
 	if (secrets_load(master->conf) == -1)
-		fatalx("cannot read the oauth client secrets");
+		fatalx("cannot read a secret file (the line above names it)");
 	libexec_init();
 	if (listeners_open(master->conf, NULL) == -1)
 		fatalx("cannot open the listeners");

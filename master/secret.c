@@ -10,7 +10,8 @@
  * user is no secret, and we would rather refuse to start than spread
  * it further.  Errors name the file, never what is in it.  The
  * metrics endpoint's bearer token is read the same way, into the
- * struct that only portcullis-metrics receives.
+ * struct that only portcullis-metrics receives, and so is Redis's
+ * password (state redis ... password-file), which only authd gets.
  */
 
 #include <sys/types.h>
@@ -124,6 +125,12 @@ secrets_load(struct portcullis_conf *conf)
 {
 	struct checker_conf	*c;
 
+	explicit_bzero(conf->state.password, sizeof(conf->state.password));
+	if (conf->state.type == STATE_REDIS &&
+	    conf->state.password_file[0] != '\0' &&
+	    secret_file_read("state redis", conf->state.password_file,
+	    conf->state.password, sizeof(conf->state.password)) == -1)
+		return -1;
 	TAILQ_FOREACH(c, &conf->checkers, entry) {
 		if (c->type == CHECKER_OAUTH && c->oauth.secret_file[0] != '\0' &&
 		    secret_read(c, c->oauth.secret_file, c->oauth.client_secret,

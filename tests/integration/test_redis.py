@@ -8,6 +8,8 @@ when the tests run as root).
 - credential stuffing over both nodes meets one account limit, while
   the owner, from an address that logged in before on the other node,
   still logs in;
+- authctl penalty list on one node shows the shared counts; clear with
+  no argument lifts the other node's lock too;
 - a per-account message limit holds for the sum over both nodes;
 - Redis killed mid-test: mail goes on with each node's own counters and
   the log says so, once; Redis back: shared again.
@@ -18,15 +20,17 @@ the PROXY protocol: test_proxy adds that variant).
 
 import os
 import pwd
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 import unittest
 
 from daemon import Daemon, free_port
-from test_penalty import (Client, DELAY, auth_block, can_bind, counters,
-                          expected, one_attempt)
+from test_penalty import (Client, DELAY, auth_block, authctl, can_bind,
+                          counters, expected, one_attempt)
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS = None
@@ -36,7 +40,8 @@ class RedisServer:
     """redis-server on a Unix socket and a loopback port, no
     persistence."""
 
-    def __init__(self):
+    def __init__(self, extra=()):
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="portcullis-redis-")
         self.sock = os.path.join(self.dir, "redis.sock")
         self.user = None
@@ -62,7 +67,7 @@ class RedisServer:
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
              "--unixsocket", self.sock,
              "--unixsocketperm", "777", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no"],
+             "--dir", self.dir, "--daemonize", "no"] + self.extra,
             stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=self.dir,
             preexec_fn=self._demote if self.user else None)
@@ -182,6 +187,35 @@ class TestTwoNodes(unittest.TestCase):
         finally:
             c.stop()
 
+    def test_2b_shared_list_and_clear(self):
+        user = "victim@example.org"
+        # test_2 locked the account, mostly from a's and b's attempts:
+        # b lists the shared count, which neither node has alone.
+        rc, out, err = authctl(self.b, "penalty", "list", user)
+        self.assertEqual(rc, 0, err)
+        print("\n" + out)
+        self.assertRegex(out, r"shared\s+account\s+victim@example\.org"
+                         r"\s+(\d+)\s+-\s+yes")
+        shared = int(re.search(r"shared\s+account\s+\S+\s+(\d+)",
+                               out).group(1))
+        self.assertGreaterEqual(shared, 6)
+        node_rows = re.findall(r"^node\s+account\s+\S+\s+(\d+)", out,
+                               re.M)
+        self.assertTrue(all(int(n) < shared for n in node_rows), out)
+        rc, out, err = authctl(self.b, "penalty", "list")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"shared\s+address\s+127\.0\.6\.\d+ ")
+        # Everything cleared from b: a lets the password in again from
+        # an address that never logged in as the user.
+        rc, out, err = authctl(self.b, "penalty", "clear")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"entries cleared on this node, [1-9]\d* "
+                         r"keys in the shared state")
+        t, r = one_attempt(self.a.port, user, "v-pw", "127.0.6.97")
+        self.assertTrue(r.startswith("235 "), r)
+        rc, out, err = authctl(self.a, "penalty", "list", user)
+        self.assertNotRegex(out, r"shared\s+account")
+
     def test_3_message_limit_is_the_sum_over_both_nodes(self):
         user, password = "owner@example.org", "owner-pw"
         finals = []
@@ -211,6 +245,15 @@ class TestTwoNodes(unittest.TestCase):
             c.close()
         t, r = one_attempt(self.a.port, user, "bad", "127.0.8.2")
         self.assertTrue(r.startswith("535"), r)
+        # authctl says the shared state did not answer, after this
+        # node's own penalties, and exits 69.
+        rc, out, err = authctl(self.a, "penalty", "list", "127.0.8.2")
+        self.assertEqual(rc, 69, (out, err))
+        self.assertRegex(out, r"node\s+address\s+127\.0\.8\.2 ")
+        self.assertIn("shared state (Redis) did not answer", err)
+        rc, out, err = authctl(self.a, "penalty", "clear", "127.0.8.2")
+        self.assertEqual(rc, 69, (out, err))
+        self.assertIn("cleared on this node only", err)
         for d in (self.a, self.b):
             self.assertEqual(len(__import__("re").findall(
                 r"unavailable .*: using this node's own counters",
@@ -255,6 +298,63 @@ class TestTcp(unittest.TestCase):
             self.assertGreaterEqual(counters(d)["state_shared"], 4)
         finally:
             d.stop()
+
+
+class TestPassword(unittest.TestCase):
+    """A Redis with requirepass: the password file's first line is sent
+    with AUTH on both of authd's links (the one that asks, the one that
+    subscribes), after a reload too; a wrong one is refused and logged,
+    and no password ever reaches the log."""
+
+    def test_password_file_and_reload(self):
+        secret = "redis-pw-" + os.urandom(6).hex()
+        r = RedisServer(["--requirepass", secret])
+        r.start()
+        d = None
+        try:
+            pwfile = os.path.join(r.dir, "pw")
+            with open(pwfile, "w") as f:
+                f.write(secret + "\n")
+            os.chmod(pwfile, 0o600)
+            conf = ('state redis "unix:%s" password-file "%s"\n'
+                    % (r.sock, pwfile))
+            d = Daemon(workers=1, local_domains=["example.org"],
+                       conf_extra=auth_block("\tpenalty account 3 per "
+                                             "1h\n") + conf)
+            d.start()
+            d.wait_log(r"penalties and limits are shared")
+            for k in range(3):
+                t, resp = one_attempt(d.port, "pw@example.org", "x%d" % k,
+                                      "127.0.10.%d" % (k + 1))
+                self.assertTrue(resp.startswith("535"), resp)
+            rc, out, err = authctl(d, "penalty", "list", "pw@example.org")
+            self.assertRegex(out, r"shared\s+account\s+pw@example\.org\s+3"
+                             r"\s+-\s+yes")
+            self.assertEqual(counters(d)["state_errors"], 0)
+            # A reload reads the file again: the link stays shared.
+            off = d.log_offset()
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_log(r"authd\S*: configuration reloaded", since=off)
+            t, resp = one_attempt(d.port, "pw2@example.org", "y",
+                                  "127.0.10.9")
+            self.assertTrue(resp.startswith("535"), resp)
+            self.assertEqual(counters(d)["state_errors"], 0)
+            d.stop()
+            # A wrong password: refused, logged, never the password.
+            with open(pwfile, "w") as f:
+                f.write("not-" + secret + "\n")
+            d = Daemon(workers=1, local_domains=["example.org"],
+                       conf_extra=auth_block() + conf)
+            d.start()
+            d.wait_log(r"state: Redis at \S+ refused us: (WRONGPASS|ERR)")
+            t, resp = one_attempt(d.port, "pw@example.org", "z",
+                                  "127.0.10.20")
+            self.assertTrue(resp.startswith("535"), resp)
+            self.assertNotIn(secret, d.log())
+        finally:
+            if d is not None:
+                d.stop()
+            r.stop()
 
 
 class TestFailClosed(unittest.TestCase):
