@@ -17,7 +17,7 @@ libldap2-dev slapd ldap-utils
 gsasl msmtp
 gdb devscripts fail2ban debhelper dpkg-dev lintian fakeroot systemd
 libhiredis-dev redis-server prometheus
-libpq-dev postgresql dovecot-core $*"
+libpq-dev postgresql dovecot-core testssl.sh $*"
 OPENBSD_PKGS="gmake pkgconf lmdb libevent curl jansson argon2 criterion
 openldap-client
 python3 curl hiredis redis"
@@ -48,6 +48,8 @@ fi
 # checks the scrape and the alerting rules with promtool.
 # libldap2-dev: authd's ldap checker.  slapd, ldap-utils: its tests run
 # real OpenLDAP servers (tests/integration/slapd.py).
+# testssl.sh: test_testssl checks session resumption by tickets from
+# outside, as an administrator would.
 
 # The OAuth tests run a real authorization server and nodemailer on
 # Node.js 20 or later (tests/integration/oauth/package.json).  Debian 12
