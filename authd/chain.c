@@ -369,6 +369,7 @@ fallback_answer(struct auth_ctx *ctx)
 	if (h->fallback_tag != NULL && strcmp(h->fallback_tag, "stale") == 0)
 		metrics_add(M_CACHE_LOOKUPS, 1, h->fallback_by, "stale");
 	strlcpy(ctx->canonical, h->fallback_user, sizeof(ctx->canonical));
+	ctx->found = h->fallback_found;
 	chain_finish(ctx, AUTH_OK, h->fallback_by);
 	return 1;
 }
@@ -448,6 +449,8 @@ chain_step(struct auth_ctx *ctx)
 	if (ctx->current->priv != NULL)
 		ctx->current->priv->refs++;
 	ctx->why = NULL;
+	/* What the checker before found is not this one's finding. */
+	memset(&ctx->found, 0, sizeof(ctx->found));
 	inflight++;
 	ctx->result = AUTH_TEMPFAIL;
 	ctx->current->ops->start(ctx->current, ctx);

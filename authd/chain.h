@@ -44,6 +44,7 @@ struct auth_hints {
 	uint32_t		 fallback;	/* checker indexes whose
 						   tempfail becomes ok */
 	char			 fallback_user[CONF_AUTH_NAME_MAX];
+	struct auth_found	 fallback_found;	/* its addresses */
 	char			 fallback_by[CONF_NAME_MAX];	/* audited */
 	const char		*fallback_tag;	/* "stale": stale=yes */
 	int			 answered;	/* the fallback answered */

@@ -176,12 +176,12 @@ token_hash(const char *tok, size_t len, uint8_t out[STORE_CACHE_HASH_LEN])
 	return 0;
 }
 
-/* An entry's sending addresses into the attempt's findings. */
+/* An entry's sending addresses into findings. */
 static void
-addrs_restore(const struct store_cache_entry *e, struct auth_ctx *ctx)
+addrs_restore(const struct store_cache_entry *e, struct auth_found *f)
 {
 	for (int i = 0; i < e->naddrs; i++)
-		(void)auth_found_addr(&ctx->found, e->addrs[i]);
+		(void)auth_found_addr(f, e->addrs[i]);
 }
 
 /* The addresses a checker found, into the entry (a password ok). */
@@ -199,8 +199,8 @@ addrs_keep(const struct auth_found *f, struct store_cache_entry *e)
 /*
  * An entry expired less than stale-if-error ago: if its checker cannot
  * be reached in this attempt, the chain answers from it, with the
- * addresses it had (a checker that does reach its backend replaces
- * them with what it finds; one that tempfails leaves them).
+ * addresses it had (kept aside in the hints: a checker that does
+ * decide gives its own, or none).
  */
 static void
 stale_note(const struct cache *c, int i, struct auth_ctx *ctx,
@@ -211,7 +211,7 @@ stale_note(const struct cache *c, int i, struct auth_ctx *ctx,
 	h->fallback |= 1U << c->remote[i].index;
 	if (h->fallback_user[0] != '\0')
 		return;
-	addrs_restore(e, ctx);
+	addrs_restore(e, &h->fallback_found);
 	strlcpy(h->fallback_user, canonical, sizeof(h->fallback_user));
 	strlcpy(h->fallback_by, c->name, sizeof(h->fallback_by));
 	h->fallback_tag = "stale";
@@ -242,7 +242,7 @@ lookup_one(struct cache *c, int i, struct auth_ctx *ctx, time_t now)
 		if (now < e.expires) {
 			strlcpy(ctx->canonical, e.canonical,
 			    sizeof(ctx->canonical));
-			addrs_restore(&e, ctx);
+			addrs_restore(&e, &ctx->found);
 			hit = 1;
 		} else if (now < e.expires + c->conf.stale_if_error)
 			stale_note(c, i, ctx, &e, e.canonical);

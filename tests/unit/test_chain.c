@@ -100,6 +100,7 @@ login(const char *user, const char *password)
 	struct auth_ctx		*ctx = calloc(1, sizeof(*ctx));
 	struct auth_verdict	 v;
 	struct imsg		 imsg;
+	struct ibuf		 ibuf;
 	ssize_t			 n;
 	static uint64_t		 id;
 
@@ -122,7 +123,10 @@ login(const char *user, const char *password)
 		usleep(1000);
 	}
 	cr_assert_eq(imsg_get_type(&imsg), IMSG_AUTH_VERDICT);
-	cr_assert_eq(imsg_get_data(&imsg, &v, sizeof(v)), 0);
+	/* the verdict, then addrs_len octets of addresses */
+	cr_assert_eq(imsg_get_ibuf(&imsg, &ibuf), 0);
+	cr_assert_eq(ibuf_get(&ibuf, &v, sizeof(v)), 0);
+	cr_assert_eq(ibuf_size(&ibuf), v.addrs_len);
 	imsg_free(&imsg);
 	cr_assert_eq(v.req_id, id);
 	cr_assert(TAILQ_EMPTY(&wc.pending), "the attempt is finished");
@@ -451,4 +455,71 @@ Test(chain, cache_ignores_a_local_checker)
 	    "checker is kept");
 	dummy_refuses = 1;
 	cr_assert_eq(login("u", "dummy-pw").result, AUTH_FAIL);
+}
+
+/*
+ * A stale cache entry's addresses are the fallback's, not the next
+ * checker's: a checker that decides gives its own addresses (here
+ * none), and only a tempfail answered from the stale entry carries
+ * the entry's.  The first dummy plays the cache's stale note.
+ */
+static int	 dummy_second_tempfails;
+
+static void
+dummy_stale_start(struct checker *c, struct auth_ctx *ctx)
+{
+	struct auth_hints	*h = &ctx->hints;
+	struct timeval		 tv = { 0, 0 };
+
+	(void)c;
+	h->fallback |= 1U << 1;
+	strlcpy(h->fallback_user, ctx->user, sizeof(h->fallback_user));
+	strlcpy(h->fallback_by, "stale-cache", sizeof(h->fallback_by));
+	h->fallback_tag = "stale";
+	cr_assert_eq(auth_found_addr(&h->fallback_found, "old@example.org"), 0);
+	ctx->result = AUTH_FAIL;
+	cr_assert_eq(event_base_once(base, -1, EV_TIMEOUT, dummy_decided, ctx,
+	    &tv), 0);
+}
+
+static void
+dummy_second_start(struct checker *c, struct auth_ctx *ctx)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	(void)c;
+	cr_assert_eq(ctx->found.addrs_len, 0, "a fresh finding per checker");
+	ctx->result = dummy_second_tempfails ? AUTH_TEMPFAIL : AUTH_OK;
+	strlcpy(ctx->canonical, ctx->user, sizeof(ctx->canonical));
+	cr_assert_eq(event_base_once(base, -1, EV_TIMEOUT, dummy_decided, ctx,
+	    &tv), 0);
+}
+
+static const struct checker_ops dummy_stale_ops = {
+	.name = "stale", .kinds = CRED_PASSWORD, .init = dummy_init,
+	.start = dummy_stale_start,
+};
+static const struct checker_ops dummy_second_ops = {
+	.name = "second", .kinds = CRED_PASSWORD, .init = dummy_init,
+	.start = dummy_second_start,
+};
+
+Test(chain, stale_addresses_only_with_the_stale_answer)
+{
+	struct auth_verdict	 v;
+
+	cr_assert_eq(checker_register(CHECKER_DUMMY, &dummy_stale_ops), 0);
+	cr_assert_eq(checker_register(CHECKER_DUMMY_CACHED,
+	    &dummy_second_ops), 0);
+	add_checker("stale", CHECKER_DUMMY);
+	add_checker("second", CHECKER_DUMMY_CACHED);
+	v = login("u", "pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "second");
+	cr_assert_eq(v.addrs_len, 0, "the stale entry's addresses leaked");
+	dummy_second_tempfails = 1;
+	v = login("u", "pw");
+	cr_assert_eq(v.result, AUTH_OK);
+	cr_assert_str_eq(v.checker, "stale-cache");
+	cr_assert_eq(v.addrs_len, strlen("old@example.org") + 1);
 }
