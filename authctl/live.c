@@ -478,6 +478,7 @@ static const char *const penalty_kinds[] = {
 	[PENALTY_KIND_ACCOUNT] = "account",
 	[PENALTY_KIND_KNOWN] = "known",
 	[PENALTY_KIND_REPEATS] = "repeats",
+	[PENALTY_KIND_SENDING] = "sending",
 };
 
 static int
@@ -516,7 +517,7 @@ penalty_list(struct ctl *c, const char *what)
 	while ((n = live_row(&ibuf, IMSG_CTL_PENALTY, &p, sizeof(p))) == 1) {
 		p.what[sizeof(p.what) - 1] = '\0';
 		if (p.kind < PENALTY_KIND_ADDRESS ||
-		    p.kind > PENALTY_KIND_REPEATS)
+		    p.kind > PENALTY_KIND_SENDING)
 			continue;
 		if (rows++ == 0)
 			printf("%-8s %-40s %6s %-8s %-7s %s\n", "kind", "what",
@@ -526,7 +527,8 @@ penalty_list(struct ctl *c, const char *what)
 		    penalty_kinds[p.kind], safe_str(p.what, shown,
 		    sizeof(shown)), p.count,
 		    p.kind == PENALTY_KIND_ADDRESS ? delay : "-",
-		    p.kind == PENALTY_KIND_ACCOUNT ? (p.locked ? "yes" : "no") :
+		    p.kind == PENALTY_KIND_ACCOUNT ||
+		    p.kind == PENALTY_KIND_SENDING ? (p.locked ? "yes" : "no") :
 		    "-", live_time(p.expires, t, sizeof(t)));
 	}
 	if (n == -1)

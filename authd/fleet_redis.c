@@ -54,7 +54,7 @@
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
 #define REDIS_PASSWORD_MAX	512
-#define ARGS_MAX		12
+#define ARGS_MAX		16
 
 enum script_id { S_FAIL, S_LIMIT, S_COUNT, S_NONE = S_COUNT };
 
@@ -84,15 +84,38 @@ static struct script {
 	    "tonumber(redis.call('TIME')[1])+t,ARGV[6]) end "
 	    "return {a,u,t}" },
 	/*
-	 * KEYS: the account's count [, the address's]; ARGV: n, max,
-	 * window.  -> { 0 counted, or the index of the one over }
+	 * KEYS: the account's count, its refusals, its send lock, the
+	 * locked set [, the address's count]; ARGV: n, the account's max
+	 * and window, the address's (a max of 0: no such limit), lock
+	 * after that many refusals (0: never), for so many seconds, the
+	 * user.  -> { 0 counted, 1 the account over, 2 the address;
+	 * the account's refusals }.  The refusal that locks the account
+	 * sets its send lock and enters it in the locked set.
 	 */
 	[S_LIMIT] = { .text = "local n=tonumber(ARGV[1]) "
-	    "for i=1,#KEYS do if tonumber(redis.call('GET',KEYS[i]) or 0)+n"
-	    ">tonumber(ARGV[2]) then return {i} end end "
-	    "for i=1,#KEYS do redis.call('INCRBY',KEYS[i],n) "
-	    "if redis.call('TTL',KEYS[i])<0 then "
-	    "redis.call('EXPIRE',KEYS[i],ARGV[3]) end end return {0}" },
+	    "local um=tonumber(ARGV[2]) local am=tonumber(ARGV[4]) "
+	    "local a=#KEYS>4 and am>0 local o=0 "
+	    "if um>0 and tonumber(redis.call('GET',KEYS[1]) or 0)+n>um "
+	    "then o=1 elseif a and "
+	    "tonumber(redis.call('GET',KEYS[5]) or 0)+n>am then o=2 end "
+	    "if o==0 then "
+	    "if um>0 then redis.call('INCRBY',KEYS[1],n) "
+	    "if redis.call('TTL',KEYS[1])<0 then "
+	    "redis.call('EXPIRE',KEYS[1],ARGV[3]) end end "
+	    "if a then redis.call('INCRBY',KEYS[5],n) "
+	    "if redis.call('TTL',KEYS[5])<0 then "
+	    "redis.call('EXPIRE',KEYS[5],ARGV[5]) end end "
+	    "return {0,0} end "
+	    "local r=0 "
+	    "if o==1 and tonumber(ARGV[6])>0 then "
+	    "r=redis.call('INCR',KEYS[2]) "
+	    "if redis.call('TTL',KEYS[2])<0 then "
+	    "redis.call('EXPIRE',KEYS[2],ARGV[3]) end "
+	    "if r==tonumber(ARGV[6]) then "
+	    "redis.call('SET',KEYS[3],1,'EX',ARGV[7]) "
+	    "redis.call('ZADD',KEYS[4],'GT',tonumber(redis.call('TIME')[1])"
+	    "+tonumber(ARGV[7]),ARGV[8]) end end "
+	    "return {o,r}" },
 };
 
 /* One request in flight; outlives its fleet_req if it times out. */
@@ -609,6 +632,8 @@ call_answer(struct call *c, const redisReply *reply)
 	case FLEET_CHECK:
 		r->account_count = a < 0 ? 0 : (uint32_t)a;
 		r->known = b > 0;
+		/* this node's own lock stands, made in an outage */
+		r->hard = r->hard || reply_int(reply, 2) > 0;
 		break;
 	case FLEET_FAIL:
 		r->addr_count = a < 0 ? 0 : (uint32_t)a;
@@ -620,6 +645,7 @@ call_answer(struct call *c, const redisReply *reply)
 		if (a > 0 && r->over == 0)
 			fleet_local_limit_undo(r);
 		r->over = a > 0 ? (int)a : 0;
+		r->refusals = b < 0 ? 0 : (uint32_t)b;
 		break;
 	case FLEET_OK:
 		break;
@@ -740,10 +766,11 @@ call_build(struct call *c, const struct fleet_req *r)
 
 	switch (r->op) {
 	case FLEET_CHECK:
-		c->script = S_NONE;	/* MGET account known */
-		c->nkeys = 2;
+		c->script = S_NONE;	/* MGET account known sendlock */
+		c->nkeys = 3;
 		call_arg(c, KEY_PREFIX "u:", r->user, NULL);
 		call_arg(c, KEY_PREFIX "k:", r->user, r->addr);
+		call_arg(c, KEY_PREFIX "h:", r->user, NULL);
 		break;
 	case FLEET_FAIL:
 		c->script = S_FAIL;
@@ -762,13 +789,21 @@ call_build(struct call *c, const struct fleet_req *r)
 		fatalx("%s: FLEET_OK goes by redis_ok()", __func__);
 	case FLEET_LIMIT:
 		c->script = S_LIMIT;
-		c->nkeys = r->addr[0] != '\0' ? 2 : 1;
+		c->nkeys = r->addr[0] != '\0' ? 5 : 4;
 		call_arg(c, limit_key(r->kind, 1), r->user, NULL);
+		call_arg(c, KEY_PREFIX "lx:", r->user, NULL);
+		call_arg(c, KEY_PREFIX "h:", r->user, NULL);
+		call_arg(c, LOCKED_SET, "", NULL);
 		if (r->addr[0] != '\0')
 			call_arg(c, limit_key(r->kind, 0), r->addr, NULL);
 		call_num(c, r->n);
 		call_num(c, r->max);
 		call_num(c, r->window);
+		call_num(c, r->addr_max);
+		call_num(c, r->addr_window);
+		call_num(c, r->lock_after);
+		call_num(c, r->lock_for);
+		call_arg(c, "", r->user, NULL);
 		break;
 	}
 }
@@ -823,8 +858,17 @@ fleet_redis_clear(const char *what)
 {
 	if (!fleet_redis_usable() || what[0] == '\0')
 		return;
-	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s %s%s",
-	    KEY_PREFIX "a:", what, KEY_PREFIX "u:", what);
+	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s %s%s %s%s %s%s",
+	    KEY_PREFIX "a:", what, KEY_PREFIX "u:", what, KEY_PREFIX "h:",
+	    what, KEY_PREFIX "lx:", what);
 	redisAsyncCommand(rs.ac, NULL, NULL, "ZREM %s %s", LOCKED_SET, what);
 	redis_publish("U", what, 0);
+}
+
+/* This node's refusal locked user: the others hear it. */
+void
+fleet_redis_lock_news(const char *user, time_t until)
+{
+	if (fleet_redis_usable())
+		redis_publish("L", user, (long long)until);
 }

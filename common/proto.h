@@ -290,6 +290,8 @@ enum ctl_penalty_kind {
 	PENALTY_KIND_ACCOUNT,		/* failures of an account */
 	PENALTY_KIND_KNOWN,		/* an address that logged in as it */
 	PENALTY_KIND_REPEATS,		/* wrong passwords remembered */
+	PENALTY_KIND_SENDING,		/* locked for going on over its
+					   sending limit (limit lock-after) */
 };
 struct ctl_penalty {
 	char		what[320];	/* address, user, "user address" */
