@@ -604,7 +604,7 @@ user_limits(struct ctl *ctl, int argc, char *argv[])
 		want.limits[k].mode = -1;
 	for (i = 2; i < argc; )
 		if (limit_parse(&want, argc, argv, &i) == -1)
-			return EXIT_USAGE;
+			return EXIT_ERROR;
 	if ((rv = ctl_open(ctl, argc > 2 ? CTL_WRITE : CTL_READ)) != 0)
 		return ctl_close(ctl, rv);
 	if (argc > 2 && store_layout(ctl->st) < 3) {
