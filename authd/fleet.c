@@ -276,11 +276,12 @@ fleet_local_limit_undo(const struct fleet_req *r)
 	struct entry	*e;
 	time_t		 now = time(NULL);
 
-	if ((e = entry_get(limit_kind_user(r->kind), r->user, now, 0)) !=
-	    NULL && e->count >= r->n)
+	if (r->max > 0 && (e = entry_get(limit_kind_user(r->kind), r->user,
+	    now, 0)) != NULL && e->count >= r->n)
 		e->count -= r->n;
-	if (r->addr[0] != '\0' && (e = entry_get(limit_kind_addr(r->kind),
-	    r->addr, now, 0)) != NULL && e->count >= r->n)
+	if (r->addr[0] != '\0' && r->addr_max > 0 &&
+	    (e = entry_get(limit_kind_addr(r->kind), r->addr, now, 0)) !=
+	    NULL && e->count >= r->n)
 		e->count -= r->n;
 }
 
