@@ -22,11 +22,13 @@ Redis and HAProxy are started once for this module.
 
 import os
 import re
+import struct
 import subprocess
 import time
 import unittest
 
 from daemon import BUILD, Daemon
+from test_authctl import LMDB_PYTHON, StoreTest, lmdb_put
 from test_fleet import Balancer
 from test_penalty import Client, can_bind, counters, one_attempt
 from test_proxy import HAPROXY
@@ -292,3 +294,36 @@ class TestOneNode(unittest.TestCase):
             self.assertTrue(r.startswith("235 "), r)
         finally:
             d.stop()
+
+
+@unittest.skipUnless(LMDB_PYTHON, "needs python3-lmdb to write a layout 2 "
+                     "store (make deps)")
+class TestUpgrade(StoreTest):
+    """A layout 2 store holds no limits until authctl upgrade makes it
+    layout 3, keeping its users and secret."""
+
+    def test_layout_2_to_3(self):
+        os.mkdir(self.db, 0o700)
+        v2 = bytes([2, 0]) + struct.pack("<qq", 1, 1) + bytes([0, 0, 0, 0])
+        lmdb_put(self.db, [("meta", b"layout", b"2"),
+                           ("meta", b"secret", bytes(range(32))),
+                           ("users", b"old@example.org", v2)], create=True)
+        rc, out, err = self.ctl("user", "limits", "old@example.org",
+                                "messages", "5", "per", "1h")
+        self.assertEqual(rc, 1)
+        self.assertIn("has layout 2, which holds no sending limits: run "
+                      "authctl upgrade", err)
+        rc, out, err = self.ctl("user", "limits", "old@example.org")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertIn("limit messages: default\n", out)
+        rc, out, err = self.ctl("upgrade")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertRegex(out, r"layout 2 -> 3, 1 users rewritten\n$")
+        rc, out, err = self.ctl("user", "limits", "old@example.org",
+                                "messages", "5", "per", "90m",
+                                "recipients", "none")
+        self.assertEqual((rc, err), (0, ""))
+        rc, out, err = self.ctl("user", "show", "old@example.org")
+        self.assertIn("limit messages: 5 per 90m\nlimit recipients: none\n",
+                      out)
+        self.assertEqual(self.ctl("upgrade")[1].split()[-1], "already")

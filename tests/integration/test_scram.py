@@ -432,9 +432,9 @@ class TestAppPasswords(unittest.TestCase):
 
 
 class TestStore(unittest.TestCase):
-    def test_upgrade_of_a_layout_2_store_says_so(self):
+    def test_upgrade_of_a_layout_3_store_says_so(self):
         p = authctl("upgrade")
-        self.assertIn("has layout 2 already", p.stdout)
+        self.assertIn("has layout 3 already", p.stdout)
 
     def test_import_replace_drops_the_old_scram_keys(self):
         authctl("user", "add", "--password-stdin", "erin", stdin="old-pw\n")
