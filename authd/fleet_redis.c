@@ -24,7 +24,8 @@
  *
  * What goes to Redis: an address's and an account's failure counts, the
  * addresses that logged in as an account, the locked accounts, the
- * sending counts.  Never a password or a hash of one: the repeat
+ * sending counts, an account's refusals by its limit and its lock for
+ * them (limit ... lock-after).  Never a password or a hash of one: the repeat
  * hashes stay on the node.  hiredis 0.14 (Debian 12) has no TLS: use a
  * Unix socket or a trusted network (portcullis.conf(5)).
  */
