@@ -479,6 +479,7 @@ static const char *const penalty_kinds[] = {
 	[PENALTY_KIND_ACCOUNT] = "account",
 	[PENALTY_KIND_KNOWN] = "known",
 	[PENALTY_KIND_REPEATS] = "repeats",
+	[PENALTY_KIND_SENDING] = "sending",
 };
 
 static int
@@ -519,7 +520,8 @@ penalty_row(const struct ctl_penalty *p, int first)
 	printf("%-6s %-8s %-40s %6u %-8s %-7s %s\n", penalty_where[p->where],
 	    penalty_kinds[p->kind], safe_str(p->what, shown, sizeof(shown)),
 	    p->count, p->kind == PENALTY_KIND_ADDRESS ? delay : "-",
-	    p->kind == PENALTY_KIND_ACCOUNT ? (p->locked ? "yes" : "no") : "-",
+	    p->kind == PENALTY_KIND_ACCOUNT || p->kind == PENALTY_KIND_SENDING ?
+	    (p->locked ? "yes" : "no") : "-",
 	    live_time(p->expires, t, sizeof(t)));
 }
 
@@ -545,7 +547,7 @@ penalty_list(struct ctl *c, const char *what)
 			continue;
 		}
 		if (p.kind < PENALTY_KIND_ADDRESS ||
-		    p.kind > PENALTY_KIND_REPEATS ||
+		    p.kind > PENALTY_KIND_SENDING ||
 		    p.where > PENALTY_WHERE_SHARED)
 			continue;
 		penalty_row(&p, rows++ == 0);

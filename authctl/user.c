@@ -56,6 +56,8 @@ static const struct option list_opts[] = {
 	{ NULL,			0,			NULL, 0 }
 };
 
+static void	limits_print(const struct store_user *);
+
 static const struct option no_opts[] = {
 	{ NULL,			0,			NULL, 0 }
 };
@@ -450,8 +452,180 @@ user_show(struct ctl *ctl, int argc, char *argv[])
 	else
 		printf("scram-sha-256: no\n");
 	printf("app passwords: %zu\n", u.napps);
+	limits_print(&u);
 	explicit_bzero(&u, sizeof(u));
 	return ctl_close(ctl, 0);
+}
+
+/* A duration as "90", "90s", "15m", "1h" or "1d": seconds, or -1. */
+static long long
+duration_parse(const char *s)
+{
+	static const struct { char unit; long long mult; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	const char	*errstr;
+	char		 num[16];
+	size_t		 len = strlen(s), i;
+	long long	 mult = 1, n;
+
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, s, len + 1);
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (num[len - 1] == units[i].unit) {
+			mult = units[i].mult;
+			num[--len] = '\0';
+			break;
+		}
+	n = strtonum(num, 1, STORE_LIMIT_WINDOW_MAX, &errstr);
+	if (errstr != NULL || n > STORE_LIMIT_WINDOW_MAX / mult)
+		return -1;
+	return n * mult;
+}
+
+/* A window in the largest unit that divides it: "1h", "90m". */
+static void
+duration_format(uint32_t s, char *buf, size_t len)
+{
+	if (s % 86400 == 0)
+		snprintf(buf, len, "%ud", s / 86400);
+	else if (s % 3600 == 0)
+		snprintf(buf, len, "%uh", s / 3600);
+	else if (s % 60 == 0)
+		snprintf(buf, len, "%um", s / 60);
+	else
+		snprintf(buf, len, "%us", s);
+}
+
+/* "default", "none" or "500 per 1h", as user limits takes it. */
+static const char *
+limit_format(const struct store_limit *l, char *buf, size_t len)
+{
+	char	 win[24];
+
+	if (l->mode == STORE_LIMIT_NONE)
+		return "none";
+	if (l->mode != STORE_LIMIT_VALUE)
+		return "default";
+	duration_format(l->window, win, sizeof(win));
+	snprintf(buf, len, "%u per %s", l->max, win);
+	return buf;
+}
+
+static const char *const limit_words[STORE_LIMIT_KINDS] = {
+	[STORE_LIMIT_MESSAGES] = "messages",
+	[STORE_LIMIT_RECIPIENTS] = "recipients",
+};
+
+/*
+ * KIND default | none | NUMBER per DURATION, from argv[*i] on, into
+ * u->limits; *i moves past it.  0, or -1 after a message.
+ */
+static int
+limit_parse(struct store_user *u, int argc, char *argv[], int *i)
+{
+	struct store_limit	 l;
+	const char		*errstr;
+	int			 k;
+	long long		 w;
+
+	for (k = 0; k < STORE_LIMIT_KINDS; k++)
+		if (strcmp(argv[*i], limit_words[k]) == 0)
+			break;
+	if (k == STORE_LIMIT_KINDS) {
+		warnx("user limits: unknown kind \"%s\": want messages or "
+		    "recipients", argv[*i]);
+		return -1;
+	}
+	memset(&l, 0, sizeof(l));
+	if (*i + 1 >= argc) {
+		warnx("user limits: %s: want default, none or NUMBER per "
+		    "DURATION", argv[*i]);
+		return -1;
+	}
+	if (strcmp(argv[*i + 1], "default") == 0 ||
+	    strcmp(argv[*i + 1], "none") == 0) {
+		l.mode = argv[*i + 1][0] == 'd' ? STORE_LIMIT_DEFAULT :
+		    STORE_LIMIT_NONE;
+		*i += 2;
+		u->limits[k] = l;
+		return 0;
+	}
+	if (*i + 3 >= argc || strcmp(argv[*i + 2], "per") != 0) {
+		warnx("user limits: %s: want default, none or NUMBER per "
+		    "DURATION", argv[*i]);
+		return -1;
+	}
+	l.mode = STORE_LIMIT_VALUE;
+	l.max = (uint32_t)strtonum(argv[*i + 1], 1, STORE_LIMIT_MAX, &errstr);
+	if (errstr != NULL) {
+		warnx("user limits: %s: the number must be between 1 and %d "
+		    "(none: no limit)", argv[*i], STORE_LIMIT_MAX);
+		return -1;
+	}
+	if ((w = duration_parse(argv[*i + 3])) == -1) {
+		warnx("user limits: %s: \"%s\" is not a duration between 1s "
+		    "and %dd (like 30m, 1h, 1d)", argv[*i], argv[*i + 3],
+		    STORE_LIMIT_WINDOW_MAX / 86400);
+		return -1;
+	}
+	l.window = (uint32_t)w;
+	*i += 4;
+	u->limits[k] = l;
+	return 0;
+}
+
+static void
+limits_print(const struct store_user *u)
+{
+	char	 buf[64];
+
+	for (int k = 0; k < STORE_LIMIT_KINDS; k++)
+		printf("limit %s: %s\n", limit_words[k],
+		    limit_format(&u->limits[k], buf, sizeof(buf)));
+}
+
+/*
+ * limits name [messages ...] [recipients ...]: set the user's own
+ * sending limits (authd reads them at the next message: no reload),
+ * or show them.  A kind not named keeps its value.
+ */
+static int
+user_limits(struct ctl *ctl, int argc, char *argv[])
+{
+	struct store_user	 u, want;
+	int			 i, rv;
+
+	if (argc < 2 || argv[1][0] == '-')
+		usage();
+	memset(&want, 0, sizeof(want));
+	for (int k = 0; k < STORE_LIMIT_KINDS; k++)
+		want.limits[k].mode = -1;
+	for (i = 2; i < argc; )
+		if (limit_parse(&want, argc, argv, &i) == -1)
+			return EXIT_ERROR;
+	if ((rv = ctl_open(ctl, argc > 2 ? CTL_WRITE : CTL_READ)) != 0)
+		return ctl_close(ctl, rv);
+	if (argc > 2 && store_layout(ctl->st) < 3) {
+		warnx("store %s has layout %d, which holds no sending limits: "
+		    "run authctl upgrade", ctl->storedir,
+		    store_layout(ctl->st));
+		return ctl_close(ctl, EXIT_ERROR);
+	}
+	if ((rv = user_get(ctl, argv[1], &u)) != 0)
+		return ctl_close(ctl, rv);
+	if (argc == 2) {
+		printf("name: %s\n", u.name);
+		limits_print(&u);
+		explicit_bzero(&u, sizeof(u));
+		return ctl_close(ctl, 0);
+	}
+	for (int k = 0; k < STORE_LIMIT_KINDS; k++)
+		if (want.limits[k].mode != -1)
+			u.limits[k] = want.limits[k];
+	u.changed = 0;
+	return ctl_close(ctl, user_put(ctl, &u, STORE_REPLACE_ONLY));
 }
 
 struct listing {
@@ -462,6 +636,7 @@ struct listing {
 		char	*addrs;
 		int	 locked;
 		int64_t	 created, changed;
+		struct store_limit limits[STORE_LIMIT_KINDS];
 	}		*rows;
 	size_t		 nrows, cap;
 	int		 nomem;
@@ -500,6 +675,7 @@ list_cb(const struct store_user *u, void *arg)
 		(void)strlcat(r->addrs, u->addrs[i], len);
 	}
 	r->locked = u->locked;
+	memcpy(r->limits, u->limits, sizeof(r->limits));
 	r->created = u->created;
 	r->changed = u->changed;
 	l->nrows++;
@@ -510,7 +686,7 @@ static int
 user_list(struct ctl *ctl, int argc, char *argv[])
 {
 	struct listing	 l;
-	char		 err[512], t1[64], t2[64];
+	char		 err[512], t1[64], t2[64], m[64], r[64];
 	size_t		 i;
 	int		 ch, rv, w = (int)strlen("NAME");
 
@@ -539,13 +715,18 @@ user_list(struct ctl *ctl, int argc, char *argv[])
 		if ((int)strlen(l.rows[i].name) > w)
 			w = (int)strlen(l.rows[i].name);
 	if (l.nrows > 0)
-		printf("%-*s  %-6s  %-20s  %-20s  %s\n", w, "NAME", "LOCKED",
-		    "CREATED", "CHANGED", "ADDRESSES");
+		printf("%-*s  %-6s  %-20s  %-20s  %-16s  %-16s  %s\n", w,
+		    "NAME", "LOCKED", "CREATED", "CHANGED", "MESSAGES",
+		    "RECIPIENTS", "ADDRESSES");
 	for (i = 0; i < l.nrows; i++) {
-		printf("%-*s  %-6s  %-20s  %-20s  %s\n", w, l.rows[i].name,
-		    l.rows[i].locked ? "yes" : "no",
+		printf("%-*s  %-6s  %-20s  %-20s  %-16s  %-16s  %s\n", w,
+		    l.rows[i].name, l.rows[i].locked ? "yes" : "no",
 		    fmt_time(l.rows[i].created, t1, sizeof(t1)),
 		    fmt_time(l.rows[i].changed, t2, sizeof(t2)),
+		    limit_format(&l.rows[i].limits[STORE_LIMIT_MESSAGES], m,
+		    sizeof(m)),
+		    limit_format(&l.rows[i].limits[STORE_LIMIT_RECIPIENTS], r,
+		    sizeof(r)),
 		    l.rows[i].addrs[0] != '\0' ? l.rows[i].addrs : "-");
 		free(l.rows[i].name);
 		free(l.rows[i].addrs);
@@ -555,7 +736,7 @@ user_list(struct ctl *ctl, int argc, char *argv[])
 }
 
 /*
- * upgrade: a layout 1 store to layout 2, in place, in one
+ * upgrade: a layout 1 or 2 store to layout 3, in place, in one
  * transaction.  Explicit, not done on the first write: the
  * portcullis that made the store refuses it afterwards, so the
  * administrator decides when (after upgrading every authd).
@@ -565,7 +746,7 @@ cmd_upgrade(struct ctl *ctl, int argc, char *argv[])
 {
 	char	 err[512];
 	size_t	 n;
-	int	 rv;
+	int	 rv, was;
 
 	(void)argv;
 	if (argc != 1)
@@ -577,13 +758,15 @@ cmd_upgrade(struct ctl *ctl, int argc, char *argv[])
 		    store_layout(ctl->st));
 		return ctl_close(ctl, 0);
 	}
+	was = store_layout(ctl->st);
 	if (store_upgrade(ctl->st, &n, err, sizeof(err)) == -1) {
 		warnx("%s", err);
 		return ctl_close(ctl, EXIT_ERROR);
 	}
-	printf("store %s: layout 1 -> %d, %zu users rewritten; they have no "
-	    "SCRAM keys until their password is set again (authctl user "
-	    "list --missing-scram)\n", ctl->storedir, STORE_LAYOUT, n);
+	printf("store %s: layout %d -> %d, %zu users rewritten%s\n",
+	    ctl->storedir, was, STORE_LAYOUT, n, was > 1 ? "" :
+	    "; they have no SCRAM keys until their password is set again "
+	    "(authctl user list --missing-scram)");
 	return ctl_close(ctl, 0);
 }
 
@@ -603,6 +786,7 @@ static const struct ctl_cmd user_commands[] = {
 	{ "add",	user_add },
 	{ "del",	user_del },
 	{ "import",	cmd_import },
+	{ "limits",	user_limits },
 	{ "list",	user_list },
 	{ "lock",	user_lock_cmd },
 	{ "passwd",	user_passwd },

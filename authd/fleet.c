@@ -43,6 +43,8 @@ enum entry_kind {
 	E_LIMIT_USER_MSG,
 	E_LIMIT_ADDR_MSG,
 	E_LOCKED,		/* an account Redis says is locked */
+	E_LIMIT_REFUSED,	/* an account's refusals, for lock-after */
+	E_SENDLOCK,		/* locked for going on over its limit */
 };
 
 struct entry {
@@ -63,7 +65,8 @@ const struct fleet_counter_name fleet_counter_names[] = {
 	C(auth_failures), C(auth_delayed), C(auth_repeats), C(auth_trusted),
 	C(account_locks), C(account_refused), C(account_known_passed),
 	C(limit_recipients_refused), C(limit_messages_refused),
-	C(limit_tempfail), C(state_shared), C(state_local), C(state_errors),
+	C(limit_tempfail), C(limit_locks), C(limit_lock_refused),
+	C(state_shared), C(state_local), C(state_errors),
 	C(state_outages), C(state_reconnects), C(table_evictions),
 	{ NULL, 0 }
 };
@@ -186,6 +189,7 @@ local_check(struct fleet_req *r, time_t now)
 	char	 pair[400];
 
 	r->account_count = entry_count(E_ACCOUNT, r->user, now);
+	r->hard = entry_get(E_SENDLOCK, r->user, now, 0) != NULL;
 	r->known = pair_key(r->user, r->addr, pair, sizeof(pair)) == 0 &&
 	    entry_get(E_KNOWN, pair, now, 0) != NULL;
 }
@@ -236,23 +240,33 @@ limit_kind_addr(enum limit_kind k)
 	return k == LIMIT_RECIPIENTS ? E_LIMIT_ADDR_RCPT : E_LIMIT_ADDR_MSG;
 }
 
-/* Over for the account (1) or the address (2); else counted. */
+/*
+ * Over for the account (1) or the address (2), each against its own
+ * limit (0: none); else counted.  An account's refusal is counted
+ * too when refusals may lock it.
+ */
 static void
 local_limit(struct fleet_req *r, time_t now)
 {
-	if (entry_count(limit_kind_user(r->kind), r->user, now) + r->n >
-	    r->max)
+	int	 addr = r->addr[0] != '\0' && r->addr_max > 0;
+
+	if (r->max > 0 && entry_count(limit_kind_user(r->kind), r->user,
+	    now) + r->n > r->max)
 		r->over = 1;
-	else if (r->addr[0] != '\0' && entry_count(limit_kind_addr(r->kind),
-	    r->addr, now) + r->n > r->max)
+	else if (addr && entry_count(limit_kind_addr(r->kind), r->addr,
+	    now) + r->n > r->addr_max)
 		r->over = 2;
+	if (r->over == 1 && r->lock_after > 0)
+		r->refusals = entry_add(E_LIMIT_REFUSED, r->user, now, 1,
+		    r->window, 0);
 	if (r->over)
 		return;
-	(void)entry_add(limit_kind_user(r->kind), r->user, now, r->n,
-	    r->window, 0);
-	if (r->addr[0] != '\0')
-		(void)entry_add(limit_kind_addr(r->kind), r->addr, now, r->n,
+	if (r->max > 0)
+		(void)entry_add(limit_kind_user(r->kind), r->user, now, r->n,
 		    r->window, 0);
+	if (addr)
+		(void)entry_add(limit_kind_addr(r->kind), r->addr, now, r->n,
+		    r->addr_window, 0);
 }
 
 /* Redis refused what we counted here: take it back. */
@@ -262,11 +276,12 @@ fleet_local_limit_undo(const struct fleet_req *r)
 	struct entry	*e;
 	time_t		 now = time(NULL);
 
-	if ((e = entry_get(limit_kind_user(r->kind), r->user, now, 0)) !=
-	    NULL && e->count >= r->n)
+	if (r->max > 0 && (e = entry_get(limit_kind_user(r->kind), r->user,
+	    now, 0)) != NULL && e->count >= r->n)
 		e->count -= r->n;
-	if (r->addr[0] != '\0' && (e = entry_get(limit_kind_addr(r->kind),
-	    r->addr, now, 0)) != NULL && e->count >= r->n)
+	if (r->addr[0] != '\0' && r->addr_max > 0 &&
+	    (e = entry_get(limit_kind_addr(r->kind), r->addr, now, 0)) !=
+	    NULL && e->count >= r->n)
 		e->count -= r->n;
 }
 
@@ -311,10 +326,31 @@ fleet_lock_note(const char *user, time_t until)
 void
 fleet_lock_drop(const char *user)
 {
+	static const int kinds[] = { E_LOCKED, E_SENDLOCK, E_LIMIT_REFUSED };
 	struct entry	*e;
 
-	if ((e = entry_get(E_LOCKED, user, time(NULL), 0)) != NULL)
-		entry_remove(e);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if ((e = entry_get(kinds[i], user, time(NULL), 0)) != NULL)
+			entry_remove(e);
+}
+
+/*
+ * r's account went on over its limit: locked until then, here, and
+ * (Redis's script set it there already) the other nodes are told.
+ */
+void
+fleet_sendlock(const struct fleet_req *r, time_t until)
+{
+	struct entry	*e;
+
+	if ((e = entry_get(E_SENDLOCK, r->user, time(NULL), 1)) != NULL) {
+		e->count = 1;
+		e->expires = until;
+	}
+	if (r->shared) {
+		fleet_lock_note(r->user, until);
+		fleet_redis_lock_news(r->user, until);
+	}
 }
 
 /*
@@ -427,7 +463,10 @@ entry_matches(const struct entry *e, const char *what)
 	    strcmp(e->key + strlen(e->key) - n, what) == 0);
 }
 
-/* For authctl penalty list: this node's penalties (not the limits). */
+/*
+ * For authctl penalty list: this node's penalties and accounts locked
+ * by their limit (not the sending counts).
+ */
 void
 fleet_list(const char *what, void (*row)(const struct ctl_penalty *, void *),
     void *arg)
@@ -441,11 +480,14 @@ fleet_list(const char *what, void (*row)(const struct ctl_penalty *, void *),
 			entry_remove(e);
 			continue;
 		}
-		if (e->kind > E_REPEATS || !entry_matches(e, what))
+		if ((e->kind > E_REPEATS && e->kind != E_SENDLOCK) ||
+		    !entry_matches(e, what))
 			continue;
 		memset(&p, 0, sizeof(p));
 		strlcpy(p.what, e->key, sizeof(p.what));
-		p.kind = (uint32_t)e->kind;
+		p.kind = e->kind == E_SENDLOCK ? PENALTY_KIND_SENDING :
+		    (uint32_t)e->kind;
+		p.locked = e->kind == E_SENDLOCK;
 		p.count = e->kind == E_REPEATS ? (uint32_t)e->nhash : e->count;
 		p.expires = (int64_t)e->expires;
 		if (e->kind == E_ADDRESS)
@@ -465,9 +507,9 @@ fleet_clear(const char *what)
 	uint32_t	 n = 0;
 
 	RB_FOREACH_SAFE(e, entry_tree, &entries, next)
-		if ((e->kind <= E_REPEATS || e->kind == E_LOCKED) &&
+		if ((e->kind <= E_REPEATS || e->kind >= E_LOCKED) &&
 		    entry_matches(e, what)) {
-			if (e->kind != E_LOCKED)
+			if (e->kind != E_LOCKED && e->kind != E_LIMIT_REFUSED)
 				n++;
 			entry_remove(e);
 		}

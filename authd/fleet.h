@@ -36,6 +36,9 @@ struct fleet_counters {
 	uint64_t	limit_recipients_refused;
 	uint64_t	limit_messages_refused;
 	uint64_t	limit_tempfail;		/* no answer: fail-closed */
+	uint64_t	limit_locks;		/* accounts locked for going
+						   on over their limit */
+	uint64_t	limit_lock_refused;	/* logins refused for it */
 	uint64_t	state_shared;		/* answered by Redis */
 	uint64_t	state_local;		/* by this node: Redis down */
 	uint64_t	state_errors;		/* Redis errors and timeouts */
@@ -67,16 +70,24 @@ struct fleet_req {
 	/* FLEET_FAIL */
 	int			 grow_addr;
 	int			 count_account;
-	/* FLEET_LIMIT */
+	/* FLEET_LIMIT: the account's limit (the user's own or the
+	   default) and the address's (the default) */
 	enum limit_kind		 kind;
 	uint32_t		 n;
 	uint32_t		 max;		/* 0: no limit */
 	int			 window;	/* seconds */
+	uint32_t		 addr_max;	/* 0: no limit */
+	int			 addr_window;
+	int			 lock_after;	/* refusals; 0: never */
+	int			 lock_for;	/* seconds */
 	/* answers */
 	uint32_t		 addr_count;
 	uint32_t		 account_count;
 	int			 known;
 	int			 over;		/* LIMIT: 1 account, 2 address */
+	uint32_t		 refusals;	/* LIMIT: the account's, with
+						   lock_after */
+	int			 hard;		/* CHECK: locked by its limit */
 	int			 shared;	/* Redis answered */
 	int			 failed;	/* nobody could: fail-closed */
 	/* the caller's */
@@ -100,6 +111,7 @@ uint32_t fleet_clear(const char *what);
 uint32_t fleet_delay(const struct portcullis_conf *, uint32_t failures);
 void	fleet_lock_note(const char *user, time_t until);
 void	fleet_lock_drop(const char *user);
+void	fleet_sendlock(const struct fleet_req *, time_t until);
 
 /* fleet_redis.c */
 void	fleet_redis_configure(const struct portcullis_conf *);
@@ -114,6 +126,7 @@ int	fleet_redis_list(const char *what, uint32_t max,
 	    void (*done)(void *, int), void *arg);
 int	fleet_redis_clear(const char *what, void (*done)(void *, long long),
 	    void *arg);
+void	fleet_redis_lock_news(const char *user, time_t until);
 
 /* lockmsg.c: "L UNTIL USER" or "U USER"; 'L', 'U' or -1 */
 int	lockmsg_parse(const char *, size_t, char *user, size_t userlen,

@@ -24,7 +24,8 @@
  *
  * What goes to Redis: an address's and an account's failure counts, the
  * addresses that logged in as an account, the locked accounts, the
- * sending counts.  Never a password or a hash of one: the repeat
+ * sending counts, an account's refusals by its limit and its lock for
+ * them (limit ... lock-after).  Never a password or a hash of one: the repeat
  * hashes stay on the node.  hiredis 0.14 (Debian 12) has no TLS: use a
  * Unix socket or a trusted network (portcullis.conf(5)).
  */
@@ -53,7 +54,7 @@
 #define LOCKED_SET		KEY_PREFIX "locked"
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
-#define ARGS_MAX		12
+#define ARGS_MAX		16
 #define ADMIN_TIMEOUT_MS	5000	/* authctl's list and clear */
 
 enum script_id { S_FAIL, S_LIMIT, S_LIST, S_CLEAR, S_COUNT,
@@ -85,20 +86,44 @@ static struct script {
 	    "tonumber(redis.call('TIME')[1])+t,ARGV[6]) end "
 	    "return {a,u,t}" },
 	/*
-	 * KEYS: the account's count [, the address's]; ARGV: n, max,
-	 * window.  -> { 0 counted, or the index of the one over }
+	 * KEYS: the account's count, its refusals, its send lock, the
+	 * locked set [, the address's count]; ARGV: n, the account's max
+	 * and window, the address's (a max of 0: no such limit), lock
+	 * after that many refusals (0: never), for so many seconds, the
+	 * user.  -> { 0 counted, 1 the account over, 2 the address;
+	 * the account's refusals }.  The refusal that locks the account
+	 * sets its send lock and enters it in the locked set.
 	 */
 	[S_LIMIT] = { .text = "local n=tonumber(ARGV[1]) "
-	    "for i=1,#KEYS do if tonumber(redis.call('GET',KEYS[i]) or 0)+n"
-	    ">tonumber(ARGV[2]) then return {i} end end "
-	    "for i=1,#KEYS do redis.call('INCRBY',KEYS[i],n) "
-	    "if redis.call('TTL',KEYS[i])<0 then "
-	    "redis.call('EXPIRE',KEYS[i],ARGV[3]) end end return {0}" },
+	    "local um=tonumber(ARGV[2]) local am=tonumber(ARGV[4]) "
+	    "local a=#KEYS>4 and am>0 local o=0 "
+	    "if um>0 and tonumber(redis.call('GET',KEYS[1]) or 0)+n>um "
+	    "then o=1 elseif a and "
+	    "tonumber(redis.call('GET',KEYS[5]) or 0)+n>am then o=2 end "
+	    "if o==0 then "
+	    "if um>0 then redis.call('INCRBY',KEYS[1],n) "
+	    "if redis.call('TTL',KEYS[1])<0 then "
+	    "redis.call('EXPIRE',KEYS[1],ARGV[3]) end end "
+	    "if a then redis.call('INCRBY',KEYS[5],n) "
+	    "if redis.call('TTL',KEYS[5])<0 then "
+	    "redis.call('EXPIRE',KEYS[5],ARGV[5]) end end "
+	    "return {0,0} end "
+	    "local r=0 "
+	    "if o==1 and tonumber(ARGV[6])>0 then "
+	    "r=redis.call('INCR',KEYS[2]) "
+	    "if redis.call('TTL',KEYS[2])<0 then "
+	    "redis.call('EXPIRE',KEYS[2],ARGV[3]) end "
+	    "if r==tonumber(ARGV[6]) then "
+	    "redis.call('SET',KEYS[3],1,'EX',ARGV[7]) "
+	    "redis.call('ZADD',KEYS[4],'GT',tonumber(redis.call('TIME')[1])"
+	    "+tonumber(ARGV[7]),ARGV[8]) end end "
+	    "return {o,r}" },
 	/*
 	 * authctl penalty list.  ARGV: the prefix, the address or user
 	 * ("" everything), the most rows.  -> { kind, name, count, seconds
 	 * to live } per key: 1 an address's failures, 2 an account's, 3
-	 * an address known for an account ("user address").  A name is
+	 * an address known for an account ("user address"), 5 an account
+	 * locked for going on over its sending limit.  A name is
 	 * looked up directly; everything is a SCAN, run in the script, so
 	 * it holds Redis for as long as its keys take to walk.
 	 */
@@ -113,11 +138,13 @@ static struct script {
 	    "for _,k in ipairs(r[2]) do add(kind,k) end "
 	    "until cur=='0' or n>=max end "
 	    "if w=='' then scan(1,P..'a:*') scan(2,P..'u:*') scan(3,P..'k:*') "
-	    "else add(1,P..'a:'..w) add(2,P..'u:'..w) end return out" },
+	    "scan(5,P..'h:*') else add(1,P..'a:'..w) add(2,P..'u:'..w) "
+	    "add(5,P..'h:'..w) end return out" },
 	/*
 	 * authctl penalty clear.  ARGV: the prefix, the address or user
-	 * ("" everything: failures, known addresses and the locked set;
-	 * never the sending counts).  -> { keys deleted }
+	 * ("" everything: failures, known addresses, locks by the sending
+	 * limit and their refusals, and the locked set; never the sending
+	 * counts).  -> { keys deleted }
 	 */
 	[S_CLEAR] = { .text = "local P,w=ARGV[1],ARGV[2] local n=0 "
 	    "local function scan(pat) local cur='0' repeat "
@@ -125,8 +152,9 @@ static struct script {
 	    "for _,k in ipairs(r[2]) do n=n+redis.call('DEL',k) end "
 	    "until cur=='0' end "
 	    "if w=='' then scan(P..'a:*') scan(P..'u:*') scan(P..'k:*') "
-	    "redis.call('DEL',P..'locked') else "
-	    "n=redis.call('DEL',P..'a:'..w,P..'u:'..w) "
+	    "scan(P..'h:*') scan(P..'lx:*') redis.call('DEL',P..'locked') "
+	    "else n=redis.call('DEL',P..'a:'..w,P..'u:'..w,P..'h:'..w,"
+	    "P..'lx:'..w) "
 	    "redis.call('ZREM',P..'locked',w) end return {n}" },
 };
 
@@ -690,6 +718,8 @@ call_answer(struct call *c, const redisReply *reply)
 	case FLEET_CHECK:
 		r->account_count = a < 0 ? 0 : (uint32_t)a;
 		r->known = b > 0;
+		/* this node's own lock stands, made in an outage */
+		r->hard = r->hard || reply_int(reply, 2) > 0;
 		break;
 	case FLEET_FAIL:
 		r->addr_count = a < 0 ? 0 : (uint32_t)a;
@@ -701,6 +731,7 @@ call_answer(struct call *c, const redisReply *reply)
 		if (a > 0 && r->over == 0)
 			fleet_local_limit_undo(r);
 		r->over = a > 0 ? (int)a : 0;
+		r->refusals = b < 0 ? 0 : (uint32_t)b;
 		break;
 	case FLEET_OK:
 		break;
@@ -828,10 +859,11 @@ call_build(struct call *c, const struct fleet_req *r)
 
 	switch (r->op) {
 	case FLEET_CHECK:
-		c->script = S_NONE;	/* MGET account known */
-		c->nkeys = 2;
+		c->script = S_NONE;	/* MGET account known sendlock */
+		c->nkeys = 3;
 		call_arg(c, KEY_PREFIX "u:", r->user, NULL);
 		call_arg(c, KEY_PREFIX "k:", r->user, r->addr);
+		call_arg(c, KEY_PREFIX "h:", r->user, NULL);
 		break;
 	case FLEET_FAIL:
 		c->script = S_FAIL;
@@ -850,13 +882,21 @@ call_build(struct call *c, const struct fleet_req *r)
 		fatalx("%s: FLEET_OK goes by redis_ok()", __func__);
 	case FLEET_LIMIT:
 		c->script = S_LIMIT;
-		c->nkeys = r->addr[0] != '\0' ? 2 : 1;
+		c->nkeys = r->addr[0] != '\0' ? 5 : 4;
 		call_arg(c, limit_key(r->kind, 1), r->user, NULL);
+		call_arg(c, KEY_PREFIX "lx:", r->user, NULL);
+		call_arg(c, KEY_PREFIX "h:", r->user, NULL);
+		call_arg(c, LOCKED_SET, "", NULL);
 		if (r->addr[0] != '\0')
 			call_arg(c, limit_key(r->kind, 0), r->addr, NULL);
 		call_num(c, r->n);
 		call_num(c, r->max);
 		call_num(c, r->window);
+		call_num(c, r->addr_max);
+		call_num(c, r->addr_window);
+		call_num(c, r->lock_after);
+		call_num(c, r->lock_for);
+		call_arg(c, "", r->user, NULL);
 		break;
 	}
 }
@@ -964,8 +1004,9 @@ list_answered(const redisReply *reply, void *arg)
 		ttl = reply->element[i + 3]->type == REDIS_REPLY_INTEGER ?
 		    reply->element[i + 3]->integer : -1;
 		name = reply->element[i + 1];
-		if (kind < PENALTY_KIND_ADDRESS || kind > PENALTY_KIND_KNOWN ||
-		    count < 0 || name->type != REDIS_REPLY_STRING)
+		if (kind < PENALTY_KIND_ADDRESS || kind > PENALTY_KIND_SENDING ||
+		    kind == PENALTY_KIND_REPEATS || count < 0 ||
+		    name->type != REDIS_REPLY_STRING)
 			continue;
 		memset(&p, 0, sizeof(p));
 		p.where = PENALTY_WHERE_SHARED;
@@ -980,6 +1021,8 @@ list_answered(const redisReply *reply, void *arg)
 		if (kind == PENALTY_KIND_ACCOUNT)
 			p.locked = pc->account_max > 0 &&
 			    p.count >= (uint32_t)pc->account_max;
+		if (kind == PENALTY_KIND_SENDING)
+			p.locked = 1;
 		al->row(&p, al->arg);
 	}
 	al->done(al->arg, reply != NULL);
@@ -1051,4 +1094,12 @@ fleet_redis_clear(const char *what, void (*done)(void *, long long),
 		return -1;
 	}
 	return 0;
+}
+
+/* This node's refusal locked user: the others hear it. */
+void
+fleet_redis_lock_news(const char *user, time_t until)
+{
+	if (fleet_redis_usable())
+		redis_publish("L", user, (long long)until);
 }

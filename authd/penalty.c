@@ -13,6 +13,9 @@
  *		except from an address that logged in as that account
  *		within "known" (so the owner is not locked out by the
  *		attacker).  trusted-networks are not exempt.
+ *	sending	an account locked by "limit ... lock-after" (limit.c):
+ *		refused unchecked like a locked account, from every
+ *		address.
  *	repeats	the same wrong password again from the same address
  *		(a phone with an old password, an office behind one
  *		NAT) grows nothing: fleet.c remembers a keyed hash of
@@ -135,7 +138,11 @@ before_done(struct fleet_req *r)
 	ctx->penalty_busy = 0;
 	if (r->failed)
 		refused = "penalty state unavailable";
-	else if (p->account_max > 0 &&
+	else if (r->hard) {
+		/* no known address passes: the sender logged in from it */
+		fleet_counters.limit_lock_refused++;
+		refused = "account locked: over its sending limit";
+	} else if (p->account_max > 0 &&
 	    r->account_count >= (uint32_t)p->account_max) {
 		if (r->known)
 			fleet_counters.account_known_passed++;
@@ -161,7 +168,8 @@ penalty_before(struct auth_ctx *ctx, void (*cont)(struct auth_ctx *,
 	struct penalty_job	*j;
 
 	if (penalty_exempt(ctx) || ctx->user[0] == '\0' ||
-	    authd->conf->penalty.account_max == 0) {
+	    (authd->conf->penalty.account_max == 0 &&
+	    authd->conf->limit.lock_after == 0)) {
 		cont(ctx, NULL);
 		return;
 	}

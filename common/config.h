@@ -353,10 +353,14 @@ struct penalty_conf {
 #define PENALTY_REPEATS_MAX		16
 
 struct limit_conf {
+	int			 on;		/* a limit statement: workers
+						   ask, per-user values apply */
 	int			 messages;	/* per window; 0: no limit */
 	int			 messages_window;
 	int			 recipients;
 	int			 recipients_window;
+	int			 lock_after;	/* refusals; 0: never lock */
+	int			 lock_for;	/* seconds */
 };
 
 /* Both fit the one imsg that carries the configuration; a Unix

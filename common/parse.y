@@ -3865,42 +3865,90 @@ penalty_stmt(void)
 	    "NUMBER per DURATION [known DURATION]\" or \"repeats NUMBER\"");
 }
 
-/* limit messages NUMBER per DURATION [recipients NUMBER per DURATION] */
+#define LIMIT_WANT	"limit: want \"messages NUMBER per DURATION\" " \
+			    "and/or \"recipients NUMBER per DURATION\" " \
+			    "(or none), then [lock-after NUMBER for DURATION]"
+
+/* messages|recipients NUMBER per DURATION | none: the words it took. */
+static int
+limit_kind(struct limit_conf *l, const char **w, int n)
+{
+	int	*count, *window, v, win;
+
+	if (strcmp(w[0], "messages") == 0) {
+		count = &l->messages;
+		window = &l->messages_window;
+	} else if (strcmp(w[0], "recipients") == 0) {
+		count = &l->recipients;
+		window = &l->recipients_window;
+	} else {
+		conf_error("limit: unknown kind \"%s\": want messages or "
+		    "recipients", w[0]);
+		return -1;
+	}
+	if (n >= 2 && strcmp(w[1], "none") == 0) {
+		*count = 0;
+		return 2;
+	}
+	if (n < 4 || strcmp(w[2], "per") != 0) {
+		conf_error("limit %s: want NUMBER per DURATION, or none", w[0]);
+		return -1;
+	}
+	if ((v = words_number("limit", w[1], 0, 100000000)) == -1 ||
+	    (win = words_seconds("limit per", w[3], 1, WINDOW_MAX)) == -1)
+		return -1;
+	*count = v;
+	*window = win;
+	return 4;
+}
+
+/*
+ * limit [messages NUMBER per DURATION | messages none]
+ *     [recipients NUMBER per DURATION | recipients none]
+ *     [lock-after NUMBER for DURATION]
+ *
+ * Any limit statement turns limits on: workers ask authd at every
+ * recipient and message of an authenticated session, and authd applies
+ * a user's own values from the store ("none" as a default leaves only
+ * those).  lock-after: the NUMBERth refusal of an account by its own
+ * limit within that limit's window locks it for DURATION.
+ */
 static void
 limit_stmt(void)
 {
 	struct limit_conf	 l = conf->limit;
 	const char		**w = stmtw.v;
-	int			 i, v, win, *count, *window;
+	int			 i, n = stmtw.n, took, v, win, kinds = 0;
 
-	if (stmtw.over || stmtw.n == 0 || stmtw.n % 4 != 0) {
-		conf_error("limit: want \"messages NUMBER per DURATION\" "
-		    "and/or \"recipients NUMBER per DURATION\"");
+	if (stmtw.over || n == 0) {
+		conf_error(LIMIT_WANT);
 		return;
 	}
-	for (i = 0; i < stmtw.n; i += 4) {
-		if (strcmp(w[i], "messages") == 0) {
-			count = &l.messages;
-			window = &l.messages_window;
-		} else if (strcmp(w[i], "recipients") == 0) {
-			count = &l.recipients;
-			window = &l.recipients_window;
-		} else {
-			conf_error("limit: unknown kind \"%s\": want messages "
-			    "or recipients", w[i]);
-			return;
+	for (i = 0; i < n; i += took) {
+		if (strcmp(w[i], "lock-after") == 0) {
+			if (n - i != 4 || strcmp(w[i + 2], "for") != 0) {
+				conf_error(LIMIT_WANT);
+				return;
+			}
+			if ((v = words_number("limit lock-after", w[i + 1], 1,
+			    1000000)) == -1 || (win = words_seconds(
+			    "limit lock-after for", w[i + 3], 1,
+			    365 * 86400)) == -1)
+				return;
+			l.lock_after = v;
+			l.lock_for = win;
+			took = 4;
+			continue;
 		}
-		if (strcmp(w[i + 2], "per") != 0) {
-			conf_error("limit %s: want NUMBER per DURATION", w[i]);
+		if ((took = limit_kind(&l, w + i, n - i)) == -1)
 			return;
-		}
-		if ((v = words_number("limit", w[i + 1], 0, 100000000)) ==
-		    -1 || (win = words_seconds("limit per", w[i + 3], 1,
-		    WINDOW_MAX)) == -1)
-			return;
-		*count = v;
-		*window = win;
+		kinds++;
 	}
+	if (kinds == 0) {
+		conf_error("limit lock-after: needs messages or recipients");
+		return;
+	}
+	l.on = 1;
 	conf->limit = l;
 }
 

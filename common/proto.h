@@ -291,6 +291,8 @@ enum ctl_penalty_kind {
 	PENALTY_KIND_ACCOUNT,		/* failures of an account */
 	PENALTY_KIND_KNOWN,		/* an address that logged in as it */
 	PENALTY_KIND_REPEATS,		/* wrong passwords remembered */
+	PENALTY_KIND_SENDING,		/* locked for going on over its
+					   sending limit (limit lock-after) */
 };
 /*
  * Whose count a row is: this node's, or the shared state's (Redis); a

@@ -300,7 +300,7 @@ secret_make(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 	return 0;
 }
 
-/* Write st->layout, and the secret a layout 2 store has, in txn. */
+/* Write st->layout, and the secret layouts 2 and later have, in txn. */
 static int
 layout_write(struct store *st, MDB_txn *txn, char *err, size_t errlen)
 {
@@ -361,9 +361,9 @@ store_secret(struct store *st, uint8_t *out, char *err, size_t errlen)
 }
 
 /*
- * Every record rewritten as version 2, then the secret and the
- * layout, all in one transaction: a store is either wholly layout 1
- * or wholly layout 2.  A record that cannot be decoded aborts it.
+ * Every record rewritten as the newest version, then the secret and
+ * the layout, all in one transaction: a store is wholly of one layout.
+ * A record that cannot be decoded aborts it.
  */
 static int
 upgrade_records(struct store *st, MDB_txn *txn, size_t *n, char *err,
@@ -389,7 +389,7 @@ upgrade_records(struct store *st, MDB_txn *txn, size_t *n, char *err,
 			    "corrupt (%s): nothing upgraded", st->dir, why);
 			goto fail;
 		}
-		u.version = 2;
+		u.version = STORE_RECORD_VERSION;
 		if ((len = store_record_encode(&u, buf, sizeof(buf), why,
 		    sizeof(why))) == -1) {
 			errbuf_set(err, errlen, "store %s: %s", st->dir, why);
@@ -431,6 +431,7 @@ int
 store_upgrade(struct store *st, size_t *n, char *err, size_t errlen)
 {
 	MDB_txn		*txn;
+	int		 was = st->layout;
 
 	*n = 0;
 	if (st->flags & STORE_RDONLY) {
@@ -447,13 +448,13 @@ store_upgrade(struct store *st, size_t *n, char *err, size_t errlen)
 	st->layout = STORE_LAYOUT;
 	if (upgrade_records(st, txn, n, err, errlen) == -1 ||
 	    layout_write(st, txn, err, errlen) == -1) {
-		st->layout = 1;
+		st->layout = was;
 		*n = 0;
 		store_txn_abort(st, txn);
 		return -1;
 	}
 	if (store_txn_commit(st, txn, err, errlen) == -1) {
-		st->layout = 1;
+		st->layout = was;
 		*n = 0;
 		return -1;
 	}

@@ -8,7 +8,7 @@
  *   is an error saying what is wrong, never a crash;
  * - a record of a newer version than STORE_RECORD_VERSION is refused,
  *   so that an old portcullis never misreads a newer store; versions
- *   1 and 2 are both read, and written as u->version says;
+ *   1, 2 and 3 are all read, and written as u->version says;
  * - encode refuses a user that would not decode;
  * - no state, no LMDB: every call is thread-safe.
  */
@@ -83,6 +83,60 @@ encode_scram(const struct store_scram *k, unsigned char *buf, size_t *o,
 	*o += STORE_SCRAM_KEY_LEN;
 	memcpy(buf + *o, k->server_key, STORE_SCRAM_KEY_LEN);
 	*o += STORE_SCRAM_KEY_LEN;
+	return 0;
+}
+
+/* Does u hold a limit other than the default? */
+static int
+limits_set(const struct store_user *u)
+{
+	for (int k = 0; k < STORE_LIMIT_KINDS; k++)
+		if (u->limits[k].mode != STORE_LIMIT_DEFAULT)
+			return 1;
+	return 0;
+}
+
+static const char *const limit_names[STORE_LIMIT_KINDS] = {
+	[STORE_LIMIT_MESSAGES] = "message",
+	[STORE_LIMIT_RECIPIENTS] = "recipient",
+};
+
+/* A limit's fields: NULL, or what is wrong with them. */
+static const char *
+limit_problem(int mode, uint32_t max, uint32_t window)
+{
+	if (mode == STORE_LIMIT_DEFAULT || mode == STORE_LIMIT_NONE)
+		return NULL;
+	if (mode != STORE_LIMIT_VALUE)
+		return "has an unknown mode";
+	if (max == 0 || max > STORE_LIMIT_MAX)
+		return "is out of range";
+	if (window == 0 || window > STORE_LIMIT_WINDOW_MAX)
+		return "has a window out of range";
+	return NULL;
+}
+
+static int
+encode_limits(const struct store_user *u, unsigned char *buf, size_t *o,
+    char *err, size_t errlen)
+{
+	const struct store_limit *l;
+	const char		*why;
+
+	for (int k = 0; k < STORE_LIMIT_KINDS; k++) {
+		l = &u->limits[k];
+		if ((why = limit_problem(l->mode, l->max, l->window)) != NULL) {
+			errbuf_set(err, errlen, "the %s limit %s",
+			    limit_names[k], why);
+			return -1;
+		}
+		buf[(*o)++] = (unsigned char)l->mode;
+		if (l->mode != STORE_LIMIT_VALUE)
+			continue;
+		put_u32(buf + *o, l->max);
+		put_u32(buf + *o + 4, l->window);
+		*o += 8;
+	}
 	return 0;
 }
 
@@ -161,8 +215,13 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 		return -1;
 	}
 	version = u->version == 0 ? STORE_RECORD_VERSION : u->version;
-	if (version != 1 && version != 2) {
+	if (version < 1 || version > 3) {
 		errbuf_set(err, errlen, "unknown record version %d", version);
+		return -1;
+	}
+	if (version < 3 && limits_set(u)) {
+		errbuf_set(err, errlen, "a layout %d store holds no sending "
+		    "limits: run authctl upgrade", version);
 		return -1;
 	}
 	if (version == 1 && (u->scram.saltlen != 0 || u->napps != 0)) {
@@ -200,6 +259,8 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 	if (encode_scram(&u->scram, buf, &o, err, errlen) == -1 ||
 	    encode_apps(u, buf, &o, err, errlen) == -1)
 		return -1;
+	if (version == 3 && encode_limits(u, buf, &o, err, errlen) == -1)
+		return -1;
 	return (int)o;
 }
 
@@ -214,7 +275,7 @@ record_decode_head(const unsigned char *buf, size_t len,
 		errbuf_set(err, errlen, "the record is empty");
 		return -1;
 	}
-	if (buf[0] != 1 && buf[0] != 2) {
+	if (buf[0] < 1 || buf[0] > STORE_RECORD_VERSION) {
 		if (buf[0] > STORE_RECORD_VERSION)
 			errbuf_set(err, errlen, "the record has format %u, this "
 			    "portcullis understands up to %d: upgrade "
@@ -375,6 +436,40 @@ decode_app(const unsigned char *buf, size_t len, size_t *o, size_t i,
 }
 
 static int
+decode_limits(const unsigned char *buf, size_t len, size_t *o,
+    struct store_user *u, char *err, size_t errlen)
+{
+	struct store_limit	*l;
+	const char		*why;
+
+	for (int k = 0; k < STORE_LIMIT_KINDS; k++) {
+		l = &u->limits[k];
+		if (*o >= len) {
+			errbuf_set(err, errlen, "the %s limit is missing",
+			    limit_names[k]);
+			return -1;
+		}
+		l->mode = buf[(*o)++];
+		if (l->mode == STORE_LIMIT_VALUE) {
+			if (len - *o < 8) {
+				errbuf_set(err, errlen, "the %s limit is cut "
+				    "short", limit_names[k]);
+				return -1;
+			}
+			l->max = get_u32(buf + *o);
+			l->window = get_u32(buf + *o + 4);
+			*o += 8;
+		}
+		if ((why = limit_problem(l->mode, l->max, l->window)) != NULL) {
+			errbuf_set(err, errlen, "the %s limit %s",
+			    limit_names[k], why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
 decode_apps(const unsigned char *buf, size_t len, size_t *o,
     struct store_user *u, char *err, size_t errlen)
 {
@@ -405,6 +500,7 @@ store_record_decode(const unsigned char *buf, size_t len,
 
 	u->napps = 0;
 	explicit_bzero(&u->scram, sizeof(u->scram));
+	memset(u->limits, 0, sizeof(u->limits));
 	if ((head = record_decode_head(buf, len, u, err, errlen)) == -1)
 		return -1;
 	o = (size_t)head;
@@ -418,9 +514,12 @@ store_record_decode(const unsigned char *buf, size_t len,
 	for (i = 0; i < u->naddrs; i++)
 		if (record_decode_addr(buf, len, &o, i, u, err, errlen) == -1)
 			goto bad;
-	if (u->version == 2 &&
+	if (u->version >= 2 &&
 	    (decode_scram(buf, len, &o, &u->scram, err, errlen) == -1 ||
 	    decode_apps(buf, len, &o, u, err, errlen) == -1))
+		goto bad;
+	if (u->version >= 3 && decode_limits(buf, len, &o, u, err,
+	    errlen) == -1)
 		goto bad;
 	if (o != len) {
 		errbuf_set(err, errlen, "%zu octets of garbage after the record",
@@ -433,6 +532,7 @@ store_record_decode(const unsigned char *buf, size_t len,
 	u->napps = 0;
 	explicit_bzero(&u->scram, sizeof(u->scram));
 	explicit_bzero(u->apps, sizeof(u->apps));
+	memset(u->limits, 0, sizeof(u->limits));
 	return -1;
 }
 
@@ -442,7 +542,8 @@ store_record_created(const MDB_val *v, int64_t *created)
 {
 	const unsigned char	*p = v->mv_data;
 
-	if (v->mv_size < RECORD_HEADER || (p[0] != 1 && p[0] != 2))
+	if (v->mv_size < RECORD_HEADER || p[0] < 1 ||
+	    p[0] > STORE_RECORD_VERSION)
 		return -1;
 	*created = get_i64(p + 2);
 	return 0;

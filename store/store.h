@@ -55,13 +55,28 @@
  *           1    flags: 0x01 send-only; the other bits must be 0
  *   and nothing after.
  *
- * A layout 1 store holds version 1 records only, so that the
- * portcullis that made it can still read it; authctl upgrade makes it
- * layout 2 (every record rewritten as version 2, and the secret made),
- * in one transaction.  This code reads both versions from either
- * layout, and writes the version its store's layout holds.  The
- * portcullis of layout 1 refuses a layout 2 store as a whole when it
- * opens it ("has layout 2, this portcullis understands up to 1").
+ * A user record, version 3 (layout 3 stores): version 2 with the
+ * version octet 3, and after the app passwords the user's own sending
+ * limits, messages first, then recipients, each:
+ *           1    mode: 0 the configuration's default, 1 no limit,
+ *                2 a value; nothing else
+ *   if the mode is 2:
+ *           4    max, uint32, 1..STORE_LIMIT_MAX
+ *           4    the window in seconds, uint32, 1..STORE_LIMIT_WINDOW_MAX
+ *   and nothing after.  The limits live in the record rather than in
+ *   a database of their own so that they go with the user (deleted,
+ *   renamed, imported) in the same transaction, with nothing to keep
+ *   in step.
+ *
+ * A layout N store holds version N records only, so that the
+ * portcullis that made it can still read it; authctl upgrade makes a
+ * layout 1 or 2 store layout 3 (every record rewritten as version 3,
+ * the secret made if missing), in one transaction.  This code reads
+ * every version from any layout, and writes the version its store's
+ * layout holds.  An older portcullis refuses a newer layout as a whole
+ * when it opens it ("has layout 3, this portcullis understands up to
+ * 2"), and a newer record version as corrupt, so nothing it reads can
+ * be misread.
  *
  * A cache key is described with the cache calls below.  A cache
  * record, version 1; integers little-endian:
@@ -112,8 +127,8 @@
 #include "bounds.h"
 #include "config.h"	/* CONF_AUTH_NAME_MAX, CONF_HASH_MAX */
 
-#define STORE_LAYOUT		2	/* the newest layout this code knows */
-#define STORE_RECORD_VERSION	2
+#define STORE_LAYOUT		3	/* the newest layout this code knows */
+#define STORE_RECORD_VERSION	3
 #define STORE_SECRET_LEN	32
 #define STORE_SCRAM_SALT_MIN	16	/* RFC 7677 4 asks for 128 bits */
 #define STORE_SCRAM_SALT_MAX	32
@@ -129,7 +144,8 @@
 				    STORE_ADDRS_MAX * (1 + STORE_ADDR_MAX) + \
 				    1 + STORE_SCRAM_SALT_MAX + 4 + \
 				    2 * STORE_SCRAM_KEY_LEN + \
-				    1 + STORE_APPS_MAX * STORE_APP_RECORD)
+				    1 + STORE_APPS_MAX * STORE_APP_RECORD + \
+				    STORE_LIMIT_KINDS * 9)
 #define STORE_MAPSIZE		(256UL * 1024 * 1024)	/* sparse */
 #define STORE_MAXDBS		8
 
@@ -142,6 +158,26 @@
 #define STORE_REPLACE_ONLY	0x20	/* fail if the user does not */
 
 #define STORE_LOCKED		0x01	/* record flag */
+
+/*
+ * A user's own sending limits (record version 3), one per kind: the
+ * configuration's ("limit" in portcullis.conf), none at all, or max
+ * per window seconds.  The bounds are the configuration's.
+ */
+#define STORE_LIMIT_MESSAGES	0
+#define STORE_LIMIT_RECIPIENTS	1
+#define STORE_LIMIT_KINDS	2
+#define STORE_LIMIT_DEFAULT	0
+#define STORE_LIMIT_NONE	1
+#define STORE_LIMIT_VALUE	2
+#define STORE_LIMIT_MAX		100000000
+#define STORE_LIMIT_WINDOW_MAX	(30 * 86400)
+
+struct store_limit {
+	int	 mode;		/* STORE_LIMIT_DEFAULT, _NONE, _VALUE */
+	uint32_t max;		/* _VALUE: 1..STORE_LIMIT_MAX */
+	uint32_t window;	/* _VALUE: 1..STORE_LIMIT_WINDOW_MAX s */
+};
 
 struct store;
 
@@ -174,6 +210,7 @@ struct store_user {
 	struct store_scram scram;		/* version 2 */
 	size_t	 napps;
 	struct store_app apps[STORE_APPS_MAX];
+	struct store_limit limits[STORE_LIMIT_KINDS];	/* version 3 */
 };
 
 /*
@@ -204,15 +241,15 @@ int		 store_user_get(struct store *, const char *name,
 int		 store_user_put(struct store *, const struct store_user *u,
 		    int flags, char *err, size_t errlen);
 
-/* The store's layout: 1 or 2 (STORE_LAYOUT). */
+/* The store's layout: 1, 2 or 3 (STORE_LAYOUT). */
 int		 store_layout(const struct store *);
 
 /*
- * Make a layout 1 store layout 2, in one write transaction: every
- * record rewritten as version 2, the secret made, the layout written.
- * *n says how many users were rewritten.  A corrupt record stops it,
- * with nothing changed.  0 ok, -1 error ("already layout 2" among
- * them).
+ * Make a layout 1 or 2 store layout 3, in one write transaction: every
+ * record rewritten as version 3, the secret made if there is none, the
+ * layout written.  *n says how many users were rewritten.  A corrupt
+ * record stops it, with nothing changed.  0 ok, -1 error ("already
+ * layout 3" among them).
  */
 int		 store_upgrade(struct store *, size_t *n, char *err,
 		    size_t errlen);
@@ -277,7 +314,8 @@ int		 store_addr_normalize(const char *in, char *out,
 /*
  * The record codec, exposed for tests and fuzzing.  encode: the
  * record's length, or -1 (err filled) when u breaks the format (a
- * version 1 record holds no SCRAM keys and no app passwords).
+ * version 1 record holds no SCRAM keys and no app passwords, a
+ * version 1 or 2 record no limits).
  * decode: 0, or -1 (err says what is wrong); u->name is left alone,
  * u->version says which version it read.
  */

@@ -26,7 +26,7 @@ struct store {
 	MDB_dbi			 users;
 	MDB_dbi			 cache;		/* if has_cache */
 	int			 has_cache;
-	int			 layout;	/* 1 or 2 */
+	int			 layout;	/* 1, 2 or 3 */
 	int			 flags;
 	pthread_rwlock_t	 maplock;
 	char			 dir[PATH_MAX];

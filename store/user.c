@@ -81,6 +81,7 @@ store_user_get(struct store *st, const char *name, struct store_user *u,
 		u->napps = 0;
 		explicit_bzero(&u->scram, sizeof(u->scram));
 		explicit_bzero(u->apps, sizeof(u->apps));
+		memset(u->limits, 0, sizeof(u->limits));
 		u->locked = 1;
 		return -1;
 	}
@@ -116,6 +117,7 @@ user_prepare(const struct store_user *u, struct store_user *n, char *err,
 	}
 	n->napps = u->napps;
 	memcpy(n->apps, u->apps, sizeof(n->apps));
+	memcpy(n->limits, u->limits, sizeof(n->limits));
 	n->created = u->created;
 	n->changed = u->changed;
 	if (u->naddrs > STORE_ADDRS_MAX) {
@@ -172,7 +174,7 @@ store_user_put(struct store *st, const struct store_user *u, int flags,
 		return -1;
 	}
 	/* A layout 1 store must stay readable by the code that made it. */
-	n.version = st->layout >= 2 ? 2 : 1;
+	n.version = st->layout;
 
 	if (store_txn_begin(st, 0, &txn, err, errlen) == -1)
 		return -1;

@@ -9,7 +9,8 @@
  * in the spool).  Nothing accepted is refused afterwards.  Over the
  * limit: 451 4.7.1 (RFC 3463 4.7.1: delivery not authorized, a
  * temporary refusal; the client may try later).  Only authenticated
- * sessions are limited: they are what a stolen password sends.
+ * sessions are limited: they are what a stolen password sends.  Which
+ * limit applies (the default or the user's own) is authd's business.
  */
 
 #include <sys/tree.h>
@@ -36,15 +37,15 @@ limit_cmp(struct session *a, struct session *b)
 	    a->limit_req_id > b->limit_req_id;
 }
 
-/* Does kind apply to this session?  Its limit, or 0. */
+/*
+ * Does authd need asking for this session?  Whenever limits are on:
+ * a user's own value in the store may apply where the default is none,
+ * and only authd reads the store.
+ */
 static int
-limit_of(struct session *s, enum limit_kind kind)
+limit_applies(struct session *s)
 {
-	const struct limit_conf	*l = &worker->conf->limit;
-
-	if (s->auth_user[0] == '\0')
-		return 0;
-	return kind == LIMIT_RECIPIENTS ? l->recipients : l->messages;
+	return s->auth_user[0] != '\0' && worker->conf->limit.on;
 }
 
 /*
@@ -57,7 +58,7 @@ smtp_limit_ask(struct session *s, enum limit_kind kind, uint32_t count,
 {
 	struct limit_request	 req;
 
-	if (limit_of(s, kind) == 0) {
+	if (!limit_applies(s)) {
 		then(s, 1);
 		return 0;
 	}

@@ -119,13 +119,15 @@ class TestUserCommands(StoreTest):
         self.assertEqual(rc, 0, err)
         lines = out.splitlines()
         self.assertEqual(lines[0].split(), ["NAME", "LOCKED", "CREATED",
-                                            "CHANGED", "ADDRESSES"])
+                                            "CHANGED", "MESSAGES",
+                                            "RECIPIENTS", "ADDRESSES"])
         alice = lines[1].split()
         self.assertEqual(alice[0], "alice@example.org")
         self.assertEqual(alice[1], "no")
         self.assertRegex(alice[2], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-        self.assertEqual(alice[4], "alice@example.org,postmaster@example.org")
-        self.assertEqual(lines[2].split()[4], "-")
+        self.assertEqual(alice[4:6], ["default", "default"])
+        self.assertEqual(alice[6], "alice@example.org,postmaster@example.org")
+        self.assertEqual(lines[2].split()[6], "-")
 
         rc, out, err = self.ctl("user", "show", "alice@example.org")
         self.assertEqual(rc, 0, err)

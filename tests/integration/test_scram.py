@@ -466,9 +466,9 @@ class TestAppPasswords(unittest.TestCase):
 
 
 class TestStore(unittest.TestCase):
-    def test_upgrade_of_a_layout_2_store_says_so(self):
+    def test_upgrade_of_a_layout_3_store_says_so(self):
         p = authctl("upgrade")
-        self.assertIn("has layout 2 already", p.stdout)
+        self.assertIn("has layout 3 already", p.stdout)
 
     def test_import_replace_drops_the_old_scram_keys(self):
         authctl("user", "add", "--password-stdin", "erin", stdin="old-pw\n")
@@ -507,7 +507,7 @@ OLD = os.environ.get("PORTCULLIS_OLD_BUILD", "")
                      "takes minutes)")
 class TestLayoutUpgrade(unittest.TestCase):
     """A layout 1 store made by the old authctl, upgraded in place by
-    this one with no user lost; the old daemon refuses layout 2 with a
+    this one with no user lost; the old daemon refuses layout 3 with a
     clear line, and its logins tempfail rather than being misread."""
 
     def test_upgrade_and_old_daemon(self):
@@ -528,7 +528,7 @@ class TestLayoutUpgrade(unittest.TestCase):
         self.assertIn("run authctl upgrade", p.stderr)
         p = run("upgrade")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("layout 1 -> 2, %d users rewritten" % len(names),
+        self.assertIn("layout 1 -> 3, %d users rewritten" % len(names),
                       p.stdout)
         self.assertEqual(run("user", "list").stdout.split(), sorted(names))
         self.assertEqual(run("user", "list", "--missing-scram").stdout
@@ -536,7 +536,7 @@ class TestLayoutUpgrade(unittest.TestCase):
         p = subprocess.run([old_authctl, "-f", d.conf, "user", "list"],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 69)
-        self.assertIn("has layout 2, this portcullis understands up to 1",
+        self.assertIn("has layout 3, this portcullis understands up to 1",
                       p.stderr)
         # This daemon: every old user logs in as before.
         d.start()
@@ -573,7 +573,7 @@ class TestLayoutUpgrade(unittest.TestCase):
                 b"\0u0\0pw-u0").decode())
             s.close()
             self.assertEqual(code, 454)
-            d.wait_log(r"has layout 2, this portcullis understands up to "
+            d.wait_log(r"has layout 3, this portcullis understands up to "
                        r"1: upgrade portcullis")
         finally:
             d.stop()

@@ -2837,6 +2837,16 @@ Test(config, penalty_limit_state)
 	cr_assert_eq(conf->limit.recipients_window, 60);
 	config_free(conf);
 	conf = parse_ok(L25 "state redis \"[::1]:6379\"\n");
+	cr_assert_eq(conf->limit.on, 0);
+	config_free(conf);
+	conf = parse_ok(L25 "limit messages none recipients 9 per 2h "
+	    "lock-after 3 for 1d\n");
+	cr_assert_eq(conf->limit.on, 1);
+	cr_assert_eq(conf->limit.messages, 0);
+	cr_assert_eq(conf->limit.recipients, 9);
+	cr_assert_eq(conf->limit.recipients_window, 7200);
+	cr_assert_eq(conf->limit.lock_after, 3);
+	cr_assert_eq(conf->limit.lock_for, 86400);
 	config_free(conf);
 
 	expect_text_error(AUTH("\tpenalty account 5 per\n"), 3,
@@ -2848,8 +2858,15 @@ Test(config, penalty_limit_state)
 	    "penalty address forget: invalid duration \"1500ms\" (whole "
 	    "seconds)");
 	expect_text_error(L25 "limit messages 5 per 1h recipients\n", 2,
+	    "limit recipients: want NUMBER per DURATION, or none");
+	expect_text_error(L25 "limit lock-after 3 for 1d\n", 2,
+	    "limit lock-after: needs messages or recipients");
+	expect_text_error(L25 "limit messages 5 per 1h lock-after 3\n", 2,
 	    "limit: want \"messages NUMBER per DURATION\" and/or "
-	    "\"recipients NUMBER per DURATION\"");
+	    "\"recipients NUMBER per DURATION\" (or none), then "
+	    "[lock-after NUMBER for DURATION]");
+	expect_text_error(L25 "limit messages 5 per 1h lock-after 0 for 1d\n",
+	    2, "limit lock-after must be a number between 1 and 1000000");
 	expect_text_error(L25 "limit letters 5 per 1h\n", 2,
 	    "limit: unknown kind \"letters\": want messages or recipients");
 	expect_text_error(L25 "state redis \"redis.example:6379\"\n", 2,

@@ -582,14 +582,14 @@ Test(store, newer_layout_is_refused)
 	raw_put("meta", "layout", 6, "99", 2);
 	cr_expect_null(store_open(dir, 0, err, sizeof(err)));
 	expect_err("store %s has layout 99, this portcullis understands up "
-	    "to 2: upgrade portcullis", dir);
+	    "to 3: upgrade portcullis", dir);
 	cr_expect_null(store_open(dir, STORE_RDONLY, err, sizeof(err)));
 	expect_err("store %s has layout 99, this portcullis understands up "
-	    "to 2: upgrade portcullis", dir);
+	    "to 3: upgrade portcullis", dir);
 	/* Creating does not overwrite it either. */
 	cr_expect_null(store_open(dir, STORE_CREATE, err, sizeof(err)));
 	expect_err("store %s has layout 99, this portcullis understands up "
-	    "to 2: upgrade portcullis", dir);
+	    "to 3: upgrade portcullis", dir);
 
 	raw_put("meta", "layout", 6, "1", 1);
 	st = open_ok(0);
@@ -668,14 +668,14 @@ Test(store, corrupt_record_is_an_error_not_a_crash)
 	u.version = 1;
 	cr_assert_eq(store_record_encode(&u, rec, sizeof(rec), err,
 	    sizeof(err)), 20);
-	rec[0] = 3;
+	rec[0] = 4;
 	raw_put("users", "newer", 5, rec, 20);
 	/* A key that is no normalised name, and a second bad record. */
 	raw_put("users", "bad\x01key", 7, rec, 20);
 	st = open_ok(0);
 	cr_expect_eq(store_user_get(st, "newer", &u, err, sizeof(err)), -1);
 	expect_err("store %s: the record of user \"newer\" is corrupt: the "
-	    "record has format 3, this portcullis understands up to 2: "
+	    "record has format 4, this portcullis understands up to 3: "
 	    "upgrade portcullis", dir);
 	n = 0;
 	cr_expect_eq(store_user_list(st, count_cb, &n, err, sizeof(err)),
@@ -831,6 +831,7 @@ Test(store, record_version_2)
 	int			 len, i, j;
 
 	memset(&u, 0, sizeof(u));
+	u.version = 2;	/* version 3 has its own test below */
 	(void)strlcpy(u.hash, "$6$salt$hash", sizeof(u.hash));
 	u.naddrs = 1;
 	(void)strlcpy(u.addrs[0], "a@b.c", sizeof(u.addrs[0]));
@@ -1631,7 +1632,7 @@ Test(store, cache_in_an_old_store)
 	teardown();
 	setup();
 	make_old_store();
-	raw_put("meta", "layout", 6, "3", 1);
+	raw_put("meta", "layout", 6, "4", 1);
 	cr_expect_null(store_open(dir, 0, err, sizeof(err)));
 	raw_put("meta", "layout", 6, "1", 1);
 	cr_expect_eq(old_store_state(), 0);
@@ -1962,8 +1963,8 @@ Test(store, cache_flush_and_expire_over_many_pages)
 	store_close(st);
 }
 
-/* authctl upgrade: layout 1 to 2 in place, no user lost. */
-Test(store, upgrade_layout_1_to_2)
+/* authctl upgrade: layout 1 to 3 in place, no user lost. */
+Test(store, upgrade_layout_1_to_3)
 {
 	struct store		*st;
 	struct store_user	 u;
@@ -1981,17 +1982,19 @@ Test(store, upgrade_layout_1_to_2)
 	cr_expect_eq(u.version, 1);
 	cr_expect_eq(store_upgrade(st, &n, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(n, 2);
-	cr_expect_eq(store_layout(st), 2);
+	cr_expect_eq(store_layout(st), 3);
 	cr_expect_eq(store_secret(st, key, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(store_upgrade(st, &n, err, sizeof(err)), -1);
-	expect_err("store %s has layout 2 already", dir);
+	expect_err("store %s has layout 3 already", dir);
 	store_close(st);
 
 	st = open_ok(STORE_RDONLY);
-	cr_expect_eq(store_layout(st), 2);
+	cr_expect_eq(store_layout(st), 3);
 	cr_expect_eq(store_user_get(st, "two@example.org", &u, err,
 	    sizeof(err)), 1);
-	cr_expect_eq(u.version, 2);
+	cr_expect_eq(u.version, 3);
+	cr_expect_eq(u.limits[STORE_LIMIT_MESSAGES].mode,
+	    STORE_LIMIT_DEFAULT);
 	cr_expect_str_eq(u.hash, "$y$a$c");
 	cr_expect_eq(store_user_list(st, count_cb, &count, err, sizeof(err)),
 	    0);
@@ -2040,4 +2043,136 @@ Test(store, cache_record_addresses)
 	(void)strlcpy(e.addrs[1], "no-at-sign", sizeof(e.addrs[1]));
 	cr_expect_eq(store_cache_record_encode(&e, rec, sizeof(rec), e2,
 	    sizeof(e2)), -1);
+}
+
+/* Version 3: the user's own sending limits, round trip and damage. */
+Test(store, record_version_3_limits)
+{
+	struct store_user	 u, v;
+	unsigned char		 rec[STORE_RECORD_MAX], bad[STORE_RECORD_MAX];
+	char			 e[256];
+	int			 len, len2, i;
+
+	memset(&u, 0, sizeof(u));
+	(void)strlcpy(u.hash, "$6$salt$hash", sizeof(u.hash));
+	u.limits[STORE_LIMIT_MESSAGES].mode = STORE_LIMIT_VALUE;
+	u.limits[STORE_LIMIT_MESSAGES].max = 5;
+	u.limits[STORE_LIMIT_MESSAGES].window = 3600;
+	u.limits[STORE_LIMIT_RECIPIENTS].mode = STORE_LIMIT_NONE;
+	len = store_record_encode(&u, rec, sizeof(rec), e, sizeof(e));
+	cr_assert_gt(len, 0, "%s", e);
+	cr_expect_eq(rec[0], 3);
+	/* header, no hash octets counted twice: ..., 0 apps, 2+8, 1 */
+	cr_expect_eq(rec[len - 10], STORE_LIMIT_VALUE);
+	cr_expect_eq(rec[len - 1], STORE_LIMIT_NONE);
+	memset(&v, 0, sizeof(v));
+	cr_assert_eq(store_record_decode(rec, (size_t)len, &v, e, sizeof(e)),
+	    0, "%s", e);
+	cr_expect_eq(v.version, 3);
+	cr_expect_eq(memcmp(v.limits, u.limits, sizeof(u.limits)), 0);
+
+	/* Defaults: one octet each. */
+	memset(u.limits, 0, sizeof(u.limits));
+	len2 = store_record_encode(&u, bad, sizeof(bad), e, sizeof(e));
+	cr_expect_eq(len2, len - 8);
+
+	/* Older versions cannot hold a limit; a bad one is refused. */
+	u.limits[STORE_LIMIT_RECIPIENTS].mode = STORE_LIMIT_NONE;
+	u.version = 2;
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+	cr_expect_str_eq(e, "a layout 2 store holds no sending limits: run "
+	    "authctl upgrade");
+	u.version = 0;
+	u.limits[STORE_LIMIT_RECIPIENTS].mode = STORE_LIMIT_VALUE;
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+	cr_expect_str_eq(e, "the recipient limit is out of range");
+	u.limits[STORE_LIMIT_RECIPIENTS].max = 1;
+	u.limits[STORE_LIMIT_RECIPIENTS].window = STORE_LIMIT_WINDOW_MAX + 1;
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+	cr_expect_str_eq(e, "the recipient limit has a window out of range");
+	u.limits[STORE_LIMIT_RECIPIENTS].mode = 7;
+	cr_expect_eq(store_record_encode(&u, bad, sizeof(bad), e, sizeof(e)),
+	    -1);
+	cr_expect_str_eq(e, "the recipient limit has an unknown mode");
+
+	/* Damage: a bad mode, a zero, a cut, garbage after. */
+	memcpy(bad, rec, (size_t)len);
+	bad[len - 1] = 3;
+	expect_decode_fails(bad, (size_t)len,
+	    "the recipient limit has an unknown mode");
+	memcpy(bad, rec, (size_t)len);
+	memset(bad + len - 9, 0, 4);
+	expect_decode_fails(bad, (size_t)len,
+	    "the message limit is out of range");
+	memcpy(bad, rec, (size_t)len);
+	memset(bad + len - 5, 0xff, 4);
+	expect_decode_fails(bad, (size_t)len,
+	    "the message limit has a window out of range");
+	expect_decode_fails(rec, (size_t)len - 1,
+	    "the recipient limit is missing");
+	expect_decode_fails(rec, (size_t)len - 2,
+	    "the message limit is cut short");
+	memcpy(bad, rec, (size_t)len);
+	bad[len] = 0;
+	expect_decode_fails(bad, (size_t)len + 1,
+	    "1 octets of garbage after the record");
+	/* Every truncation fails, none crashes, nothing half kept. */
+	for (i = 0; i < len; i++) {
+		memset(&v, 0, sizeof(v));
+		cr_expect_eq(store_record_decode(rec, (size_t)i, &v, e,
+		    sizeof(e)), -1);
+		cr_expect_eq(v.limits[0].mode, 0);
+	}
+}
+
+/* authctl upgrade: layout 2 to 3 keeps the secret and every user. */
+Test(store, upgrade_layout_2_to_3)
+{
+	struct store		*st;
+	struct store_user	 u;
+	uint8_t			 key[STORE_SECRET_LEN], key2[STORE_SECRET_LEN];
+	size_t			 n;
+
+	st = open_ok(STORE_CREATE);
+	cr_expect_eq(store_layout(st), 3);
+	cr_assert_eq(store_secret(st, key, err, sizeof(err)), 0, "%s", err);
+	store_close(st);
+	raw_put("meta", "layout", 6, "2", 1);
+
+	st = open_ok(0);
+	cr_expect_eq(store_layout(st), 2);
+	add_ok(st, "one", "$y$a$b");
+	cr_expect_eq(store_user_get(st, "one", &u, err, sizeof(err)), 1);
+	cr_expect_eq(u.version, 2);
+	/* A layout 2 store cannot hold a limit: an old authd reads it. */
+	u.limits[STORE_LIMIT_MESSAGES].mode = STORE_LIMIT_NONE;
+	cr_expect_eq(store_user_put(st, &u, 0, err, sizeof(err)), -1);
+	expect_err("a layout 2 store holds no sending limits: run authctl "
+	    "upgrade");
+	cr_expect_eq(store_upgrade(st, &n, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 1);
+	cr_expect_eq(store_layout(st), 3);
+	cr_assert_eq(store_secret(st, key2, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(memcmp(key, key2, sizeof(key)), 0);
+	cr_expect_eq(store_user_put(st, &u, 0, err, sizeof(err)), 0, "%s",
+	    err);
+	cr_expect_eq(store_user_get(st, "one", &u, err, sizeof(err)), 1);
+	cr_expect_eq(u.version, 3);
+	cr_expect_eq(u.limits[STORE_LIMIT_MESSAGES].mode, STORE_LIMIT_NONE);
+	/* A deleted user's limits go with it. */
+	cr_expect_eq(store_user_del(st, "one", err, sizeof(err)), 0);
+	add_ok(st, "one", "$y$a$b");
+	cr_expect_eq(store_user_get(st, "one", &u, err, sizeof(err)), 1);
+	cr_expect_eq(u.limits[STORE_LIMIT_MESSAGES].mode,
+	    STORE_LIMIT_DEFAULT);
+	store_close(st);
+
+	/* The layout 2 portcullis would refuse it as a whole now. */
+	raw_put("meta", "layout", 6, "4", 1);
+	cr_expect_null(store_open(dir, STORE_RDONLY, err, sizeof(err)));
+	expect_err("store %s has layout 4, this portcullis understands up "
+	    "to 3: upgrade portcullis", dir);
 }
