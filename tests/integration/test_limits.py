@@ -20,8 +20,10 @@ same limits on both with authctl, as a fleet keeps its stores in step.
 Redis and HAProxy are started once for this module.
 """
 
+import base64
 import os
 import re
+import socket
 import struct
 import subprocess
 import time
@@ -120,6 +122,29 @@ def send(user, password, source, n=1):
                 for _ in range(n)]
     finally:
         c.close()
+
+
+def scram_first(port, user):
+    """The reply to a SCRAM-SHA-256 client-first, without TLS."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    try:
+        def reply():
+            while True:
+                line = f.readline().decode()
+                if line[3:4] != "-":
+                    return line
+        reply()
+        s.sendall(b"EHLO client.example\r\n")
+        reply()
+        first = "n,,n=%s,r=%s" % (user, base64.b64encode(
+            os.urandom(18)).decode())
+        s.sendall(b"AUTH SCRAM-SHA-256 " +
+                  base64.b64encode(first.encode()) + b"\r\n")
+        return reply()
+    finally:
+        f.close()
+        s.close()
 
 
 def both_logs():
@@ -257,7 +282,8 @@ class TestOneNode(unittest.TestCase):
     def test_lock_on_one_node(self):
         d = Daemon(workers=2, local_domains=["example.org"],
                    max_sessions_per_address=1000, max_errors=100)
-        d.conf_extra = ('auth {\n\tchecker "store" lmdb "%s/db"\n'
+        d.conf_extra = ('auth {\n\tchecker "store" lmdb "%s/db" '
+                        "mechanisms PLAIN LOGIN SCRAM-SHA-256\n"
                         "\tfailure-delay 10ms\n}\n"
                         "limit messages none lock-after 2 for 10m\n"
                         % d.dir)
@@ -279,6 +305,9 @@ class TestOneNode(unittest.TestCase):
             self.assertEqual(finals, ["250 2.0.0"] * 2 +
                              ["451 4.7.1"] * 2)
             t, r = one_attempt(d.port, user, pw, "127.0.15.1")
+            self.assertTrue(r.startswith("454 4.7.0"), r)
+            # SCRAM meets the lock before its salt, as PLAIN does.
+            r = scram_first(d.port, user)
             self.assertTrue(r.startswith("454 4.7.0"), r)
             self.assertRegex(d.log(), r"limit: account locked: "
                              r"session=[0-9a-f]{16} user=\"one@example\.org"
