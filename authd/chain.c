@@ -504,18 +504,30 @@ chain_cancel(struct auth_ctx *ctx)
 	retired_free();
 }
 
-/* The penalties have spoken: check the credential, or refuse it. */
-static void
-chain_go(struct auth_ctx *ctx, const char *refused)
+/*
+ * The penalties have spoken (penalty_before): 1 if that ended the
+ * attempt (the session left meanwhile, or the account is refused
+ * unchecked), 0 to go on and check the credential.
+ */
+int
+chain_penalty_ended(struct auth_ctx *ctx, const char *refused)
 {
 	if (ctx->wc == NULL && ctx->cancelled) {
 		chain_ctx_free(ctx);
-		return;
+		return 1;
 	}
 	if (refused != NULL) {
 		chain_refuse(ctx, AUTH_TEMPFAIL, refused);
-		return;
+		return 1;
 	}
+	return 0;
+}
+
+static void
+chain_go(struct auth_ctx *ctx, const char *refused)
+{
+	if (chain_penalty_ended(ctx, refused))
+		return;
 	ctx->next = 0;
 	chain_step(ctx);
 }

@@ -200,6 +200,7 @@ void	chain_checker_done(struct auth_ctx *);
 int	auth_found_addr(struct auth_found *, const char *);
 void	chain_verdict(struct auth_ctx *);
 void	chain_refuse(struct auth_ctx *, int result, const char *why);
+int	chain_penalty_ended(struct auth_ctx *, const char *refused);
 
 /* penalty.c */
 void	penalty_before(struct auth_ctx *, void (*)(struct auth_ctx *,

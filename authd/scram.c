@@ -247,14 +247,8 @@ binding_check(struct auth_ctx *ctx, const struct scram_start *ss,
 static void
 scram_go(struct auth_ctx *ctx, const char *refused)
 {
-	if (ctx->wc == NULL && ctx->cancelled) {
-		chain_ctx_free(ctx);
+	if (chain_penalty_ended(ctx, refused))
 		return;
-	}
-	if (refused != NULL) {
-		chain_refuse(ctx, AUTH_TEMPFAIL, refused);
-		return;
-	}
 	hashpool_submit(lookup_work, lookup_done, ctx);
 }
 
