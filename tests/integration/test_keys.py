@@ -394,10 +394,11 @@ def uid_of(pid):
 
 def read_mem_as(uid, gid, pid):
     """Try, in a child that dropped to uid:gid, to read one page of
-    pid's heap through /proc/PID/mem; the errno name, or "read"."""
+    pid's memory through /proc/PID/mem (its first readable mapping: a
+    sanitizer's heap is no [heap]); the error's text, or "read"."""
     with open("/proc/%d/maps" % pid) as f:
-        heap = next((line for line in f if "[heap]" in line), None)
-    start = int((heap or "0-0").split("-")[0], 16)
+        first = next(line for line in f if line.split()[1][0] == "r")
+    start = int(first.split("-")[0], 16)
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
