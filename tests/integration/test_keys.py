@@ -314,6 +314,22 @@ class TestKeyProcessFailure(unittest.TestCase):
         t.close()
 
 
+    def test_reload_keeps_the_number_of_key_processes(self):
+        before = self.d.pids("keys")
+        self.d.settings["key_processes"] = 1
+        self.d.write_conf()
+        off = self.d.log_offset()
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.d.wait_log(r"key-processes: 2 now, 1 after a restart",
+                        since=off)
+        self.d.wait_log(r"authd ping ok", count=2, since=off)
+        self.assertEqual(self.d.pids("keys"), before)
+        for li in ("main", "smtps"):
+            r = handshake(self.d, li, self.d.hostname,
+                          ssl.TLSVersion.TLSv1_3)
+            self.assertIsInstance(r, tuple, r)
+
+
 @unittest.skipUnless(IS_ROOT, "optional: stopping the key process "
                      "needs root")
 class TestNoStall(unittest.TestCase):
@@ -352,6 +368,10 @@ class TestNoStall(unittest.TestCase):
         s.close()
         self.assertTrue(line.startswith(b"250"), line)
         return rtt
+
+    def test_never_more_key_processes_than_workers(self):
+        # The default is one per core; with one worker, one.
+        self.assertEqual(len(self.d.pids("keys")), 1, self.d.children())
 
     def test_other_sessions_go_on_while_a_handshake_waits(self):
         keys = self.d.pids("keys")[0]
