@@ -21,7 +21,6 @@ KEYS_BENCH_KEY_PROCESSES=N sets key-processes for this tree's build
 """
 
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -67,14 +66,6 @@ class BuildDaemon(Daemon):
             start_new_session=True)
         self.wait_log(r"authd ping ok", count=self.workers, timeout=30)
         return self
-
-    def conf_text(self, hostname=None):
-        text = super().conf_text(hostname)
-        # A build from before keys-user does not know the word; its key
-        # process (if any) runs as auth-user.
-        if os.path.realpath(self.build_dir) != os.path.realpath(BUILD):
-            text = re.sub(r"(?m)^keys-user .*\n", "", text)
-        return text
 
 
 def make_users(workdir):

@@ -26,6 +26,8 @@ PORTCULLISD = os.path.join(BUILD, "portcullisd")
 IS_ROOT = os.geteuid() == 0
 WORKER_USER = "_portcullis" if IS_ROOT else pwd.getpwuid(os.getuid()).pw_name
 AUTH_USER = "_portcullis_auth" if IS_ROOT else WORKER_USER
+# keys-user's default, left out of the configuration: a build or an
+# authctl from before the word can still read what a Daemon writes.
 KEYS_USER = "_portcullis_keys" if IS_ROOT else WORKER_USER
 
 
@@ -169,7 +171,6 @@ class Daemon:
             'hostname "%s"\n'
             'user "%s"\n'
             'auth-user "%s"\n'
-            'keys-user "%s"\n'
             'chroot "%s"\n'
             "workers %d\n"
             "grace-period %s\n"
@@ -178,7 +179,7 @@ class Daemon:
             "listen on 127.0.0.1 port %d%s\n"
             "deliver to %s\n"
             "%s\n"
-            % (hostname or self.hostname, WORKER_USER, AUTH_USER, KEYS_USER,
+            % (hostname or self.hostname, WORKER_USER, AUTH_USER,
                self.chroot, self.workers, self.grace, self.dir, self.dir,
                self.port, " " + self.listen if self.listen else "", self.deliver,
                self.extra))

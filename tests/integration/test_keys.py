@@ -450,7 +450,9 @@ class TestKeysUser(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemon(listen="tls", workers=2, key_processes=2)
+        # Named, though it is the default: the keyword is read too.
+        cls.d = Daemon(listen="tls", workers=2, key_processes=2,
+                       keys_user='"%s"' % KEYS_USER)
         cls.d.start()
         cls.d.wait_log(r"keys \d+ ready", count=2)
 
