@@ -46,11 +46,14 @@ config_new_empty(void)
 	(void)strlcpy(conf->user, PORTCULLIS_USER, sizeof(conf->user));
 	(void)strlcpy(conf->auth_user, PORTCULLIS_AUTH_USER,
 	    sizeof(conf->auth_user));
+	(void)strlcpy(conf->keys_user, PORTCULLIS_KEYS_USER,
+	    sizeof(conf->keys_user));
 	(void)strlcpy(conf->chroot, PORTCULLIS_CHROOT, sizeof(conf->chroot));
 	(void)strlcpy(conf->spool, PORTCULLIS_SPOOL, sizeof(conf->spool));
 	strlcpy(conf->control_socket, PORTCULLIS_CONTROL,
 	    sizeof(conf->control_socket));
 	conf->workers = 0;
+	conf->key_processes = 0;
 	conf->grace_period = DEFAULT_GRACE_PERIOD;
 	conf->max_message_size = DEFAULT_MAX_MSG_SIZE;
 	conf->deliver = DELIVER_SPOOL;

@@ -25,6 +25,7 @@
 #define PORTCULLIS_CONF_FILE	SYSCONFDIR "/portcullis.conf"
 #define PORTCULLIS_USER		"_portcullis"
 #define PORTCULLIS_AUTH_USER	"_portcullis_auth"
+#define PORTCULLIS_KEYS_USER	"_portcullis_keys"
 #define PORTCULLIS_CHROOT	"/var/empty"
 #define PORTCULLIS_SPOOL	"/var/spool/portcullis"
 #define PORTCULLIS_DB		"/var/db/portcullis"
@@ -46,6 +47,11 @@
 #define CONF_URL_MAX		1024	/* relay URLs */
 #define CONF_LISTENERS_MAX	32
 #define CONF_CHECKERS_MAX	16
+/*
+ * Signing processes: one per core is where RSA signatures stop
+ * queueing; past 16 each further copy of the keys buys little.
+ */
+#define KEY_PROCESSES_MAX	16
 
 #define DEFAULT_GRACE_PERIOD	30		/* seconds */
 #define DEFAULT_MAX_MSG_SIZE	(35 * 1024 * 1024)
@@ -414,11 +420,13 @@ struct portcullis_conf {
 	char			 hostname[CONF_HOST_MAX];
 	char			 user[CONF_USER_MAX];	/* workers */
 	char			 auth_user[CONF_USER_MAX];	/* authd */
+	char			 keys_user[CONF_USER_MAX];	/* key processes */
 	char			 chroot[CONF_FILE_MAX];	/* workers' root */
 	char			 spool[CONF_FILE_MAX];
 	uint64_t		 spool_min_free;	/* octets; 0: no floor */
 	char			 control_socket[CONF_FILE_MAX];	/* authctl */
 	int			 workers;		/* 0: one per core */
+	int			 key_processes;		/* 0: one per core */
 	int			 grace_period;		/* seconds */
 	uint64_t		 max_message_size;	/* octets */
 	enum deliver_method	 deliver;

@@ -301,6 +301,7 @@ recv_start(struct config_recv *cr, struct imsg *imsg)
 	TERMINATE(conf->hostname);
 	TERMINATE(conf->user);
 	TERMINATE(conf->auth_user);
+	TERMINATE(conf->keys_user);
 	TERMINATE(conf->chroot);
 	TERMINATE(conf->spool);
 	TERMINATE(conf->relay_url);

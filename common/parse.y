@@ -312,6 +312,7 @@ static int			 kv_depth;	/* >0: in their block */
 %token	SCRAMITERATIONS PASSWORDLESS
 %token	REQUIRE SENDERCHECK SMTPS SPOOL SPOOLMINFREE STATIC TIMEOUT TLS TLSCIPHERS
 %token	TLSMINVERSION TLSTICKETS TLSTICKETLIFETIME TO TRUSTEDNETWORKS USER WORKERS
+%token	KEYSUSER KEYPROCESSES
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -383,6 +384,12 @@ main		: HOSTNAME STRING		{
 				YYERROR;
 			where_note(conf->auth_user, $<lineno>1);
 		}
+		| KEYSUSER STRING		{
+			if (set_user(conf->keys_user, sizeof(conf->keys_user),
+			    $2, "keys-user") == -1)
+				YYERROR;
+			where_note(conf->keys_user, $<lineno>1);
+		}
 		| CHROOT STRING			{
 			if (copy_path(conf->chroot, sizeof(conf->chroot), $2,
 			    "chroot") == -1)
@@ -407,6 +414,14 @@ main		: HOSTNAME STRING		{
 				YYERROR;
 			}
 			conf->workers = $2;
+		}
+		| KEYPROCESSES NUMBER		{
+			if ($2 < 1 || $2 > KEY_PROCESSES_MAX) {
+				conf_error("key-processes must be between 1 "
+				    "and %d", KEY_PROCESSES_MAX);
+				YYERROR;
+			}
+			conf->key_processes = $2;
 		}
 		| GRACEPERIOD duration		{
 			if ($2 % 1000 != 0) {
@@ -1045,6 +1060,8 @@ static const struct keyword keywords[] = {
 	{ "hostname",		HOSTNAME },
 	{ "include",		INCLUDE },
 	{ "key",		KEY },
+	{ "key-processes",	KEYPROCESSES },
+	{ "keys-user",		KEYSUSER },
 	{ "ldap",		LDAP },
 	{ "limit",		LIMIT },
 	{ "listen",		LISTEN },

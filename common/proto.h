@@ -394,7 +394,7 @@ struct pki_pem {
 #define KEYS_OUTPUT_MAX		1024	/* an RSA-8192 signature; ECDSA's
 					   DER is far shorter */
 struct keys_start {
-	char		user[33];	/* auth-user: CONF_USER_MAX */
+	char		user[33];	/* keys-user: CONF_USER_MAX */
 	char		chroot[4096];	/* PATH_MAX: the workers' empty root */
 };
 

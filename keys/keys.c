@@ -358,7 +358,16 @@ reply(struct kchan *ch, uint64_t req_id, uint32_t status, const uint8_t *sig,
 	iov[0].iov_len = sizeof(r);
 	iov[1].iov_base = (void *)(uintptr_t)sig;
 	iov[1].iov_len = len;
-	imsgev_composev(&ch->iev, IMSG_KEYS_SIGNED, 0, iov, len > 0 ? 2 : 1);
+	if (imsgev_composev(&ch->iev, IMSG_KEYS_SIGNED, 0, iov,
+	    len > 0 ? 2 : 1) == -1)
+		return;
+	/*
+	 * Out now, not once the whole batch this read brought is signed:
+	 * at c=256 a worker's requests come in bursts, and the first
+	 * handshake would wait for every signature of its burst.  What
+	 * the socket does not take now, the loop writes later.
+	 */
+	(void)imsgbuf_write(&ch->iev.ibuf);
 }
 
 static int

@@ -337,7 +337,8 @@ spool_sweep_owner(pid_t pid)
 int
 users_check(const struct portcullis_conf *conf)
 {
-	const char	*names[] = { conf->user, conf->auth_user };
+	const char	*names[] = { conf->user, conf->auth_user,
+	    conf->keys_user };
 	struct passwd	*pw;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -175,7 +175,8 @@ master_reload(void)
 		imsgev_compose(&c->iev, IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
 	}
 	tickets_configure(conf);
-	/* The new keys reach the key process before the new workers. */
+	/* The new keys reach the key processes before the new workers. */
+	keyproc_reload_note(conf, workers_count(conf));
 	keyproc_send_keys(conf);
 	workers_start();
 	if (master->authd != NULL && child_running(master->authd))
@@ -194,14 +195,10 @@ master_maybe_exit(void)
 		if (child_running(c))
 			return;
 	/* The workers are gone: nobody needs the keys any more. */
-	if (master->keys != NULL && child_running(master->keys)) {
+	if (keyproc_running()) {
 		if (!master->keys_stopping) {
 			master->keys_stopping = 1;
-			if (master->keys->iev.open)
-				imsgev_compose(&master->keys->iev,
-				    IMSG_CTL_SHUTDOWN, 0, -1, NULL, 0);
-			else
-				kill(master->keys->pid, SIGTERM);
+			keyproc_stop(0);
 		}
 		if (master->authd == NULL || !child_running(master->authd))
 			return;
@@ -235,8 +232,7 @@ shutdown_deadline(evutil_socket_t fd, short ev, void *arg)
 			kill(c->pid, SIGKILL);
 	if (master->authd != NULL && child_running(master->authd))
 		kill(master->authd->pid, SIGKILL);
-	if (master->keys != NULL && child_running(master->keys))
-		kill(master->keys->pid, SIGKILL);
+	keyproc_stop(SIGKILL);
 	if (master->metrics != NULL && child_running(master->metrics))
 		kill(master->metrics->pid, SIGKILL);
 }
@@ -277,8 +273,8 @@ master_shutdown(int sig)
 	metrics_stop();
 	if (master->authd != NULL)
 		evtimer_del(master->authd->respawn_ev);
-	if (master->keys != NULL)
-		evtimer_del(master->keys->respawn_ev);
+	for (unsigned int i = 0; i < master->nkeys; i++)
+		evtimer_del(master->keys[i]->respawn_ev);
 	tv.tv_sec = master->conf->grace_period + SHUTDOWN_SLACK_SEC;
 	tv.tv_usec = 0;
 	master->deadline_ev = evtimer_new(master->base, shutdown_deadline,
@@ -412,6 +408,8 @@ conf_check(struct portcullis_conf *conf)
 		if (check_user(conf->user) == -1)
 			ret = -1;
 		if (check_user(conf->auth_user) == -1)
+			ret = -1;
+		if (check_user(conf->keys_user) == -1)
 			ret = -1;
 		if (check_chroot(conf->chroot) == -1)
 			ret = -1;
@@ -581,9 +579,8 @@ main(int argc, char *argv[])
 	spool_sweep_init();
 	master->authd = child_new(ROLE_AUTHD, 0);
 	child_start(master->authd);
-	/* It takes master's copy of the private keys, and wipes it. */
-	master->keys = child_new(ROLE_KEYS, 0);
-	child_start(master->keys);
+	/* They take master's copy of the private keys, and wipe it. */
+	keyproc_start(workers_count(master->conf));
 	tickets_configure(master->conf);
 	workers_start();
 	TAILQ_FOREACH(l, &master->conf->listeners, entry)

@@ -66,7 +66,8 @@ struct master {
 	struct child		*metrics;	/* NULL: no endpoint */
 	int			 metrics_fd;	/* its listening socket */
 	struct metrics_config	*metrics_conf;	/* what it is sent */
-	struct child		*keys;		/* the key process */
+	struct child		*keys[KEY_PROCESSES_MAX]; /* key processes */
+	unsigned int		 nkeys;		/* fixed at start */
 	int			 keys_stopping;	/* CTL_SHUTDOWN sent */
 	struct childlist	 workers;
 	unsigned int		 restarts;	/* of every child */
@@ -121,7 +122,13 @@ void		 pki_keys_reread(struct portcullis_conf *);
 /* keyproc.c */
 int		 keyproc_configure(struct child *);
 void		 keyproc_send_keys(struct portcullis_conf *);
+void		 keyproc_start(int);
+void		 keyproc_reload_note(const struct portcullis_conf *, int);
+struct child	*keyproc_by_pid(pid_t);
+int		 keyproc_running(void);
+void		 keyproc_stop(int);
 void		 keyproc_channel_create(struct child *);
+void		 keyproc_ready(struct child *);
 
 /* secret.c */
 int		 secrets_load(struct portcullis_conf *);

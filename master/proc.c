@@ -23,7 +23,7 @@
  * when configured, is met the same way: each ready worker and authd
  * get a channel to it (IMSG_METRICS_CHANNEL), and master answers its
  * asks on master's own channel to it.
- * The same for a worker and the key process (keyproc.c).
+ * The same for a worker and its key process (keyproc.c).
  */
 
 #include <sys/types.h>
@@ -135,10 +135,11 @@ child_new(enum proc_role role, uint32_t id)
 	c->id = id;
 	c->pid = -1;
 	c->generation = master->generation;
-	if (role != ROLE_WORKER)
-		strlcpy(c->name, child_role_name(role), sizeof(c->name));
+	if (role == ROLE_WORKER || role == ROLE_KEYS)
+		snprintf(c->name, sizeof(c->name), "%s %u",
+		    child_role_name(role), id);
 	else
-		snprintf(c->name, sizeof(c->name), "worker %u", id);
+		strlcpy(c->name, child_role_name(role), sizeof(c->name));
 	c->respawn_ev = evtimer_new(master->base, child_respawn, c);
 	if (c->respawn_ev == NULL)
 		fatalx("evtimer_new");
@@ -360,13 +361,13 @@ child_ready(struct imsgev *iev, struct imsg *imsg)
 		keyproc_channel_create(c);
 		return 0;
 	}
+	if (c->role == ROLE_KEYS) {
+		keyproc_ready(c);
+		return 0;
+	}
 	TAILQ_FOREACH(w, &master->workers, entry)
-		if (child_running(w)) {
-			if (c->role == ROLE_KEYS)
-				keyproc_channel_create(w);
-			else
-				channel_create(w);
-		}
+		if (child_running(w))
+			channel_create(w);
 	return 0;
 }
 
@@ -532,8 +533,8 @@ child_by_pid(pid_t pid)
 		return master->authd;
 	if (master->metrics != NULL && master->metrics->pid == pid)
 		return master->metrics;
-	if (master->keys != NULL && master->keys->pid == pid)
-		return master->keys;
+	if ((c = keyproc_by_pid(pid)) != NULL)
+		return c;
 	TAILQ_FOREACH(c, &master->workers, entry)
 		if (c->pid == pid)
 			return c;

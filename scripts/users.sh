@@ -10,7 +10,7 @@ set -eu
 nologin=/usr/sbin/nologin
 [ -x "$nologin" ] || nologin=/sbin/nologin
 
-for u in _portcullis _portcullis_auth; do
+for u in _portcullis _portcullis_auth _portcullis_keys; do
 	if ! getent passwd "$u" >/dev/null; then
 		echo "users: creating system user $u"
 		useradd --system --no-create-home --home-dir /var/empty \

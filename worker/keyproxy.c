@@ -239,6 +239,7 @@ keyproxy_channel(struct event_base *base, int fd, uint32_t generation)
 	kp.fd = -1;
 	if (imsgbuf_init(&kp.ibuf, fd) == -1 || (kp.read_ev = event_new(base,
 	    fd, EV_READ | EV_PERSIST, keyproxy_read, NULL)) == NULL ||
+	    event_priority_set(kp.read_ev, TLS_PRIORITY_KEYS) == -1 ||
 	    event_add(kp.read_ev, NULL) == -1) {
 		log_warn("key process channel");
 		if (kp.read_ev != NULL)

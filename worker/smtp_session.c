@@ -209,8 +209,11 @@ session_free(struct session *s)
 	}
 	event_free(s->timer);
 	/* A handshake waiting for the key process keeps the socket. */
-	if (s->tls_accept != NULL && tls_accept_free(s->tls_accept))
+	if (s->tls_accept != NULL && tls_accept_free(s->tls_accept)) {
+		log_debug("session %016llx: its handshake waits for the key "
+		    "process and ends on its own", (unsigned long long)s->id);
 		bufferevent_setfd(s->bev, -1);
+	}
 	bufferevent_free(s->bev);
 	SSL_free(s->tls_pending);
 	free(s->auth_addrs);

@@ -730,12 +730,13 @@ tls_accept_release(struct tls_accept *a)
 }
 
 static int
-tls_accept_wait(struct tls_accept *a, int fd, short what)
+tls_accept_wait(struct tls_accept *a, int fd, short what, int urgent)
 {
 	if (a->ev != NULL)
 		event_free(a->ev);
 	if ((a->ev = event_new(a->base, fd, what, tls_accept_step, a)) ==
-	    NULL || event_add(a->ev, NULL) == -1)
+	    NULL || (urgent && event_priority_set(a->ev, TLS_PRIORITY_KEYS) ==
+	    -1) || event_add(a->ev, NULL) == -1)
 		return -1;
 	return 0;
 }
@@ -750,7 +751,7 @@ tls_accept_wait_async(struct tls_accept *a)
 	if (SSL_get_all_async_fds(a->ssl, NULL, &n) != 1 || n == 0 ||
 	    n > 4 || SSL_get_all_async_fds(a->ssl, fds, &n) != 1)
 		return -1;
-	return tls_accept_wait(a, fds[0], EV_READ);
+	return tls_accept_wait(a, fds[0], EV_READ, 1);
 }
 #endif
 
@@ -792,10 +793,10 @@ tls_accept_step(evutil_socket_t fd, short ev, void *arg)
 	}
 	switch (SSL_get_error(a->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
-		rv = tls_accept_wait(a, a->fd, EV_READ);
+		rv = tls_accept_wait(a, a->fd, EV_READ, 0);
 		break;
 	case SSL_ERROR_WANT_WRITE:
-		rv = tls_accept_wait(a, a->fd, EV_WRITE);
+		rv = tls_accept_wait(a, a->fd, EV_WRITE, 0);
 		break;
 #ifdef SSL_MODE_ASYNC
 	case SSL_ERROR_WANT_ASYNC:
@@ -826,7 +827,7 @@ tls_accept_start(struct event_base *base, SSL *ssl, int fd, tls_accept_cb cb,
 	a->fd = fd;
 	a->done = cb;
 	a->arg = arg;
-	if (SSL_set_fd(ssl, fd) != 1 || tls_accept_wait(a, fd, EV_READ) ==
+	if (SSL_set_fd(ssl, fd) != 1 || tls_accept_wait(a, fd, EV_READ, 0) ==
 	    -1) {
 		a->ssl = NULL;
 		tls_accept_release(a);

@@ -33,6 +33,15 @@ void	 tls_log_bufferevent_error(uint64_t, const char *,
 	    struct bufferevent *);
 
 /* a server handshake that may pause for the key process */
+/*
+ * libevent priorities of a worker's loop: the key process's answers
+ * and the handshakes they resume go before the other sessions' work,
+ * so that a handshake that waited for a signature does not wait again
+ * behind a whole round of events (keys_bench's p99 at c=256).
+ */
+#define TLS_PRIORITIES		2
+#define TLS_PRIORITY_KEYS	0	/* the others get libevent's default, 1 */
+
 struct tls_accept;
 struct event_base;
 typedef void	(*tls_accept_cb)(void *arg, SSL *ssl);

@@ -464,6 +464,8 @@ main(int argc, char *argv[])
 	TAILQ_INIT(&worker->sessions);
 	worker->base = privsep_child_loop(&worker->master, from_master_conf,
 	    master_closed);
+	if (event_base_priority_init(worker->base, TLS_PRIORITIES) == -1)
+		fatalx("event_base_priority_init");
 
 	event_base_dispatch(worker->base);
 	log_info("worker %u: exiting", worker->id);

@@ -2,9 +2,10 @@
 keys_bench.py -- what the key process costs (part of make bench; also
 runs alone: python3 tests/bench/keys_bench.py after make bench-bins).
 
-Every full TLS handshake signs once, and the signature is made in the
-key process (keys/keys.c) behind a blocking round trip from the worker
-(worker/keyproxy.c).  The figures: STARTTLS + AUTH sessions/s (connect,
+Every full TLS handshake signs once, and the signature is made in a
+key process (keys/keys.c: one per core by default, worker i asking key
+process i mod N) while the worker's handshake waits as an OpenSSL async
+job (worker/keyproxy.c).  The figures: STARTTLS + AUTH sessions/s (connect,
 EHLO, STARTTLS, EHLO, AUTH PLAIN, QUIT; a full handshake each, no
 resumption) at c=1, 16 and 256, STARTTLS without AUTH at c=256 (where
 the handshake is all the work), and the STARTTLS handshake latency
@@ -15,6 +16,8 @@ With KEYS_BENCH_BASE=DIR (a build of the tree before the key process,
 e.g. a git worktree at that commit built with make), the same runs go
 against it too, alternating, KEYS_BENCH_REPS times (default 1), and the
 rows give after / before ratios: the median of the runs of each side.
+KEYS_BENCH_KEY_PROCESSES=N sets key-processes for this tree's build
+(default: one per core), KEYS_BENCH_CERTS=RSA or ECDSA runs one kind.
 """
 
 import os
@@ -39,6 +42,10 @@ NUSERS = 20
 CERTS = (("ECDSA P-256", ["-newkey", "ec", "-pkeyopt",
                           "ec_paramgen_curve:prime256v1"]),
          ("RSA-2048", ["-newkey", "rsa:2048"]))
+# KEYS_BENCH_CERTS=RSA (or ECDSA): one kind only.
+CERTS = tuple(c for c in CERTS
+              if os.environ.get("KEYS_BENCH_CERTS", "") in c[0])
+KEY_PROCESSES = os.environ.get("KEYS_BENCH_KEY_PROCESSES")
 
 
 class BuildDaemon(Daemon):
@@ -77,9 +84,15 @@ def make_users(workdir):
 
 
 def daemon(build_dir, cert_args, users, hashes):
+    kw = {}
+    # The tree's own build may be told how many key processes to run
+    # (default: its own default, one per core).
+    if KEY_PROCESSES and os.path.realpath(build_dir) == \
+            os.path.realpath(BUILD):
+        kw["key_processes"] = int(KEY_PROCESSES)
     d = BuildDaemon(build_dir, workers=CORES, listen="tls",
                     local_domains=[DOMAIN], max_sessions=200000,
-                    max_sessions_per_address=200000)
+                    max_sessions_per_address=200000, **kw)
     subprocess.run(["openssl", "req", "-x509"] + cert_args +
                    ["-nodes", "-days", "2", "-subj", "/CN=test.local",
                     "-keyout", d.key, "-out", d.cert],

@@ -26,6 +26,9 @@ PORTCULLISD = os.path.join(BUILD, "portcullisd")
 IS_ROOT = os.geteuid() == 0
 WORKER_USER = "_portcullis" if IS_ROOT else pwd.getpwuid(os.getuid()).pw_name
 AUTH_USER = "_portcullis_auth" if IS_ROOT else WORKER_USER
+# keys-user's default, left out of the configuration: a build or an
+# authctl from before the word can still read what a Daemon writes.
+KEYS_USER = "_portcullis_keys" if IS_ROOT else WORKER_USER
 
 
 # A port for a server of the tests, taken below the kernel's ephemeral

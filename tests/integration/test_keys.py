@@ -1,16 +1,19 @@
 """
-test_keys.py -- the TLS private keys live in the key process only
-(keys/keys.c): not in any worker, not in master after start-up, and the
-key process does hold them (so the search can find a key where there is
-one).  RSA and ECDSA certificates both sign through it, over TLS 1.3
-(RSA-PSS, ECDSA) and TLS 1.2 (PKCS #1 v1.5, ECDSA).  Killed under load,
-the key process is back within 2 s and clients see a finished
-handshake, a 454 or a closed connection, never a hang.  A reload with a
-new certificate and key reaches the key process and the workers, and a
-session open across it goes on.  While a handshake waits for the key
-process, the worker serves its other sessions (the handshake is an
-OpenSSL async job); a key process that does not answer fails the
-handshake after two one-second tries.
+test_keys.py -- the TLS private keys live in the key processes only
+(keys/keys.c): not in any worker, not in master after start-up, and
+every key process does hold them (so the search can find a key where
+there is one).  RSA and ECDSA certificates both sign through them, over
+TLS 1.3 (RSA-PSS, ECDSA) and TLS 1.2 (PKCS #1 v1.5, ECDSA).  The key
+processes run as keys-user, a user of their own, and authd's user
+cannot read their memory.  One of them killed under load is back within
+2 s and clients see a finished handshake, a 454 or a closed connection,
+never a hang.  A reload with a new certificate and key reaches the key
+processes and the workers, and a session open across it goes on.  While
+a handshake waits for its key process, the worker serves its other
+sessions (the handshake is an OpenSSL async job); a key process that
+does not answer fails the handshake after two one-second tries; a
+session freed while its handshake waits (its timeout) leaves the worker
+up, serving, with no descriptor left behind.
 
 The memory search reads /proc/PID/mem and needs root; the malformed
 requests a worker could send are unit-tested on the key process's
@@ -19,6 +22,7 @@ validator (tests/unit/test_keys_request.c) and fuzzed
 """
 
 import os
+import pwd
 import re
 import signal
 import socket
@@ -28,7 +32,7 @@ import threading
 import time
 import unittest
 
-from daemon import Daemon, IS_ROOT
+from daemon import AUTH_USER, KEYS_USER, WORKER_USER, Daemon, IS_ROOT
 from smtp_helpers import tls_client_context
 
 RSA_HOST = "rsa.test.local"
@@ -160,7 +164,7 @@ class TestKeyMemory(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.d = Daemon(listen="tls", listeners={"smtps": "smtps"},
-                       workers=2)
+                       workers=2, key_processes=2)
         cls.rsa_cert = os.path.join(cls.d.dir, "rsa.pem")
         cls.rsa_key = os.path.join(cls.d.dir, "rsa.key")
         make_rsa_cert(cls.rsa_cert, cls.rsa_key, RSA_HOST)
@@ -175,7 +179,7 @@ class TestKeyMemory(unittest.TestCase):
                                P384_HOST, cls.p384_cert, cls.p384_key))
         cls.d.write_conf()
         cls.d.start()
-        cls.d.wait_log(r"keys ready")
+        cls.d.wait_log(r"keys \d+ ready", count=2)
 
     @classmethod
     def tearDownClass(cls):
@@ -198,14 +202,16 @@ class TestKeyMemory(unittest.TestCase):
         secrets += needles(key_secrets(self.rsa_key))
         keys = self.d.pids("keys")
         workers = self.d.pids("worker")
-        self.assertEqual(len(keys), 1, self.d.children())
+        self.assertEqual(len(keys), 2, self.d.children())
         self.assertEqual(len(workers), 2, self.d.children())
-        in_keys = memory_has(keys[0], secrets)
-        # The key process holds each secret number, in some byte order.
-        for what in ("priv", "privateExponent", "prime1"):
-            self.assertTrue(any(n.startswith(what) for n in in_keys),
-                            "%s not found in the key process: the search "
-                            "does not work (%r)" % (what, in_keys))
+        # Each key process holds each secret number, in some byte order.
+        for pid in keys:
+            in_keys = memory_has(pid, secrets)
+            for what in ("priv", "privateExponent", "prime1"):
+                self.assertTrue(any(n.startswith(what) for n in in_keys),
+                                "%s not found in key process %d: the "
+                                "search does not work (%r)"
+                                % (what, pid, in_keys))
         for pid in workers + [self.d.proc.pid]:
             self.assertEqual(memory_has(pid, secrets), set(),
                              "private key material in pid %d" % pid)
@@ -217,9 +223,9 @@ class TestKeyProcessFailure(unittest.TestCase):
 
     def setUp(self):
         self.d = Daemon(listen="tls", listeners={"smtps": "smtps"},
-                        workers=2, tls_tickets="off")
+                        workers=2, key_processes=2, tls_tickets="off")
         self.d.start()
-        self.d.wait_log(r"keys ready")
+        self.d.wait_log(r"keys \d+ ready", count=2)
 
     def tearDown(self):
         self.d.stop()
@@ -252,11 +258,13 @@ class TestKeyProcessFailure(unittest.TestCase):
             t.start()
         time.sleep(0.5)
         old = self.d.pids("keys")
+        self.assertEqual(len(old), 2, self.d.children())
         off = self.d.log_offset()
         killed = time.monotonic()
+        # One of the two: only its worker's handshakes are disturbed.
         os.kill(old[0], signal.SIGKILL)
         new = self.d.wait_pids("keys", 1, exclude=old, timeout=2.0)
-        self.d.wait_log(r"keys ready", since=off, timeout=2.0)
+        self.d.wait_log(r"keys \d+ ready", since=off, timeout=2.0)
         back = time.monotonic() - killed
         time.sleep(1.0)
         stop.set()
@@ -267,7 +275,11 @@ class TestKeyProcessFailure(unittest.TestCase):
         self.assertTrue(set(results) <= {"ok", "454", "closed", "hang"},
                         results)
         self.assertGreater(results["ok"], 0, results)
-        self.assertNotEqual(new, old)
+        self.assertNotIn(new[0], old)
+        self.assertIn(old[1], self.d.pids("keys"))
+        # The other key process was not restarted.
+        self.assertEqual(len(re.findall(r"keys \d+ ready",
+                                        self.d.log()[off:])), 1)
         # After it: every handshake works again, on every worker.
         for _ in range(6):
             for li in ("main", "smtps"):
@@ -289,7 +301,7 @@ class TestKeyProcessFailure(unittest.TestCase):
         off = self.d.log_offset()
         self.d.proc.send_signal(signal.SIGHUP)
         self.d.wait_log(r"keys\[\d+\]: generation 1: 1 of 1 keys loaded",
-                        since=off)
+                        count=2, since=off)
         self.d.wait_log(r"authd ping ok", count=2, since=off)
         after = handshake(self.d, "smtps", self.d.hostname,
                           ssl.TLSVersion.TLSv1_2)
@@ -302,6 +314,22 @@ class TestKeyProcessFailure(unittest.TestCase):
         t.close()
 
 
+    def test_reload_keeps_the_number_of_key_processes(self):
+        before = self.d.pids("keys")
+        self.d.settings["key_processes"] = 1
+        self.d.write_conf()
+        off = self.d.log_offset()
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.d.wait_log(r"key-processes: 2 now, 1 after a restart",
+                        since=off)
+        self.d.wait_log(r"authd ping ok", count=2, since=off)
+        self.assertEqual(self.d.pids("keys"), before)
+        for li in ("main", "smtps"):
+            r = handshake(self.d, li, self.d.hostname,
+                          ssl.TLSVersion.TLSv1_3)
+            self.assertIsInstance(r, tuple, r)
+
+
 @unittest.skipUnless(IS_ROOT, "optional: stopping the key process "
                      "needs root")
 class TestNoStall(unittest.TestCase):
@@ -312,7 +340,7 @@ class TestNoStall(unittest.TestCase):
     def setUp(self):
         self.d = Daemon(listen="tls", workers=1, tls_tickets="off")
         self.d.start()
-        self.d.wait_log(r"keys ready")
+        self.d.wait_log(r"keys \d+ ready")
 
     def tearDown(self):
         for pid in self.d.pids("keys"):
@@ -341,6 +369,10 @@ class TestNoStall(unittest.TestCase):
         self.assertTrue(line.startswith(b"250"), line)
         return rtt
 
+    def test_never_more_key_processes_than_workers(self):
+        # The default is one per core; with one worker, one.
+        self.assertEqual(len(self.d.pids("keys")), 1, self.d.children())
+
     def test_other_sessions_go_on_while_a_handshake_waits(self):
         keys = self.d.pids("keys")[0]
         os.kill(keys, signal.SIGSTOP)
@@ -368,6 +400,186 @@ class TestNoStall(unittest.TestCase):
         self.assertLess(out["t"], 4.0)
         self.d.wait_log(r"no answer in 1000 ms, TLS handshake fails")
         self.assertLess(self._noop_rtt(), 0.5)
+
+
+
+def uid_of(pid):
+    """The real uid of pid, from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    raise AssertionError("no Uid line for pid %d" % pid)
+
+
+def read_mem_as(uid, gid, pid):
+    """Try, in a child that dropped to uid:gid, to read one page of
+    pid's memory through /proc/PID/mem (its first readable mapping: a
+    sanitizer's heap is no [heap]); the error's text, or "read"."""
+    with open("/proc/%d/maps" % pid) as f:
+        first = next(line for line in f if line.split()[1][0] == "r")
+    start = int(first.split("-")[0], 16)
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        what = b"read"
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+                mem.seek(start)
+                mem.read(4096)
+        except OSError as e:
+            what = (os.strerror(e.errno) if e.errno else str(e)).encode()
+        os.write(w, what)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(child, 0)
+    return out
+
+
+@unittest.skipUnless(IS_ROOT, "optional: the privilege drop and reading "
+                     "another user's memory need root")
+class TestKeysUser(unittest.TestCase):
+    """The key processes run as keys-user, not as authd's user; authd's
+    user cannot read their memory."""
+
+    @classmethod
+    def setUpClass(cls):
+        # Named, though it is the default: the keyword is read too.
+        cls.d = Daemon(listen="tls", workers=2, key_processes=2,
+                       keys_user='"%s"' % KEYS_USER)
+        cls.d.start()
+        cls.d.wait_log(r"keys \d+ ready", count=2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_key_processes_run_as_their_own_user(self):
+        keys_uid = pwd.getpwnam(KEYS_USER).pw_uid
+        self.assertNotIn(keys_uid, (pwd.getpwnam(AUTH_USER).pw_uid,
+                                    pwd.getpwnam(WORKER_USER).pw_uid, 0))
+        keys = self.d.pids("keys")
+        self.assertEqual(len(keys), 2, self.d.children())
+        for pid in keys:
+            self.assertEqual(uid_of(pid), keys_uid)
+        for pid in self.d.pids("authd") + self.d.pids("worker"):
+            self.assertNotEqual(uid_of(pid), keys_uid)
+        self.assertRegex(self.d.log(), r"keys\[\d+\]: running as %s in "
+                         % re.escape(KEYS_USER))
+
+    def test_authd_user_cannot_read_key_memory(self):
+        auth = pwd.getpwnam(AUTH_USER)
+        for pid in self.d.pids("keys"):
+            what = read_mem_as(auth.pw_uid, auth.pw_gid, pid)
+            self.assertNotEqual(what, "read", "authd's user read the "
+                                "memory of key process %d" % pid)
+            self.assertIn(what, ("Permission denied",
+                                 "Operation not permitted"), what)
+        # Root can (the search above depends on it): the check is real.
+        pid = self.d.pids("keys")[0]
+        self.assertEqual(read_mem_as(0, 0, pid), "read")
+
+
+@unittest.skipUnless(IS_ROOT, "optional: stopping the key processes "
+                     "needs root")
+class TestFreedWhilePaused(unittest.TestCase):
+    """Sessions freed (their command timeout) while their handshakes
+    wait for stopped key processes: tls.c leaves each handshake to end
+    on its own (abandoned), with its socket.  Once the key processes
+    answer, or their deadline passes, the workers are the same
+    processes, serve a full handshake, and hold no more descriptors
+    than before; under SANITIZE=1 Daemon.stop() fails on any report."""
+
+    CLIENTS = 6
+
+    def setUp(self):
+        self.d = Daemon(listen="tls", workers=2, key_processes=2,
+                        tls_tickets="off", timeout={"command": "1s"})
+        self.d.start()
+        self.d.wait_log(r"keys \d+ ready", count=2)
+
+    def tearDown(self):
+        for pid in self.d.pids("keys"):
+            os.kill(pid, signal.SIGCONT)
+        self.d.stop()
+
+    def fds(self):
+        return {pid: len(os.listdir("/proc/%d/fd" % pid))
+                for pid in self.d.pids("worker")}
+
+    def _client(self, out):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"EHLO c\r\n")
+            while f.readline()[3:4] == b"-":
+                pass
+            s.sendall(b"STARTTLS\r\n")
+            f.readline()
+            # The main thread hangs up through a copy of the socket,
+            # which wakes this thread's handshake.
+            out.append(s.dup())
+            ctx = tls_client_context()
+            t = ctx.wrap_socket(s, server_hostname=self.d.hostname)
+            out.append("done")
+            t.close()
+        except (OSError, ssl.SSLError) as e:
+            out.append(e)
+
+    def _freed_while_paused(self, resume_after):
+        for _ in range(4):
+            handshake(self.d, "main", self.d.hostname,
+                      ssl.TLSVersion.TLSv1_3)
+        workers = self.d.pids("worker")
+        before = self.fds()
+        keys = self.d.pids("keys")
+        off = self.d.log_offset()
+        for pid in keys:
+            os.kill(pid, signal.SIGSTOP)
+        outs = [[] for _ in range(self.CLIENTS)]
+        threads = [threading.Thread(target=self._client, args=(o,))
+                   for o in outs]
+        for t in threads:
+            t.start()
+        # Each session times out (1 s) while its handshake waits.
+        self.d.wait_log(r"session [0-9a-f]+: its handshake waits for the "
+                        r"key process", count=self.CLIENTS, since=off,
+                        timeout=5)
+        for o in outs:
+            if o and isinstance(o[0], socket.socket):
+                o[0].shutdown(socket.SHUT_RDWR)
+                o[0].close()
+        time.sleep(resume_after)
+        for pid in keys:
+            os.kill(pid, signal.SIGCONT)
+        for t in threads:
+            t.join(10)
+            self.assertFalse(t.is_alive(), "a client hangs")
+        # The abandoned handshakes end: answered, or by their deadline.
+        time.sleep(2.5)
+        self.assertEqual(self.d.pids("worker"), workers, self.d.log()[off:])
+        self.assertNotRegex(self.d.log()[off:], r"worker \d+ \(pid")
+        for _ in range(4):
+            r = handshake(self.d, "main", self.d.hostname,
+                          ssl.TLSVersion.TLSv1_3)
+            self.assertIsInstance(r, tuple, r)
+        deadline = time.monotonic() + 5
+        while self.fds() != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.fds(), before, "descriptors left behind")
+
+    def test_answer_comes_after_the_session_is_gone(self):
+        self._freed_while_paused(0.2)
+
+    def test_deadline_passes_after_the_session_is_gone(self):
+        self._freed_while_paused(2.5)
 
 
 if __name__ == "__main__":

@@ -214,10 +214,10 @@ class TestViolations(SandboxCase):
         call = ('(int)accept(0, 0, 0)' if sanitized() else
                 '(int)open("/etc/passwd", 0)')
         gdb_call(victim, call, self.d.dir)
-        self.killed("keys", victim, mark)
+        self.killed(r"keys \d+", victim, mark)
         # Replaced within 2 s, with the keys read again by master.
         self.d.wait_pids("keys", 1, exclude=[victim], timeout=2.0)
-        self.d.wait_log(r"keys ready", since=mark, timeout=2.0)
+        self.d.wait_log(r"keys \d+ ready", since=mark, timeout=2.0)
 
     def test_authd_runs_threads_but_not_processes(self):
         (victim,) = self.d.pids("authd")

@@ -33,7 +33,7 @@ cd "$(dirname "$0")/../.."
 top=$(pwd)
 here=$top/tests/package
 
-USERS="_portcullis _portcullis_auth"
+USERS="_portcullis _portcullis_auth _portcullis_keys"
 UNIT=/lib/systemd/system/portcullisd.service
 CONF=/etc/portcullis.conf
 work=$(mktemp -d /tmp/portcullis-check-deb.XXXXXX)
@@ -104,7 +104,8 @@ sh "$top/scripts/deb.sh" build >"$work/deb.log" 2>&1 || {
 grep -v "running with root privileges" "$work/deb.log" | sed 's/^/    /'
 deb=$(ls "$top"/build/deb/portcullis_*.deb)
 
-if getent passwd _portcullis >/dev/null || getent passwd _portcullis_auth >/dev/null; then
+if getent passwd _portcullis >/dev/null || getent passwd _portcullis_auth >/dev/null ||
+    getent passwd _portcullis_keys >/dev/null; then
 	if users_busy; then
 		echo "check-deb: the system users are in use: trying the package" \
 		    "with users that exist already"

@@ -316,11 +316,13 @@ Test(config, good_all)
 	cr_assert_str_eq(conf->hostname, "mx.example.org");
 	cr_assert_str_eq(conf->user, "nobody");
 	cr_assert_str_eq(conf->auth_user, "root");
+	cr_assert_str_eq(conf->keys_user, "daemon");
 	cr_assert_str_eq(conf->chroot, "/var/empty/portcullis");
 	cr_assert_str_eq(conf->spool, "/var/spool/portcullis-test");
 	cr_assert_str_eq(conf->control_socket,
 	    "/var/run/portcullis-test.sock");
 	cr_assert_eq(conf->workers, 4);
+	cr_assert_eq(conf->key_processes, 3);
 	cr_assert_eq(conf->grace_period, 120);
 	cr_assert_eq(conf->max_message_size, 50ULL * 1024 * 1024);
 	cr_assert_eq(conf->deliver, DELIVER_RELAY);
@@ -412,10 +414,12 @@ Test(config, good_minimal_gets_defaults)
 	cr_assert_str_eq(conf->hostname, host);
 	cr_assert_str_eq(conf->user, PORTCULLIS_USER);
 	cr_assert_str_eq(conf->auth_user, PORTCULLIS_AUTH_USER);
+	cr_assert_str_eq(conf->keys_user, PORTCULLIS_KEYS_USER);
 	cr_assert_str_eq(conf->chroot, PORTCULLIS_CHROOT);
 	cr_assert_str_eq(conf->spool, PORTCULLIS_SPOOL);
 	cr_assert_str_eq(conf->control_socket, PORTCULLIS_CONTROL);
 	cr_assert_eq(conf->workers, 0);
+	cr_assert_eq(conf->key_processes, 0);
 	cr_assert_eq(conf->grace_period, DEFAULT_GRACE_PERIOD);
 	cr_assert_eq(conf->grace_period, 30);
 	cr_assert_eq(conf->max_message_size, 35ULL * 1024 * 1024);
@@ -631,6 +635,12 @@ Test(config, bad_workers_zero)
 {
 	expect_error("bad-workers-zero.conf", 3,
 	    "workers must be between 1 and 256");
+}
+
+Test(config, bad_key_processes)
+{
+	expect_error("bad-key-processes.conf", 3,
+	    "key-processes must be between 1 and 16");
 }
 
 Test(config, bad_no_listener)
@@ -1108,6 +1118,12 @@ Test(config, values)
 	    2, "user: too long (max 32)");
 	expect_text_error("# c\nworkers 257\n", 2,
 	    "workers must be between 1 and 256");
+	expect_text_error("# c\nkey-processes 0\n", 2,
+	    "key-processes must be between 1 and 16");
+	expect_text_error("# c\nkey-processes 17\n", 2,
+	    "key-processes must be between 1 and 16");
+	expect_text_error("# c\nkeys-user \"no-such-user-here\"\n", 2,
+	    "unknown user \"no-such-user-here\"");
 	expect_text_error("# c\nworkers 99999999999999999999\n", 2,
 	    "invalid number \"99999999999999999999\": too large");
 	expect_text_error("# c\nauth {\nchecker \"x\" lmdb \"db\"\n}\n", 3,
