@@ -414,15 +414,19 @@ ticket_key_find(const unsigned char name[16], int *which)
  * OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)):
  * seal (enc 1) with the current key, or open (enc 0) with the key the
  * ticket names.  0 when there is no such key: no ticket is issued, or
- * the client gets a full handshake.  2 for a ticket the previous key
- * sealed: it is accepted and replaced by one the current key seals.
+ * the client gets a full handshake.  An opened ticket is always
+ * answered 2 (accepted, and renewed): a client does not offer a TLS
+ * 1.3 ticket twice (RFC 8446 C.4), so without a fresh one after each
+ * resumption every other reconnection would be a full handshake; and
+ * a ticket the previous key sealed is replaced by one the current key
+ * seals.
  */
 static int
 tls_ticket_keys_pick(unsigned char name[16], unsigned char *iv,
     EVP_CIPHER_CTX *cctx, const struct tls_ticket_key **kp, int enc)
 {
 	const struct tls_ticket_key	*k;
-	int				 which = 0;
+	int				 which;
 
 	if (enc) {
 		if (ticket_keys.count == 0)
@@ -443,7 +447,7 @@ tls_ticket_keys_pick(unsigned char name[16], unsigned char *iv,
 			return -1;
 	}
 	*kp = k;
-	return which == 0 ? 1 : 2;
+	return enc ? 1 : 2;
 }
 
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L && !defined(LIBRESSL_VERSION_NUMBER)
