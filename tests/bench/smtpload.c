@@ -83,6 +83,10 @@ struct user {
 struct session {
 	int			 slot;
 	int			 active;
+	SSL_SESSION		*resume;	/* --resume: the last ticket;
+						   kept across the slot's
+						   sessions (session_start
+						   clears from state on) */
 	enum state		 state;
 	struct bufferevent	*bev;
 	int			 tls;		/* TLS is up (or being set up) */
@@ -123,6 +127,7 @@ static struct {
 	int		 no_pipelining;	/* wait for each reply */
 	int		 idle;
 	int		 json;
+	int		 resume;	/* offer each slot's last session */
 	int		 verbose;
 	long		 timeout;
 } cf;
@@ -137,6 +142,7 @@ static struct {
 	uint64_t	 malformed;	/* not a reply line */
 	uint64_t	 conn_errors;	/* connect failed, reset, early EOF */
 	uint64_t	 tls_errors;
+	uint64_t	 tls_resumed;	/* handshakes that resumed */
 	uint64_t	 timeouts;
 	struct samples	 lat_connect;
 	struct samples	 lat_tls;	/* STARTTLS handshakes */
@@ -392,16 +398,46 @@ session_ready(struct session *s)
 static void	read_cb(struct bufferevent *, void *);
 static void	event_cb(struct bufferevent *, short, void *);
 
+/*
+ * A client SSL for s; with --resume it offers the session (ticket) the
+ * slot was last given, as a client that reconnects does.
+ */
+static SSL *
+client_ssl(struct session *s)
+{
+	SSL	*ssl;
+
+	if ((ssl = SSL_new(ssl_ctx)) == NULL)
+		errx(1, "SSL_new");
+	if (cf.sni != NULL)
+		SSL_set_tlsext_host_name(ssl, cf.sni);
+	SSL_set_app_data(ssl, s);
+	if (cf.resume && s->resume != NULL)
+		(void)SSL_set_session(ssl, s->resume);
+	return ssl;
+}
+
+/* A ticket arrived (TLS 1.3: after the handshake): the slot keeps it. */
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct session	*s = SSL_get_app_data(ssl);
+
+	if (s == NULL)
+		return 0;
+	if (s->resume != NULL)
+		SSL_SESSION_free(s->resume);
+	s->resume = sess;
+	return 1;	/* the reference is ours */
+}
+
 static void
 start_tls_filter(struct session *s)
 {
 	struct bufferevent *fb;
 	SSL *ssl;
 
-	if ((ssl = SSL_new(ssl_ctx)) == NULL)
-		errx(1, "SSL_new");
-	if (cf.sni != NULL)
-		SSL_set_tlsext_host_name(ssl, cf.sni);
+	ssl = client_ssl(s);
 	fb = bufferevent_openssl_filter_new(base, s->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (fb == NULL) {
@@ -647,6 +683,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			if (s->t_tls > 0)
 				sample_add(&st.lat_tls, now_ms() - s->t_tls);
 			s->t_tls = 0;
+			if (SSL_session_reused(bufferevent_openssl_get_ssl(bev)))
+				st.tls_resumed++;
 			return;
 		}
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
@@ -703,10 +741,7 @@ session_start(struct session *s)
 		next_user = (next_user + 1) % nusers;
 	}
 	if (cf.tls) {
-		if ((ssl = SSL_new(ssl_ctx)) == NULL)
-			errx(1, "SSL_new");
-		if (cf.sni != NULL)
-			SSL_set_tlsext_host_name(ssl, cf.sni);
+		ssl = client_ssl(s);
 		bev = bufferevent_openssl_socket_new(base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		s->tls = 1;
@@ -780,6 +815,15 @@ session_end(struct session *s)
 	ack_lost(s, "drop");
 	if (cf.idle && s->state < S_IDLE)
 		idle_resolved++;
+	/*
+	 * A TLS session freed without a shutdown is marked not resumable
+	 * (OpenSSL's ssl_clear_bad_session): one that ended well is said
+	 * to have, as a client that sends close_notify would.
+	 */
+	if (cf.resume && s->tls && !s->failed && s->bev != NULL &&
+	    bufferevent_openssl_get_ssl(s->bev) != NULL)
+		SSL_set_shutdown(bufferevent_openssl_get_ssl(s->bev),
+		    SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
@@ -1098,11 +1142,13 @@ report(void)
 		}
 		printf("},\"unexpected_replies\":%llu,\"malformed_replies\":%llu,"
 		    "\"connection_errors\":%llu,\"tls_errors\":%llu,"
+		    "\"tls_resumed\":%llu,"
 		    "\"timeouts\":%llu,\"errors\":%llu}\n",
 		    (unsigned long long)st.unexpected,
 		    (unsigned long long)st.malformed,
 		    (unsigned long long)st.conn_errors,
 		    (unsigned long long)st.tls_errors,
+		    (unsigned long long)st.tls_resumed,
 		    (unsigned long long)st.timeouts,
 		    (unsigned long long)total_errors());
 		return;
@@ -1138,6 +1184,8 @@ report(void)
 	printf("%-20s %llu\n", "connection_errors",
 	    (unsigned long long)st.conn_errors);
 	printf("%-20s %llu\n", "tls_errors", (unsigned long long)st.tls_errors);
+	printf("%-20s %llu\n", "tls_resumed",
+	    (unsigned long long)st.tls_resumed);
 	printf("%-20s %llu\n", "timeouts", (unsigned long long)st.timeouts);
 	printf("%-20s %llu\n", "errors", (unsigned long long)total_errors());
 }
@@ -1148,7 +1196,7 @@ usage(void)
 	fprintf(stderr, "usage: %s [--json] [--starttls | --tls] "
 	    "[--auth userfile] [-c concurrency]\n"
 	    "\t[-h host] [-k rcpts] [-m messages] [-n sessions] [-p port] "
-	    "[-s size]\n"
+	    "[--resume] [-s size]\n"
 	    "\t[-t seconds] [-v] [--ack-log file] [--ehlo name] "
 	    "[--from addr]\n\t[--idle count] [--no-pipelining] [--sni name] "
 	    "[--timeout seconds] [--to addr]\n",
@@ -1171,7 +1219,7 @@ num(const char *s, const char *what, long lo, long hi)
 enum {
 	OPT_STARTTLS = 256, OPT_TLS, OPT_AUTH, OPT_FROM, OPT_TO, OPT_EHLO,
 	OPT_IDLE, OPT_JSON, OPT_TIMEOUT, OPT_SNI, OPT_ACKLOG, OPT_NOPIPE,
-	OPT_HELP
+	OPT_RESUME, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -1187,6 +1235,7 @@ static const struct option longopts[] = {
 	{ "sni",	required_argument,	NULL, OPT_SNI },
 	{ "ack-log",	required_argument,	NULL, OPT_ACKLOG },
 	{ "no-pipelining", no_argument,		NULL, OPT_NOPIPE },
+	{ "resume",	no_argument,		NULL, OPT_RESUME },
 	{ "help",	no_argument,		NULL, OPT_HELP },
 	{ NULL,		0,			NULL, 0 }
 };
@@ -1244,6 +1293,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_TLS:
 			cf.tls = 1;
+			break;
+		case OPT_RESUME:
+			cf.resume = 1;
 			break;
 		case OPT_AUTH:
 			cf.authfile = optarg;
@@ -1322,6 +1374,12 @@ main(int argc, char *argv[])
 			errx(1, "SSL_CTX_new");
 		/* No verification: a loopback benchmark. */
 		SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
+		if (cf.resume) {
+			SSL_CTX_set_session_cache_mode(ssl_ctx,
+			    SSL_SESS_CACHE_CLIENT |
+			    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+			SSL_CTX_sess_set_new_cb(ssl_ctx, new_session_cb);
+		}
 	}
 
 	n = cf.idle ? cf.idle : cf.conc;
