@@ -220,21 +220,15 @@ control_penalty_list(struct imsgev *iev, struct imsg *imsg)
 	imsgev_data(imsg, &which, sizeof(which));
 	which.what[sizeof(which.what) - 1] = '\0';
 	fleet_list(which.what, control_penalty_row, iev->arg);
-	switch (fleet_redis_state()) {
-	case FLEET_SHARED_NONE:
+	if (!fleet_redis_configured()) {
 		imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
 		return 0;
-	case FLEET_SHARED_UP:
-		w = control_wait(iev);
-		if (fleet_redis_list(which.what, CTL_PENALTY_ROWS_MAX,
-		    control_wait_row, control_penalty_listed, w) == 0)
-			return 0;
-		control_wait_end(w, 0);
-		return 0;
-	default:
-		control_wait_end(control_wait(iev), 0);
-		return 0;
 	}
+	w = control_wait(iev);
+	if (fleet_redis_list(which.what, CTL_PENALTY_ROWS_MAX,
+	    control_wait_row, control_penalty_listed, w) == -1)
+		control_wait_end(w, 0);
+	return 0;
 }
 
 static void
@@ -270,7 +264,7 @@ control_penalty_clear(struct imsgev *iev, struct imsg *imsg)
 	log_info("control: penalties cleared for %s: %u entries here",
 	    which.what[0] != '\0' ? shown : "everything", which.count);
 	imsgev_compose(iev, IMSG_CTL_PENALTY, 0, -1, &which, sizeof(which));
-	if (fleet_redis_state() == FLEET_SHARED_NONE) {
+	if (!fleet_redis_configured()) {
 		imsgev_compose(iev, IMSG_CTL_END, 0, -1, NULL, 0);
 		return 0;
 	}

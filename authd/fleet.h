@@ -118,9 +118,7 @@ void	fleet_redis_configure(const struct portcullis_conf *);
 int	fleet_redis_usable(void);
 int	fleet_redis_informed(void);
 void	fleet_redis_submit(struct fleet_req *);
-/* Where shared penalties are: none configured, reachable, or not. */
-enum { FLEET_SHARED_NONE, FLEET_SHARED_UP, FLEET_SHARED_DOWN };
-int	fleet_redis_state(void);
+int	fleet_redis_configured(void);
 int	fleet_redis_list(const char *what, uint32_t max,
 	    void (*row)(const struct ctl_penalty *, void *),
 	    void (*done)(void *, int), void *arg);

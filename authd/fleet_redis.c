@@ -168,7 +168,10 @@ struct call {
 	char			*argv[ARGS_MAX + 3];
 	size_t			 argl[ARGS_MAX + 3];
 	int			 retried;	/* EVAL after NOSCRIPT */
-	/* authctl's questions (list, clear): no fleet_req, no fallback */
+	/*
+	 * authctl's questions (list, clear): no fleet_req, no fallback.
+	 * admin_arg marks one; admin is NULL once it has been answered.
+	 */
 	void			(*admin)(const redisReply *, void *);
 	void			*admin_arg;
 };
@@ -748,7 +751,7 @@ call_reply(redisAsyncContext *ac, void *rp, void *priv)
 	redisReply		*reply = rp;
 
 	(void)ac;
-	if (c->admin != NULL || c->admin_arg != NULL) {
+	if (c->admin_arg != NULL) {
 		admin_reply(c, reply);
 		return;
 	}
@@ -972,13 +975,11 @@ admin_call(enum script_id script, const char *what, uint32_t max,
 	return 0;
 }
 
-/* Is there a shared state to ask, and can it be asked now? */
+/* Is there a shared state (reachable now or not)? */
 int
-fleet_redis_state(void)
+fleet_redis_configured(void)
 {
-	if (rs.conf == NULL || rs.conf->state.type != STATE_REDIS)
-		return FLEET_SHARED_NONE;
-	return fleet_redis_usable() ? FLEET_SHARED_UP : FLEET_SHARED_DOWN;
+	return rs.redis;
 }
 
 struct admin_list {

@@ -215,7 +215,7 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 		return -1;
 	}
 	version = u->version == 0 ? STORE_RECORD_VERSION : u->version;
-	if (version < 1 || version > 3) {
+	if (version < 1 || version > STORE_RECORD_VERSION) {
 		errbuf_set(err, errlen, "unknown record version %d", version);
 		return -1;
 	}

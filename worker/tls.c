@@ -736,7 +736,6 @@ struct tls_accept {
 	SSL			*ssl;
 	int			 fd;
 	int			 abandoned;	/* owns fd; frees itself */
-	int			 paused;	/* its job waits for keys */
 	int			 queued;	/* in tls_job_line */
 	TAILQ_ENTRY(tls_accept)	 line;
 	tls_accept_cb		 done;
@@ -837,7 +836,6 @@ tls_accept_step(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd; (void)ev;
 	ERR_clear_error();
-	a->paused = 0;
 	r = SSL_do_handshake(a->ssl);
 	err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(a->ssl, r);
 #ifdef SSL_MODE_ASYNC
@@ -861,7 +859,6 @@ tls_accept_step(evutil_socket_t fd, short ev, void *arg)
 		break;
 #ifdef SSL_MODE_ASYNC
 	case SSL_ERROR_WANT_ASYNC:
-		a->paused = 1;
 		rv = tls_accept_wait_async(a);
 		break;
 	case SSL_ERROR_WANT_ASYNC_JOB:
