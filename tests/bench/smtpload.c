@@ -411,24 +411,28 @@ client_ssl(struct session *s)
 		errx(1, "SSL_new");
 	if (cf.sni != NULL)
 		SSL_set_tlsext_host_name(ssl, cf.sni);
-	SSL_set_app_data(ssl, s);
 	if (cf.resume && s->resume != NULL)
 		(void)SSL_set_session(ssl, s->resume);
 	return ssl;
 }
 
-/* A ticket arrived (TLS 1.3: after the handshake): the slot keeps it. */
-static int
-new_session_cb(SSL *ssl, SSL_SESSION *sess)
+/*
+ * A session that ended well: the slot keeps it for its next connection
+ * (a resumed one keeps the ticket it resumed with), and it is marked
+ * shut down, since OpenSSL marks one freed without a shutdown
+ * unresumable (ssl_clear_bad_session).
+ */
+static void
+keep_session(struct session *s, SSL *ssl)
 {
-	struct session	*s = SSL_get_app_data(ssl);
+	SSL_SESSION	*sess;
 
-	if (s == NULL)
-		return 0;
+	SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	if ((sess = SSL_get1_session(ssl)) == NULL)
+		return;
 	if (s->resume != NULL)
 		SSL_SESSION_free(s->resume);
 	s->resume = sess;
-	return 1;	/* the reference is ours */
 }
 
 static void
@@ -815,15 +819,9 @@ session_end(struct session *s)
 	ack_lost(s, "drop");
 	if (cf.idle && s->state < S_IDLE)
 		idle_resolved++;
-	/*
-	 * A TLS session freed without a shutdown is marked not resumable
-	 * (OpenSSL's ssl_clear_bad_session): one that ended well is said
-	 * to have, as a client that sends close_notify would.
-	 */
 	if (cf.resume && s->tls && !s->failed && s->bev != NULL &&
 	    bufferevent_openssl_get_ssl(s->bev) != NULL)
-		SSL_set_shutdown(bufferevent_openssl_get_ssl(s->bev),
-		    SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		keep_session(s, bufferevent_openssl_get_ssl(s->bev));
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
@@ -1374,12 +1372,7 @@ main(int argc, char *argv[])
 			errx(1, "SSL_CTX_new");
 		/* No verification: a loopback benchmark. */
 		SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
-		if (cf.resume) {
-			SSL_CTX_set_session_cache_mode(ssl_ctx,
-			    SSL_SESS_CACHE_CLIENT |
-			    SSL_SESS_CACHE_NO_INTERNAL_STORE);
-			SSL_CTX_sess_set_new_cb(ssl_ctx, new_session_cb);
-		}
+
 	}
 
 	n = cf.idle ? cf.idle : cf.conc;
