@@ -15,7 +15,7 @@ import unittest
 from daemon import BUILD, Daemon, read_reply
 
 AUTHCTL = os.path.join(BUILD, "authctl")
-TRIES = 20
+TRIES = 24
 
 
 class TestTiming(unittest.TestCase):
@@ -56,27 +56,38 @@ class TestTiming(unittest.TestCase):
 
     def measure(self):
         known, unknown = [], []
-        # Alternate, so that noise on this shared machine hits both; a
-        # new session every two tries stays under max-auth-failures.
-        for _ in range(TRIES):
+        # Alternate which comes first, so that neither is always the
+        # first AUTH of a session; a new session every two tries stays
+        # under max-auth-failures.
+        for i in range(TRIES):
             s = self.session()
-            known.append(self.refuse_time(s, b"known@example.org"))
-            unknown.append(self.refuse_time(s, b"nobody@example.org"))
+            if i % 2 == 0:
+                known.append(self.refuse_time(s, b"known@example.org"))
+                unknown.append(self.refuse_time(s, b"nobody@example.org"))
+            else:
+                unknown.append(self.refuse_time(s, b"nobody@example.org"))
+                known.append(self.refuse_time(s, b"known@example.org"))
             s.close()
-        mk, mu = statistics.median(known), statistics.median(unknown)
-        print("\n    median refusal: known user %.1f ms, unknown user "
-              "%.1f ms, ratio %.3f" % (mk * 1000, mu * 1000, mu / mk))
-        return mk, mu
+        # Load from another process on this shared machine only adds
+        # time, and in bursts that a median of 20 can still catch on one
+        # side: the lower quartile is what the work itself costs.
+        qk = statistics.quantiles(known, n=4)[0]
+        qu = statistics.quantiles(unknown, n=4)[0]
+        print("\n    lower-quartile refusal: known user %.1f ms, unknown "
+              "user %.1f ms, ratio %.3f" % (qk * 1000, qu * 1000, qu / qk))
+        return qk, qu
 
     def test_unknown_user_costs_what_a_wrong_password_costs(self):
-        # A leak is systematic and shows twice; a burst of load from
-        # another process on this shared machine does not: one retry.
-        for attempt in range(2):
+        # A leak is systematic and shows every time (a missing dummy
+        # verification costs nothing at all); a burst of load does not.
+        seen = []
+        for attempt in range(3):
             mk, mu = self.measure()
             if abs(mu - mk) / mk < 0.10:
                 return
-        self.fail("known %.1f ms vs unknown %.1f ms" % (mk * 1000,
-                                                          mu * 1000))
+            seen.append("known %.1f ms vs unknown %.1f ms" %
+                        (mk * 1000, mu * 1000))
+        self.fail("; ".join(seen))
 
 
 if __name__ == "__main__":
