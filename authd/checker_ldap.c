@@ -11,6 +11,11 @@
  * on authd's hash pool (passwd_verify_scheme()).  The entry also gives
  * the canonical name and the addresses the user may send as.
  *
+ * The user's bind goes on a second connection of the thread's, so that
+ * the first stays bound as the service: a login is a search and a
+ * bind, not a service bind as well (three operations against the
+ * directory for two; Dovecot's auth_bind does the same).
+ *
  * Never on the loop.  Each checker has a bounded pool of threads, each
  * with one connection to the directory that it keeps open and reuses;
  * a login is a job in the pool's queue.  Why threads and not libldap's
@@ -111,7 +116,6 @@ struct lpool {
 struct lconn {
 	LDAP			*ld;
 	int			 server;
-	int			 service;	/* bound as the service */
 	int			 used;		/* served a login */
 };
 
@@ -199,7 +203,6 @@ conn_drop(struct lconn *c)
 	if (c->ld != NULL)
 		(void)ldap_unbind_ext(c->ld, NULL, NULL);
 	c->ld = NULL;
-	c->service = 0;
 }
 
 /* Wait for msgid's answer until the deadline: the message, or NULL. */
@@ -274,10 +277,8 @@ service_bind(struct lpool *p, struct lconn *c,
 
 	rc = simple_bind(c->ld, l->bind_dn, l->bind_password,
 	    strlen(l->bind_password), deadline);
-	if (rc == LDAP_SUCCESS) {
-		c->service = 1;
+	if (rc == LDAP_SUCCESS)
 		return 0;
-	}
 	*why = rc == -1 ? "no answer to the service bind" :
 	    rc == LDAP_INVALID_CREDENTIALS ? "the service bind was refused" :
 	    "the service bind failed";
@@ -512,9 +513,35 @@ search(struct lpool *p, struct lconn *c, const char *filter,
 	return 1;
 }
 
+/*
+ * A bind as dn with the login's password on bc, the thread's bind
+ * connection: the LDAP result code, or -1 when no connection answered.
+ * A kept connection the directory closed meanwhile is replaced once.
+ */
+static int
+bind_as(struct lpool *p, struct lconn *bc, struct ljob *j, const char *dn)
+{
+	const char	*why;
+	int		 fresh, rc;
+
+	for (;;) {
+		fresh = bc->ld == NULL;
+		if (conn_ready(p, bc, &j->deadline, &why) == -1)
+			return -1;
+		rc = simple_bind(bc->ld, dn, j->ctx->password, j->ctx->pwlen,
+		    &j->deadline);
+		bc->used = 1;
+		if (rc != -1)
+			return rc;
+		conn_drop(bc);
+		if (fresh || ms_left(&j->deadline) <= 0)
+			return -1;
+	}
+}
+
 /* The user's own bind, and the directory's word on it. */
 static void
-user_bind(struct lconn *c, struct ljob *j, const char *dn)
+user_bind(struct lpool *p, struct lconn *bc, struct ljob *j, const char *dn)
 {
 	struct auth_ctx	*ctx = j->ctx;
 	int		 rc;
@@ -524,8 +551,7 @@ user_bind(struct lconn *c, struct ljob *j, const char *dn)
 		ctx->why = "empty password";
 		return;
 	}
-	rc = simple_bind(c->ld, dn, ctx->password, ctx->pwlen, &j->deadline);
-	c->service = 0;		/* bound as the user now, or as nobody */
+	rc = bind_as(p, bc, j, dn);
 	if (rc == LDAP_SUCCESS) {
 		ctx->result = AUTH_OK;
 		return;
@@ -539,13 +565,11 @@ user_bind(struct lconn *c, struct ljob *j, const char *dn)
 	ctx->result = AUTH_TEMPFAIL;
 	ctx->why = rc == -1 ? "no answer to the user's bind" :
 	    "the directory could not check the password";
-	if (rc == -1)
-		conn_drop(c);
 }
 
 /* No such user: cost what a wrong password would. */
 static void
-unknown_user(struct lpool *p, struct lconn *c, struct ljob *j)
+unknown_user(struct lpool *p, struct lconn *bc, struct ljob *j)
 {
 	char	 dn[CONF_LDAP_DN_MAX + 64];
 
@@ -558,17 +582,14 @@ unknown_user(struct lpool *p, struct lconn *c, struct ljob *j)
 	if (j->ctx->pwlen == 0)
 		return;
 	(void)snprintf(dn, sizeof(dn), "%s,%s", LDAP_DUMMY_RDN, p->conf.base);
-	if (simple_bind(c->ld, dn, j->ctx->password, j->ctx->pwlen,
-	    &j->deadline) == -1)
-		conn_drop(c);
-	c->service = 0;
+	(void)bind_as(p, bc, j, dn);
 	j->ctx->why = "unknown user";
 }
 
 /* The entry found: its identity, whether it may log in, its password. */
 static void
-entry_check(struct lpool *p, struct lconn *c, struct ljob *j,
-    LDAPMessage *res)
+entry_check(struct lpool *p, struct lconn *c, struct lconn *bc,
+    struct ljob *j, LDAPMessage *res)
 {
 	struct auth_ctx	*ctx = j->ctx;
 	LDAPMessage	*e = ldap_first_entry(c->ld, res);
@@ -597,7 +618,7 @@ entry_check(struct lpool *p, struct lconn *c, struct ljob *j,
 		return;
 	}
 	if (p->conf.method == LDAP_METHOD_BIND) {
-		user_bind(c, j, j->dn);
+		user_bind(p, bc, j, j->dn);
 		return;
 	}
 	if (!first_value(c->ld, e, p->conf.password_attr, hash,
@@ -614,9 +635,13 @@ entry_check(struct lpool *p, struct lconn *c, struct ljob *j,
 	explicit_bzero(hash, sizeof(hash));
 }
 
-/* One try on c: 0 decided, -1 the connection failed (c dropped). */
+/*
+ * One try with c for the search and bc for the user's bind: 0 decided,
+ * -1 the search connection failed (c dropped).
+ */
 static int
-try_once(struct lpool *p, struct lconn *c, struct ljob *j, const char *filter)
+try_once(struct lpool *p, struct lconn *c, struct lconn *bc, struct ljob *j,
+    const char *filter)
 {
 	struct auth_ctx	*ctx = j->ctx;
 	LDAPMessage	*res = NULL;
@@ -625,11 +650,6 @@ try_once(struct lpool *p, struct lconn *c, struct ljob *j, const char *filter)
 
 	if (conn_ready(p, c, &j->deadline, &why) == -1) {
 		ctx->why = why;
-		return -1;
-	}
-	if (!c->service && service_bind(p, c, &j->deadline, &why) == -1) {
-		ctx->why = why;
-		conn_drop(c);
 		return -1;
 	}
 	j->server = c->server;
@@ -642,14 +662,14 @@ try_once(struct lpool *p, struct lconn *c, struct ljob *j, const char *filter)
 		ctx->why = "the directory refused the search";
 		break;
 	case 0:
-		unknown_user(p, c, j);
+		unknown_user(p, bc, j);
 		break;
 	case 2:
 		ctx->result = AUTH_FAIL;
 		ctx->why = "several entries for this login";
 		break;
 	default:
-		entry_check(p, c, j, res);
+		entry_check(p, c, bc, j, res);
 		ldap_msgfree(res);
 	}
 	c->used = 1;
@@ -657,7 +677,7 @@ try_once(struct lpool *p, struct lconn *c, struct ljob *j, const char *filter)
 }
 
 static void
-ldap_login(struct lpool *p, struct lconn *c, struct ljob *j)
+ldap_login(struct lpool *p, struct lconn *c, struct lconn *bc, struct ljob *j)
 {
 	struct auth_ctx	*ctx = j->ctx;
 	char		 filter[CONF_LDAP_FILTER_MAX * 2];
@@ -674,11 +694,11 @@ ldap_login(struct lpool *p, struct lconn *c, struct ljob *j)
 		return;
 	}
 	fresh = c->ld == NULL;
-	if (try_once(p, c, j, filter) == 0)
+	if (try_once(p, c, bc, j, filter) == 0)
 		return;
 	/* A kept connection the directory closed meanwhile: once more. */
 	if (!fresh && ms_left(&j->deadline) > 0)
-		(void)try_once(p, c, j, filter);
+		(void)try_once(p, c, bc, j, filter);
 	if (ms_left(&j->deadline) <= 0 && ctx->result == AUTH_TEMPFAIL)
 		ctx->why = "timeout";
 }
@@ -689,13 +709,14 @@ static void *
 lpool_thread(void *arg)
 {
 	struct lpool	*p = arg;
-	struct lconn	 c;
+	struct lconn	 c, bc;		/* the search's, the user's bind's */
 	struct ljob	*j;
 	char		 b = 0;
 	int		 first, last;
 
 	memset(&c, 0, sizeof(c));
-	c.server = -1;
+	memset(&bc, 0, sizeof(bc));
+	c.server = bc.server = -1;
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
 		while (!p->stopping && TAILQ_EMPTY(&p->todo))
@@ -713,7 +734,7 @@ lpool_thread(void *arg)
 			j->ctx->result = AUTH_TEMPFAIL;
 			j->ctx->why = "timeout, waiting for a connection";
 		} else
-			ldap_login(p, &c, j);
+			ldap_login(p, &c, &bc, j);
 
 		pthread_mutex_lock(&p->lock);
 		first = TAILQ_EMPTY(&p->done);
@@ -724,6 +745,7 @@ lpool_thread(void *arg)
 			;
 	}
 	conn_drop(&c);
+	conn_drop(&bc);
 	pthread_mutex_lock(&p->lock);
 	last = --p->threads == 0;
 	pthread_mutex_unlock(&p->lock);

@@ -17,6 +17,7 @@ hangs; authctl test and stats.
 """
 
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -273,6 +274,50 @@ class TestBind(LdapCase):
         for _ in range(3):
             self.assertEqual(login_password(self.d.port, "bob", pw("bob")),
                              235)
+
+
+class TestConnections(LdapCase):
+    """password bind keeps two connections a thread: the search's stays
+    bound as the service, the users' binds go on the other."""
+
+    def test_a_login_is_a_search_and_a_bind(self):
+        for _ in range(8):
+            self.assertEqual(login_password(self.d.port, "alice",
+                                            pw("alice")), 235)
+        since = PROV.log_offset()
+        for _ in range(10):
+            self.assertEqual(login_password(self.d.port, "alice",
+                                            pw("alice")), 235)
+        lines = PROV.log()[since:].splitlines()
+        conn = re.compile(r"\bconn=(\d+) ")
+        opened = {conn.search(l).group(1) for l in lines
+                  if " ACCEPT " in l and conn.search(l)}
+        # A connection opened meanwhile binds as the service once; a
+        # kept one never again.
+        service = [l for l in lines
+                   if 'BIND dn="%s"' % slapd.READER_DN in l and
+                   conn.search(l) and conn.search(l).group(1) not in opened]
+        self.assertEqual(service, [])
+        # slapd logs a bind twice: the request (method=) and its result.
+        users = [l for l in lines
+                 if 'BIND dn="uid=alice,ou=people,%s" method=' % slapd.SUFFIX
+                 in l]
+        self.assertEqual(len(users), 10, users)
+
+    def test_kept_connections_replaced_after_a_restart(self):
+        self.assertEqual(login_password(self.d.port, "bob", pw("bob")), 235)
+        PROV.stop()
+        PROV.restart()
+        for u in ("bob", "alice"):
+            self.assertEqual(login_password(self.d.port, u, pw(u)), 235, u)
+        self.assertEqual(login_password(self.d.port, "bob", "nope"), 535)
+        rc, out, err = authctl(self.d, "stats")
+        self.assertEqual(rc, 0, err)
+        m = re.search(r"%s ok=\d+ fail=\d+ tempfail=(\d+) reconnects=(\d+)"
+                      % re.escape(PROV.url), out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(m.group(1), "0", out)
+        self.assertGreaterEqual(int(m.group(2)), 1, out)
 
 
 class TestAttribute(LdapCase):
