@@ -12,13 +12,13 @@
  * the canonical name and the addresses the user may send as.
  *
  * The user's bind goes on a second connection of the thread's, so that
- * the first stays bound as the service: a login is a search and a
- * bind, not a service bind as well (three operations against the
- * directory for two; Dovecot's auth_bind does the same).
+ * the first stays bound as the service: a login costs the directory a
+ * search and a bind, as Dovecot's auth_bind does.  On one connection it
+ * cost a service bind as well, before each search.
  *
  * Never on the loop.  Each checker has a bounded pool of threads, each
- * with one connection to the directory that it keeps open and reuses;
- * a login is a job in the pool's queue.  Why threads and not libldap's
+ * with its connection to the directory (two with password bind) that it
+ * keeps open and reuses; a login is a job in the pool's queue.  Why threads and not libldap's
  * asynchronous calls on the loop: libldap's TLS handshake (ldaps://)
  * and StartTLS's ldap_install_tls() block even with
  * LDAP_OPT_CONNECT_ASYNC -- measured with OpenLDAP 2.5 against a
