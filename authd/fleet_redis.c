@@ -13,7 +13,7 @@
  * every node remembers it until the lock ends, and only then asks
  * (MGET: the count, and whether this address logged in before).  A
  * login's own news (DEL the address, SET the known pair) is sent
- * without waiting for the answer.
+ * without waiting for the answer, in batches (news_add()).
  *
  * Every request has a deadline (state ... timeout); one that misses
  * it, an error or a lost connection is answered from this node's own
@@ -56,6 +56,8 @@
 #define BACKOFF_MAX_MS		5000
 #define ARGS_MAX		16
 #define ADMIN_TIMEOUT_MS	5000	/* authctl's list and clear */
+#define NEWS_MAX		64	/* logins' news held for one write */
+#define NEWS_MS			5
 
 enum script_id { S_FAIL, S_LIMIT, S_LIST, S_CLEAR, S_COUNT,
     S_NONE = S_COUNT };
@@ -191,9 +193,25 @@ static struct {
 	int			 subscribed;
 } rs;
 
+/*
+ * A login's news (DEL, SET) waits a few milliseconds for other logins',
+ * so that under load authd and Redis each read and write them in
+ * batches: one write and one read for dozens of logins, where each
+ * login cost both a wake-up, a read and a write (fleet_bench: the CPU
+ * of a login with Redis).  Whatever is sent after them sends them
+ * first, so that the connection carries events in their order.
+ */
+static struct {
+	char			*cmd[NEWS_MAX];
+	int			 len[NEWS_MAX];
+	int			 n;
+	struct event		*ev;
+} news;
+
 static void	redis_connect(void);
 static void	call_send(struct call *);
 static void	auth_send(redisAsyncContext *, redisCallbackFn *);
+static void	news_flush(void);
 
 static void
 scripts_hash(void)
@@ -404,6 +422,7 @@ redis_publish(const char *fmt, const char *user, long long until)
 		snprintf(msg, sizeof(msg), "L %lld %s", until, user);
 	else
 		snprintf(msg, sizeof(msg), "U %s", user);
+	news_flush();
 	redisAsyncCommand(rs.ac, NULL, NULL, "PUBLISH %s %s", LOCK_CHANNEL,
 	    msg);
 }
@@ -795,6 +814,7 @@ call_send(struct call *c)
 
 	int		 head = 3;
 
+	news_flush();
 	snprintf(nkeys, sizeof(nkeys), "%d", c->nkeys);
 	argv[0] = c->retried ? "EVAL" : "EVALSHA";
 	if (c->script == S_NONE) {
@@ -904,21 +924,70 @@ call_build(struct call *c, const struct fleet_req *r)
 	}
 }
 
+/* Send the news held; dropped if Redis is away (the node has them). */
+static void
+news_flush(void)
+{
+	int	 i;
+
+	if (news.n == 0)
+		return;
+	evtimer_del(news.ev);
+	for (i = 0; i < news.n; i++) {
+		if (fleet_redis_usable())
+			(void)redisAsyncFormattedCommand(rs.ac, NULL, NULL,
+			    news.cmd[i], (size_t)news.len[i]);
+		redisFreeCommand(news.cmd[i]);
+	}
+	news.n = 0;
+}
+
+static void
+news_due(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	news_flush();
+}
+
+/* cmd, formatted by hiredis (len -1: it could not), is held. */
+static void
+news_add(char *cmd, int len)
+{
+	struct timeval	 tv = { 0, NEWS_MS * 1000 };
+
+	if (len < 0)
+		return;
+	if (news.ev == NULL &&
+	    (news.ev = evtimer_new(authd->base, news_due, NULL)) == NULL)
+		fatalx("evtimer_new");
+	news.cmd[news.n] = cmd;
+	news.len[news.n] = len;
+	if (++news.n == NEWS_MAX)
+		news_flush();
+	else if (news.n == 1)
+		evtimer_add(news.ev, &tv);
+}
+
 /*
  * A login: the address's failures go, the address is known for the
- * account.  Nobody waits for it: no deadline, no answer read.
+ * account.  Nobody waits for it: no deadline, no answer read, and it
+ * goes with the next batch of news.
  */
 static void
 redis_ok(struct fleet_req *r)
 {
-	char	 pair[CONF_AUTH_NAME_MAX + 80];
+	char	 pair[CONF_AUTH_NAME_MAX + 80], *cmd;
+	int	 len;
 
-	redisAsyncCommand(rs.ac, NULL, NULL, "DEL %s%s", KEY_PREFIX "a:",
-	    r->addr);
+	len = redisFormatCommand(&cmd, "DEL %s%s", KEY_PREFIX "a:", r->addr);
+	news_add(cmd, len);
 	if (r->user[0] != '\0') {
 		snprintf(pair, sizeof(pair), "%s %s", r->user, r->addr);
-		redisAsyncCommand(rs.ac, NULL, NULL, "SET %s%s 1 EX %d",
+		len = redisFormatCommand(&cmd, "SET %s%s 1 EX %d",
 		    KEY_PREFIX "k:", pair, rs.conf->penalty.known_for);
+		news_add(cmd, len);
 	}
 	r->shared = 1;
 	fleet_counters.state_shared++;

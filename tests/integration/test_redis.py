@@ -216,6 +216,34 @@ class TestTwoNodes(unittest.TestCase):
         rc, out, err = authctl(self.a, "penalty", "list", user)
         self.assertNotRegex(out, r"shared\s+account")
 
+    def redis_get(self, key):
+        p = subprocess.run(["redis-cli", "-s", REDIS.sock, "--raw", "GET",
+                            key], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.strip()
+
+    def test_2c_a_logins_news_in_order(self):
+        """A login's news (the address forgiven, known for the account)
+        wait a few ms for others', but go before anything sent after
+        them: a failure right after a login counts once, not wiped."""
+        user, password, src = "rep@example.org", "rep-pw", "127.0.8.1"
+        t, r = one_attempt(self.a.port, user, "wrong-1", src)
+        self.assertTrue(r.startswith("535 "), r)
+        self.assertEqual(self.redis_get("portcullis:a:" + src), "1")
+        t, r = one_attempt(self.a.port, user, password, src)
+        self.assertTrue(r.startswith("235 "), r)
+        t, r = one_attempt(self.a.port, user, "wrong-2", src)
+        self.assertTrue(r.startswith("535 "), r)
+        self.assertEqual(self.redis_get("portcullis:a:" + src), "1")
+        self.assertEqual(self.redis_get("portcullis:k:%s %s"
+                                        % (user, src)), "1")
+        # Alone, they go within a few milliseconds.
+        t, r = one_attempt(self.b.port, user, password, "127.0.8.2")
+        self.assertTrue(r.startswith("235 "), r)
+        time.sleep(0.1)
+        self.assertEqual(self.redis_get("portcullis:k:%s 127.0.8.2"
+                                        % user), "1")
+
     def test_3_message_limit_is_the_sum_over_both_nodes(self):
         user, password = "owner@example.org", "owner-pw"
         finals = []
