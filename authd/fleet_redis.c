@@ -197,9 +197,9 @@ static struct {
  * A login's news (DEL, SET) waits a few milliseconds for other logins',
  * so that under load authd and Redis each read and write them in
  * batches: one write and one read for dozens of logins, where each
- * login cost both a wake-up, a read and a write (fleet_bench: the CPU
- * of a login with Redis).  Whatever is sent after them sends them
- * first, so that the connection carries events in their order.
+ * login used to wake both for a write and a read of its own (fleet_bench:
+ * the CPU of a login with Redis).  Whatever is sent after them sends
+ * them first, so that the connection carries events in their order.
  */
 static struct {
 	char			*cmd[NEWS_MAX];
