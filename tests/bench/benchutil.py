@@ -60,6 +60,22 @@ def tree_pids(root_pid):
     return out
 
 
+def proc_cpu_s(pid):
+    """CPU seconds (user and system) one process has used so far."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def cpu_s(d):
+    """CPU seconds used so far by a daemon's master and its children (a
+    child that died in the run would be missed; none does here)."""
+    return sum(proc_cpu_s(pid) for pid in tree_pids(d.proc.pid))
+
+
 def pss_kib(pids):
     """Proportional set size: shared pages are not counted N times."""
     total = 0

@@ -29,8 +29,7 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import Daemon  # noqa: E402
-from benchutil import log, smtpload  # noqa: E402
-from metrics_bench import cpu_s  # noqa: E402
+from benchutil import cpu_s, log, proc_cpu_s, smtpload  # noqa: E402
 from test_redis import RedisServer  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
@@ -58,16 +57,6 @@ def daemon(users, redis_sock=None):
 
 def rate(res):
     return res.get("sessions_per_s") if res else None
-
-
-def proc_cpu_s(pid):
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 def auth_run(d, userfile, redis):

@@ -28,7 +28,7 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 from daemon import Daemon, free_port  # noqa: E402
-from benchutil import log, smtpload, tree_pids  # noqa: E402
+from benchutil import cpu_s, log, smtpload  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 DOMAIN = "bench.test"
@@ -72,21 +72,6 @@ class Scraper(threading.Thread):
                     self.ok += 1
             except OSError:
                 self.failed += 1
-
-
-def cpu_s(d):
-    """CPU seconds used so far by master and its children (a child that
-    died in the run would be missed; none does here)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in tree_pids(d.proc.pid):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total / tick
 
 
 def one_run(d, userfile):

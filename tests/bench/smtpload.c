@@ -1372,7 +1372,6 @@ main(int argc, char *argv[])
 			errx(1, "SSL_CTX_new");
 		/* No verification: a loopback benchmark. */
 		SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
-
 	}
 
 	n = cf.idle ? cf.idle : cf.conc;
